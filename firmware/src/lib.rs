@@ -1,0 +1,26 @@
+//! netwarden's allocation-free core.
+//!
+//! This crate is `#![no_std]` (unless the `std` feature is on) so that the same code meters
+//! traffic on a Cortex-M board and inside the gateway's hot path. It holds what must be computed
+//! identically everywhere, most of all the feature vectors the detectors see: training reads the
+//! gateway's own export of these vectors, so there is exactly one implementation of them.
+//!
+//! Layers, bottom up:
+//! - [`wire`]: views over captured frames (smoltcp's `wire` parsers) to reach UDP payloads.
+//! - [`flow`]: the normalised flow record every source produces.
+//! - [`features`]: the `flow-v1` feature schema and the per-source-host windows that give a
+//!   single flow its context, in a fixed-capacity table chosen by the caller.
+//! - [`scoring`]: scaling, reconstruction error, severity and the top contributing features.
+//!
+//! Invariants: nothing here allocates, reads a clock or panics on input; capacity limits are
+//! explicit and every eviction is counted.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+pub mod features;
+pub mod flow;
+pub mod scoring;
+pub mod wire;
+
+pub use features::{FlowFeatures, HostWindows, FLOW_FEATURES, FLOW_SCHEMA};
+pub use flow::FlowRecord;
+pub use scoring::{Scaler, Severity, Verdict};
