@@ -112,7 +112,13 @@ impl<const N: usize> Default for HostWindows<N> {
 
 impl<const N: usize> HostWindows<N> {
     pub const fn new() -> Self {
-        HostWindows { hosts: FnvIndexMap::new(), stats: HostWindowStats { evictions: 0, late_records: 0 } }
+        HostWindows {
+            hosts: FnvIndexMap::new(),
+            stats: HostWindowStats {
+                evictions: 0,
+                late_records: 0,
+            },
+        }
     }
 
     pub fn stats(&self) -> HostWindowStats {
@@ -133,10 +139,14 @@ impl<const N: usize> HostWindows<N> {
         let host = self.host_mut(rec.src_addr, window);
         let late = window < host.window;
         if window > host.window {
-            *host = HostWindow { window, ..HostWindow::default() };
+            *host = HostWindow {
+                window,
+                ..HostWindow::default()
+            };
         }
         host.flows = host.flows.saturating_add(1);
-        host.ports.insert(mix(rec.dst_port as u64 | (rec.protocol as u64) << 16));
+        host.ports
+            .insert(mix(rec.dst_port as u64 | (rec.protocol as u64) << 16));
         host.addrs.insert(addr_hash(&rec.dst_addr));
         let (flows, ports, addrs) = (host.flows, host.ports.estimate(), host.addrs.estimate());
         if late {
@@ -152,7 +162,13 @@ impl<const N: usize> HostWindows<N> {
                 self.evict(window);
             }
             // Cannot fail: there is room after evict() (N > 0 is enforced by heapless).
-            let _ = self.hosts.insert(addr, HostWindow { window, ..HostWindow::default() });
+            let _ = self.hosts.insert(
+                addr,
+                HostWindow {
+                    window,
+                    ..HostWindow::default()
+                },
+            );
         }
         match self.hosts.get_mut(&addr) {
             Some(h) => h,
@@ -166,7 +182,11 @@ impl<const N: usize> HostWindows<N> {
         self.hosts.retain(|_, h| h.window + 1 >= window);
         let mut removed = before - self.hosts.len();
         if removed == 0 {
-            let oldest = self.hosts.iter().min_by_key(|(_, h)| h.window).map(|(k, _)| *k);
+            let oldest = self
+                .hosts
+                .iter()
+                .min_by_key(|(_, h)| h.window)
+                .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.hosts.remove(&k);
                 removed = 1;
@@ -183,10 +203,19 @@ fn unreachable_host() -> ! {
 }
 
 /// The `flow-v1` vector of one record given its host context.
-pub fn flow_vector(rec: &FlowRecord, src_flows: u32, distinct_ports: f32, distinct_addrs: f32) -> FlowFeatures {
+pub fn flow_vector(
+    rec: &FlowRecord,
+    src_flows: u32,
+    distinct_ports: f32,
+    distinct_addrs: f32,
+) -> FlowFeatures {
     let packets = rec.packets as f32;
     let bytes = rec.bytes as f32;
-    let mean_ps = if rec.packets == 0 { 0.0 } else { (rec.bytes as f64 / rec.packets as f64) as f32 };
+    let mean_ps = if rec.packets == 0 {
+        0.0
+    } else {
+        (rec.bytes as f64 / rec.packets as f64) as f32
+    };
     let syn_no_ack = rec.protocol == FlowRecord::PROTO_TCP
         && rec.tcp_flags & tcp_flags::SYN != 0
         && rec.tcp_flags & tcp_flags::ACK == 0;

@@ -19,7 +19,11 @@ impl<const N: usize> Scaler<N> {
         let mut range = [1.0; N];
         for i in 0..N {
             let r = max[i] - min[i];
-            range[i] = if r.is_finite() && r >= MIN_RANGE { r } else { 1.0 };
+            range[i] = if r.is_finite() && r >= MIN_RANGE {
+                r
+            } else {
+                1.0
+            };
         }
         Scaler { log1p, min, range }
     }
@@ -29,7 +33,11 @@ impl<const N: usize> Scaler<N> {
         let mut out = [0.0; N];
         for i in 0..N {
             let x = raw[i] as f64;
-            let v = if self.log1p[i] { libm::log1p(if x > 0.0 { x } else { 0.0 }) } else { x };
+            let v = if self.log1p[i] {
+                libm::log1p(if x > 0.0 { x } else { 0.0 })
+            } else {
+                x
+            };
             out[i] = ((v - self.min[i]) / self.range[i]) as f32;
         }
         out
@@ -81,7 +89,11 @@ impl<const N: usize> Verdict<N> {
             sum += (d * d) as f64;
         }
         let error = if N == 0 { 0.0 } else { (sum / N as f64) as f32 };
-        Verdict { error, severity: severity(error, threshold, high_ratio), contributions }
+        Verdict {
+            error,
+            severity: severity(error, threshold, high_ratio),
+            contributions,
+        }
     }
 
     /// Feature indices by contribution, largest first (ties: lower index first).
@@ -120,7 +132,11 @@ mod tests {
 
     #[test]
     fn scaling_follows_the_contract() {
-        let s = Scaler::new([true, false, false], [0.0, 2.0, 5.0], [libm::log1p(9.0), 4.0, 5.0]);
+        let s = Scaler::new(
+            [true, false, false],
+            [0.0, 2.0, 5.0],
+            [libm::log1p(9.0), 4.0, 5.0],
+        );
         let out = s.scale(&[9.0, 3.0, 7.0]);
         assert!((out[0] - 1.0).abs() < 1e-6);
         assert!((out[1] - 0.5).abs() < 1e-6);

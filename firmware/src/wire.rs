@@ -87,13 +87,19 @@ pub fn udp_datagram(link: LinkType, frame: &[u8]) -> Result<UdpDatagram<'_>, Fra
             if frame.len() < 16 {
                 return Err(FrameError::Truncated);
             }
-            (EthernetProtocol::from(u16::from_be_bytes([frame[14], frame[15]])), &frame[16..])
+            (
+                EthernetProtocol::from(u16::from_be_bytes([frame[14], frame[15]])),
+                &frame[16..],
+            )
         }
         LinkType::LinuxSll2 => {
             if frame.len() < 20 {
                 return Err(FrameError::Truncated);
             }
-            (EthernetProtocol::from(u16::from_be_bytes([frame[0], frame[1]])), &frame[20..])
+            (
+                EthernetProtocol::from(u16::from_be_bytes([frame[0], frame[1]])),
+                &frame[20..],
+            )
         }
         LinkType::Null => {
             if frame.len() < 4 {
@@ -182,6 +188,9 @@ mod tests {
             let _ = udp_datagram(LinkType::Raw, &f[14..14 + n.min(30)]);
             let _ = udp_datagram(LinkType::LinuxSll, &f[..n]);
         }
-        assert_eq!(udp_datagram(LinkType::Ethernet, &f[..20]), Err(FrameError::Truncated));
+        assert_eq!(
+            udp_datagram(LinkType::Ethernet, &f[..20]),
+            Err(FrameError::Truncated)
+        );
     }
 }

@@ -1,1 +1,316 @@
-fn main(){}
+//! `netwarden`: the gateway daemon (`run`) and its offline commands.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use netwarden::cli;
+use netwarden::config::{Config, ConfigError, Overrides, RawConfig};
+use netwarden::daemon;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netwarden",
+    version,
+    about = "Network anomaly detection for branch routers: NetFlow/IPFIX in, scored on the box, alerts over MQTT"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway daemon (no config file needed: NetFlow on 0.0.0.0:2055, built-in model).
+    Run {
+        /// TOML configuration (see docs/netwarden.example.toml); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to receive NetFlow v5/v9/IPFIX [default: 0.0.0.0:2055].
+        #[arg(long, value_name = "ADDR")]
+        netflow_listen: Option<String>,
+        /// MQTT broker, e.g. mqtt://127.0.0.1:1883. Without it alerts stay in the local outbox.
+        #[arg(long, value_name = "URL")]
+        mqtt: Option<String>,
+        /// State directory (sled database, stats.json) [default: ./netwarden-data].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Site name, used in MQTT topics [default: default].
+        #[arg(long)]
+        site: Option<String>,
+        /// Device name, used in MQTT topics [default: host name].
+        #[arg(long)]
+        device: Option<String>,
+        /// A model bundle directory replacing the built-in flow model.
+        #[arg(long, value_name = "DIR")]
+        flow_model: Option<PathBuf>,
+    },
+    /// Write the flow-v1 feature vectors of NetFlow export captures as CSV (training data).
+    Features {
+        /// Capture (pcap) of NetFlow/IPFIX export datagrams; repeat for several.
+        #[arg(long = "netflow-pcap", value_name = "FILE", required = true)]
+        netflow_pcap: Vec<PathBuf>,
+        /// Output CSV file, or - for standard output.
+        #[arg(long, value_name = "FILE", default_value = "-")]
+        out: PathBuf,
+    },
+    /// List stored alerts (the daemon must not be running on the same data directory).
+    Alerts {
+        #[arg(long, value_name = "DIR", default_value = "./netwarden-data")]
+        data_dir: PathBuf,
+        /// Only alerts at or after this time (RFC 3339, e.g. 2026-11-23T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a shipped capture (benign traffic and a port scan) through the whole pipeline.
+    Demo {
+        /// Keep the demo's database here instead of a temporary directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a configuration file and print every problem in it.
+    Validate { file: PathBuf },
+    /// Model bundle tools.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Load a bundle as the daemon would (hash, schema, tract, golden vectors) and time it.
+    Check { bundle: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("netwarden: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETWARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            config,
+            netflow_listen,
+            mqtt,
+            data_dir,
+            site,
+            device,
+            flow_model,
+        } => {
+            let overrides = Overrides {
+                netflow_listen,
+                mqtt,
+                data_dir,
+                site,
+                device,
+                flow_model,
+            };
+            let cfg =
+                Config::load(config.as_deref(), &overrides).context("invalid configuration")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(daemon::run(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Features { netflow_pcap, out } => {
+            let summaries = if out.as_os_str() == "-" {
+                let stdout = std::io::stdout();
+                let mut lock = std::io::BufWriter::new(stdout.lock());
+                cli::features::write_csv(&netflow_pcap, &mut lock, &out)?
+            } else {
+                let file = std::fs::File::create(&out)
+                    .with_context(|| format!("cannot create {}", out.display()))?;
+                let mut w = std::io::BufWriter::new(file);
+                cli::features::write_csv(&netflow_pcap, &mut w, &out)?
+            };
+            for s in summaries {
+                eprintln!(
+                    "{}: {} datagrams, {} flow rows, {} decode errors, {} template misses, {} missing by sequence",
+                    s.path.display(),
+                    s.datagrams,
+                    s.rows,
+                    s.totals.decode_errors(),
+                    s.totals.template_misses,
+                    s.totals.sequence_missing
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alerts {
+            data_dir,
+            since,
+            limit,
+            json,
+        } => {
+            let since_ms = match since {
+                None => 0,
+                Some(s) => humantime::parse_rfc3339_weak(&s)
+                    .with_context(|| format!("--since {s:?} is not an RFC 3339 time"))?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+            };
+            let n = cli::list_alerts(&data_dir, since_ms, limit, json)?;
+            if !json {
+                eprintln!("{n} alert(s)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { data_dir } => demo(data_dir),
+        Command::Validate { file } => match RawConfig::from_file(&file)
+            .and_then(|raw| raw.validate().map_err(ConfigError::Invalid))
+        {
+            Ok(cfg) => {
+                println!(
+                    "{}: valid (NetFlow on {}, MQTT {}, data in {})",
+                    file.display(),
+                    cfg.netflow.listen,
+                    cfg.mqtt
+                        .as_ref()
+                        .map(|m| format!("{}:{}", m.host, m.port))
+                        .unwrap_or_else(|| "off".into()),
+                    cfg.data_dir.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                println!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Model {
+            command: ModelCommand::Check { bundle },
+        } => model_check(&bundle),
+    }
+}
+
+fn demo(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let bundle = daemon::load_flow_bundle(None, 512)?;
+    println!(
+        "Replaying {} through decoder, features, model {} {} (threshold {:.5}) and alerting\n",
+        cli::demo::FIXTURE_NAME,
+        bundle.manifest.name,
+        bundle.manifest.version,
+        bundle.manifest.threshold.value
+    );
+    let tmp;
+    let dir = match data_dir {
+        Some(d) => d,
+        None => {
+            tmp = TempDir::new("netwarden-demo")?;
+            tmp.0.clone()
+        }
+    };
+    let r = cli::demo::run(bundle, &dir)?;
+    let mut out = std::io::stdout().lock();
+    for a in &r.alerts {
+        writeln!(out, "ALERT {} [{}] {}", a.id, a.severity, a.summary)?;
+    }
+    writeln!(
+        out,
+        "\n{} datagrams, {} flow records decoded, {} scored, {} anomalous, {} alert(s) raised ({} folded into them by de-duplication)",
+        r.datagrams,
+        r.totals.records,
+        r.metrics.flows_scored,
+        r.metrics.flows_anomalous,
+        r.alerts.len(),
+        r.metrics.alerts_suppressed_dedupe
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn model_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut bundle = netwarden::models::Bundle::load_dir(dir, 512)
+        .with_context(|| format!("bundle {} refused", dir.display()))?;
+    let load = started.elapsed();
+    let m = &bundle.manifest;
+    println!(
+        "{}: {} {} ({}), schema {}, threshold {} ({})",
+        dir.display(),
+        m.name,
+        m.version,
+        m.kind,
+        m.features.schema,
+        m.threshold.value,
+        m.threshold.method
+    );
+    println!(
+        "ok: sha256, schema, tract load+optimise, {} golden vectors within {}",
+        m.golden.inputs.len(),
+        m.golden.tolerance
+    );
+    println!(
+        "load + optimise + golden check: {:.1} ms",
+        load.as_secs_f64() * 1e3
+    );
+    let zero = [[0.0f32; netwarden_firmware::features::FLOW_WIDTH]];
+    for rows in [1usize, 512] {
+        let batch: Vec<_> = zero.iter().cycle().take(rows).copied().collect();
+        let mut out = Vec::new();
+        let iters = 200;
+        let t = Instant::now();
+        for _ in 0..iters {
+            out.clear();
+            bundle.detector.run_scaled(&batch, &mut out)?;
+        }
+        let per = t.elapsed().as_secs_f64() / iters as f64;
+        println!(
+            "batch {rows:>4}: {:>8.1} us per run, {:>6.0} ns per row",
+            per * 1e6,
+            per * 1e9 / rows as f64
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A temporary directory removed on drop (std has none; keeps tempfile out of the binary).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        let p = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            netwarden::now_ms()
+        ));
+        std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

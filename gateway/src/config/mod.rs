@@ -1,0 +1,123 @@
+//! Configuration: a serde [`RawConfig`] exactly as written in TOML (unknown keys rejected), turned
+//! by [`RawConfig::validate`] into a [`Config`] of real types. Validation reports every problem
+//! at once, so `netwarden validate FILE` shows the operator the whole list.
+//!
+//! Every key has a default: `netwarden run` needs no file at all.
+
+pub mod raw;
+
+pub use raw::RawConfig;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::sinks::mqtt::MqttConfig;
+
+/// The validated configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: String,
+    pub device: String,
+    pub data_dir: PathBuf,
+    pub netflow: NetflowConfig,
+    pub detector: DetectorConfig,
+    pub alerting: AlertingConfig,
+    pub mqtt: Option<MqttConfig>,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetflowConfig {
+    pub listen: SocketAddr,
+    /// Requested `SO_RCVBUF`; the kernel may grant less (it is logged and exported).
+    pub recv_buffer_bytes: usize,
+    /// Datagrams queued between the socket and the decoder before new ones are dropped.
+    pub queue_datagrams: usize,
+    /// Exporters (address + domain) whose templates and sequence state are kept.
+    pub max_exporters: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    /// A bundle directory replacing the built-in flow model.
+    pub flow_model: Option<PathBuf>,
+    /// Flows scored per model run at most.
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertingConfig {
+    /// One alert per (detector, source host) per this much event time.
+    pub dedupe_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// sled page cache; sled's own default (1 GiB) is far too much for a router.
+    pub cache_bytes: u64,
+    /// Alerts kept in the outbox while the broker is unreachable; see docs/operations.md.
+    pub outbox_max_alerts: usize,
+}
+
+/// One problem found in a configuration, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path} is not valid netwarden TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{} problem(s) in the configuration:\n  {}", .0.len(), .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+/// Command-line values that override the file (the `run` flags).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub netflow_listen: Option<String>,
+    pub mqtt: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub site: Option<String>,
+    pub device: Option<String>,
+    pub flow_model: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `path` (or the defaults when `None`), applies `overrides`, validates.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut raw = match path {
+            Some(p) => RawConfig::from_file(p)?,
+            None => RawConfig::default(),
+        };
+        raw.apply(overrides);
+        raw.validate().map_err(ConfigError::Invalid)
+    }
+}
+
+/// The machine's host name, the default device name.
+pub fn default_device_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "netwarden".to_string())
+}

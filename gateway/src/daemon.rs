@@ -1,0 +1,281 @@
+//! `netwarden run`: wires sources, pipeline and sinks, and shuts them down in order.
+//!
+//! ```text
+//!  UDP socket ──(listener task)──► bounded queue ──► pipeline thread ──► store (sled, flushed)
+//!                                   full: dropped,     decode, features,     │ wake
+//!                                   counted            score, alert          ▼
+//!                                                                     MQTT task ◄─ outbox
+//! ```
+//! On SIGINT/SIGTERM the listener stops, the pipeline drains what was queued and scores it, the
+//! MQTT task gets two seconds to empty the outbox, and the final counters are written.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, Notify};
+
+use crate::config::Config;
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::models::{Bundle, BundleError};
+use crate::pipeline::alerting::Alert;
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+use crate::sinks::mqtt;
+use crate::sinks::store::{Store, StoreError};
+use crate::sources::netflow::listener::{self, Datagram, ListenError};
+use crate::sources::netflow::ExporterStats;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("flow model {source_name}: {error}")]
+    Bundle {
+        source_name: String,
+        error: BundleError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot start the pipeline thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Loads the configured flow bundle, or the built-in one.
+pub fn load_flow_bundle(path: Option<&Path>, batch_size: usize) -> Result<Bundle, DaemonError> {
+    match path {
+        Some(dir) => Bundle::load_dir(dir, batch_size).map_err(|error| DaemonError::Bundle {
+            source_name: dir.display().to_string(),
+            error,
+        }),
+        None => Bundle::builtin(batch_size).map_err(|error| DaemonError::Bundle {
+            source_name: crate::models::bundle::describe_builtin(),
+            error,
+        }),
+    }
+}
+
+/// The counters written to `stats.json` and sent in the MQTT heartbeat.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub ts_ms: u64,
+    pub site: String,
+    pub device: String,
+    pub model: String,
+    pub netflow_listen: String,
+    pub netflow_recv_buffer_bytes: usize,
+    pub outbox_len: usize,
+    pub metrics: MetricsSnapshot,
+    pub netflow_totals: ExporterStats,
+    pub exporters: std::collections::BTreeMap<String, ExporterStats>,
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    let bundle = load_flow_bundle(cfg.detector.flow_model.as_deref(), cfg.detector.batch_size)?;
+    let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
+    let store = Arc::new(Store::open(
+        &cfg.data_dir,
+        cfg.store.cache_bytes,
+        cfg.store.outbox_max_alerts,
+    )?);
+    let (socket, granted) = listener::bind(cfg.netflow.listen, cfg.netflow.recv_buffer_bytes)?;
+    let listen = socket
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if granted < cfg.netflow.recv_buffer_bytes {
+        tracing::warn!(
+            requested = cfg.netflow.recv_buffer_bytes,
+            granted,
+            "Kernel granted a smaller NetFlow receive buffer; bursts may drop. Raise net.core.rmem_max"
+        );
+    }
+    tracing::info!(listen = %listen, model = %model, data_dir = %cfg.data_dir.display(),
+        mqtt = cfg.mqtt.as_ref().map(|m| format!("{}:{}", m.host, m.port)).unwrap_or_else(|| "off".into()),
+        outbox = store.outbox_len(), "netwarden started");
+
+    let metrics = Arc::new(Metrics::default());
+    let (shutdown_tx, _) = broadcast::channel(1);
+    let wake = Arc::new(Notify::new());
+    let latest_stats = Arc::new(Mutex::new(String::from("{}")));
+
+    let (queue_tx, queue_rx) = sync_channel::<Datagram>(cfg.netflow.queue_datagrams);
+    let pipeline = Pipeline::new(
+        bundle,
+        &cfg.site,
+        &cfg.device,
+        cfg.alerting.dedupe_window,
+        cfg.netflow.max_exporters,
+        metrics.clone(),
+    );
+    let ctx = PipelineCtx {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+        latest_stats: latest_stats.clone(),
+        stats_path: cfg.data_dir.join("stats.json"),
+        alert_prefix: match &cfg.mqtt {
+            Some(m) => m.prefix.clone(),
+            None => format!("netwarden/{}/{}", cfg.site, cfg.device),
+        },
+        stats_base: Stats {
+            ts_ms: 0,
+            site: cfg.site.clone(),
+            device: cfg.device.clone(),
+            model,
+            netflow_listen: listen,
+            netflow_recv_buffer_bytes: granted,
+            outbox_len: 0,
+            metrics: MetricsSnapshot::default(),
+            netflow_totals: ExporterStats::default(),
+            exporters: Default::default(),
+        },
+    };
+    let worker = std::thread::Builder::new()
+        .name("pipeline".into())
+        .stack_size(8 << 20)
+        .spawn(move || pipeline_thread(pipeline, queue_rx, ctx))
+        .map_err(DaemonError::Thread)?;
+
+    let recv = tokio::spawn(listener::run(
+        socket,
+        queue_tx,
+        metrics.clone(),
+        Shutdown::new(shutdown_tx.subscribe()),
+    ));
+    let mqtt_task = cfg.mqtt.clone().map(|m| {
+        let latest = latest_stats.clone();
+        let heartbeat: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || latest.lock().map(|s| s.clone()).unwrap_or_default());
+        tokio::spawn(mqtt::run(
+            m,
+            store.clone(),
+            wake.clone(),
+            metrics.clone(),
+            heartbeat,
+            Shutdown::new(shutdown_tx.subscribe()),
+        ))
+    });
+
+    wait_for_signal().await?;
+    tracing::info!("Shutting down");
+    let _ = shutdown_tx.send(());
+    // The listener drops the queue's sender when it returns; the pipeline then drains and exits.
+    let _ = recv.await;
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    if let Some(t) = mqtt_task {
+        let _ = t.await;
+    }
+    store.flush()?;
+    tracing::info!(outbox = store.outbox_len(), "netwarden stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+struct PipelineCtx {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    latest_stats: Arc<Mutex<String>>,
+    stats_path: PathBuf,
+    alert_prefix: String,
+    stats_base: Stats,
+}
+
+impl PipelineCtx {
+    fn on_alert(&self, alert: Alert) {
+        let topic = format!("{}/alerts/{}", self.alert_prefix, alert.severity);
+        match self.store.append_alert(&alert, &topic) {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    self.metrics
+                        .outbox_dropped_full
+                        .fetch_add(dropped, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .alerts_store_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, id = %alert.id, "Cannot store alert; it is not published");
+                return;
+            }
+        }
+        tracing::warn!(id = %alert.id, severity = %alert.severity, detector = %alert.detector, "{}", alert.summary);
+        self.wake.notify_one();
+    }
+
+    fn write_stats(&self, pipeline: &Pipeline) {
+        let mut s = self.stats_base.clone();
+        s.ts_ms = crate::now_ms();
+        s.outbox_len = self.store.outbox_len();
+        s.metrics = self.metrics.snapshot();
+        s.netflow_totals = pipeline.decoder.totals();
+        s.exporters = pipeline
+            .decoder
+            .stats()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        let Ok(json) = serde_json::to_string_pretty(&s) else {
+            return;
+        };
+        if let Ok(mut latest) = self.latest_stats.lock() {
+            latest.clone_from(&json);
+        }
+        let tmp = self.stats_path.with_extension("json.tmp");
+        if std::fs::write(&tmp, json.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, &self.stats_path))
+            .is_err()
+        {
+            tracing::debug!(path = %self.stats_path.display(), "Cannot write stats file");
+        }
+    }
+}
+
+/// Upper bound on datagrams ingested between two flushes, so alerts are not held back by a
+/// queue that never quite empties.
+const MAX_DRAIN: usize = 2048;
+
+fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: PipelineCtx) {
+    let mut last_stats = Instant::now();
+    let mut on_alert = |a: Alert| ctx.on_alert(a);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(d) => {
+                pipeline.ingest(d.from, &d.payload, &mut on_alert);
+                let mut n = 1;
+                while n < MAX_DRAIN {
+                    match rx.try_recv() {
+                        Ok(d) => pipeline.ingest(d.from, &d.payload, &mut on_alert),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+                pipeline.flush(&mut on_alert);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            ctx.write_stats(&pipeline);
+            last_stats = Instant::now();
+        }
+    }
+    pipeline.flush(&mut on_alert);
+    ctx.write_stats(&pipeline);
+}

@@ -1,0 +1,60 @@
+//! Process-wide counters. Registered once, bumped with relaxed atomics on hot paths; per-exporter
+//! counters live with the decoder (single-threaded) and are snapshotted with these.
+//!
+//! Until the HTTP API lands they are published in the MQTT heartbeat and written to
+//! `<data_dir>/stats.json` every second (see docs/operations.md).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Global counters; see docs/operations.md for what each means.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        /// A point-in-time copy of [`Metrics`].
+        #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+        pub struct MetricsSnapshot {
+            $(pub $name: u64,)*
+        }
+
+        impl Metrics {
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters!(
+    netflow_datagrams_received,
+    /// The pipeline fell behind and the socket-to-decoder queue was full.
+    netflow_datagrams_dropped_queue_full,
+    netflow_receive_errors,
+    flows_scored,
+    flows_anomalous,
+    /// Anomalous flows folded into an alert already raised for the same source host.
+    alerts_suppressed_dedupe,
+    alerts_raised,
+    alerts_store_errors,
+    /// Alerts that left the outbox unpublished because it was full (still in local history).
+    outbox_dropped_full,
+    mqtt_published,
+    mqtt_acked,
+    mqtt_connects,
+    mqtt_connection_errors,
+    inference_runs,
+    inference_errors,
+    inference_micros_total,
+    host_window_evictions,
+);
+
+impl Metrics {
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,5 @@
+//! Model management: loading and checking bundles. Hot swap and signatures come with issue 4.
+
+pub mod bundle;
+
+pub use bundle::{Bundle, BundleError, Manifest};

@@ -1,0 +1,15 @@
+//! NetFlow v5, v9 and IPFIX collection.
+//!
+//! - [`listener`]: the UDP socket; receives datagrams and queues them, nothing else (no parsing,
+//!   no formatting: a burst must not be dropped because the receive loop was busy).
+//! - [`decode`]: netflow_parser with template caches per exporter and observation domain
+//!   (`AutoScopedParser`) and pending-flow buffering, normalised into `FlowRecord`s.
+//! - [`sequence`]: sequence-gap accounting per export stream (netflow_parser does none).
+//! - [`capture`]: reads capture files of export datagrams (for `features`, `demo`, tests).
+
+pub mod capture;
+pub mod decode;
+pub mod listener;
+pub mod sequence;
+
+pub use decode::{DecodeSummary, ExporterStats, NetflowDecoder, Source};

@@ -1,0 +1,121 @@
+"""Reading the flow feature CSV written by the gateway's `netwarden features`.
+
+The layout is fixed by docs/bundle-format.md: nine identity columns, then the eight
+raw features of schema `flow-v1`, in order.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = "flow-v1"
+
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "exporter",
+    "observation_domain",
+    "src_addr",
+    "dst_addr",
+    "src_port",
+    "dst_port",
+    "protocol",
+    "first_seen_ms",
+    "last_seen_ms",
+)
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "bidirectional_packets",
+    "bidirectional_bytes",
+    "bidirectional_duration_ms",
+    "bidirectional_mean_ps",
+    "tcp_syn_without_ack",
+    "src_flows_window",
+    "src_distinct_dst_ports_window",
+    "src_distinct_dst_addrs_window",
+)
+
+CSV_HEADER: tuple[str, ...] = IDENTITY_COLUMNS + FEATURE_NAMES
+
+
+class FeatureCsvError(ValueError):
+    """A feature CSV that does not follow the `flow-v1` layout."""
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Raw feature rows (float64, shape [rows, 8]) and the files they came from."""
+
+    raw: np.ndarray
+    sources: tuple[str, ...]
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    got = [h.strip() for h in header]
+    if got == list(CSV_HEADER):
+        return
+    problems = []
+    for i in range(max(len(got), len(CSV_HEADER))):
+        want = CSV_HEADER[i] if i < len(CSV_HEADER) else "<nothing>"
+        have = got[i] if i < len(got) else "<missing>"
+        if want != have:
+            problems.append(f"column {i + 1} is {have!r}, expected {want!r}")
+    raise FeatureCsvError(
+        f"{path}: header does not match feature schema {SCHEMA} "
+        f"({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''}).\n"
+        f"  expected: {','.join(CSV_HEADER)}\n"
+        f"  got:      {','.join(got)}"
+    )
+
+
+def read_feature_csv(path: str | Path) -> np.ndarray:
+    """Read one `netwarden features` CSV; returns the raw features, float64 [rows, 8]."""
+    path = Path(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as e:
+        raise FeatureCsvError(f"{path}: cannot open: {e.strerror or e}") from e
+    first = len(IDENTITY_COLUMNS)
+    rows: list[list[float]] = []
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise FeatureCsvError(f"{path}: empty file (expected a {SCHEMA} CSV header)")
+        _check_header(path, header)
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # blank line
+            if len(record) != len(CSV_HEADER):
+                raise FeatureCsvError(
+                    f"{path}:{reader.line_num}: {len(record)} columns, expected {len(CSV_HEADER)}"
+                )
+            values = []
+            for name, text in zip(FEATURE_NAMES, record[first:]):
+                try:
+                    v = float(text)
+                except ValueError:
+                    raise FeatureCsvError(
+                        f"{path}:{reader.line_num}: {name} is {text!r}, not a number"
+                    ) from None
+                if not math.isfinite(v):
+                    raise FeatureCsvError(f"{path}:{reader.line_num}: {name} is {text!r}")
+                values.append(v)
+            rows.append(values)
+    if not rows:
+        raise FeatureCsvError(f"{path}: no data rows")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def read_feature_csvs(paths: list[str | Path]) -> FeatureTable:
+    """Read and concatenate several feature CSVs (in the order given)."""
+    if not paths:
+        raise FeatureCsvError("no feature CSV given")
+    tables = [read_feature_csv(p) for p in paths]
+    return FeatureTable(
+        raw=np.concatenate(tables, axis=0),
+        sources=tuple(Path(p).name for p in paths),
+    )
