@@ -10,6 +10,7 @@
 //!   status is published again, and the outbox is sent again from its start, in order.
 //! - `Outgoing::Publish(pkid)`: rumqttc assigned `pkid` to the oldest request we queued.
 //! - `PubAck(pkid)`: that entry leaves the outbox.
+//!
 //! At most [`WINDOW`] entries are in flight, below rumqttc's channel and inflight limits, so
 //! `try_publish` never finds the channel full.
 

@@ -375,7 +375,6 @@ impl NetflowDecoder {
                 )
             })
             .count();
-        let wire_sets = wire_sets;
         if wire_sets > decoded_sets {
             stats.template_misses += (wire_sets - decoded_sets) as u64;
             complete = false;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every netwarden test on a fresh Debian machine: installs what the tests need (the real
+# peers from apt, the Rust components and targets, the Python venv), then
+#   format and lint, the no_std firmware build for Cortex-M, Rust unit/integration/end-to-end
+#   tests (mosquitto, nfcapd), and the models/ pytest suite.
+# Usage: scripts/test.sh        (as root, or with sudo available for apt-get)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+started=$SECONDS
+step() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - started)) >&2; }
+
+step "system packages"
+# Real peers used by the tests; only what is missing is installed.
+need=()
+command -v mosquitto >/dev/null || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+command -v nfcapd >/dev/null || need+=(nfdump)
+command -v softflowd >/dev/null || need+=(softflowd)
+command -v pmacctd >/dev/null || need+=(pmacct)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if ((${#need[@]})); then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The Debian package starts a system-wide broker on 1883; the tests start their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
+    systemctl stop mosquitto 2>/dev/null || true
+fi
+
+step "rust components and targets"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add thumbv7em-none-eabihf >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "firmware builds for thumbv7em-none-eabihf (no_std)"
+cargo build -p netwarden-firmware --target thumbv7em-none-eabihf --locked
+
+step "cargo test (unit, integration, end-to-end against mosquitto and nfcapd)"
+# The end-to-end tests run the debug netwarden binary; build it first.
+cargo build -p netwarden --locked
+cargo test --workspace --locked
+
+step "python venv (models/)"
+models/setup-venv.sh
+
+step "pytest (models/)"
+(cd models && .venv/bin/python -m pytest)
+
+step "all tests passed"
