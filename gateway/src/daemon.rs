@@ -251,8 +251,45 @@ impl PipelineCtx {
 /// queue that never quite empties.
 const MAX_DRAIN: usize = 2048;
 
+/// Decode problems are logged at most this often (they are always counted).
+const PROBLEM_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Rate-limited warnings about exporters whose error counters moved.
+#[derive(Default)]
+struct ProblemLog {
+    seen: std::collections::HashMap<String, u64>,
+    last: Option<Instant>,
+}
+
+impl ProblemLog {
+    fn check(&mut self, pipeline: &Pipeline) {
+        if self.last.is_some_and(|t| t.elapsed() < PROBLEM_LOG_EVERY) {
+            return;
+        }
+        let mut moved = Vec::new();
+        for (exporter, s) in pipeline.decoder.stats() {
+            let problems = s.decode_errors() + s.template_misses + s.sequence_missing;
+            let before = self.seen.insert(exporter.clone(), problems).unwrap_or(0);
+            if problems > before {
+                moved.push(format!(
+                    "{exporter}: {} decode errors, {} template misses, {} missing by sequence",
+                    s.decode_errors(),
+                    s.template_misses,
+                    s.sequence_missing
+                ));
+            }
+        }
+        if !moved.is_empty() {
+            moved.truncate(5);
+            tracing::warn!(exporters = %moved.join("; "), "NetFlow input problems (counted in stats.json)");
+            self.last = Some(Instant::now());
+        }
+    }
+}
+
 fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: PipelineCtx) {
     let mut last_stats = Instant::now();
+    let mut problems = ProblemLog::default();
     let mut on_alert = |a: Alert| ctx.on_alert(a);
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
@@ -273,6 +310,7 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: Pipeline
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             ctx.write_stats(&pipeline);
+            problems.check(&pipeline);
             last_stats = Instant::now();
         }
     }

@@ -143,16 +143,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Features { netflow_pcap, out } => {
-            let summaries = if out.as_os_str() == "-" {
-                let stdout = std::io::stdout();
-                let mut lock = std::io::BufWriter::new(stdout.lock());
-                cli::features::write_csv(&netflow_pcap, &mut lock, &out)?
+            let sink: Box<dyn Write> = if out.as_os_str() == "-" {
+                Box::new(std::io::stdout().lock())
             } else {
-                let file = std::fs::File::create(&out)
-                    .with_context(|| format!("cannot create {}", out.display()))?;
-                let mut w = std::io::BufWriter::new(file);
-                cli::features::write_csv(&netflow_pcap, &mut w, &out)?
+                Box::new(
+                    std::fs::File::create(&out)
+                        .with_context(|| format!("cannot create {}", out.display()))?,
+                )
             };
+            let mut w = std::io::BufWriter::new(sink);
+            let summaries = cli::features::write_csv(&netflow_pcap, &mut w, &out)?;
             for s in summaries {
                 eprintln!(
                     "{}: {} datagrams, {} flow rows, {} decode errors, {} template misses, {} missing by sequence",

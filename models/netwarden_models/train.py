@@ -75,8 +75,12 @@ def train(scaled: np.ndarray, cfg: TrainConfig) -> TrainResult:
     torch.manual_seed(cfg.seed)
     device = pick_device()
     prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
+        # The ops are tiny (8-wide): intra-op threads only add overhead, and on a busy
+        # machine OpenMP spinning made an epoch ~10x slower.
+        torch.set_num_threads(1)
     try:
         n = len(scaled)
         order = rng.permutation(n)
@@ -150,3 +154,4 @@ def train(scaled: np.ndarray, cfg: TrainConfig) -> TrainResult:
         )
     finally:
         torch.use_deterministic_algorithms(prev_det)
+        torch.set_num_threads(prev_threads)

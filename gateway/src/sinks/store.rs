@@ -40,6 +40,9 @@ pub struct OutboxEntry {
     pub high: bool,
 }
 
+/// How long `open` waits for a lock held by a store that is still closing.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug)]
 pub struct Store {
     db: sled::Db,
@@ -56,22 +59,34 @@ impl Store {
             error: e.into(),
         })?;
         let path = dir.join("db");
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|error| match &error {
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    StoreError::Locked { path: path.clone() }
+        // sled's background flusher keeps the file lock for a moment after the last handle
+        // drops, so a restart (or `netwarden alerts` right after a stop) retries briefly
+        // before calling the store locked by another process.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(&path)
+                .cache_capacity(cache_bytes)
+                .open()
+                .map_err(|error| match &error {
+                    sled::Error::Io(io)
+                        if io.kind() == std::io::ErrorKind::WouldBlock
+                            || io.to_string().contains("lock") =>
+                    {
+                        StoreError::Locked { path: path.clone() }
+                    }
+                    _ => StoreError::Open {
+                        path: path.clone(),
+                        error,
+                    },
+                });
+            match opened {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                _ => StoreError::Open {
-                    path: path.clone(),
-                    error,
-                },
-            })?;
+                other => break other?,
+            }
+        };
         let alerts = db.open_tree("alerts")?;
         let outbox = db.open_tree("outbox")?;
         let outbox_len = AtomicUsize::new(outbox.len());

@@ -1,0 +1,120 @@
+//! In-process throughput of the hot path on one core, stage by stage, over the real exporter
+//! fixtures (no sockets): decode only; decode + flow-v1 features; the whole pipeline (decode,
+//! features, scaling, tract inference in batches of 512, verdicts, alerting).
+//!
+//! `cargo bench -p netwarden --bench pipeline` (prints records/s; figures in docs/performance.md).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use netwarden::metrics::Metrics;
+use netwarden::models::Bundle;
+use netwarden::pipeline::{Pipeline, HOST_WINDOWS};
+use netwarden::sources::netflow::capture::read_datagrams;
+use netwarden::sources::netflow::NetflowDecoder;
+use netwarden_firmware::features::HostWindows;
+
+const FIXTURES: [&str; 3] = [
+    "softflowd-v9-scan-mixed.pcap",
+    "softflowd-ipfix-scan-mixed.pcap",
+    "softflowd-v5-scan-mixed.pcap",
+];
+const ROUNDS: usize = 200;
+
+fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    for name in FIXTURES {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/netflow")
+            .join(name);
+        let (datagrams, _) = read_datagrams(&path, None).expect("fixture");
+
+        let (records, t) = time(|| {
+            let mut dec = NetflowDecoder::new(16);
+            let mut out = Vec::with_capacity(64);
+            let mut n = 0;
+            for _ in 0..ROUNDS {
+                for d in &datagrams {
+                    out.clear();
+                    dec.decode(d.src, &d.payload, &mut out);
+                    n += out.len();
+                }
+            }
+            n
+        });
+        report(name, "decode", records, t);
+
+        let (records, t) = time(|| {
+            let mut dec = NetflowDecoder::new(16);
+            let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
+            let mut out = Vec::with_capacity(64);
+            let mut n = 0;
+            let mut sink = 0.0f32;
+            for _ in 0..ROUNDS {
+                for d in &datagrams {
+                    out.clear();
+                    dec.decode(d.src, &d.payload, &mut out);
+                    for (_, r) in &out {
+                        sink += windows.observe(r)[5];
+                        n += 1;
+                    }
+                }
+            }
+            std::hint::black_box(sink);
+            n
+        });
+        report(name, "decode+features", records, t);
+
+        let metrics = Arc::new(Metrics::default());
+        let bundle = Bundle::builtin(512).expect("bundle");
+        let mut p = Pipeline::new(
+            bundle,
+            "b",
+            "b",
+            Duration::from_secs(60),
+            16,
+            metrics.clone(),
+        );
+        let (_, t) = time(|| {
+            let mut alerts = 0usize;
+            for _ in 0..ROUNDS {
+                for d in &datagrams {
+                    p.ingest(d.src, &d.payload, &mut |_| alerts += 1);
+                }
+            }
+            p.flush(&mut |_| alerts += 1);
+            alerts
+        });
+        let s = metrics.snapshot();
+        report(
+            name,
+            "decode+features+score+alert",
+            s.flows_scored as usize,
+            t,
+        );
+        eprintln!(
+            "    inference: {} runs, {:.1} us per run, {:.0} ns per flow",
+            s.inference_runs,
+            s.inference_micros_total as f64 / s.inference_runs.max(1) as f64,
+            s.inference_micros_total as f64 * 1e3 / s.flows_scored.max(1) as f64
+        );
+    }
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let v = f();
+    (v, start.elapsed())
+}
+
+fn report(name: &str, stage: &str, records: usize, t: Duration) {
+    println!(
+        "{name:<34} {stage:<30} {records:>9} records in {:>7.3} s = {:>10.0} records/s",
+        t.as_secs_f64(),
+        records as f64 / t.as_secs_f64()
+    );
+}
