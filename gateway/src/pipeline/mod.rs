@@ -8,6 +8,7 @@
 
 pub mod alerting;
 pub mod detector;
+pub mod series;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
