@@ -6,6 +6,10 @@
 //!                                   counted            score, alert          ▼
 //!                                                                     MQTT task ◄─ outbox
 //! ```
+//! With `[[snmp.targets]]`, one poller task per target sends rate samples through a bounded
+//! queue (full: dropped, counted) to the series thread, which stores each in sled's `series`
+//! tree and hands it to the series pipeline; its alerts take the same store-then-publish path.
+//!
 //! On SIGINT/SIGTERM the listener stops, the pipeline drains what was queued and scores it, the
 //! MQTT task gets two seconds to empty the outbox, and the final counters are written.
 
@@ -22,12 +26,14 @@ use crate::config::Config;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::{Bundle, BundleError};
 use crate::pipeline::alerting::Alert;
+use crate::pipeline::series::RateSample;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use crate::sinks::mqtt;
 use crate::sinks::store::{Store, StoreError};
 use crate::sources::netflow::listener::{self, Datagram, ListenError};
 use crate::sources::netflow::ExporterStats;
+use crate::sources::snmp::{self, StatusBoard, TargetStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -73,6 +79,8 @@ pub struct Stats {
     pub metrics: MetricsSnapshot,
     pub netflow_totals: ExporterStats,
     pub exporters: std::collections::BTreeMap<String, ExporterStats>,
+    /// Per SNMP target: state (`ok`, `timeout`, `auth_error`, ...), last error, poll counts.
+    pub snmp_targets: std::collections::BTreeMap<String, TargetStatus>,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -105,6 +113,19 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let wake = Arc::new(Notify::new());
     let latest_stats = Arc::new(Mutex::new(String::from("{}")));
 
+    let snmp_board = StatusBoard::default();
+    let alert_prefix = match &cfg.mqtt {
+        Some(m) => m.prefix.clone(),
+        None => format!("netwarden/{}/{}", cfg.site, cfg.device),
+    };
+    let alerts = AlertSink {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+        prefix: alert_prefix,
+    };
+    let snmp_tasks = start_snmp(&cfg, alerts.clone(), snmp_board.clone(), &shutdown_tx)?;
+
     let (queue_tx, queue_rx) = sync_channel::<Datagram>(cfg.netflow.queue_datagrams);
     let pipeline = Pipeline::new(
         bundle,
@@ -117,13 +138,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let ctx = PipelineCtx {
         store: store.clone(),
         metrics: metrics.clone(),
-        wake: wake.clone(),
+        alerts,
+        snmp_board,
         latest_stats: latest_stats.clone(),
         stats_path: cfg.data_dir.join("stats.json"),
-        alert_prefix: match &cfg.mqtt {
-            Some(m) => m.prefix.clone(),
-            None => format!("netwarden/{}/{}", cfg.site, cfg.device),
-        },
         stats_base: Stats {
             ts_ms: 0,
             site: cfg.site.clone(),
@@ -135,6 +153,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             metrics: MetricsSnapshot::default(),
             netflow_totals: ExporterStats::default(),
             exporters: Default::default(),
+            snmp_targets: Default::default(),
         },
     };
     let worker = std::thread::Builder::new()
@@ -169,6 +188,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     // The listener drops the queue's sender when it returns; the pipeline then drains and exits.
     let _ = recv.await;
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    if let Some((pollers, series)) = snmp_tasks {
+        for p in pollers {
+            let _ = p.await;
+        }
+        // The pollers held the queue's senders; the series thread drains it and exits.
+        let _ = tokio::task::spawn_blocking(move || series.join()).await;
+    }
     if let Some(t) = mqtt_task {
         let _ = t.await;
     }
@@ -187,19 +213,111 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
     Ok(())
 }
 
-struct PipelineCtx {
+/// Pollers and the series thread, when SNMP targets are configured.
+type SnmpTasks = (
+    Vec<tokio::task::JoinHandle<()>>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Spawns one poller per `[[snmp.targets]]` entry and the series thread they feed.
+fn start_snmp(
+    cfg: &Config,
+    alerts: AlertSink,
+    board: StatusBoard,
+    shutdown_tx: &broadcast::Sender<()>,
+) -> Result<Option<SnmpTasks>, DaemonError> {
+    if cfg.snmp.targets.is_empty() {
+        return Ok(None);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<RateSample>(cfg.snmp.queue_samples);
+    let retention = cfg.snmp.series_retention;
+    let sink = alerts.clone();
+    let series = std::thread::Builder::new()
+        .name("series".into())
+        .spawn(move || series_thread(rx, sink, retention))
+        .map_err(DaemonError::Thread)?;
+    let pollers = cfg
+        .snmp
+        .targets
+        .iter()
+        .map(|t| {
+            tokio::spawn(snmp::run_target(
+                t.clone(),
+                tx.clone(),
+                alerts.metrics.clone(),
+                board.clone(),
+                Shutdown::new(shutdown_tx.subscribe()),
+            ))
+        })
+        .collect();
+    Ok(Some((pollers, series)))
+}
+
+/// How often old samples are pruned from the `series` tree.
+const SERIES_PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Stores every rate sample, then hands it to the series pipeline. A plain thread: sled calls
+/// block, and the series detector is CPU work.
+fn series_thread(
+    mut rx: tokio::sync::mpsc::Receiver<RateSample>,
+    alerts: AlertSink,
+    retention: Duration,
+) {
+    let mut last_prune: Option<Instant> = None;
+    let mut last_error_log: Option<Instant> = None;
+    while let Some(sample) = rx.blocking_recv() {
+        if let Err(e) = alerts.store.append_sample(&sample) {
+            alerts
+                .metrics
+                .snmp_series_store_errors
+                .fetch_add(1, Ordering::Relaxed);
+            if last_error_log.is_none_or(|t| t.elapsed() >= PROBLEM_LOG_EVERY) {
+                tracing::error!(error = %e, target_name = %sample.target, "Cannot store rate sample");
+                last_error_log = Some(Instant::now());
+            }
+        }
+        // series pipeline hook: SeriesPipeline::ingest(&sample)
+        // (its alerts go through `alerts.on_alert(alert)`, the same store-then-publish path.)
+        if last_prune.is_none_or(|t| t.elapsed() >= SERIES_PRUNE_EVERY) {
+            let before = crate::now_ms().saturating_sub(retention.as_millis() as u64);
+            match alerts.store.prune_series(before) {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "Pruned old rate samples"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "Cannot prune old rate samples"),
+            }
+            last_prune = Some(Instant::now());
+        }
+    }
+}
+
+/// Stores an alert durably, then wakes the MQTT task: the one path every detector's alerts take.
+#[derive(Clone)]
+struct AlertSink {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    prefix: String,
+}
+
+struct PipelineCtx {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    alerts: AlertSink,
+    snmp_board: StatusBoard,
     latest_stats: Arc<Mutex<String>>,
     stats_path: PathBuf,
-    alert_prefix: String,
     stats_base: Stats,
 }
 
 impl PipelineCtx {
     fn on_alert(&self, alert: Alert) {
-        let topic = format!("{}/alerts/{}", self.alert_prefix, alert.severity);
+        self.alerts.on_alert(alert);
+    }
+}
+
+impl AlertSink {
+    fn on_alert(&self, alert: Alert) {
+        let topic = format!("{}/alerts/{}", self.prefix, alert.severity);
         match self.store.append_alert(&alert, &topic) {
             Ok(dropped) => {
                 if dropped > 0 {
@@ -219,7 +337,9 @@ impl PipelineCtx {
         tracing::warn!(id = %alert.id, severity = %alert.severity, detector = %alert.detector, "{}", alert.summary);
         self.wake.notify_one();
     }
+}
 
+impl PipelineCtx {
     fn write_stats(&self, pipeline: &Pipeline) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
@@ -231,6 +351,9 @@ impl PipelineCtx {
             .stats()
             .map(|(k, v)| (k, v.clone()))
             .collect();
+        if let Ok(board) = self.snmp_board.lock() {
+            s.snmp_targets.clone_from(&board);
+        }
         let Ok(json) = serde_json::to_string_pretty(&s) else {
             return;
         };

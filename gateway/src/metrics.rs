@@ -51,6 +51,29 @@ counters!(
     inference_errors,
     inference_micros_total,
     host_window_evictions,
+    snmp_polls_ok,
+    /// Polls that failed (timeout after retries, authentication, agent error); see the
+    /// per-target `snmp_targets` status for which and why.
+    snmp_polls_failed,
+    /// Single requests that timed out (each one is retried on a new session).
+    snmp_timeouts,
+    snmp_auth_errors,
+    /// Sessions dropped and rebuilt after a timeout, a stale reply or an engine change.
+    snmp_session_rebuilds,
+    /// Late replies to an abandoned request (snmp2's `RequestIdMismatch`).
+    snmp_stale_replies,
+    /// SNMPv3 engine ID / boots / time changes that needed discovery again.
+    snmp_engine_rediscoveries,
+    snmp_samples,
+    /// Samples with an unknown direction (restart, discontinuity, failed or late poll).
+    snmp_samples_unknown,
+    /// Samples lost because the queue to the series task was full.
+    snmp_samples_dropped_queue_full,
+    snmp_agent_restarts,
+    snmp_counter_wraps,
+    snmp_interfaces_renumbered,
+    /// Samples that could not be written to the sled `series` tree.
+    snmp_series_store_errors,
 );
 
 impl Metrics {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::sinks::mqtt::MqttConfig;
+use crate::sources::snmp::SnmpConfig;
 
 /// The validated configuration the daemon runs with.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct Config {
     pub alerting: AlertingConfig,
     pub mqtt: Option<MqttConfig>,
     pub store: StoreConfig,
+    /// SNMP targets to poll (none by default).
+    pub snmp: SnmpConfig,
 }
 
 #[derive(Debug, Clone)]

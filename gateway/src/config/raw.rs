@@ -11,6 +11,7 @@ use super::{
     StoreConfig,
 };
 use crate::sinks::mqtt::MqttConfig;
+use crate::sources::snmp::RawSnmp;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,8 @@ pub struct RawConfig {
     pub mqtt: RawMqtt,
     #[serde(default)]
     pub store: RawStore,
+    #[serde(default)]
+    pub snmp: RawSnmp,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -190,6 +193,7 @@ impl RawConfig {
             100_000,
         );
         let cache_bytes = self.store.cache_bytes.unwrap_or(8 << 20);
+        let snmp = self.snmp.validate(&mut problem);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -219,6 +223,7 @@ impl RawConfig {
                 cache_bytes,
                 outbox_max_alerts,
             },
+            snmp,
         })
     }
 }

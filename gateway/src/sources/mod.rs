@@ -1,4 +1,8 @@
-//! Sources: where flow records come from. Each turns its input into
-//! [`netwarden_firmware::FlowRecord`]s plus counters of everything it could not use.
+//! Sources: where the gateway's input comes from. Each turns its input into records for the
+//! pipeline plus counters of everything it could not use.
+//!
+//! - [`netflow`]: NetFlow v5/v9/IPFIX datagrams -> [`netwarden_firmware::FlowRecord`]s;
+//! - [`snmp`]: IF-MIB polling -> per-interface rate samples for the series pipeline.
 
 pub mod netflow;
+pub mod snmp;
