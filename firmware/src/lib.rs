@@ -10,6 +10,8 @@
 //! - [`flow`]: the normalised flow record every source produces.
 //! - [`features`]: the `flow-v1` feature schema and the per-source-host windows that give a
 //!   single flow its context, in a fixed-capacity table chosen by the caller.
+//! - [`series`]: the `series-v1` schema: per-interface rate steps, rolling stats and the
+//!   50-step windows the LSTM detector scores, with documented handling of unknown steps.
 //! - [`scoring`]: scaling, reconstruction error, severity and the top contributing features.
 //!
 //! Invariants: nothing here allocates, reads a clock or panics on input; capacity limits are
@@ -19,8 +21,10 @@
 pub mod features;
 pub mod flow;
 pub mod scoring;
+pub mod series;
 pub mod wire;
 
 pub use features::{FlowFeatures, HostWindows, FLOW_FEATURES, FLOW_SCHEMA};
 pub use flow::FlowRecord;
 pub use scoring::{Scaler, Severity, Verdict};
+pub use series::{SeriesParams, SeriesRow, SeriesWindow, SERIES_FEATURES, SERIES_SCHEMA};

@@ -49,13 +49,54 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         flow_model: Option<PathBuf>,
     },
-    /// Write the flow-v1 feature vectors of NetFlow export captures as CSV (training data).
+    /// Write feature vectors as CSV (training data): flow-v1 from NetFlow export captures, or
+    /// series-v1 rows from a CSV of interface rate samples.
     Features {
         /// Capture (pcap) of NetFlow/IPFIX export datagrams; repeat for several.
-        #[arg(long = "netflow-pcap", value_name = "FILE", required = true)]
+        #[arg(
+            long = "netflow-pcap",
+            value_name = "FILE",
+            required_unless_present = "series",
+            conflicts_with = "series"
+        )]
         netflow_pcap: Vec<PathBuf>,
+        /// Rates CSV (ts_ms,target,if_index,if_name,in_bps,out_bps; empty = unknown).
+        #[arg(long, value_name = "RATES.csv")]
+        series: Option<PathBuf>,
+        #[command(flatten)]
+        series_params: SeriesArgs,
         /// Output CSV file, or - for standard output.
         #[arg(long, value_name = "FILE", default_value = "-")]
+        out: PathBuf,
+    },
+    /// Recompute a series bundle's threshold from this device's own normal traffic and write
+    /// the result as a new bundle directory.
+    Calibrate {
+        /// The series bundle to calibrate.
+        #[arg(long = "series-model", value_name = "DIR")]
+        series_model: PathBuf,
+        /// Normal traffic as a rates CSV (as `features --series` reads).
+        #[arg(
+            long,
+            value_name = "RATES.csv",
+            conflicts_with = "data_dir",
+            required_unless_present = "data_dir"
+        )]
+        rates: Option<PathBuf>,
+        /// Normal traffic from this data directory's stored rate samples (stop the daemon
+        /// first; sled locks its database).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Only stored samples at or after this time (RFC 3339), with --data-dir.
+        #[arg(long)]
+        since: Option<String>,
+        /// Quantile of the window errors that becomes the threshold.
+        #[arg(long, default_value_t = 0.95)]
+        quantile: f64,
+        #[command(flatten)]
+        series_params: SeriesArgs,
+        /// The new bundle directory (must not exist).
+        #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
     /// List stored alerts (the daemon must not be running on the same data directory).
@@ -84,6 +125,27 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+}
+
+/// How rate samples become series-v1 rows; training and serving must agree.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct SeriesArgs {
+    /// Seconds added to UTC before taking hour and day of week (the site's local time).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    utc_offset_secs: i32,
+    /// Unknown steps in a row tolerated before an interface's window restarts.
+    #[arg(long, default_value_t = netwarden_firmware::SeriesParams::DEFAULT.max_unknown_steps)]
+    max_unknown_steps: u16,
+}
+
+impl SeriesArgs {
+    fn params(self) -> netwarden_firmware::SeriesParams {
+        netwarden_firmware::SeriesParams {
+            utc_offset_s: self.utc_offset_secs,
+            max_unknown_steps: self.max_unknown_steps,
+            ..netwarden_firmware::SeriesParams::DEFAULT
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,7 +204,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(daemon::run(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Features { netflow_pcap, out } => {
+        Command::Features {
+            netflow_pcap,
+            series,
+            series_params,
+            out,
+        } => {
             let sink: Box<dyn Write> = if out.as_os_str() == "-" {
                 Box::new(std::io::stdout().lock())
             } else {
@@ -152,6 +219,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
             };
             let mut w = std::io::BufWriter::new(sink);
+            if let Some(rates) = series {
+                let samples = cli::series::read_rates_file(&rates)?;
+                let s =
+                    cli::series::write_features(&samples, &series_params.params(), &mut w, &out)?;
+                eprintln!(
+                    "{}: {} samples of {} interfaces, {} feature rows, {} unknown steps, {} out of order, {} restarts",
+                    rates.display(),
+                    s.samples,
+                    s.interfaces,
+                    s.rows,
+                    s.unknown_steps,
+                    s.out_of_order_steps,
+                    s.restarts
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let summaries = cli::features::write_csv(&netflow_pcap, &mut w, &out)?;
             for s in summaries {
                 eprintln!(
@@ -172,14 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             json,
         } => {
-            let since_ms = match since {
-                None => 0,
-                Some(s) => humantime::parse_rfc3339_weak(&s)
-                    .with_context(|| format!("--since {s:?} is not an RFC 3339 time"))?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0),
-            };
+            let since_ms = parse_since(since.as_deref())?;
             let n = cli::list_alerts(&data_dir, since_ms, limit, json)?;
             if !json {
                 eprintln!("{n} alert(s)");
@@ -187,6 +263,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { data_dir } => demo(data_dir),
+        Command::Calibrate {
+            series_model,
+            rates,
+            data_dir,
+            since,
+            quantile,
+            series_params,
+            out,
+        } => calibrate(
+            &series_model,
+            rates.as_deref(),
+            data_dir.as_deref(),
+            since.as_deref(),
+            quantile,
+            series_params.params(),
+            &out,
+        ),
         Command::Validate { file } => match RawConfig::from_file(&file)
             .and_then(|raw| raw.validate().map_err(ConfigError::Invalid))
         {
@@ -249,11 +342,74 @@ fn demo(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn parse_since(since: Option<&str>) -> anyhow::Result<u64> {
+    Ok(match since {
+        None => 0,
+        Some(s) => humantime::parse_rfc3339_weak(s)
+            .with_context(|| format!("--since {s:?} is not an RFC 3339 time"))?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    })
+}
+
+fn calibrate(
+    model: &std::path::Path,
+    rates: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+    since: Option<&str>,
+    quantile: f64,
+    params: netwarden_firmware::SeriesParams,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let mut bundle = netwarden::models::SeriesBundle::load_dir(model, &[64])
+        .with_context(|| format!("bundle {} refused", model.display()))?;
+    let (samples, source) = match (rates, data_dir) {
+        (Some(r), _) => (
+            cli::series::read_rates_file(r)?,
+            format!("rates CSV {}", r.display()),
+        ),
+        (None, Some(d)) => {
+            let since_ms = parse_since(since)?;
+            let samples = cli::series::stored_samples(d, since_ms)?;
+            (
+                samples,
+                format!("stored rate samples in {} since {since_ms} ms", d.display()),
+            )
+        }
+        (None, None) => anyhow::bail!("give --rates or --data-dir"),
+    };
+    let cal = cli::series::calibrate(&mut bundle, &samples, &params, quantile, source)?;
+    cli::series::write_calibrated(model, out, &cal, netwarden::now_ms())?;
+    // Load what was written, as the daemon would, before calling it done.
+    netwarden::models::SeriesBundle::load_dir(out, &[1])
+        .with_context(|| format!("the calibrated bundle {} does not load", out.display()))?;
+    println!(
+        "{}: threshold {:.6} -> {:.6} (quantile {} of {} windows from {}); written to {}",
+        model.display(),
+        cal.previous,
+        cal.threshold,
+        cal.quantile,
+        cal.n,
+        cal.source,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn model_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let mut bundle = netwarden::models::Bundle::load_dir(dir, 512)
-        .with_context(|| format!("bundle {} refused", dir.display()))?;
+    let any = netwarden::models::AnyBundle::load_dir(
+        dir,
+        512,
+        &netwarden::pipeline::series_detector::DEFAULT_BATCHES,
+    )
+    .with_context(|| format!("bundle {} refused", dir.display()))?;
     let load = started.elapsed();
+    let mut bundle = match any {
+        netwarden::models::AnyBundle::Flow(b) => b,
+        netwarden::models::AnyBundle::Series(b) => return series_model_check(b, dir, load),
+    };
     let m = &bundle.manifest;
     println!(
         "{}: {} {} ({}), schema {}, threshold {} ({})",
@@ -313,4 +469,72 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+fn series_model_check(
+    mut bundle: netwarden::models::SeriesBundle,
+    dir: &std::path::Path,
+    load: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    let m = &bundle.manifest;
+    println!(
+        "{}: {} {} ({}, variant {}, {}), schema {}, window {}, threshold {} ({}{})",
+        dir.display(),
+        m.name,
+        m.version,
+        m.kind,
+        m.model.variant.as_deref().unwrap_or("-"),
+        m.model.precision,
+        m.features.schema,
+        bundle.detector.window(),
+        m.threshold.value,
+        m.threshold.method,
+        m.threshold
+            .quantile
+            .map(|q| format!(", quantile {q}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "ok: sha256, schema, tract load+optimise (batches {:?}), {} golden windows within {}",
+        bundle.detector.batch_sizes(),
+        m.golden.inputs.len(),
+        m.golden.tolerance
+    );
+    println!(
+        "load + optimise + golden check: {:.1} ms",
+        load.as_secs_f64() * 1e3
+    );
+    let golden: Vec<f32> = m.golden.inputs.iter().flatten().copied().collect();
+    let mut one = Vec::new();
+    bundle.detector.scale_rows(
+        golden
+            .chunks_exact(8)
+            .take(bundle.detector.window())
+            .map(|c| {
+                let mut r = [0.0f32; 8];
+                r.copy_from_slice(c);
+                r
+            })
+            .collect::<Vec<_>>()
+            .iter(),
+        &mut one,
+    );
+    for b in bundle.detector.batch_sizes() {
+        let batch: Vec<f32> = one.iter().copied().cycle().take(b * one.len()).collect();
+        let mut out = Vec::new();
+        let iters = (2000 / b).clamp(20, 500);
+        bundle.detector.run_scaled(&batch, &mut out)?;
+        let t = Instant::now();
+        for _ in 0..iters {
+            out.clear();
+            bundle.detector.run_scaled(&batch, &mut out)?;
+        }
+        let per = t.elapsed().as_secs_f64() / iters as f64;
+        println!(
+            "batch {b:>4}: {:>9.1} us per run, {:>8.1} us per window",
+            per * 1e6,
+            per * 1e6 / b as f64
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -50,9 +50,12 @@ fn scan_raises_a_high_alert_for_the_scanner(#[case] name: &str) {
     let (alerts, m) = replay(name);
     let scanner = alerts
         .iter()
-        .find(|a| a.subject.src_addr == "10.213.0.1" && a.severity == "high")
+        .find(|a| {
+            a.subject.flow().is_some_and(|f| f.src_addr == "10.213.0.1") && a.severity == "high"
+        })
         .unwrap_or_else(|| panic!("{name}: no high alert from the scanner in {alerts:#?}"));
-    assert_eq!(scanner.subject.dst_addr, "10.213.0.2");
+    let flow = scanner.subject.flow().expect("a flow alert");
+    assert_eq!(flow.dst_addr, "10.213.0.2");
     assert!(scanner.score > 2.0 * scanner.threshold);
     // De-duplication: a thousand-port scan is a handful of alerts, not a thousand.
     assert!(alerts.len() <= 10, "{name}: {} alerts", alerts.len());
@@ -89,7 +92,7 @@ fn scan_outranks_benign_traffic_and_benign_noise_stays_small(#[case] exporter: &
     let (scan, _) = replay(&format!("{exporter}-scan-mixed.pcap"));
     let scanner = scan
         .iter()
-        .filter(|a| a.subject.src_addr == "10.213.0.1")
+        .filter(|a| a.subject.flow().is_some_and(|f| f.src_addr == "10.213.0.1"))
         .map(|a| a.score)
         .fold(0.0f32, f32::max);
     assert!(

@@ -100,6 +100,7 @@ fn scan_from_every_exporter_raises_an_mqtt_alert_and_counts_match_nfcapd() -> an
         assert!(score > 2.0 * threshold, "{alert}");
     }
     let subject = &alert["subject"];
+    assert_eq!(subject["kind"], "flow", "{alert}");
     assert!(
         subject["exporter"]
             .as_str()

@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod features;
+pub mod series;
 
 use std::path::Path;
 

@@ -1,5 +1,9 @@
 //! Model bundles: `manifest.json` + `model.onnx`, checked before use (docs/bundle-format.md).
 //!
+//! Two kinds share format 1: `flow_ae` (dense autoencoder on `flow-v1` vectors, [`Bundle`]) and
+//! `series_lstm` (LSTM autoencoder on 50-step `series-v1` windows, [`SeriesBundle`]). Each
+//! loader refuses the other kind; [`AnyBundle::load_dir`] picks by the manifest's `kind`.
+//!
 //! A bundle is refused, with the reason, when its format or kind is unknown, its feature schema
 //! differs from the gateway's, the model's SHA-256 differs from the manifest's, tract cannot
 //! load it, or its golden vectors do not reproduce. Signature checks come with issue 4.
@@ -7,11 +11,20 @@
 use std::path::{Path, PathBuf};
 
 use netwarden_firmware::features::{FLOW_FEATURES, FLOW_SCHEMA, FLOW_WIDTH};
+use netwarden_firmware::series::{
+    judge_window, SeriesRow, SERIES_FEATURES, SERIES_SCHEMA, SERIES_WIDTH, WINDOW_STEPS,
+};
 use netwarden_firmware::{Scaler, Verdict};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::detector::{DetectorError, FlowAe};
+use crate::pipeline::series_detector::{SeriesDetectorError, SeriesLstm};
+
+/// `kind` of a flow autoencoder bundle.
+pub const KIND_FLOW: &str = "flow_ae";
+/// `kind` of an interface-series LSTM bundle.
+pub const KIND_SERIES: &str = "series_lstm";
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
@@ -28,16 +41,23 @@ pub enum BundleError {
     Manifest(#[from] serde_json::Error),
     #[error("manifest format {0} is not supported (this gateway reads format 1)")]
     Format(u32),
-    #[error("bundle kind {0:?} is not one this gateway runs (flow_ae)")]
-    Kind(String),
-    #[error("feature schema mismatch: bundle has {bundle:?} {names:?}, gateway computes {FLOW_SCHEMA:?} {FLOW_FEATURES:?}")]
-    Schema { bundle: String, names: Vec<String> },
+    #[error("bundle kind {got:?} is not what this loader runs ({expected})")]
+    Kind { got: String, expected: &'static str },
+    #[error("feature schema mismatch: bundle has {bundle:?} {names:?}, gateway computes {schema:?} {expected:?}")]
+    Schema {
+        bundle: String,
+        names: Vec<String>,
+        schema: &'static str,
+        expected: &'static [&'static str],
+    },
     #[error("model.onnx SHA-256 is {actual}, manifest says {expected}: the bundle was altered or is incomplete")]
     Hash { expected: String, actual: String },
     #[error("manifest: {0}")]
     Invalid(String),
     #[error("tract cannot run the model: {0}")]
     Model(#[from] DetectorError),
+    #[error("tract cannot run the model: {0}")]
+    SeriesModel(#[from] SeriesDetectorError),
     #[error("golden vector {index} does not reproduce: {what} differs by {diff:e} (tolerance {tolerance:e})")]
     Golden {
         index: usize,
@@ -72,6 +92,12 @@ pub struct ModelSection {
     pub output_name: String,
     pub input_width: usize,
     pub precision: String,
+    /// Steps per window (`series_lstm` only).
+    #[serde(default)]
+    pub window: Option<usize>,
+    /// Model family (`seed`, `edge`, `attention`, `ensemble`), informational.
+    #[serde(default)]
+    pub variant: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +121,12 @@ pub struct ThresholdSection {
     pub method: String,
     #[serde(default)]
     pub quantile: Option<f64>,
+    /// Errors the quantile was taken over.
+    #[serde(default)]
+    pub n: Option<u64>,
+    /// Where those errors came from (training set, a device's own history ...).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,12 +168,7 @@ impl Bundle {
 
     /// A bundle directory.
     pub fn load_dir(dir: &Path, batch_size: usize) -> Result<Bundle, BundleError> {
-        let read =
-            |p: PathBuf| std::fs::read(&p).map_err(|error| BundleError::Read { path: p, error });
-        let manifest = read(dir.join("manifest.json"))?;
-        let manifest = String::from_utf8_lossy(&manifest).into_owned();
-        let parsed: Manifest = serde_json::from_str(&manifest)?;
-        let model = read(dir.join(&parsed.model.file))?;
+        let (manifest, _, model) = read_dir(dir)?;
         Bundle::from_parts(&manifest, &model, dir.display().to_string(), batch_size)
     }
 
@@ -152,15 +179,9 @@ impl Bundle {
         batch_size: usize,
     ) -> Result<Bundle, BundleError> {
         let m: Manifest = serde_json::from_str(manifest)?;
-        check_manifest(&m)?;
-        let actual = hex(&Sha256::digest(model));
-        if !actual.eq_ignore_ascii_case(&m.model.sha256) {
-            return Err(BundleError::Hash {
-                expected: m.model.sha256.clone(),
-                actual,
-            });
-        }
-        let scaler = scaler(&m)?;
+        check_manifest(&m, KIND_FLOW, FLOW_SCHEMA, &FLOW_FEATURES, FLOW_WIDTH)?;
+        check_hash(&m, model)?;
+        let scaler = scaler(&m, &FLOW_FEATURES)?;
         let mut detector = FlowAe::load(model, &m, scaler, batch_size)?;
         check_golden(&m, &mut detector)?;
         Ok(Bundle {
@@ -171,29 +192,62 @@ impl Bundle {
     }
 }
 
-fn check_manifest(m: &Manifest) -> Result<(), BundleError> {
+fn read_dir(dir: &Path) -> Result<(String, Manifest, Vec<u8>), BundleError> {
+    let read = |p: PathBuf| std::fs::read(&p).map_err(|error| BundleError::Read { path: p, error });
+    let manifest = read(dir.join("manifest.json"))?;
+    let manifest = String::from_utf8_lossy(&manifest).into_owned();
+    let parsed: Manifest = serde_json::from_str(&manifest)?;
+    let model = read(dir.join(&parsed.model.file))?;
+    Ok((manifest, parsed, model))
+}
+
+fn check_hash(m: &Manifest, model: &[u8]) -> Result<(), BundleError> {
+    let actual = hex(&Sha256::digest(model));
+    if !actual.eq_ignore_ascii_case(&m.model.sha256) {
+        return Err(BundleError::Hash {
+            expected: m.model.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Checks shared by both kinds; `golden_len` is the values per golden input/output.
+fn check_manifest(
+    m: &Manifest,
+    kind: &'static str,
+    schema: &'static str,
+    names: &'static [&'static str],
+    golden_len: usize,
+) -> Result<(), BundleError> {
     if m.format != 1 {
         return Err(BundleError::Format(m.format));
     }
-    if m.kind != "flow_ae" {
-        return Err(BundleError::Kind(m.kind.clone()));
+    if m.kind != kind {
+        return Err(BundleError::Kind {
+            got: m.kind.clone(),
+            expected: kind,
+        });
     }
-    if m.features.schema != FLOW_SCHEMA
+    if m.features.schema != schema
         || m.features
             .names
             .iter()
             .map(String::as_str)
-            .ne(FLOW_FEATURES.iter().copied())
+            .ne(names.iter().copied())
     {
         return Err(BundleError::Schema {
             bundle: m.features.schema.clone(),
             names: m.features.names.clone(),
+            schema,
+            expected: names,
         });
     }
-    if m.model.input_width != FLOW_WIDTH {
+    if m.model.input_width != names.len() {
         return Err(BundleError::Invalid(format!(
-            "model.input_width is {}, schema has {FLOW_WIDTH}",
-            m.model.input_width
+            "model.input_width is {}, schema has {}",
+            m.model.input_width,
+            names.len()
         )));
     }
     if !(m.threshold.value.is_finite() && m.threshold.value > 0.0) {
@@ -218,10 +272,10 @@ fn check_manifest(m: &Manifest) -> Result<(), BundleError> {
     if g.inputs
         .iter()
         .chain(&g.outputs)
-        .any(|v| v.len() != FLOW_WIDTH)
+        .any(|v| v.len() != golden_len)
     {
         return Err(BundleError::Invalid(format!(
-            "every golden vector must have {FLOW_WIDTH} values"
+            "every golden vector must have {golden_len} values"
         )));
     }
     if !(g.tolerance.is_finite() && g.tolerance > 0.0 && g.tolerance <= 0.1) {
@@ -233,9 +287,9 @@ fn check_manifest(m: &Manifest) -> Result<(), BundleError> {
     Ok(())
 }
 
-fn scaler(m: &Manifest) -> Result<Scaler<FLOW_WIDTH>, BundleError> {
+fn scaler<const N: usize>(m: &Manifest, names: &[&str; N]) -> Result<Scaler<N>, BundleError> {
     let s = &m.features.scaling;
-    if s.len() != FLOW_WIDTH || s.iter().zip(FLOW_FEATURES).any(|(e, n)| e.name != n) {
+    if s.len() != N || s.iter().zip(names).any(|(e, n)| e.name != *n) {
         return Err(BundleError::Invalid(
             "features.scaling must list the schema's features in order".into(),
         ));
@@ -245,9 +299,9 @@ fn scaler(m: &Manifest) -> Result<Scaler<FLOW_WIDTH>, BundleError> {
             "features.scaling has a non-finite min or max".into(),
         ));
     }
-    let mut log1p = [false; FLOW_WIDTH];
-    let mut min = [0.0; FLOW_WIDTH];
-    let mut max = [0.0; FLOW_WIDTH];
+    let mut log1p = [false; N];
+    let mut min = [0.0; N];
+    let mut max = [0.0; N];
     for (i, e) in s.iter().enumerate() {
         log1p[i] = e.log1p;
         min[i] = e.min;
@@ -276,6 +330,146 @@ fn check_golden(m: &Manifest, detector: &mut FlowAe) -> Result<(), BundleError> 
         let scaled = detector.scaler().scale(&raw[i]);
         let v =
             Verdict::<FLOW_WIDTH>::judge(&scaled, out, m.threshold.value, m.severity.high_ratio);
+        let diff = (v.error - g.errors[i]).abs();
+        if diff.is_nan() || diff > tol {
+            return Err(BundleError::Golden {
+                index: i,
+                what: "error".into(),
+                diff,
+                tolerance: tol,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A checked `series_lstm` bundle, ready to run.
+#[derive(Debug)]
+pub struct SeriesBundle {
+    pub manifest: Manifest,
+    pub source: String,
+    pub detector: SeriesLstm,
+}
+
+impl SeriesBundle {
+    /// A bundle directory, with tract plans for `batches` windows per run.
+    pub fn load_dir(dir: &Path, batches: &[usize]) -> Result<SeriesBundle, BundleError> {
+        let (manifest, _, model) = read_dir(dir)?;
+        SeriesBundle::from_parts(&manifest, &model, dir.display().to_string(), batches)
+    }
+
+    pub fn from_parts(
+        manifest: &str,
+        model: &[u8],
+        source: String,
+        batches: &[usize],
+    ) -> Result<SeriesBundle, BundleError> {
+        let m: Manifest = serde_json::from_str(manifest)?;
+        let window = match m.model.window {
+            Some(w) if (1..=10_000).contains(&w) => w,
+            other => {
+                return Err(BundleError::Invalid(format!(
+                    "model.window is {other:?}; a series_lstm bundle needs the window length (50)"
+                )))
+            }
+        };
+        if window != WINDOW_STEPS {
+            return Err(BundleError::Invalid(format!(
+                "model.window is {window}, the gateway builds windows of {WINDOW_STEPS} steps"
+            )));
+        }
+        check_manifest(
+            &m,
+            KIND_SERIES,
+            SERIES_SCHEMA,
+            &SERIES_FEATURES,
+            window * SERIES_WIDTH,
+        )?;
+        check_hash(&m, model)?;
+        let scaler = scaler(&m, &SERIES_FEATURES)?;
+        let mut detector = SeriesLstm::load(
+            model,
+            window,
+            scaler,
+            m.threshold.value,
+            m.severity.high_ratio,
+            batches,
+        )?;
+        check_series_golden(&m, &mut detector)?;
+        Ok(SeriesBundle {
+            manifest: m,
+            source,
+            detector,
+        })
+    }
+}
+
+/// A bundle of either kind, for tools that take whatever directory they are given.
+// Built once per command, never moved around in bulk: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum AnyBundle {
+    Flow(Bundle),
+    Series(SeriesBundle),
+}
+
+impl AnyBundle {
+    /// Loads `dir` with the loader its manifest's `kind` names.
+    pub fn load_dir(
+        dir: &Path,
+        flow_batch: usize,
+        series_batches: &[usize],
+    ) -> Result<AnyBundle, BundleError> {
+        let (manifest, parsed, model) = read_dir(dir)?;
+        let source = dir.display().to_string();
+        match parsed.kind.as_str() {
+            KIND_SERIES => SeriesBundle::from_parts(&manifest, &model, source, series_batches)
+                .map(AnyBundle::Series),
+            _ => Bundle::from_parts(&manifest, &model, source, flow_batch).map(AnyBundle::Flow),
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        match self {
+            AnyBundle::Flow(b) => &b.manifest,
+            AnyBundle::Series(b) => &b.manifest,
+        }
+    }
+}
+
+fn check_series_golden(m: &Manifest, detector: &mut SeriesLstm) -> Result<(), BundleError> {
+    let g = &m.golden;
+    let raw: Vec<f32> = g.inputs.iter().flatten().copied().collect();
+    let outputs = detector.reconstruct_raw(&raw)?;
+    let per = detector.window_len();
+    let tol = g.tolerance;
+    for (i, out) in outputs.chunks(per).enumerate() {
+        for (j, (&a, &b)) in out.iter().zip(&g.outputs[i]).enumerate() {
+            let diff = (a - b).abs();
+            if diff.is_nan() || diff > tol {
+                return Err(BundleError::Golden {
+                    index: i,
+                    what: format!(
+                        "output[step {}][{}]",
+                        j / SERIES_WIDTH,
+                        SERIES_FEATURES[j % SERIES_WIDTH]
+                    ),
+                    diff,
+                    tolerance: tol,
+                });
+            }
+        }
+        let rows: Vec<SeriesRow> = g.inputs[i]
+            .chunks_exact(SERIES_WIDTH)
+            .map(|c| {
+                let mut r = [0.0; SERIES_WIDTH];
+                r.copy_from_slice(c);
+                r
+            })
+            .collect();
+        let mut scaled = Vec::with_capacity(per);
+        detector.scale_rows(rows.iter(), &mut scaled);
+        let v = judge_window(&scaled, out, m.threshold.value, m.severity.high_ratio);
         let diff = (v.error - g.errors[i]).abs();
         if diff.is_nan() || diff > tol {
             return Err(BundleError::Golden {

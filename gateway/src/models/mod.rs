@@ -2,4 +2,4 @@
 
 pub mod bundle;
 
-pub use bundle::{Bundle, BundleError, Manifest};
+pub use bundle::{AnyBundle, Bundle, BundleError, Manifest, SeriesBundle};

@@ -3,9 +3,14 @@
 //! A port scan is a thousand anomalous flows; an operator wants one alert that says so, within
 //! a second, not a thousand. The first anomalous flow from a source host raises an alert at once;
 //! further anomalous flows from that host within `dedupe_window` (event time) are counted in
-//! `alerts_suppressed_dedupe` and in the next alert's `suppressed_since_last`.
+//! `alerts_suppressed_dedupe` and in the next alert's `suppressed_since_last`. The same rule,
+//! [`Dedupe`], keeps interface-series alerts to one per interface per window.
+//!
+//! An alert's [`Subject`] says what it is about: a flow (`"kind": "flow"`) or an interface
+//! (`"kind": "interface"`), so one subscriber can handle both detectors.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -40,8 +45,33 @@ pub struct ModelRef {
     pub version: String,
 }
 
+/// What an alert is about, tagged by `kind` in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subject {
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Subject {
+    Flow(FlowSubject),
+    Interface(InterfaceSubject),
+}
+
+impl Subject {
+    pub fn flow(&self) -> Option<&FlowSubject> {
+        match self {
+            Subject::Flow(f) => Some(f),
+            Subject::Interface(_) => None,
+        }
+    }
+
+    pub fn interface(&self) -> Option<&InterfaceSubject> {
+        match self {
+            Subject::Interface(i) => Some(i),
+            Subject::Flow(_) => None,
+        }
+    }
+}
+
+/// The flow that triggered a flow alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSubject {
     pub exporter: String,
     pub src_addr: String,
     pub dst_addr: String,
@@ -50,6 +80,20 @@ pub struct Subject {
     pub protocol: u8,
     pub flow_first_ms: u64,
     pub flow_last_ms: u64,
+}
+
+/// The interface whose traffic series looked wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceSubject {
+    /// The SNMP target's configured name (or address).
+    pub target: String,
+    pub if_index: u32,
+    pub if_name: String,
+    /// `in`, `out` or `both`: which direction's features carry most of the error.
+    pub direction: String,
+    /// Poll times (Unix ms) of the window's first and last steps.
+    pub window_first_ms: u64,
+    pub window_last_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +123,54 @@ struct Last {
     suppressed: u64,
 }
 
+/// One alert per key per `window` of event time; a higher severity breaks through. Memory is
+/// bounded: past `max_keys` keys, those older than the window are forgotten (all, if needed).
+#[derive(Debug)]
+pub struct Dedupe<K> {
+    window_ms: u64,
+    last: HashMap<K, Last>,
+    max_keys: usize,
+}
+
+impl<K: Hash + Eq + Clone> Dedupe<K> {
+    pub fn new(window: Duration, max_keys: usize) -> Self {
+        Dedupe {
+            window_ms: window.as_millis() as u64,
+            last: HashMap::new(),
+            max_keys: max_keys.max(1),
+        }
+    }
+
+    /// `Some(suppressed since the key's last alert)` when an alert should go out now, `None`
+    /// when this finding is folded into the last one (and counted for the next).
+    pub fn admit(&mut self, key: &K, event_ms: u64, severity: Severity) -> Option<u64> {
+        if let Some(last) = self.last.get_mut(key) {
+            let within = event_ms.saturating_sub(last.event_ms) < self.window_ms;
+            if within && severity <= last.severity {
+                last.suppressed += 1;
+                return None;
+            }
+        }
+        if self.last.len() >= self.max_keys && !self.last.contains_key(key) {
+            let horizon = event_ms.saturating_sub(self.window_ms);
+            self.last.retain(|_, l| l.event_ms >= horizon);
+            if self.last.len() >= self.max_keys {
+                self.last.clear();
+            }
+        }
+        let suppressed = self.last.get(key).map_or(0, |l| l.suppressed);
+        self.last.insert(
+            key.clone(),
+            Last {
+                event_ms,
+                severity,
+                suppressed: 0,
+            },
+        );
+        Some(suppressed)
+    }
+}
+
 /// Turns findings into alerts; pure logic, the caller supplies ids and clock.
 #[derive(Debug)]
 pub struct Alerter {
@@ -86,9 +178,7 @@ pub struct Alerter {
     device: String,
     detector: &'static str,
     model: ModelRef,
-    window_ms: u64,
-    last: HashMap<IpAddr, Last>,
-    max_hosts: usize,
+    dedupe: Dedupe<IpAddr>,
 }
 
 const TOP_FEATURES: usize = 3;
@@ -106,9 +196,7 @@ impl Alerter {
             device: device.to_string(),
             detector,
             model,
-            window_ms: window.as_millis() as u64,
-            last: HashMap::new(),
-            max_hosts: 65_536,
+            dedupe: Dedupe::new(window, 65_536),
         }
     }
 
@@ -119,31 +207,9 @@ impl Alerter {
     /// An alert for `f`, or `None` when it is folded into a recent alert for the same host.
     /// A higher severity than the last alert's breaks through the de-duplication.
     pub fn consider(&mut self, f: &Finding<'_>, id: String, now_ms: u64) -> Option<Alert> {
-        let key = f.flow.src_addr;
-        let event_ms = f.flow.last_ms;
-        if let Some(last) = self.last.get_mut(&key) {
-            let within = event_ms.saturating_sub(last.event_ms) < self.window_ms;
-            if within && f.severity <= last.severity {
-                last.suppressed += 1;
-                return None;
-            }
-        }
-        if self.last.len() >= self.max_hosts {
-            let horizon = event_ms.saturating_sub(self.window_ms);
-            self.last.retain(|_, l| l.event_ms >= horizon);
-            if self.last.len() >= self.max_hosts {
-                self.last.clear();
-            }
-        }
-        let suppressed = self.last.get(&key).map_or(0, |l| l.suppressed);
-        self.last.insert(
-            key,
-            Last {
-                event_ms,
-                severity: f.severity,
-                suppressed: 0,
-            },
-        );
+        let suppressed = self
+            .dedupe
+            .admit(&f.flow.src_addr, f.flow.last_ms, f.severity)?;
         Some(self.build(f, id, now_ms, suppressed))
     }
 
@@ -200,7 +266,7 @@ impl Alerter {
             severity: f.severity.as_str().to_string(),
             score: f.verdict.error,
             threshold: f.threshold,
-            subject: Subject {
+            subject: Subject::Flow(FlowSubject {
                 exporter: f.exporter.to_string(),
                 src_addr: r.src_addr.to_string(),
                 dst_addr: r.dst_addr.to_string(),
@@ -209,7 +275,7 @@ impl Alerter {
                 protocol: r.protocol,
                 flow_first_ms: r.first_ms,
                 flow_last_ms: r.last_ms,
-            },
+            }),
             top_features,
             suppressed_since_last: suppressed,
             summary,
@@ -294,6 +360,29 @@ mod tests {
         // After the window, host 1 alerts again and reports what was folded.
         let again = consider(&mut a, &flow(1, 70_000), Severity::High, 2).expect("after window");
         assert_eq!(again.suppressed_since_last, 9);
+    }
+
+    #[test]
+    fn subject_json_is_tagged_by_kind() {
+        let mut a = alerter();
+        let alert = consider(&mut a, &flow(1, 0), Severity::High, 0).expect("alert");
+        let json = serde_json::to_value(&alert).expect("json");
+        assert_eq!(json["subject"]["kind"], "flow");
+        assert_eq!(json["subject"]["src_addr"], "10.0.0.1");
+        let back: Alert = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, alert);
+        let iface = Subject::Interface(InterfaceSubject {
+            target: "r1".into(),
+            if_index: 3,
+            if_name: "ge-0/0/2".into(),
+            direction: "in".into(),
+            window_first_ms: 1,
+            window_last_ms: 2,
+        });
+        let v = serde_json::to_value(&iface).expect("json");
+        assert_eq!(v["kind"], "interface");
+        assert_eq!(v["if_name"], "ge-0/0/2");
+        assert_eq!(serde_json::from_value::<Subject>(v).expect("back"), iface);
     }
 
     #[test]

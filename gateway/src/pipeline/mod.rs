@@ -9,6 +9,7 @@
 pub mod alerting;
 pub mod detector;
 pub mod series;
+pub mod series_detector;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
