@@ -19,6 +19,8 @@ command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v nfcapd >/dev/null || need+=(nfdump)
 command -v softflowd >/dev/null || need+=(softflowd)
 command -v pmacctd >/dev/null || need+=(pmacct)
+command -v snmpd >/dev/null || need+=(snmpd)
+command -v snmpget >/dev/null || need+=(snmp)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
     sudo=""

@@ -406,3 +406,288 @@ pub mod tempdir {
         }
     }
 }
+
+/// A network namespace joined to the root namespace by a veth pair with a private /30, removed
+/// (with its veth) on drop, even when the test panics. Needs root (`ip netns`).
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+    /// The veth end in the root namespace, and the one inside the namespace.
+    pub host_if: String,
+    pub ns_if: String,
+    pub host_addr: std::net::Ipv4Addr,
+    pub ns_addr: std::net::Ipv4Addr,
+}
+
+static NETNS_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("cannot run ip")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+impl Netns {
+    /// Creates `nw<pid>-<n>` with veth `nw<pid>h<n>` (root) / `nw<pid>n<n>` (inside), IPv6 off
+    /// on both ends so router solicitations do not move the counters.
+    pub fn create() -> anyhow::Result<Netns> {
+        require("ip")?;
+        let n = NETNS_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id() % 100_000;
+        let octet = ((pid * 7 + n * 13) % 250) as u8;
+        let ns = Netns {
+            name: format!("nw{pid}-{n}"),
+            host_if: format!("nw{pid}h{n}"),
+            ns_if: format!("nw{pid}n{n}"),
+            host_addr: std::net::Ipv4Addr::new(10, 214, octet, 1),
+            ns_addr: std::net::Ipv4Addr::new(10, 214, octet, 2),
+        };
+        let _ = ip(&["netns", "del", &ns.name]);
+        ip(&["netns", "add", &ns.name])?;
+        // From here on Drop cleans up.
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"])?;
+        ns.add_link()?;
+        Ok(ns)
+    }
+
+    fn add_link(&self) -> anyhow::Result<()> {
+        ip(&[
+            "link",
+            "add",
+            &self.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.ns_if,
+            "netns",
+            &self.name,
+        ])?;
+        let _ = Command::new("sysctl")
+            .args([
+                "-qw",
+                &format!("net.ipv6.conf.{}.disable_ipv6=1", self.host_if),
+            ])
+            .status();
+        self.exec_ok(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{}.disable_ipv6=1", self.ns_if),
+        ])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", self.host_addr),
+            "dev",
+            &self.host_if,
+        ])?;
+        ip(&["link", "set", &self.host_if, "up"])?;
+        self.exec_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", self.ns_addr),
+            "dev",
+            &self.ns_if,
+        ])?;
+        self.exec_ok(&["ip", "link", "set", &self.ns_if, "up"])?;
+        Ok(())
+    }
+
+    /// Deletes and re-creates the veth pair: the interface inside keeps its name but gets a
+    /// new ifIndex and counters from zero (what a router reboot looks like).
+    pub fn recreate_link(&self) -> anyhow::Result<()> {
+        ip(&["link", "del", &self.host_if])?;
+        self.add_link()
+    }
+
+    /// `ip netns exec <ns> <argv...>` as a Command to add to.
+    pub fn command(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(argv);
+        c
+    }
+
+    fn exec_ok(&self, argv: &[&str]) -> anyhow::Result<()> {
+        let out = self.command(argv).output()?;
+        if !out.status.success() {
+            bail!(
+                "in {}: {}: {}",
+                self.name,
+                argv.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends `count` UDP datagrams of `payload` bytes from the root namespace to the discard
+    /// port inside, pausing 1 ms every 50. Returns the L2 octets the inside interface receives
+    /// for them (Ethernet 14 + IPv4 20 + UDP 8 + payload each).
+    pub fn send_udp(&self, count: usize, payload: usize) -> anyhow::Result<u64> {
+        let sock = UdpSocket::bind((self.host_addr, 0))?;
+        let buf = vec![0x5au8; payload];
+        for i in 0..count {
+            sock.send_to(&buf, (self.ns_addr, 9))?;
+            if (i + 1) % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(count as u64 * (payload as u64 + 42))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// net-snmp's snmpd on `addr` (optionally inside a namespace) with its own config: community
+/// `nwtest` and the SNMPv3 authPriv user `nwuser` (SHA/AES, passwords below), a persistent
+/// directory in its temporary directory, MIB loading off (Debian ships no IF-MIB anyway).
+#[derive(Debug)]
+pub struct Snmpd {
+    pub addr: SocketAddr,
+    dir: tempdir::Dir,
+    proc: Option<Proc>,
+    netns: Option<String>,
+}
+
+pub const SNMP_COMMUNITY: &str = "nwtest";
+pub const SNMP_USER: &str = "nwuser";
+pub const SNMP_AUTH_PASSWORD: &str = "nw-auth-pass";
+pub const SNMP_PRIV_PASSWORD: &str = "nw-priv-pass";
+
+impl Snmpd {
+    /// Starts snmpd on `ip:port` (inside `netns` when given) and waits until it answers.
+    pub fn start(
+        netns: Option<&Netns>,
+        ip: std::net::Ipv4Addr,
+        port: u16,
+    ) -> anyhow::Result<Snmpd> {
+        require("snmpd")?;
+        require("snmpget")?;
+        let dir = tempdir::Dir::new("snmpd")?;
+        let mut d = Snmpd {
+            addr: (ip, port).into(),
+            dir,
+            proc: None,
+            netns: netns.map(|n| n.name.clone()),
+        };
+        d.launch(1)?;
+        Ok(d)
+    }
+
+    fn launch(&mut self, generation: u32) -> anyhow::Result<()> {
+        let conf = self.dir.path().join("snmpd.conf");
+        // A distinct engineID per generation: a restart with a new one is an engine change.
+        std::fs::write(
+            &conf,
+            format!(
+                "rocommunity {SNMP_COMMUNITY} default\n\
+                 createUser {SNMP_USER} SHA \"{SNMP_AUTH_PASSWORD}\" AES \"{SNMP_PRIV_PASSWORD}\"\n\
+                 rouser {SNMP_USER} priv\n\
+                 engineID nwtest-{}-{generation}\n",
+                std::process::id()
+            ),
+        )?;
+        let persist = self.dir.path().join("persist");
+        let _ = std::fs::remove_dir_all(&persist);
+        std::fs::create_dir_all(&persist)?;
+        let log = std::fs::File::create(self.dir.path().join(format!("snmpd-{generation}.log")))?;
+        let argv = [
+            "snmpd",
+            "-f",
+            "-Lo",
+            "-C",
+            "-r",
+            "-c",
+            conf.to_str().context("temp path is not UTF-8")?,
+            &format!("udp:{}", self.addr),
+        ];
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).args(argv);
+                c
+            }
+            None => {
+                let mut c = Command::new(argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        };
+        cmd.env("SNMP_PERSISTENT_DIR", &persist)
+            .env("MIBS", "")
+            .env("MIBDIRS", self.dir.path())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        self.proc = Some(Proc::spawn("snmpd", &mut cmd)?);
+        let addr = self.addr.to_string();
+        wait_for(Duration::from_secs(10), "snmpd to answer", || {
+            let out = Command::new("snmpget")
+                .args(["-v2c", "-c", SNMP_COMMUNITY, "-r0", "-t0.3", "-On", &addr])
+                .arg("1.3.6.1.2.1.1.3.0")
+                .env("MIBS", "")
+                .env("MIBDIRS", self.dir.path())
+                .output()
+                .ok()?;
+            out.status.success().then_some(())
+        })
+        .with_context(|| format!("snmpd log: {}", self.log()))
+    }
+
+    /// Stops snmpd (SIGTERM).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts it again with a new engineID and an empty persistent directory.
+    pub fn restart(&mut self, generation: u32) -> anyhow::Result<()> {
+        self.stop();
+        self.launch(generation)
+    }
+
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for g in 1..10 {
+            if let Ok(s) = std::fs::read_to_string(self.dir.path().join(format!("snmpd-{g}.log"))) {
+                out.push_str(&s);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes `config` to a file in `dir` and starts `netwarden run --config` on it.
+pub fn gateway_with_config(
+    dir: &tempdir::Dir,
+    config: &str,
+    extra: &[&str],
+) -> anyhow::Result<Gateway> {
+    let path = dir.path().join("netwarden.toml");
+    std::fs::write(&path, config)?;
+    let path = path.to_str().context("temp path is not UTF-8")?.to_string();
+    let mut args = vec!["--config", path.as_str()];
+    args.extend_from_slice(extra);
+    Gateway::start(&args)
+}

@@ -43,11 +43,12 @@ const MAX_AUTH_UPDATES: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("no reply from {addr} within {timeout:?} ({attempts} attempt(s)): agent down or unreachable, wrong community, or not allowed by the agent's access control")]
+    #[error("no reply from {addr} within {timeout:?} ({attempts} attempt(s)): {hint}")]
     Timeout {
         addr: SocketAddr,
         timeout: Duration,
         attempts: u32,
+        hint: &'static str,
     },
     #[error("SNMPv3 authentication with {addr} failed for user {user:?}: {detail} (wrong user name, password, or auth/priv protocol?)")]
     Auth {
@@ -310,10 +311,16 @@ impl Client {
                 Handled::Fail(e) => return Err(e),
             }
         }
+        let hint = match self.cfg.credentials {
+            Credentials::V2c { .. } => "agent down or unreachable, wrong community, or not allowed by the agent's access control",
+            // net-snmp drops what it cannot decrypt without a Report.
+            Credentials::V3(_) => "agent down or unreachable, not allowed by its access control, or a wrong privacy password or protocol (the agent drops what it cannot decrypt)",
+        };
         Err(PollError::Timeout {
             addr,
             timeout,
             attempts,
+            hint,
         })
     }
 

@@ -121,7 +121,7 @@ impl CounterState {
 ///
 /// sysUpTime itself wraps after 497 days; that wrap reads as a restart, which costs one unknown
 /// step and never a spike.
-fn agent_restarted(prev_cs: u32, now_cs: u32, wall_ms: u64) -> bool {
+pub(crate) fn agent_restarted(prev_cs: u32, now_cs: u32, wall_ms: u64) -> bool {
     if now_cs < prev_cs {
         return true;
     }

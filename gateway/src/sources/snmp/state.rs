@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::config::Selection;
-use super::counter::{CounterState, Reading, Step, Unknown, Width};
+use super::counter::{agent_restarted, CounterState, Reading, Step, Width};
 use crate::pipeline::series::RateSample;
 
 /// One ifTable/ifXTable row as walked. Missing columns are `None`.
@@ -99,6 +99,8 @@ pub struct TargetState {
     ifaces: HashMap<String, IfState>,
     /// The previous poll failed: the next step is unknown for every interface.
     after_failure: bool,
+    /// sysUpTime and poll time of the last good walk.
+    last_uptime: Option<(u32, u64)>,
 }
 
 impl TargetState {
@@ -109,6 +111,7 @@ impl TargetState {
             max_gap_ms,
             ifaces: HashMap::new(),
             after_failure: false,
+            last_uptime: None,
         }
     }
 
@@ -122,7 +125,12 @@ impl TargetState {
         let mut stats = StepStats::default();
         let mut seen: HashSet<String> = HashSet::with_capacity(walk.rows.len());
         let after_failure = std::mem::take(&mut self.after_failure);
-        let mut restarted = false;
+        // Checked once per walk (every counter would see it too, but a renumbering or a failed
+        // poll resets them first, and the restart should still be counted).
+        let restarted = self.last_uptime.is_some_and(|(cs, ms)| {
+            now_ms > ms && agent_restarted(cs, walk.sys_uptime_cs, now_ms - ms)
+        });
+        self.last_uptime = Some((walk.sys_uptime_cs, now_ms));
         for row in &walk.rows {
             if !self
                 .selection
@@ -164,7 +172,7 @@ impl TargetState {
                     continue;
                 }
             };
-            let mut force_unknown = after_failure;
+            let mut force_unknown = after_failure || restarted;
             if state.index != row.index {
                 stats.renumbered += 1;
                 state.index = row.index;
@@ -183,10 +191,6 @@ impl TargetState {
                     Step::Rate { bps, wrapped } => {
                         stats.wraps += u64::from(wrapped);
                         Some(bps)
-                    }
-                    Step::Unknown(Unknown::AgentRestart) => {
-                        restarted = true;
-                        None
                     }
                     Step::Unknown(_) | Step::Baseline => None,
                 }
