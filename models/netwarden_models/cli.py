@@ -7,6 +7,7 @@ import sys
 import time
 
 from .features import FeatureCsvError
+from .series_data import SeriesCsvError
 
 
 def _positive_int(text: str) -> int:
@@ -40,7 +41,176 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stop patience in epochs (default 20)")
     t.add_argument("--log-every", type=int, default=10, help="log every N epochs (0: quiet)")
     t.set_defaults(func=cmd_train_flow_ae)
+    _add_series_commands(sub)
     return p
+
+
+def _add_series_commands(sub) -> None:
+    """Subcommands of the series (LSTM autoencoder) family; see docs/models.md."""
+    g = sub.add_parser(
+        "synth-series-rates",
+        help="write synthetic NORMAL interface rates (and injected anomalies) as a rates CSV",
+        description="Seeded synthetic interface rates (ts_ms,target,if_index,if_name,in_bps,"
+        "out_bps; empty = unknown) for `netwarden features --series`. Anomalies are injected "
+        "only into the last --eval-days and listed in --labels. Prints the evaluation start "
+        "(ms) on stdout.",
+    )
+    g.add_argument("--out", required=True, metavar="RATES_CSV")
+    g.add_argument("--labels", metavar="LABELS_CSV", help="where to list injected anomalies")
+    g.add_argument("--days", type=float, default=14.0, help="days of 10 s steps (default 14)")
+    g.add_argument("--eval-days", type=float, default=3.0,
+                   help="final days that may hold injected anomalies (default 3; 0: none)")
+    g.add_argument("--anomalies-per-kind", type=int, default=3,
+                   help="per interface and kind (burst, drop, exfil) (default 3)")
+    g.add_argument("--seed", type=int, default=11)
+    g.set_defaults(func=cmd_synth_series_rates)
+
+    t = sub.add_parser(
+        "train-series",
+        help="train the series LSTM family, export fp32/int8 ONNX and evaluate into a run dir",
+        description="Train the series autoencoders (seed, edge, attention; ensemble = their "
+        "average) on `netwarden features --series` CSVs, with early stopping, curves as PNG, "
+        "ONNX export in both LSTM forms, int8 copies, tract parity and ROC-AUC on labelled "
+        "evaluation windows. Writes everything to --out (see series_run.py).",
+    )
+    t.add_argument("--features", action="append", required=True, metavar="CSV")
+    t.add_argument("--out", required=True, metavar="RUN_DIR")
+    t.add_argument("--labels", metavar="LABELS_CSV", help="injected anomalies (for ROC-AUC)")
+    t.add_argument("--eval-start-ms", type=int, default=None,
+                   help="windows from here on are evaluation only (default: none)")
+    t.add_argument("--val-days", type=float, default=1.0,
+                   help="days before the evaluation part held out for validation (default 1)")
+    t.add_argument("--variants", default=",".join(("seed", "edge", "attention", "ensemble")))
+    t.add_argument("--forms", default="onnx,unrolled", help="LSTM forms to export")
+    t.add_argument("--epochs", type=_positive_int, default=40)
+    t.add_argument("--patience", type=_positive_int, default=5)
+    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--max-train-windows", type=_positive_int, default=3000)
+    t.add_argument("--max-val-windows", type=_positive_int, default=600)
+    t.add_argument("--train-stride", type=_positive_int, default=10)
+    t.add_argument("--eval-stride", type=_positive_int, default=10)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train_series)
+
+    b = sub.add_parser(
+        "bench-series",
+        help="per-window latency of series ONNX files: tract next to onnxruntime",
+        description="See netwarden_models/series_bench.py.",
+    )
+    b.add_argument("files", nargs="+", help="ONNX files or a run directory")
+    b.add_argument("--batch", type=_positive_int, default=16)
+    b.add_argument("--rounds", type=_positive_int, default=7)
+    b.add_argument("--json", metavar="FILE")
+    b.set_defaults(func=cmd_bench_series)
+
+    u = sub.add_parser(
+        "bundle-series",
+        help="write a series_lstm bundle from a run dir (variant/precision chosen by the bench)",
+        description="Write model.onnx + manifest.json for one file of a run. With --bench, the "
+        "variant, LSTM form and precision are chosen by the rule in series_select.py from the "
+        "run's ROC-AUC and the bench's tract figures; otherwise name them.",
+    )
+    u.add_argument("--run", required=True, metavar="RUN_DIR")
+    u.add_argument("--out", required=True, metavar="BUNDLE_DIR")
+    u.add_argument("--bench", metavar="BENCH_JSON", help="bench-series --json output")
+    u.add_argument("--variant")
+    u.add_argument("--form", default="onnx")
+    u.add_argument("--precision", default="fp32")
+    u.add_argument("--version", default=None)
+    u.add_argument("--data-note", default="synthetic interface rates (series_synth.py) through "
+                   "`netwarden features --series`; no real branch SNMP history yet")
+    u.set_defaults(func=cmd_bundle_series)
+
+
+def cmd_synth_series_rates(args: argparse.Namespace) -> int:
+    from . import series_synth
+
+    rows, anomalies, eval_start = series_synth.generate(
+        days=args.days, seed=args.seed, eval_days=args.eval_days,
+        anomalies_per_kind=args.anomalies_per_kind)
+    series_synth.write_rates_csv(args.out, rows)
+    if args.labels:
+        series_synth.write_labels_csv(args.labels, anomalies)
+    print(f"wrote {args.out}: {len(rows)} samples, {len(anomalies)} injected anomalies",
+          file=sys.stderr)
+    print(eval_start)
+    return 0
+
+
+def cmd_train_series(args: argparse.Namespace) -> int:
+    from . import series_ae
+    from .series_data import read_series_csvs
+    from .series_run import RunConfig, run
+    from .series_synth import read_labels_csv
+    from .series_train import SeriesTrainConfig
+
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
+    bad = [v for v in variants if v not in series_ae.VARIANTS]
+    bad += [f for f in forms if f not in series_ae.LSTM_FORMS]
+    if bad or not variants or not forms:
+        print(f"error: unknown variant/form {bad}; variants {series_ae.VARIANTS}, "
+              f"forms {series_ae.LSTM_FORMS}", file=sys.stderr)
+        return 2
+    if "ensemble" in variants and not set(series_ae.MEMBERS) <= set(variants):
+        print(f"error: the ensemble needs its members {series_ae.MEMBERS}", file=sys.stderr)
+        return 2
+    # Members first, the ensemble last.
+    variants = tuple(v for v in series_ae.VARIANTS if v in variants)
+    started = time.monotonic()
+    table = read_series_csvs(args.features)
+    anomalies = read_labels_csv(args.labels) if args.labels else None
+    cfg = RunConfig(
+        variants=variants, forms=forms, train_stride=args.train_stride,
+        eval_stride=args.eval_stride, max_train_windows=args.max_train_windows,
+        max_val_windows=args.max_val_windows, val_days=args.val_days,
+        train=SeriesTrainConfig(epochs=args.epochs, patience=args.patience, seed=args.seed,
+                                log=not args.quiet),
+    )
+    run(table, args.out, eval_start_ms=args.eval_start_ms, anomalies=anomalies, cfg=cfg,
+        log=not args.quiet)
+    print(f"wrote run {args.out} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return 0
+
+
+def cmd_bench_series(args: argparse.Namespace) -> int:
+    from . import series_bench
+
+    argv = [*args.files, "--batch", str(args.batch), "--rounds", str(args.rounds)]
+    if args.json:
+        argv += ["--json", args.json]
+    return series_bench.main(argv)
+
+
+def cmd_bundle_series(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .bundle import BundleError
+    from .series_bundle import write_series_bundle
+    from .series_select import SelectionError, manual_selection, select
+
+    try:
+        report = json.loads((Path(args.run) / "report.json").read_text())
+        if args.bench:
+            bench = json.loads(Path(args.bench).read_text())
+            selection = select(report, bench)
+        elif args.variant:
+            selection = manual_selection(report, args.variant, args.form, args.precision)
+        else:
+            print("error: give --bench BENCH_JSON or --variant", file=sys.stderr)
+            return 2
+        chosen = selection["chosen"]
+        m = write_series_bundle(args.run, args.out, variant=chosen["variant"],
+                                form=chosen["form"], precision=chosen["precision"],
+                                selection=selection, data_note=args.data_note,
+                                version=args.version)
+    except (OSError, ValueError, BundleError, SelectionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {chosen['variant']} {chosen['form']} {chosen['precision']}, "
+          f"threshold {m['threshold']['value']:.6g}", file=sys.stderr)
+    return 0
 
 
 def cmd_train_flow_ae(args: argparse.Namespace) -> int:
@@ -86,6 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except FeatureCsvError as e:
+    except (FeatureCsvError, SeriesCsvError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,152 @@
+"""End to end with the gateway's own features: synthetic rates -> `netwarden features --series`
+-> train-series -> bundle-series, checked against docs/bundle-format.md, onnxruntime and tract.
+
+Needs the gateway binary (scripts/test.sh builds it before pytest): NETWARDEN_BIN, else
+target/debug/netwarden. The Python feature formulas below exist only to cross-check the Rust
+output; training never uses them.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netwarden_models.cli import main
+from netwarden_models.series_data import SERIES_FEATURES, read_series_csvs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def netwarden_bin() -> Path:
+    p = Path(os.environ.get("NETWARDEN_BIN", ROOT / "target" / "debug" / "netwarden"))
+    if not p.exists():
+        pytest.skip(f"gateway binary {p} not built (cargo build -p netwarden)")
+    return p
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("series-e2e")
+    rates, labels = d / "rates.csv", d / "labels.csv"
+    assert main(["synth-series-rates", "--out", str(rates), "--labels", str(labels),
+                 "--days", "0.75", "--eval-days", "0.25", "--anomalies-per-kind", "1",
+                 "--seed", "5"]) == 0
+    with labels.open() as f:
+        assert len(list(csv.reader(f))) > 1
+    feats = d / "features.csv"
+    subprocess.run([str(netwarden_bin()), "features", "--series", str(rates), "--out", str(feats)],
+                   check=True, capture_output=True, timeout=120)
+    return d, rates, labels, feats
+
+
+def test_rust_features_match_the_series_v1_definition(data):
+    """Cross-check: rows recomputed here from the rates must equal the gateway's."""
+    _, rates, _, feats = data
+    table = read_series_csvs([feats])
+    with rates.open() as f:
+        r = list(csv.DictReader(f))
+    key = ("branch-a", "wan0")
+    known = [(int(x["ts_ms"]), float(x["in_bps"]), float(x["out_bps"]))
+             for x in r if (x["target"], x["if_name"]) == key and x["in_bps"]]
+    ts, raw, _ = table.series[key]
+    by_ts = {t: i for i, t in enumerate(known)}
+    checked = 0
+    for t, row in zip(ts[:400], raw[:400]):
+        i = next(j for j, k in enumerate(known) if k[0] == t)
+        last6 = np.array(known[i - 5 : i + 1])[:, 1:]
+        secs = t // 1000
+        want = [known[i][1], known[i][2], (secs % 86400) // 3600, (secs // 86400 + 3) % 7,
+                *last6.mean(axis=0), *last6.std(axis=0)]
+        np.testing.assert_allclose(row, want, rtol=2e-6, atol=1e-2)
+        checked += 1
+    assert checked == 400 and by_ts
+
+
+@pytest.fixture(scope="module")
+def bundle(data, tmp_path_factory):
+    d, rates, labels, feats = data
+    eval_start = 1_767_571_200_000 + int(0.5 * 86_400_000)
+    run = d / "run"
+    assert main(["train-series", "--features", str(feats), "--out", str(run),
+                 "--labels", str(labels), "--eval-start-ms", str(eval_start),
+                 "--val-days", "0.15", "--variants", "edge", "--forms", "unrolled",
+                 "--epochs", "3", "--patience", "2", "--max-train-windows", "300",
+                 "--max-val-windows", "120", "--eval-stride", "25", "--quiet"]) == 0
+    out = d / "bundle"
+    assert main(["bundle-series", "--run", str(run), "--out", str(out), "--variant", "edge",
+                 "--form", "unrolled", "--precision", "fp32", "--version", "test.1"]) == 0
+    return run, out, json.loads((out / "manifest.json").read_text())
+
+
+def test_run_dir_has_curves_report_and_all_files(bundle):
+    run, _, _ = bundle
+    report = json.loads((run / "report.json").read_text())
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(report["files"]) == {"edge-unrolled-fp32.onnx", "edge-unrolled-int8.onnx"}
+    for e in report["files"].values():
+        assert 0.0 <= e["roc_auc"] <= 1.0
+        assert e["tract_vs_ort_max_abs"] < 1e-3
+    t = report["training"]["edge"]
+    assert 1 <= t["best_epoch"] <= t["epochs"] <= 3
+
+
+def test_manifest_follows_the_series_contract(bundle):
+    _, out, m = bundle
+    assert (m["format"], m["kind"], m["version"]) == (1, "series_lstm", "test.1")
+    assert m["model"] == {
+        "file": "model.onnx",
+        "sha256": hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest(),
+        "input_name": "input", "output_name": "reconstruction", "input_width": 8,
+        "window": 50, "precision": "fp32", "variant": "edge",
+    }
+    assert m["features"]["schema"] == "series-v1"
+    assert m["features"]["names"] == list(SERIES_FEATURES)
+    logs = {s["name"]: s["log1p"] for s in m["features"]["scaling"]}
+    assert logs == {n: n not in ("hour", "day_of_week") for n in SERIES_FEATURES}
+    assert m["threshold"]["method"] == "heldout_normal_window_quantile"
+    assert m["threshold"]["quantile"] == 0.95 and m["threshold"]["value"] > 0
+    assert m["severity"] == {"high_ratio": 2.0}
+    for k in ("rows", "epochs", "best_val_loss", "best_epoch", "early_stop_epoch", "data"):
+        assert k in m["training"]
+    assert "synthetic" in m["training"]["data"]
+    assert m["selection"]["chosen"] == {"variant": "edge", "form": "unrolled", "precision": "fp32"}
+    g = m["golden"]
+    assert len(g["inputs"]) == len(g["outputs"]) == len(g["errors"]) >= 4
+    assert all(len(v) == 400 for v in g["inputs"] + g["outputs"])
+
+
+def test_golden_vectors_replay_in_onnxruntime_and_tract_by_the_doc(bundle):
+    from netwarden_models import series_export
+
+    _, out, m = bundle
+    raw = np.asarray(m["golden"]["inputs"], dtype=np.float64).reshape(-1, 50, 8)
+    scaled = np.empty_like(raw)
+    for i, s in enumerate(m["features"]["scaling"]):  # the doc's formula, written out
+        v = np.log1p(np.maximum(raw[..., i], 0.0)) if s["log1p"] else raw[..., i]
+        rng = s["max"] - s["min"]
+        scaled[..., i] = (v - s["min"]) / (rng if rng >= 1e-6 else 1.0)
+    scaled = scaled.astype(np.float32)
+    want = np.asarray(m["golden"]["outputs"]).reshape(raw.shape)
+    for y in (series_export.run_ort(out / "model.onnx", scaled),
+              series_export.run_tract(out / "model.onnx", scaled, batch=2)):
+        assert np.abs(y - want).max() <= m["golden"]["tolerance"]
+        err = ((scaled.astype(np.float64) - y) ** 2).mean(axis=(1, 2))
+        assert np.abs(err - m["golden"]["errors"]).max() <= m["golden"]["tolerance"]
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, capsys, bundle):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts_ms,target\n1,a\n")
+    assert main(["train-series", "--features", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "header does not match" in capsys.readouterr().err
+    run, _, _ = bundle
+    assert main(["bundle-series", "--run", str(run), "--out", str(tmp_path / "b"),
+                 "--variant", "seed"]) == 2
+    assert "not in the run" in capsys.readouterr().err
+    assert main(["train-series", "--features", str(bad), "--out", str(tmp_path / "r"),
+                 "--variants", "ensemble"]) == 2
