@@ -88,7 +88,7 @@ def _add_series_commands(sub) -> None:
     t.add_argument("--max-train-windows", type=_positive_int, default=3000)
     t.add_argument("--max-val-windows", type=_positive_int, default=600)
     t.add_argument("--train-stride", type=_positive_int, default=10)
-    t.add_argument("--eval-stride", type=_positive_int, default=10)
+    t.add_argument("--eval-stride", type=_positive_int, default=20)
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train_series)
 
@@ -98,7 +98,7 @@ def _add_series_commands(sub) -> None:
         description="See netwarden_models/series_bench.py.",
     )
     b.add_argument("files", nargs="+", help="ONNX files or a run directory")
-    b.add_argument("--batch", type=_positive_int, default=16)
+    b.add_argument("--batches", default="1,8,32", help="comma-separated (default 1,8,32)")
     b.add_argument("--rounds", type=_positive_int, default=7)
     b.add_argument("--json", metavar="FILE")
     b.set_defaults(func=cmd_bench_series)
@@ -176,7 +176,7 @@ def cmd_train_series(args: argparse.Namespace) -> int:
 def cmd_bench_series(args: argparse.Namespace) -> int:
     from . import series_bench
 
-    argv = [*args.files, "--batch", str(args.batch), "--rounds", str(args.rounds)]
+    argv = [*args.files, "--batches", args.batches, "--rounds", str(args.rounds)]
     if args.json:
         argv += ["--json", args.json]
     return series_bench.main(argv)
