@@ -232,9 +232,24 @@ fn start_snmp(
     let (tx, rx) = tokio::sync::mpsc::channel::<RateSample>(cfg.snmp.queue_samples);
     let retention = cfg.snmp.series_retention;
     let sink = alerts.clone();
+    let pipeline =
+        crate::pipeline::series::from_config(cfg, alerts.metrics.clone()).map_err(|error| {
+            DaemonError::Bundle {
+                source_name: cfg
+                    .detector
+                    .series_model
+                    .as_ref()
+                    .map(|d| format!("series model {}", d.display()))
+                    .unwrap_or_default(),
+                error,
+            }
+        })?;
+    if pipeline.is_none() {
+        tracing::warn!("No series model configured (detector.series_model): rate samples are stored, not scored");
+    }
     let series = std::thread::Builder::new()
         .name("series".into())
-        .spawn(move || series_thread(rx, sink, retention))
+        .spawn(move || series_thread(rx, sink, retention, pipeline))
         .map_err(DaemonError::Thread)?;
     let pollers = cfg
         .snmp
@@ -262,22 +277,29 @@ fn series_thread(
     mut rx: tokio::sync::mpsc::Receiver<RateSample>,
     alerts: AlertSink,
     retention: Duration,
+    mut pipeline: Option<crate::pipeline::series::SeriesPipeline>,
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
-    while let Some(sample) = rx.blocking_recv() {
-        if let Err(e) = alerts.store.append_sample(&sample) {
-            alerts
-                .metrics
-                .snmp_series_store_errors
-                .fetch_add(1, Ordering::Relaxed);
-            if last_error_log.is_none_or(|t| t.elapsed() >= PROBLEM_LOG_EVERY) {
-                tracing::error!(error = %e, target_name = %sample.target, "Cannot store rate sample");
-                last_error_log = Some(Instant::now());
+    let mut batch: Vec<RateSample> = Vec::with_capacity(SERIES_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        // Whatever else is queued (a poll of every interface) is scored in one model run.
+        batch.clear();
+        batch.push(first);
+        while batch.len() < SERIES_BATCH {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
             }
         }
-        // series pipeline hook: SeriesPipeline::ingest(&sample)
-        // (its alerts go through `alerts.on_alert(alert)`, the same store-then-publish path.)
+        for sample in &batch {
+            store_sample(&alerts, sample, &mut last_error_log);
+        }
+        if let Some(p) = pipeline.as_mut() {
+            for alert in p.ingest_many(&batch) {
+                alerts.on_alert(alert);
+            }
+        }
         if last_prune.is_none_or(|t| t.elapsed() >= SERIES_PRUNE_EVERY) {
             let before = crate::now_ms().saturating_sub(retention.as_millis() as u64);
             match alerts.store.prune_series(before) {
@@ -286,6 +308,22 @@ fn series_thread(
                 Err(e) => tracing::warn!(error = %e, "Cannot prune old rate samples"),
             }
             last_prune = Some(Instant::now());
+        }
+    }
+}
+
+/// Samples handed to the series pipeline at once at most.
+const SERIES_BATCH: usize = 256;
+
+fn store_sample(alerts: &AlertSink, sample: &RateSample, last_error_log: &mut Option<Instant>) {
+    if let Err(e) = alerts.store.append_sample(sample) {
+        alerts
+            .metrics
+            .snmp_series_store_errors
+            .fetch_add(1, Ordering::Relaxed);
+        if last_error_log.is_none_or(|t| t.elapsed() >= PROBLEM_LOG_EVERY) {
+            tracing::error!(error = %e, target_name = %sample.target, "Cannot store rate sample");
+            *last_error_log = Some(Instant::now());
         }
     }
 }

@@ -48,6 +48,9 @@ enum Command {
         /// A model bundle directory replacing the built-in flow model.
         #[arg(long, value_name = "DIR")]
         flow_model: Option<PathBuf>,
+        /// A series_lstm bundle directory scoring the SNMP interface series.
+        #[arg(long, value_name = "DIR")]
+        series_model: Option<PathBuf>,
     },
     /// Write feature vectors as CSV (training data): flow-v1 from NetFlow export captures, or
     /// series-v1 rows from a CSV of interface rate samples.
@@ -185,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             site,
             device,
             flow_model,
+            series_model,
         } => {
             let overrides = Overrides {
                 netflow_listen,
@@ -193,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 site,
                 device,
                 flow_model,
+                series_model,
             };
             let cfg =
                 Config::load(config.as_deref(), &overrides).context("invalid configuration")?;

@@ -74,6 +74,18 @@ counters!(
     snmp_interfaces_renumbered,
     /// Samples that could not be written to the sled `series` tree.
     snmp_series_store_errors,
+    /// Series pipeline (pipeline/series.rs, `SeriesCounters` has the meaning of each).
+    series_unknown_steps,
+    series_out_of_order_steps,
+    series_restarts,
+    series_interface_evictions,
+    series_windows_scored,
+    series_windows_anomalous,
+    series_alerts_raised,
+    series_alerts_suppressed_dedupe,
+    series_inference_runs,
+    series_inference_micros_total,
+    series_inference_errors,
 );
 
 impl Metrics {

@@ -365,3 +365,41 @@ fn recurrent_state_does_not_leak_between_runs() {
         assert!(worst < 1e-4, "worst difference {worst}");
     }
 }
+
+#[test]
+fn run_config_loads_the_series_model_and_feeds_global_counters() {
+    let toml = format!(
+        "[detector]\nseries_model = {:?}\nseries_utc_offset_secs = 3600\nseries_dedupe_window_secs = 600\n",
+        data("series-tiny").display().to_string()
+    );
+    let raw: netwarden::config::RawConfig = toml::from_str(&toml).expect("toml");
+    let cfg = raw.validate().expect("valid");
+    assert_eq!(cfg.detector.series_utc_offset_secs, 3600);
+    assert_eq!(cfg.detector.series_dedupe, Duration::from_secs(600));
+    let metrics = std::sync::Arc::new(netwarden::metrics::Metrics::default());
+    let mut p = netwarden::pipeline::series::from_config(&cfg, metrics.clone())
+        .expect("loads")
+        .expect("configured");
+    replay_grouped(&mut p, &normal()[..400]);
+    let s = metrics.snapshot();
+    assert_eq!(s.series_windows_scored, p.counters().series_windows_scored);
+    assert!(s.series_windows_scored > 0 && s.series_inference_runs > 0);
+
+    let bad: netwarden::config::RawConfig = toml::from_str(
+        "[detector]\nseries_model = \"/nonexistent\"\nseries_utc_offset_secs = 90000\n",
+    )
+    .expect("toml");
+    let problems = bad.validate().expect_err("invalid");
+    let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(
+        keys.contains(&"detector.series_model")
+            && keys.contains(&"detector.series_utc_offset_secs"),
+        "{keys:?}"
+    );
+    let none = netwarden::config::RawConfig::default()
+        .validate()
+        .expect("defaults");
+    assert!(netwarden::pipeline::series::from_config(&none, metrics)
+        .expect("ok")
+        .is_none());
+}

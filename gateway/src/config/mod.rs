@@ -47,6 +47,13 @@ pub struct DetectorConfig {
     pub flow_model: Option<PathBuf>,
     /// Flows scored per model run at most.
     pub batch_size: usize,
+    /// A `series_lstm` bundle for the SNMP interface series; none: series are stored, not
+    /// scored (there is no built-in series model yet).
+    pub series_model: Option<PathBuf>,
+    /// Added to UTC for the series' hour and day-of-week features (the site's local time).
+    pub series_utc_offset_secs: i32,
+    /// One interface alert per interface per this much poll time, unless severity escalates.
+    pub series_dedupe: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +105,7 @@ pub struct Overrides {
     pub site: Option<String>,
     pub device: Option<String>,
     pub flow_model: Option<PathBuf>,
+    pub series_model: Option<PathBuf>,
 }
 
 impl Config {

@@ -47,6 +47,12 @@ pub struct RawNetflow {
 pub struct RawDetector {
     pub flow_model: Option<PathBuf>,
     pub batch_size: Option<usize>,
+    /// A `series_lstm` bundle directory for the SNMP interface series.
+    pub series_model: Option<PathBuf>,
+    /// Seconds added to UTC for the series' hour and day-of-week features.
+    pub series_utc_offset_secs: Option<i32>,
+    /// One interface alert per interface per this many seconds of poll time (default 1800).
+    pub series_dedupe_window_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +110,9 @@ impl RawConfig {
         }
         if let Some(v) = &o.flow_model {
             self.detector.flow_model = Some(v.clone());
+        }
+        if let Some(v) = &o.series_model {
+            self.detector.series_model = Some(v.clone());
         }
     }
 
@@ -173,6 +182,28 @@ impl RawConfig {
                 );
             }
         }
+        if let Some(dir) = &self.detector.series_model {
+            if !dir.join("manifest.json").is_file() {
+                problem(
+                    "detector.series_model",
+                    format!("{} has no manifest.json", dir.display()),
+                );
+            }
+        }
+        let series_utc_offset_secs = self.detector.series_utc_offset_secs.unwrap_or(0);
+        if series_utc_offset_secs.abs() > 14 * 3600 {
+            problem(
+                "detector.series_utc_offset_secs",
+                format!("{series_utc_offset_secs} is more than 14 hours from UTC"),
+            );
+        }
+        let series_dedupe = self.detector.series_dedupe_window_secs.unwrap_or(1800);
+        if series_dedupe == 0 {
+            problem(
+                "detector.series_dedupe_window_secs",
+                "must be at least 1".to_string(),
+            );
+        }
 
         let dedupe = Duration::from_secs(self.alerting.dedupe_window_secs.unwrap_or(60));
 
@@ -213,6 +244,9 @@ impl RawConfig {
             },
             detector: DetectorConfig {
                 flow_model: self.detector.flow_model.clone(),
+                series_model: self.detector.series_model.clone(),
+                series_utc_offset_secs,
+                series_dedupe: Duration::from_secs(series_dedupe),
                 batch_size,
             },
             alerting: AlertingConfig {
@@ -309,6 +343,7 @@ mod tests {
         // The example names a model directory that exists only once installed; drop it here.
         let mut raw = raw;
         raw.detector.flow_model = None;
+        raw.detector.series_model = None;
         raw.validate().expect("example validates");
     }
 }

@@ -26,6 +26,7 @@ pub struct RateSample {
 // ---- Everything below is the series pipeline (features, LSTM scores, interface alerts). ----
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netwarden_firmware::series::{
@@ -35,6 +36,7 @@ use netwarden_firmware::series::{
 use netwarden_firmware::{Severity, Verdict};
 use serde::Serialize;
 
+use crate::metrics::Metrics;
 use crate::models::SeriesBundle;
 use crate::pipeline::alerting::{Alert, Contribution, Dedupe, InterfaceSubject, ModelRef, Subject};
 use crate::pipeline::series_detector::SeriesLstm;
@@ -66,6 +68,41 @@ impl Default for SeriesOptions {
             max_interfaces: DEFAULT_MAX_INTERFACES,
         }
     }
+}
+
+impl SeriesOptions {
+    /// The options `netwarden run` uses.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        SeriesOptions {
+            params: SeriesParams {
+                utc_offset_s: cfg.detector.series_utc_offset_secs,
+                ..SeriesParams::DEFAULT
+            },
+            dedupe: cfg.detector.series_dedupe,
+            max_interfaces: DEFAULT_MAX_INTERFACES,
+        }
+    }
+}
+
+/// The series pipeline `netwarden run` should feed, or `None` when no series model is
+/// configured (`detector.series_model` / `--series-model`; no series bundle is built in yet).
+pub fn from_config(
+    cfg: &crate::config::Config,
+    metrics: Arc<Metrics>,
+) -> Result<Option<SeriesPipeline>, crate::models::BundleError> {
+    let Some(dir) = &cfg.detector.series_model else {
+        return Ok(None);
+    };
+    let bundle = SeriesBundle::load_dir(dir, &crate::pipeline::series_detector::DEFAULT_BATCHES)?;
+    tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
+        threshold = bundle.manifest.threshold.value, dir = %dir.display(), "Series model loaded");
+    Ok(Some(SeriesPipeline::new(
+        bundle,
+        &cfg.site,
+        &cfg.device,
+        SeriesOptions::from_config(cfg),
+    )))
+    .map(|p| p.map(|p| p.with_metrics(metrics)))
 }
 
 /// The series pipeline's counters (for stats.json / the heartbeat).
@@ -131,6 +168,7 @@ pub struct SeriesPipeline {
     scaled: Vec<f32>,
     outputs: Vec<f32>,
     now_ms: fn() -> u64,
+    metrics: Option<(Arc<Metrics>, SeriesCounters)>,
 }
 
 impl SeriesPipeline {
@@ -153,7 +191,80 @@ impl SeriesPipeline {
             scaled: Vec::new(),
             outputs: Vec::new(),
             now_ms: crate::now_ms,
+            metrics: None,
         }
+    }
+
+    /// Also adds the counters to the process-wide [`Metrics`] (stats.json, heartbeat) after
+    /// every `ingest`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some((metrics, self.counters));
+        self
+    }
+
+    fn report(&mut self) {
+        let Some((m, last)) = &mut self.metrics else {
+            return;
+        };
+        let c = self.counters;
+        for (counter, now, before) in [
+            (
+                &m.series_unknown_steps,
+                c.series_unknown_steps,
+                last.series_unknown_steps,
+            ),
+            (
+                &m.series_out_of_order_steps,
+                c.series_out_of_order_steps,
+                last.series_out_of_order_steps,
+            ),
+            (&m.series_restarts, c.series_restarts, last.series_restarts),
+            (
+                &m.series_interface_evictions,
+                c.series_interface_evictions,
+                last.series_interface_evictions,
+            ),
+            (
+                &m.series_windows_scored,
+                c.series_windows_scored,
+                last.series_windows_scored,
+            ),
+            (
+                &m.series_windows_anomalous,
+                c.series_windows_anomalous,
+                last.series_windows_anomalous,
+            ),
+            (
+                &m.series_alerts_raised,
+                c.series_alerts_raised,
+                last.series_alerts_raised,
+            ),
+            (
+                &m.series_alerts_suppressed_dedupe,
+                c.series_alerts_suppressed_dedupe,
+                last.series_alerts_suppressed_dedupe,
+            ),
+            (
+                &m.series_inference_runs,
+                c.series_inference_runs,
+                last.series_inference_runs,
+            ),
+            (
+                &m.series_inference_micros_total,
+                c.series_inference_micros_total,
+                last.series_inference_micros_total,
+            ),
+            (
+                &m.series_inference_errors,
+                c.series_inference_errors,
+                last.series_inference_errors,
+            ),
+        ] {
+            if now > before {
+                m.add(counter, now - before);
+            }
+        }
+        *last = c;
     }
 
     /// Uses `clock` for alert timestamps (tests, replays).
@@ -187,7 +298,9 @@ impl SeriesPipeline {
         for s in samples {
             self.step(s);
         }
-        self.score_due()
+        let alerts = self.score_due();
+        self.report();
+        alerts
     }
 
     fn step(&mut self, s: &RateSample) {
