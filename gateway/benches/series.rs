@@ -104,6 +104,10 @@ fn main() {
                 t * 1e6 / batch as f64
             );
         }
+        println!(
+            "  plan used for chunks of many windows (fastest per window at load): batch {}",
+            b.detector.chunk_size()
+        );
         pipeline_step(&dir, min);
     }
 }

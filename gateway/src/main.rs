@@ -500,8 +500,9 @@ fn series_model_check(
             .unwrap_or_default()
     );
     println!(
-        "ok: sha256, schema, tract load+optimise (batches {:?}), {} golden windows within {}",
+        "ok: sha256, schema, tract load+optimise (batches {:?}, chunks of {} when many are due), {} golden windows within {}",
         bundle.detector.batch_sizes(),
+        bundle.detector.chunk_size(),
         m.golden.inputs.len(),
         m.golden.tolerance
     );

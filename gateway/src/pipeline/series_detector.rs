@@ -5,7 +5,9 @@
 //! run is the main speed lever (see docs/performance.md). The model is therefore optimised once
 //! at load for a few fixed batch sizes (concrete shapes let tract pick its kernels and fold
 //! the shape arithmetic of the PyTorch export); a run takes the smallest plan that holds the
-//! windows due, zero-padding the rest, and larger sets go in chunks of the largest plan.
+//! windows due, zero-padding the rest. Larger sets go in chunks of the plan that was fastest
+//! per window when timed at load: that is model-dependent (a small LSTM is fastest at 32, a
+//! seed-sized GRU at 8, where batch 32 costs it 1.6x more per window; docs/performance.md).
 //!
 //! Every run starts from a fresh tract state. tract's recurrent ops (the `Scan` an ONNX LSTM
 //! becomes) carry their hidden state from one run of a `SimpleState` to the next, for
@@ -52,6 +54,8 @@ pub struct SeriesLstm {
     plans: Vec<Shaped>,
     scaler: Scaler<SERIES_WIDTH>,
     window: usize,
+    /// Windows per run when more are due than fit one run (index into `plans`).
+    chunk_plan: usize,
     pub threshold: f32,
     pub high_ratio: f32,
     flat: Vec<f32>,
@@ -91,14 +95,45 @@ impl SeriesLstm {
             });
         }
         let largest = plans.last().map_or(1, |p| p.batch);
-        Ok(SeriesLstm {
+        let mut det = SeriesLstm {
             plans,
             scaler,
             window,
+            chunk_plan: 0,
             threshold,
             high_ratio,
             flat: Vec::with_capacity(largest * window * SERIES_WIDTH),
-        })
+        };
+        det.chunk_plan = det.fastest_plan()?;
+        Ok(det)
+    }
+
+    /// The plan with the lowest time per window on a zero input (best of 3 runs each). Only
+    /// steers chunking; results do not depend on it.
+    fn fastest_plan(&mut self) -> Result<usize, SeriesDetectorError> {
+        if self.plans.len() < 2 {
+            return Ok(0);
+        }
+        let mut best = (0, f64::INFINITY);
+        for (i, p) in self.plans.iter().enumerate() {
+            let input = Tensor::zero::<f32>(&[p.batch, self.window, SERIES_WIDTH])?;
+            let mut fastest = f64::INFINITY;
+            for _ in 0..3 {
+                let started = std::time::Instant::now();
+                TypedSimpleState::new(&p.plan)?.run(tvec!(input.clone().into_tvalue()))?;
+                fastest = fastest.min(started.elapsed().as_secs_f64());
+            }
+            let per_window = fastest / p.batch as f64;
+            if per_window < best.1 {
+                best = (i, per_window);
+            }
+        }
+        Ok(best.0)
+    }
+
+    /// Windows per run when many are due (the fastest plan per window, timed at load).
+    pub fn chunk_size(&self) -> usize {
+        self.plans.get(self.chunk_plan).map_or(1, |p| p.batch)
     }
 
     pub fn scaler(&self) -> &Scaler<SERIES_WIDTH> {
@@ -141,11 +176,11 @@ impl SeriesLstm {
                 per,
             });
         }
-        let largest = self.plans.last().map_or(1, |p| p.batch);
-        for chunk in scaled.chunks(largest * per) {
+        let chunk_windows = self.chunk_size();
+        for chunk in scaled.chunks(chunk_windows * per) {
             let windows = chunk.len() / per;
             let Some(shaped) = self.plans.iter_mut().find(|p| p.batch >= windows) else {
-                // Unreachable: chunks are at most the largest plan's size.
+                // Unreachable: chunks are at most one plan's size.
                 return Err(SeriesDetectorError::InputShape {
                     got: chunk.len(),
                     per,
