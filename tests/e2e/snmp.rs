@@ -15,7 +15,7 @@ use netwarden::pipeline::series::RateSample;
 use netwarden::sinks::store::Store;
 use netwarden_e2e::{
     free_udp_port, gateway_with_config, tempdir, wait_for, Gateway, Netns, Snmpd,
-    SNMP_AUTH_PASSWORD, SNMP_COMMUNITY, SNMP_PRIV_PASSWORD, SNMP_USER,
+    SNMP_AUTH_PASSWORD, SNMP_COMMUNITY, SNMP_PRIV_PASSWORD, SNMP_USER, SNMP_V3_MATRIX,
 };
 
 /// net-snmp's interface counter cache (observed: counters move in 3 s steps).
@@ -139,7 +139,10 @@ fn polled_rates_match_the_bytes_sent_over_v2c_and_v3() -> anyhow::Result<()> {
     let (stats, series) = stop_and_read(gw, &[("ns-v2c", &ns.ns_if), ("ns-v3", &ns.ns_if)])?;
 
     for (name, samples) in ["ns-v2c", "ns-v3"].iter().zip(&series) {
-        assert!(samples.len() >= 3, "{name}: {samples:?}");
+        assert!(
+            samples.iter().any(|s| s.ts_ms <= t0) && samples.iter().any(|s| s.ts_ms > t0),
+            "{name}: a step before the traffic and one after: {samples:?}"
+        );
         assert!(
             samples
                 .iter()
@@ -351,5 +354,45 @@ retries = 0
         "{}",
         gw.log()
     );
+    Ok(())
+}
+
+#[test]
+fn v3_auth_and_privacy_protocols_interoperate_with_net_snmp() -> anyhow::Result<()> {
+    let port = free_udp_port()?;
+    let snmpd = Snmpd::start(None, std::net::Ipv4Addr::LOCALHOST, port)?;
+    let addr = snmpd.addr.to_string();
+    let ours = |p: &str| p.to_ascii_lowercase().replace('-', "");
+    let mut config = String::from("[snmp]\n");
+    for (user, auth, privacy) in SNMP_V3_MATRIX {
+        config.push_str(&format!(
+            "[[snmp.targets]]\nname = \"{user}\"\naddress = \"{addr}\"\nversion = \"3\"\n\
+             user = \"{user}\"\nauth_protocol = \"{}\"\nauth_password = \"{SNMP_AUTH_PASSWORD}\"\n\
+             interval_secs = 1\ntimeout_ms = 300\nretries = 0\n",
+            ours(auth)
+        ));
+        if let Some(p) = privacy {
+            config.push_str(&format!(
+                "priv_protocol = \"{}\"\npriv_password = \"{SNMP_PRIV_PASSWORD}\"\n",
+                ours(p)
+            ));
+        }
+    }
+    let dir = tempdir::Dir::new("snmp-matrix")?;
+    let gw = gateway_with_config(&dir, &config, &[])?;
+    let users: Vec<&str> = SNMP_V3_MATRIX.iter().map(|(u, _, _)| *u).collect();
+    wait_polled(&gw, &users, 0, 2)?;
+    let stats = gw.stats()?;
+    for (user, _, privacy) in SNMP_V3_MATRIX {
+        let t = &stats["snmp_targets"][user];
+        assert_eq!(t["state"], "ok", "{user}: {t}");
+        let level = if privacy.is_some() {
+            "authPriv"
+        } else {
+            "authNoPriv"
+        };
+        assert_eq!(t["security"], format!("v3 {level} user \"{user}\""), "{t}");
+        assert!(t["interfaces"].as_u64() >= Some(1), "{t}");
+    }
     Ok(())
 }

@@ -568,6 +568,16 @@ pub const SNMP_COMMUNITY: &str = "nwtest";
 pub const SNMP_USER: &str = "nwuser";
 pub const SNMP_AUTH_PASSWORD: &str = "nw-auth-pass";
 pub const SNMP_PRIV_PASSWORD: &str = "nw-priv-pass";
+/// Further SNMPv3 users of [`Snmpd`]: (user, net-snmp auth protocol, privacy protocol or none
+/// for authNoPriv), all with the passwords above.
+pub const SNMP_V3_MATRIX: &[(&str, &str, Option<&str>)] = &[
+    ("nw-md5-des", "MD5", Some("DES")),
+    ("nw-sha224-auth", "SHA-224", None),
+    ("nw-sha256-aes", "SHA-256", Some("AES")),
+    ("nw-sha384-aes192", "SHA-384", Some("AES-192")),
+    ("nw-sha512-aes256", "SHA-512", Some("AES-256")),
+    ("nw-sha-aes256", "SHA", Some("AES-256")),
+];
 
 impl Snmpd {
     /// Starts snmpd on `ip:port` (inside `netns` when given) and waits until it answers.
@@ -598,7 +608,20 @@ impl Snmpd {
                 "rocommunity {SNMP_COMMUNITY} default\n\
                  createUser {SNMP_USER} SHA \"{SNMP_AUTH_PASSWORD}\" AES \"{SNMP_PRIV_PASSWORD}\"\n\
                  rouser {SNMP_USER} priv\n\
+                 {}\
                  engineID nwtest-{}-{generation}\n",
+                SNMP_V3_MATRIX
+                    .iter()
+                    .map(|(user, auth, privacy)| match privacy {
+                        Some(p) => format!(
+                            "createUser {user} {auth} \"{SNMP_AUTH_PASSWORD}\" {p} \"{SNMP_PRIV_PASSWORD}\"\n\
+                             rouser {user} priv\n"
+                        ),
+                        None => format!(
+                            "createUser {user} {auth} \"{SNMP_AUTH_PASSWORD}\"\nrouser {user} auth\n"
+                        ),
+                    })
+                    .collect::<String>(),
                 std::process::id()
             ),
         )?;

@@ -417,6 +417,15 @@ impl Client {
                                 privacy_password: ppw.as_bytes().to_vec(),
                             }),
                         };
+                        // AES-192/256 keys longer than the auth digest are extended the way
+                        // net-snmp's "AES-192"/"AES-256" do (draft-blumenthal-aes-usm-04);
+                        // snmp2 ignores this where no extension is needed.
+                        if matches!(
+                            &c.privacy,
+                            Some((PrivProtocol::Aes192 | PrivProtocol::Aes256, _))
+                        ) {
+                            sec = sec.with_key_extension_method(v3::KeyExtension::Blumenthal);
+                        }
                     }
                 }
                 AsyncSession::new_v3(addr, req_id, sec)
