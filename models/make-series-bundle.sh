@@ -16,7 +16,8 @@
 #      report.json, bench.json, every ONNX file), SOURCE_DATE_EPOCH (pins created_utc),
 #      NETWARDEN_BIN (an already built netwarden; default: cargo build -p netwarden, debug:
 #      the features are the same in any build).
-# Takes ~15 minutes on one busy core; CPU only.
+# Took 29 minutes on a busy 2-core machine (training ~3.5 min, export + evaluation ~13, bench
+# ~11); CPU only.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -61,3 +61,11 @@ def test_int8_must_keep_its_own_fp32_ranking():
     assert sel["chosen"]["precision"] == "fp32"
     why = {c["file"]: c["rejected"] for c in sel["candidates"]}
     assert why["edge-onnx-int8.onnx"].startswith("int8 ROC-AUC 0.9840 below its fp32")
+
+
+def test_int8_ships_only_when_clearly_faster():
+    files = dict([entry("edge", "onnx", "fp32", 0.990), entry("edge", "onnx", "int8", 0.990)])
+    close = bench_rows("edge-onnx-fp32.onnx", 300, 60) + bench_rows("edge-onnx-int8.onnx", 290, 58)
+    assert select({"files": files}, {"rows": close})["chosen"]["precision"] == "fp32"
+    clear = bench_rows("edge-onnx-fp32.onnx", 300, 60) + bench_rows("edge-onnx-int8.onnx", 200, 40)
+    assert select({"files": files}, {"rows": clear})["chosen"]["precision"] == "int8"
