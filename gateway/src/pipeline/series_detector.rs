@@ -6,8 +6,9 @@
 //! at load for a few fixed batch sizes (concrete shapes let tract pick its kernels and fold
 //! the shape arithmetic of the PyTorch export); a run takes the smallest plan that holds the
 //! windows due, zero-padding the rest. Larger sets go in chunks of the plan that was fastest
-//! per window when timed at load: that is model-dependent (a small LSTM is fastest at 32, a
-//! seed-sized GRU at 8, where batch 32 costs it 1.6x more per window; docs/performance.md).
+//! per window when timed at load: that is model-dependent and not monotone in the batch size
+//! (a seed-sized GRU gained nothing past batch 8 and in one run lost 1.5x at 32, while a small
+//! LSTM kept gaining up to 32; docs/performance.md).
 //!
 //! Every run starts from a fresh tract state. tract's recurrent ops (the `Scan` an ONNX LSTM
 //! becomes) carry their hidden state from one run of a `SimpleState` to the next, for
