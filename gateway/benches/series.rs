@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use netwarden::models::SeriesBundle;
+use netwarden::models::{SeriesBundle, Trust};
 use netwarden::pipeline::series::{RateSample, SeriesOptions, SeriesPipeline};
 
 const BATCHES: [usize; 4] = [1, 8, 32, 64];
@@ -59,7 +59,7 @@ fn main() {
     );
     for dir in bundles() {
         let loaded = Instant::now();
-        let mut b = match SeriesBundle::load_dir(&dir, &BATCHES) {
+        let mut b = match SeriesBundle::load_dir(&dir, &BATCHES, &Trust::none()) {
             Ok(b) => b,
             Err(e) => {
                 println!("{}: refused: {e}", dir.display());
@@ -115,7 +115,7 @@ fn main() {
 /// One poll of 32 interfaces through `SeriesPipeline::ingest_many`, windows warm.
 fn pipeline_step(dir: &Path, min: Duration) {
     const IFACES: u32 = 32;
-    let Ok(bundle) = SeriesBundle::load_dir(dir, &[1, 8, 32]) else {
+    let Ok(bundle) = SeriesBundle::load_dir(dir, &[1, 8, 32], &Trust::none()) else {
         return;
     };
     let mut p = SeriesPipeline::new(bundle, "bench", "bench", SeriesOptions::default());

@@ -53,12 +53,18 @@ pub enum DaemonError {
 }
 
 /// Loads the configured flow bundle, or the built-in one.
-pub fn load_flow_bundle(path: Option<&Path>, batch_size: usize) -> Result<Bundle, DaemonError> {
+pub fn load_flow_bundle(
+    path: Option<&Path>,
+    batch_size: usize,
+    trust: &crate::models::Trust,
+) -> Result<Bundle, DaemonError> {
     match path {
-        Some(dir) => Bundle::load_dir(dir, batch_size).map_err(|error| DaemonError::Bundle {
-            source_name: dir.display().to_string(),
-            error,
-        }),
+        Some(dir) => {
+            Bundle::load_dir(dir, batch_size, trust).map_err(|error| DaemonError::Bundle {
+                source_name: dir.display().to_string(),
+                error,
+            })
+        }
         None => Bundle::builtin(batch_size).map_err(|error| DaemonError::Bundle {
             source_name: crate::models::bundle::describe_builtin(),
             error,
@@ -85,7 +91,13 @@ pub struct Stats {
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
-    let bundle = load_flow_bundle(cfg.detector.flow_model.as_deref(), cfg.detector.batch_size)?;
+    let bundle = load_flow_bundle(
+        cfg.detector.flow_model.as_deref(),
+        cfg.detector.batch_size,
+        &cfg.trust,
+    )?;
+    tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
+        source = %bundle.source, signature = %bundle.signature, "Flow model loaded");
     let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
     let store = Arc::new(Store::open(
         &cfg.data_dir,

@@ -153,8 +153,15 @@ impl SeriesArgs {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
-    /// Load a bundle as the daemon would (hash, schema, tract, golden vectors) and time it.
-    Check { bundle: PathBuf },
+    /// Load a bundle as the daemon would (signature, hash, schema, tract, golden vectors) and
+    /// time it.
+    Check {
+        bundle: PathBuf,
+        /// A trusted ed25519 public key (a .pub file or its base64 text); repeatable. With a
+        /// key the bundle must carry a manifest.sig that verifies against one of them.
+        #[arg(long, value_name = "PUB")]
+        key: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -307,13 +314,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Model {
-            command: ModelCommand::Check { bundle },
-        } => model_check(&bundle),
+            command: ModelCommand::Check { bundle, key },
+        } => {
+            let keys = key
+                .iter()
+                .map(|k| netwarden::models::PublicKey::from_arg(k))
+                .collect::<Result<Vec<_>, _>>()
+                .context("--key")?;
+            model_check(&bundle, &netwarden::models::Trust::keys(keys))
+        }
     }
 }
 
 fn demo(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let bundle = daemon::load_flow_bundle(None, 512)?;
+    let bundle = daemon::load_flow_bundle(None, 512, &netwarden::models::Trust::none())?;
     println!(
         "Replaying {} through decoder, features, model {} {} (threshold {:.5}) and alerting\n",
         cli::demo::FIXTURE_NAME,
@@ -367,8 +381,11 @@ fn calibrate(
     params: netwarden_firmware::SeriesParams,
     out: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let mut bundle = netwarden::models::SeriesBundle::load_dir(model, &[64])
-        .with_context(|| format!("bundle {} refused", model.display()))?;
+    // Calibration reads the operator's own bundle; its signature is reported, not required. The
+    // result is unsigned (its manifest changed): see docs/keys.md.
+    let mut bundle =
+        netwarden::models::SeriesBundle::load_dir(model, &[64], &netwarden::models::Trust::none())
+            .with_context(|| format!("bundle {} refused", model.display()))?;
     let (samples, source) = match (rates, data_dir) {
         (Some(r), _) => (
             cli::series::read_rates_file(r)?,
@@ -387,7 +404,7 @@ fn calibrate(
     let cal = cli::series::calibrate(&mut bundle, &samples, &params, quantile, source)?;
     cli::series::write_calibrated(model, out, &cal, netwarden::now_ms())?;
     // Load what was written, as the daemon would, before calling it done.
-    netwarden::models::SeriesBundle::load_dir(out, &[1])
+    netwarden::models::SeriesBundle::load_dir(out, &[1], &netwarden::models::Trust::none())
         .with_context(|| format!("the calibrated bundle {} does not load", out.display()))?;
     println!(
         "{}: threshold {:.6} -> {:.6} (quantile {} of {} windows from {}); written to {}",
@@ -402,15 +419,20 @@ fn calibrate(
     Ok(ExitCode::SUCCESS)
 }
 
-fn model_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn model_check(
+    dir: &std::path::Path,
+    trust: &netwarden::models::Trust,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let any = netwarden::models::AnyBundle::load_dir(
         dir,
         512,
         &netwarden::pipeline::series_detector::DEFAULT_BATCHES,
+        trust,
     )
     .with_context(|| format!("bundle {} refused", dir.display()))?;
     let load = started.elapsed();
+    println!("{}: {}", dir.display(), any.signature());
     let mut bundle = match any {
         netwarden::models::AnyBundle::Flow(b) => b,
         netwarden::models::AnyBundle::Series(b) => return series_model_check(b, dir, load),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use netwarden::cli::series::{
     calibrate, read_rates_file, window_errors, write_calibrated, write_features,
 };
-use netwarden::models::{Bundle, BundleError, SeriesBundle};
+use netwarden::models::{Bundle, BundleError, SeriesBundle, Trust};
 use netwarden::pipeline::alerting::Alert;
 use netwarden::pipeline::series::{RateSample, SeriesOptions, SeriesPipeline};
 use netwarden_firmware::SeriesParams;
@@ -22,7 +22,8 @@ fn data(p: &str) -> PathBuf {
 }
 
 fn tiny(batches: &[usize]) -> SeriesBundle {
-    SeriesBundle::load_dir(&data("series-tiny"), batches).expect("tiny series bundle loads")
+    SeriesBundle::load_dir(&data("series-tiny"), batches, &Trust::none())
+        .expect("tiny series bundle loads")
 }
 
 fn normal() -> Vec<RateSample> {
@@ -51,7 +52,8 @@ fn bundle_kinds_are_kept_apart_and_checked() {
     let b = tiny(&[1, 4]);
     assert_eq!(b.manifest.kind, "series_lstm");
     assert_eq!(b.detector.batch_sizes(), [1, 4]);
-    let err = Bundle::load_dir(&data("series-tiny"), 8).expect_err("flow loader refuses");
+    let err =
+        Bundle::load_dir(&data("series-tiny"), 8, &Trust::none()).expect_err("flow loader refuses");
     assert!(
         matches!(err, BundleError::Kind { .. }) && err.to_string().contains("flow_ae"),
         "{err}"
@@ -287,7 +289,8 @@ fn calibration_reproduces_the_training_quantile_and_writes_a_loadable_bundle() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("calibrated");
     write_calibrated(&data("series-tiny"), &out, &q99, 1_795_000_000_000).expect("write");
-    let again = SeriesBundle::load_dir(&out, &[1]).expect("calibrated bundle loads");
+    let again =
+        SeriesBundle::load_dir(&out, &[1], &Trust::none()).expect("calibrated bundle loads");
     let t = &again.manifest.threshold;
     assert!((t.value as f64 - q99.threshold).abs() < 1e-9);
     assert_eq!(t.method, "device_error_quantile");
@@ -313,7 +316,7 @@ fn calibration_reproduces_the_training_quantile_and_writes_a_loadable_bundle() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("quantile 0.9 of 1562 windows"), "{stdout}");
-    SeriesBundle::load_dir(&cli_out, &[1]).expect("CLI-calibrated bundle loads");
+    SeriesBundle::load_dir(&cli_out, &[1], &Trust::none()).expect("CLI-calibrated bundle loads");
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// SNMP targets to poll (none by default).
     pub snmp: SnmpConfig,
+    /// Which bundle signatures are trusted (`[bundles]`; docs/keys.md).
+    pub trust: crate::models::Trust,
 }
 
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ use super::{
     AlertingConfig, Config, ConfigError, ConfigProblem, DetectorConfig, NetflowConfig, Overrides,
     StoreConfig,
 };
+use crate::models::{PublicKey, Trust};
 use crate::sinks::mqtt::MqttConfig;
 use crate::sources::snmp::RawSnmp;
 
@@ -31,6 +32,17 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub snmp: RawSnmp,
+    #[serde(default)]
+    pub bundles: RawBundles,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBundles {
+    /// ed25519 public keys (base64 of the raw 32 bytes) whose signatures are trusted.
+    pub trusted_keys: Option<Vec<String>>,
+    /// Accept unsigned bundles even when keys are trusted (e.g. locally calibrated ones).
+    pub allow_unsigned: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -225,6 +237,16 @@ impl RawConfig {
         );
         let cache_bytes = self.store.cache_bytes.unwrap_or(8 << 20);
         let snmp = self.snmp.validate(&mut problem);
+        let mut trust = Trust {
+            keys: Vec::new(),
+            allow_unsigned: self.bundles.allow_unsigned.unwrap_or(false),
+        };
+        for (i, k) in self.bundles.trusted_keys.iter().flatten().enumerate() {
+            match PublicKey::from_base64(k) {
+                Ok(k) => trust.keys.push(k),
+                Err(e) => problem(&format!("bundles.trusted_keys[{i}]"), e.to_string()),
+            }
+        }
 
         if !problems.is_empty() {
             return Err(problems);
@@ -258,6 +280,7 @@ impl RawConfig {
                 outbox_max_alerts,
             },
             snmp,
+            trust,
         })
     }
 }
@@ -327,6 +350,23 @@ mod tests {
                 "mqtt.url"
             ]
         );
+    }
+
+    #[test]
+    fn trusted_keys_are_parsed_and_bad_ones_named() {
+        let good = "A".repeat(43) + "=";
+        let raw: RawConfig = toml::from_str(&format!(
+            "[bundles]\ntrusted_keys = [\"{good}\", \"short\"]\n"
+        ))
+        .expect("parses");
+        let problems = raw.validate().expect_err("one bad key");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "bundles.trusted_keys[1]");
+        let raw: RawConfig =
+            toml::from_str(&format!("[bundles]\ntrusted_keys = [\"{good}\"]\n")).expect("parses");
+        let c = raw.validate().expect("valid");
+        assert_eq!(c.trust.keys.len(), 1);
+        assert!(!c.trust.allow_unsigned);
     }
 
     #[test]

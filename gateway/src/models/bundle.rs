@@ -6,7 +6,8 @@
 //!
 //! A bundle is refused, with the reason, when its format or kind is unknown, its feature schema
 //! differs from the gateway's, the model's SHA-256 differs from the manifest's, tract cannot
-//! load it, or its golden vectors do not reproduce. Signature checks come with issue 4.
+//! load it, its golden vectors do not reproduce, or its `manifest.sig` fails the gateway's trust
+//! rule ([`Trust`], module [`super::signature`]).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use netwarden_firmware::{Scaler, Verdict};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
 use crate::pipeline::detector::{DetectorError, FlowAe};
 use crate::pipeline::series_detector::{SeriesDetectorError, SeriesLstm};
 
@@ -54,6 +56,8 @@ pub enum BundleError {
     Hash { expected: String, actual: String },
     #[error("manifest: {0}")]
     Invalid(String),
+    #[error("signature: {0}")]
+    Signature(#[from] SignatureError),
     #[error("tract cannot run the model: {0}")]
     Model(#[from] DetectorError),
     #[error("tract cannot run the model: {0}")]
@@ -148,6 +152,7 @@ pub struct Bundle {
     pub manifest: Manifest,
     pub source: String,
     pub detector: FlowAe,
+    pub signature: SignatureStatus,
 }
 
 /// Where a bundle came from, for messages.
@@ -158,18 +163,22 @@ pub fn describe_builtin() -> String {
 impl Bundle {
     /// The compiled-in default flow model.
     pub fn builtin(batch_size: usize) -> Result<Bundle, BundleError> {
-        Bundle::from_parts(
+        let mut b = Bundle::from_parts(
             BUILTIN_MANIFEST,
             BUILTIN_MODEL,
             describe_builtin(),
             batch_size,
-        )
+        )?;
+        b.signature = SignatureStatus::Builtin;
+        Ok(b)
     }
 
-    /// A bundle directory.
-    pub fn load_dir(dir: &Path, batch_size: usize) -> Result<Bundle, BundleError> {
-        let (manifest, _, model) = read_dir(dir)?;
-        Bundle::from_parts(&manifest, &model, dir.display().to_string(), batch_size)
+    /// A bundle directory, its signature checked by `trust`.
+    pub fn load_dir(dir: &Path, batch_size: usize, trust: &Trust) -> Result<Bundle, BundleError> {
+        let (manifest, _, model, signature) = read_dir(dir, trust)?;
+        let mut b = Bundle::from_parts(&manifest, &model, dir.display().to_string(), batch_size)?;
+        b.signature = signature;
+        Ok(b)
     }
 
     pub fn from_parts(
@@ -188,17 +197,34 @@ impl Bundle {
             manifest: m,
             source,
             detector,
+            signature: SignatureStatus::NotChecked,
         })
     }
 }
 
-fn read_dir(dir: &Path) -> Result<(String, Manifest, Vec<u8>), BundleError> {
+type DirParts = (String, Manifest, Vec<u8>, SignatureStatus);
+
+/// Reads a bundle directory; the signature is checked first, over the manifest's raw bytes.
+fn read_dir(dir: &Path, trust: &Trust) -> Result<DirParts, BundleError> {
     let read = |p: PathBuf| std::fs::read(&p).map_err(|error| BundleError::Read { path: p, error });
-    let manifest = read(dir.join("manifest.json"))?;
-    let manifest = String::from_utf8_lossy(&manifest).into_owned();
+    let raw = read(dir.join("manifest.json"))?;
+    let sig_path = dir.join(SIGNATURE_FILE);
+    let sig = match std::fs::read(&sig_path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => {
+            return Err(BundleError::Read {
+                path: sig_path,
+                error,
+            })
+        }
+    };
+    let status = trust.check(&raw, sig.as_deref())?;
+    let manifest = String::from_utf8(raw)
+        .map_err(|_| BundleError::Invalid("manifest.json is not UTF-8".into()))?;
     let parsed: Manifest = serde_json::from_str(&manifest)?;
     let model = read(dir.join(&parsed.model.file))?;
-    Ok((manifest, parsed, model))
+    Ok((manifest, parsed, model, status))
 }
 
 fn check_hash(m: &Manifest, model: &[u8]) -> Result<(), BundleError> {
@@ -349,13 +375,21 @@ pub struct SeriesBundle {
     pub manifest: Manifest,
     pub source: String,
     pub detector: SeriesLstm,
+    pub signature: SignatureStatus,
 }
 
 impl SeriesBundle {
     /// A bundle directory, with tract plans for `batches` windows per run.
-    pub fn load_dir(dir: &Path, batches: &[usize]) -> Result<SeriesBundle, BundleError> {
-        let (manifest, _, model) = read_dir(dir)?;
-        SeriesBundle::from_parts(&manifest, &model, dir.display().to_string(), batches)
+    pub fn load_dir(
+        dir: &Path,
+        batches: &[usize],
+        trust: &Trust,
+    ) -> Result<SeriesBundle, BundleError> {
+        let (manifest, _, model, signature) = read_dir(dir, trust)?;
+        let mut b =
+            SeriesBundle::from_parts(&manifest, &model, dir.display().to_string(), batches)?;
+        b.signature = signature;
+        Ok(b)
     }
 
     pub fn from_parts(
@@ -400,6 +434,7 @@ impl SeriesBundle {
             manifest: m,
             source,
             detector,
+            signature: SignatureStatus::NotChecked,
         })
     }
 }
@@ -419,13 +454,28 @@ impl AnyBundle {
         dir: &Path,
         flow_batch: usize,
         series_batches: &[usize],
+        trust: &Trust,
     ) -> Result<AnyBundle, BundleError> {
-        let (manifest, parsed, model) = read_dir(dir)?;
+        let (manifest, parsed, model, signature) = read_dir(dir, trust)?;
         let source = dir.display().to_string();
-        match parsed.kind.as_str() {
-            KIND_SERIES => SeriesBundle::from_parts(&manifest, &model, source, series_batches)
-                .map(AnyBundle::Series),
-            _ => Bundle::from_parts(&manifest, &model, source, flow_batch).map(AnyBundle::Flow),
+        Ok(match parsed.kind.as_str() {
+            KIND_SERIES => {
+                let mut b = SeriesBundle::from_parts(&manifest, &model, source, series_batches)?;
+                b.signature = signature;
+                AnyBundle::Series(b)
+            }
+            _ => {
+                let mut b = Bundle::from_parts(&manifest, &model, source, flow_batch)?;
+                b.signature = signature;
+                AnyBundle::Flow(b)
+            }
+        })
+    }
+
+    pub fn signature(&self) -> &SignatureStatus {
+        match self {
+            AnyBundle::Flow(b) => &b.signature,
+            AnyBundle::Series(b) => &b.signature,
         }
     }
 

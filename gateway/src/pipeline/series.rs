@@ -93,8 +93,13 @@ pub fn from_config(
     let Some(dir) = &cfg.detector.series_model else {
         return Ok(None);
     };
-    let bundle = SeriesBundle::load_dir(dir, &crate::pipeline::series_detector::DEFAULT_BATCHES)?;
+    let bundle = SeriesBundle::load_dir(
+        dir,
+        &crate::pipeline::series_detector::DEFAULT_BATCHES,
+        &cfg.trust,
+    )?;
     tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
+        signature = %bundle.signature,
         threshold = bundle.manifest.threshold.value, dir = %dir.display(), "Series model loaded");
     Ok(Some(SeriesPipeline::new(
         bundle,
