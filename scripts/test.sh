@@ -21,6 +21,7 @@ command -v softflowd >/dev/null || need+=(softflowd)
 command -v pmacctd >/dev/null || need+=(pmacct)
 command -v snmpd >/dev/null || need+=(snmpd)
 command -v snmpget >/dev/null || need+=(snmp)
+command -v ping >/dev/null || need+=(iputils-ping)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
     sudo=""

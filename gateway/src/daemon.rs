@@ -244,7 +244,7 @@ fn start_snmp(
     let (tx, rx) = tokio::sync::mpsc::channel::<RateSample>(cfg.snmp.queue_samples);
     let retention = cfg.snmp.series_retention;
     let sink = alerts.clone();
-    let pipeline =
+    let mut pipeline =
         crate::pipeline::series::from_config(cfg, alerts.metrics.clone()).map_err(|error| {
             DaemonError::Bundle {
                 source_name: cfg
@@ -252,13 +252,12 @@ fn start_snmp(
                     .series_model
                     .as_ref()
                     .map(|d| format!("series model {}", d.display()))
-                    .unwrap_or_default(),
+                    .unwrap_or_else(|| "built-in series model".into()),
                 error,
             }
         })?;
-    if pipeline.is_none() {
-        tracing::warn!("No series model configured (detector.series_model): rate samples are stored, not scored");
-    }
+    warm_series(cfg, &alerts.store, &mut pipeline);
+    let pipeline = Some(pipeline);
     let series = std::thread::Builder::new()
         .name("series".into())
         .spawn(move || series_thread(rx, sink, retention, pipeline))
@@ -278,6 +277,49 @@ fn start_snmp(
         })
         .collect();
     Ok(Some((pollers, series)))
+}
+
+/// Feeds each configured target's recent stored samples into the series windows, so that a
+/// restart does not blind the series detector for 55 polls. Only history recent enough to
+/// continue without a gap is read; older rows would be dropped by the gap rule anyway.
+fn warm_series(
+    cfg: &Config,
+    store: &Store,
+    pipeline: &mut crate::pipeline::series::SeriesPipeline,
+) {
+    use netwarden_firmware::series::WINDOW_STEPS;
+    let now = crate::now_ms();
+    let mut history = Vec::new();
+    let names = match store.series_names() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read stored rate samples; series windows start empty");
+            return;
+        }
+    };
+    for t in &cfg.snmp.targets {
+        // The window plus the rolling steps, at the longest step a poll may take.
+        let span = t.max_gap() * (WINDOW_STEPS as u32 + 8);
+        let from = now.saturating_sub(span.as_millis() as u64);
+        for (target, if_name) in names.iter().filter(|(target, _)| *target == t.name) {
+            match store.series(target, if_name, from, u64::MAX) {
+                Ok(s) => history.extend(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, target, if_name, "Cannot read stored rate samples")
+                }
+            }
+        }
+    }
+    if history.is_empty() {
+        return;
+    }
+    history.sort_by_key(|s| s.ts_ms);
+    let ready = pipeline.warm(&history);
+    tracing::info!(
+        samples = history.len(),
+        windows_ready = ready,
+        "Series windows warmed from stored rate samples"
+    );
 }
 
 /// How often old samples are pruned from the `series` tree.

@@ -380,9 +380,7 @@ fn run_config_loads_the_series_model_and_feeds_global_counters() {
     assert_eq!(cfg.detector.series_utc_offset_secs, 3600);
     assert_eq!(cfg.detector.series_dedupe, Duration::from_secs(600));
     let metrics = std::sync::Arc::new(netwarden::metrics::Metrics::default());
-    let mut p = netwarden::pipeline::series::from_config(&cfg, metrics.clone())
-        .expect("loads")
-        .expect("configured");
+    let mut p = netwarden::pipeline::series::from_config(&cfg, metrics.clone()).expect("loads");
     replay_grouped(&mut p, &normal()[..400]);
     let s = metrics.snapshot();
     assert_eq!(s.series_windows_scored, p.counters().series_windows_scored);
@@ -402,7 +400,30 @@ fn run_config_loads_the_series_model_and_feeds_global_counters() {
     let none = netwarden::config::RawConfig::default()
         .validate()
         .expect("defaults");
-    assert!(netwarden::pipeline::series::from_config(&none, metrics)
-        .expect("ok")
-        .is_none());
+    // No series_model: the built-in bundle.
+    let builtin = netwarden::pipeline::series::from_config(&none, metrics).expect("built in");
+    assert_eq!(builtin.detector().window(), 50);
+}
+
+#[test]
+fn warm_history_makes_the_next_live_step_scored() {
+    let b = tiny(&[1, 8]);
+    let mut p = SeriesPipeline::new(b, "s", "d", SeriesOptions::default());
+    let all = normal();
+    let first = (&all[0].target, all[0].if_index);
+    let rows: Vec<RateSample> = all
+        .iter()
+        .filter(|s| (&s.target, s.if_index) == first)
+        .cloned()
+        .collect();
+    // 55 steps fill the window (6 rolling + 50 rows, the first row with the 6th step).
+    let (history, live) = rows.split_at(60);
+    assert!(p.warm(history) >= 1, "a full window after warming");
+    assert_eq!(
+        p.counters().series_windows_scored,
+        0,
+        "history is not scored"
+    );
+    let _ = p.ingest(&live[0]);
+    assert_eq!(p.counters().series_windows_scored, 1);
 }

@@ -7,6 +7,9 @@
 //! sees counters up to 3 s old. The tests poll every 4 s (longer than the cache) and accept
 //! the bytes in the steps that end up to one cache period plus one interval after the traffic.
 //!
+//! The last test runs the whole series path: stored normal history, `netwarden calibrate` on it,
+//! a restart that warms the windows from the store, and a burst that the LSTM reports over MQTT.
+//!
 //! Needs root (network namespaces) and the `snmpd` and `snmp` packages (scripts/test.sh).
 
 use std::time::Duration;
@@ -14,8 +17,9 @@ use std::time::Duration;
 use netwarden::pipeline::series::RateSample;
 use netwarden::sinks::store::Store;
 use netwarden_e2e::{
-    free_udp_port, gateway_with_config, tempdir, wait_for, Gateway, Netns, Snmpd,
-    SNMP_AUTH_PASSWORD, SNMP_COMMUNITY, SNMP_PRIV_PASSWORD, SNMP_USER, SNMP_V3_MATRIX,
+    free_udp_port, gateway_in, gateway_with_config, netwarden_bin, repo_root, tempdir, wait_for,
+    Gateway, Mosquitto, Netns, Snmpd, Subscriber, SNMP_AUTH_PASSWORD, SNMP_COMMUNITY,
+    SNMP_PRIV_PASSWORD, SNMP_USER, SNMP_V3_MATRIX,
 };
 
 /// net-snmp's interface counter cache (observed: counters move in 3 s steps).
@@ -394,5 +398,225 @@ fn v3_auth_and_privacy_protocols_interoperate_with_net_snmp() -> anyhow::Result<
         assert_eq!(t["security"], format!("v3 {level} user \"{user}\""), "{t}");
         assert!(t["interfaces"].as_u64() >= Some(1), "{t}");
     }
+    Ok(())
+}
+
+/// The steady load of the series test: `ping` at about 40 requests/s of 972 bytes in, and as
+/// many replies out.
+const PING_PER_SEC: u32 = 40;
+const PING_SIZE: u32 = 972;
+
+/// net-snmp reloads its interface cache on a 3 s timer, so each poll reads counters 0 to 3 s
+/// old: a steady load shows as step rates between about 0.25x and 1.75x of the real rate at a
+/// 4 s interval. The stored normal below has exactly that character (the test's stand-in for
+/// the weeks the daemon would have polled), with the staleness drawn from a seeded generator.
+struct Staleness(u64);
+
+impl Staleness {
+    fn next_ms(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % AGENT_CACHE_MS
+    }
+}
+
+/// Appends steady-load samples at `interval_ms` after `from_ms` (exclusive) up to now.
+fn store_normal(
+    store: &Store,
+    iface: (&str, u32, &str),
+    (in_bps, out_bps): (f64, f64),
+    interval_ms: u64,
+    from_ms: u64,
+    stale: &mut Staleness,
+) -> anyhow::Result<u64> {
+    let (target, if_index, if_name) = iface;
+    let mut ts = from_ms + interval_ms;
+    let mut prev = stale.next_ms();
+    let mut last = from_ms;
+    while ts <= now_ms() {
+        let cur = stale.next_ms();
+        let seen = (interval_ms + prev - cur) as f64 / interval_ms as f64;
+        store.append_sample(&RateSample {
+            target: target.to_string(),
+            if_index,
+            if_name: if_name.to_string(),
+            ts_ms: ts,
+            step_ms: interval_ms,
+            in_bps: Some(in_bps * seen),
+            out_bps: Some(out_bps * seen),
+        })?;
+        prev = cur;
+        last = ts;
+        ts += interval_ms;
+    }
+    store.flush()?;
+    Ok(last)
+}
+
+/// The inside interface's (rx, tx) octet counters, read straight from the kernel.
+fn kernel_octets(ns: &Netns) -> anyhow::Result<(u64, u64)> {
+    let read = |what: &str| -> anyhow::Result<u64> {
+        let out = ns
+            .command(&[
+                "cat",
+                &format!("/sys/class/net/{}/statistics/{what}", ns.ns_if),
+            ])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+    };
+    Ok((read("rx_bytes")?, read("tx_bytes")?))
+}
+
+#[test]
+fn burst_far_above_the_learnt_normal_raises_an_lstm_alert_over_mqtt() -> anyhow::Result<()> {
+    const INTERVAL_MS: u64 = 4_000;
+    const HISTORY_STEPS: u64 = 300;
+    let ns = Netns::create()?;
+    let snmpd = Snmpd::start(Some(&ns), ns.ns_addr, 1161)?;
+    let broker = Mosquitto::start()?;
+    let sub = Subscriber::start(broker.port, "netwarden/e2e/r1/alerts/#")?;
+    let if_index = ns.ns_if_index()?;
+    let iface = ("branch", if_index, ns.ns_if.as_str());
+
+    // The steady load, bounded (at most 150 s), and its real rate as the kernel counts it.
+    let _load = ns.ping_load(PING_PER_SEC, PING_SIZE, PING_PER_SEC * 150, 150)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let (rx0, tx0) = kernel_octets(&ns)?;
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let (rx1, tx1) = kernel_octets(&ns)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let level = (
+        (rx1 - rx0) as f64 * 8.0 / secs,
+        (tx1 - tx0) as f64 * 8.0 / secs,
+    );
+
+    // The learnt normal: 20 minutes of that load as the daemon stores it, and the shipped
+    // model's threshold recalibrated on it with the operator's command.
+    let dir = tempdir::Dir::new("snmp-lstm")?;
+    let data = dir.path().join("data");
+    let mut stale = Staleness(7);
+    let start = now_ms() - HISTORY_STEPS * INTERVAL_MS;
+    let last = {
+        let store = Store::open(&data, 1 << 20, 10)?;
+        store_normal(&store, iface, level, INTERVAL_MS, start, &mut stale)?
+    };
+    let calibrated = dir.path().join("series-calibrated");
+    let out = std::process::Command::new(netwarden_bin()?)
+        .arg("calibrate")
+        .arg("--series-model")
+        .arg(repo_root().join("models/bundles/series-lstm"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--out")
+        .arg(&calibrated)
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "calibrate: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("threshold"), "{said}");
+    // The history reaches up to the start, as it would after a short stop.
+    {
+        let store = Store::open(&data, 1 << 20, 10)?;
+        store_normal(&store, iface, level, INTERVAL_MS, last, &mut stale)?;
+    }
+
+    let config = format!(
+        "[detector]\nseries_model = \"{}\"\nseries_dedupe_window_secs = 1\n[snmp]\n{}",
+        calibrated.display(),
+        v2c_target(
+            "branch",
+            &snmpd.addr.to_string(),
+            &ns.ns_if,
+            INTERVAL_MS / 1000
+        )
+    );
+    let mqtt = format!("mqtt://127.0.0.1:{}", broker.port);
+    let gw = gateway_in(
+        dir,
+        &config,
+        &["--mqtt", &mqtt, "--site", "e2e", "--device", "r1"],
+    )?;
+    let scored = |gw: &Gateway| {
+        gw.stats()
+            .ok()
+            .and_then(|s| s["metrics"]["series_windows_scored"].as_u64())
+            .unwrap_or(0)
+    };
+    // Warm windows: the first live steps are scored at once, not after 55 polls.
+    wait_for(Duration::from_secs(30), "live windows scored", || {
+        (scored(&gw) >= 2).then_some(())
+    })
+    .map_err(|e| anyhow::anyhow!("{e}\nlog:\n{}", gw.log()))?;
+    assert!(gw.log().contains("Series windows warmed"), "{}", gw.log());
+    let before_burst = sub.messages();
+
+    // The burst: about 60 Mbit/s into the interface for three steps (bounded: 84 MB).
+    let t_burst = now_ms();
+    let mut sent = 0;
+    for _ in 0..3 {
+        let step = std::time::Instant::now();
+        sent += ns.send_udp(20_000, 1_400)?;
+        std::thread::sleep(Duration::from_millis(INTERVAL_MS).saturating_sub(step.elapsed()));
+    }
+    let high = |m: &[(String, String)]| {
+        m.iter().find_map(|(topic, payload)| {
+            let a: serde_json::Value = serde_json::from_str(payload).ok()?;
+            (topic.ends_with("/high")
+                && a["subject"]["kind"] == "interface"
+                && a["subject"]["window_last_ms"].as_u64() >= Some(t_burst))
+            .then_some((topic.clone(), a))
+        })
+    };
+    let (topic, a) = wait_for(Duration::from_secs(30), "a high interface alert", || {
+        high(&sub.messages())
+    })
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nmessages: {:#?}\nstats: {}\nlog:\n{}",
+            sub.messages(),
+            gw.stats()
+                .map(|s| s["metrics"].to_string())
+                .unwrap_or_default(),
+            gw.log()
+        )
+    })?;
+    assert_eq!(topic, "netwarden/e2e/r1/alerts/high", "{a}");
+    assert_eq!(a["detector"], "series_lstm", "{a}");
+    assert_eq!(a["model"]["name"], "series-lstm", "{a}");
+    assert_eq!(a["subject"]["target"], "branch", "{a}");
+    assert_eq!(a["subject"]["if_name"], ns.ns_if.as_str(), "{a}");
+    assert_eq!(a["subject"]["if_index"].as_u64(), Some(u64::from(if_index)));
+    assert_ne!(a["subject"]["direction"], "out", "the burst came in: {a}");
+    let (score, threshold) = (
+        a["score"].as_f64().unwrap_or(0.0),
+        a["threshold"].as_f64().unwrap_or(f64::MAX),
+    );
+    assert!(score > 2.0 * threshold, "{a}");
+    let top: Vec<&str> = a["top_features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["feature"].as_str())
+        .collect();
+    assert!(
+        top.first().is_some_and(|f| f.starts_with("in_bps")),
+        "the inbound features deviate most: {top:?} {a} (sent {sent} octets)"
+    );
+    // The steady load before it was normal to the calibrated model: nothing high.
+    let high_before: Vec<_> = before_burst
+        .iter()
+        .filter(|(t, _)| t.ends_with("/high"))
+        .collect();
+    assert!(
+        high_before.is_empty(),
+        "high alerts before the burst: {high_before:?}"
+    );
+    drop(snmpd);
     Ok(())
 }

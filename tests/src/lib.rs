@@ -231,7 +231,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts netwarden on a free port with `extra` flags; waits until its first stats.json.
     pub fn start(extra: &[&str]) -> anyhow::Result<Gateway> {
-        let dir = tempdir::Dir::new("netwarden")?;
+        Gateway::start_in(tempdir::Dir::new("netwarden")?, extra)
+    }
+
+    /// Like [`Gateway::start`], with state in `dir/data` (which the test may have prepared).
+    pub fn start_in(dir: tempdir::Dir, extra: &[&str]) -> anyhow::Result<Gateway> {
         let data_dir = dir.path().join("data");
         let port = free_udp_port()?;
         let netflow: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -544,6 +548,41 @@ impl Netns {
         }
         Ok(count as u64 * (payload as u64 + 42))
     }
+
+    /// Starts `ping` from the root namespace to the inside address: `per_sec` echo requests of
+    /// `size` bytes per second, each answered, so both directions of the inside interface carry
+    /// a steady load. Bounded by `count` and `deadline_s`; killed on drop.
+    pub fn ping_load(
+        &self,
+        per_sec: u32,
+        size: u32,
+        count: u32,
+        deadline_s: u32,
+    ) -> anyhow::Result<Proc> {
+        require("ping")?;
+        let interval = format!("{:.3}", 1.0 / f64::from(per_sec.max(1)));
+        Proc::spawn(
+            "ping",
+            Command::new("ping")
+                .args(["-q", "-n", "-i", &interval, "-s", &size.to_string()])
+                .args(["-c", &count.to_string(), "-w", &deadline_s.to_string()])
+                .args(["-I", &self.host_if])
+                .arg(self.ns_addr.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+    }
+
+    /// The inside interface's ifIndex (what the agent inside reports).
+    pub fn ns_if_index(&self) -> anyhow::Result<u32> {
+        let out = self
+            .command(&["cat", &format!("/sys/class/net/{}/ifindex", self.ns_if)])
+            .output()?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .context("ifindex")
+    }
 }
 
 impl Drop for Netns {
@@ -699,6 +738,17 @@ impl Drop for Snmpd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Writes `config` to `dir/netwarden.toml` and starts `netwarden run --config` on it with its
+/// state in `dir/data` (which the test may have prepared); the gateway owns `dir` from then on.
+pub fn gateway_in(dir: tempdir::Dir, config: &str, extra: &[&str]) -> anyhow::Result<Gateway> {
+    let path = dir.path().join("netwarden.toml");
+    std::fs::write(&path, config)?;
+    let path = path.to_str().context("temp path is not UTF-8")?.to_string();
+    let mut args = vec!["--config", path.as_str()];
+    args.extend_from_slice(extra);
+    Gateway::start_in(dir, &args)
 }
 
 /// Writes `config` to a file in `dir` and starts `netwarden run --config` on it.

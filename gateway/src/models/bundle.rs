@@ -31,6 +31,12 @@ pub const KIND_SERIES: &str = "series_lstm";
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
 pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/bundles/flow-ae/model.onnx");
+/// The default interface-series bundle, used when SNMP targets are polled and no
+/// `detector.series_model` is configured.
+pub const BUILTIN_SERIES_MANIFEST: &str =
+    include_str!("../../../models/bundles/series-lstm/manifest.json");
+pub const BUILTIN_SERIES_MODEL: &[u8] =
+    include_bytes!("../../../models/bundles/series-lstm/model.onnx");
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -379,6 +385,18 @@ pub struct SeriesBundle {
 }
 
 impl SeriesBundle {
+    /// The compiled-in default series model.
+    pub fn builtin(batches: &[usize]) -> Result<SeriesBundle, BundleError> {
+        let mut b = SeriesBundle::from_parts(
+            BUILTIN_SERIES_MANIFEST,
+            BUILTIN_SERIES_MODEL,
+            "built-in series-lstm bundle".to_string(),
+            batches,
+        )?;
+        b.signature = SignatureStatus::Builtin;
+        Ok(b)
+    }
+
     /// A bundle directory, with tract plans for `batches` windows per run.
     pub fn load_dir(
         dir: &Path,
@@ -554,6 +572,13 @@ mod tests {
         let b = Bundle::builtin(64).expect("built-in bundle is valid");
         assert_eq!(b.manifest.kind, "flow_ae");
         assert!(b.manifest.threshold.value > 0.0);
+    }
+
+    #[test]
+    fn builtin_series_bundle_loads_and_reproduces_its_golden_windows() {
+        let b = SeriesBundle::builtin(&[1, 8]).expect("built-in series bundle is valid");
+        assert_eq!(b.manifest.kind, KIND_SERIES);
+        assert_eq!(b.signature, SignatureStatus::Builtin);
     }
 
     #[test]

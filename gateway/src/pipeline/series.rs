@@ -73,9 +73,20 @@ impl Default for SeriesOptions {
 impl SeriesOptions {
     /// The options `netwarden run` uses.
     pub fn from_config(cfg: &crate::config::Config) -> Self {
+        // A known step this long after the previous one means the daemon (or the target) was
+        // away: the window restarts instead of stitching old rows to new ones.
+        let longest = cfg
+            .snmp
+            .targets
+            .iter()
+            .map(|t| t.max_gap())
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let max_gap = longest * (u32::from(SeriesParams::DEFAULT.max_unknown_steps) + 2);
         SeriesOptions {
             params: SeriesParams {
                 utc_offset_s: cfg.detector.series_utc_offset_secs,
+                max_gap_ms: max_gap.as_millis() as u64,
                 ..SeriesParams::DEFAULT
             },
             dedupe: cfg.detector.series_dedupe,
@@ -84,30 +95,27 @@ impl SeriesOptions {
     }
 }
 
-/// The series pipeline `netwarden run` should feed, or `None` when no series model is
-/// configured (`detector.series_model` / `--series-model`; no series bundle is built in yet).
+/// The series pipeline `netwarden run` feeds: the configured bundle
+/// (`detector.series_model` / `--series-model`), else the built-in one.
 pub fn from_config(
     cfg: &crate::config::Config,
     metrics: Arc<Metrics>,
-) -> Result<Option<SeriesPipeline>, crate::models::BundleError> {
-    let Some(dir) = &cfg.detector.series_model else {
-        return Ok(None);
+) -> Result<SeriesPipeline, crate::models::BundleError> {
+    let batches = &crate::pipeline::series_detector::DEFAULT_BATCHES;
+    let bundle = match &cfg.detector.series_model {
+        Some(dir) => SeriesBundle::load_dir(dir, batches, &cfg.trust)?,
+        None => SeriesBundle::builtin(batches)?,
     };
-    let bundle = SeriesBundle::load_dir(
-        dir,
-        &crate::pipeline::series_detector::DEFAULT_BATCHES,
-        &cfg.trust,
-    )?;
     tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
-        signature = %bundle.signature,
-        threshold = bundle.manifest.threshold.value, dir = %dir.display(), "Series model loaded");
-    Ok(Some(SeriesPipeline::new(
+        signature = %bundle.signature, threshold = bundle.manifest.threshold.value,
+        source = %bundle.source, "Series model loaded");
+    Ok(SeriesPipeline::new(
         bundle,
         &cfg.site,
         &cfg.device,
         SeriesOptions::from_config(cfg),
-    )))
-    .map(|p| p.map(|p| p.with_metrics(metrics)))
+    )
+    .with_metrics(metrics))
 }
 
 /// The series pipeline's counters (for stats.json / the heartbeat).
@@ -289,6 +297,22 @@ impl SeriesPipeline {
 
     pub fn detector(&self) -> &SeriesLstm {
         &self.detector
+    }
+
+    /// Feeds stored history (oldest first) into the windows without scoring it, so that a
+    /// restarted daemon scores its first live poll instead of waiting 55 steps. Returns the
+    /// number of windows that are full afterwards.
+    pub fn warm(&mut self, history: &[RateSample]) -> usize {
+        self.due.clear();
+        for s in history {
+            self.step(s);
+        }
+        self.due.clear();
+        self.report();
+        self.ifaces
+            .values()
+            .filter(|i| i.row_ts.len() == WINDOW_STEPS)
+            .count()
     }
 
     /// One poll step of one interface; the alerts it raised (usually none).
