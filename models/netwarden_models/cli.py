@@ -42,7 +42,151 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--log-every", type=int, default=10, help="log every N epochs (0: quiet)")
     t.set_defaults(func=cmd_train_flow_ae)
     _add_series_commands(sub)
+    _add_pipeline_commands(sub)
     return p
+
+
+def _common(p: argparse.ArgumentParser, seed: int | None = 7) -> None:
+    if seed is not None:
+        p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
+
+
+def _add_pipeline_commands(sub) -> None:
+    """The pipeline for every model kind (see models/README.md, "The pipeline")."""
+    from . import kinds
+
+    d = sub.add_parser(
+        "dataset", help="build a dataset directory from gateway feature CSVs (split, labels)",
+        description="Read `netwarden features` output (or run the gateway on captures/rates), "
+        "label it, split it into train/val/test and write DIR/dataset.json + DIR/data.npz.")
+    d.add_argument("--kind", required=True, choices=kinds.names())
+    d.add_argument("--out", required=True, metavar="DATASET_DIR")
+    _common(d)
+    for name in kinds.names():
+        kinds.get(name).add_dataset_args(d)
+    d.set_defaults(func=_pipeline("build_dataset"))
+
+    t = sub.add_parser(
+        "train", help="train one model of a dataset's kind into a run directory (DDP with torchrun)",
+        description="Train (reconstruction MSE, Adam, early stopping on the validation split) and "
+        "write RUN/run.json, RUN/model.pt, RUN/curves.png. Under `torchrun --nproc_per_node N "
+        "-m netwarden_models train ...` the processes train one model with DDP (gloo on CPU, "
+        "nccl on CUDA). --folds K first runs stratified K-fold cross-validation (RUN/cv/).")
+    t.add_argument("--dataset", required=True, metavar="DATASET_DIR")
+    t.add_argument("--out", required=True, metavar="RUN_DIR")
+    t.add_argument("--variant", help="model variant (flow_ae: seed; series_lstm: seed, edge, "
+                   "attention, ensemble; default: the kind's)")
+    t.add_argument("--epochs", type=_positive_int, help="maximum epochs (default: the kind's)")
+    t.add_argument("--batch-size", type=_positive_int, help="global mini-batch size")
+    t.add_argument("--lr", type=float, help="Adam learning rate")
+    t.add_argument("--patience", type=_positive_int, help="early-stop patience in epochs")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--threads", type=_positive_int, default=1, help="CPU intra-op threads (1)")
+    t.add_argument("--log-every", type=int, default=10,
+                   help="without a progress bar: a line every N epochs (0: none)")
+    t.add_argument("--folds", type=int, default=0, help="K-fold cross-validation first (K >= 2)")
+    t.add_argument("--cv-only", action="store_true", help="with --folds: no final model")
+    _common(t)
+    from .pipeline import add_threshold_args
+    add_threshold_args(t)
+    t.set_defaults(func=_pipeline("train"))
+
+    e = sub.add_parser(
+        "evaluate", help="metrics, threshold, error histogram and traffic plot of a run",
+        description="Score the dataset's threshold split and test split; write report.json, "
+        "report.csv, error-histogram.png, traffic-anomalies.png to --out (default RUN/eval).")
+    e.add_argument("--run", required=True, metavar="RUN_DIR")
+    e.add_argument("--dataset", help="another dataset of the same kind (default: the run's)")
+    e.add_argument("--onnx", metavar="FILE", help="score with this ONNX file (onnxruntime)")
+    e.add_argument("--out", metavar="DIR")
+    _common(e, seed=None)
+    add_threshold_args(e)
+    e.set_defaults(func=_pipeline("evaluate"))
+
+    x = sub.add_parser("export", help="export a run's model to ONNX (RUN/model-fp32.onnx)",
+                       description="dynamo exporter, one file, dynamic batch; parity checked "
+                       "against torch (onnxruntime) and in tract at batch 1 and 8.")
+    x.add_argument("--run", required=True, metavar="RUN_DIR")
+    x.add_argument("--form", help="series_lstm: onnx (default) or unrolled")
+    x.add_argument("--out", metavar="ONNX")
+    _common(x, seed=None)
+    x.set_defaults(func=_ship("export"))
+
+    q = sub.add_parser("quantize", help="dynamic int8 (MatMul/Gemm) and the measured fp32/int8 choice",
+                       description="Write RUN/model-int8.onnx and RUN/quantize.json: tract load, "
+                       "parity, speed at batch 1 and 8, size and ranking; the choice that "
+                       "`bundle --precision auto` ships.")
+    q.add_argument("--run", required=True, metavar="RUN_DIR")
+    q.add_argument("--rounds", type=_positive_int, default=5)
+    q.add_argument("--budget-s", type=float, default=0.2, help="timing seconds per case")
+    _common(q, seed=None)
+    q.set_defaults(func=_ship("quantize"))
+
+    b = sub.add_parser(
+        "bundle", help="write a bundle from a run (threshold, golden vectors), sign and check it",
+        description="Write model.onnx + manifest.json (docs/bundle-format.md), verify in "
+        "onnxruntime and tract, sign with --sign-key, run `netwarden model check` (unless "
+        "--no-gateway-check) and only then move it to --out.")
+    b.add_argument("--run", required=True, metavar="RUN_DIR")
+    b.add_argument("--out", required=True, metavar="BUNDLE_DIR")
+    b.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                   help="auto: what quantize chose (fp32 without quantize.json)")
+    b.add_argument("--name", help="bundle name (default flow-ae / series-lstm)")
+    b.add_argument("--version", help="bundle version (default YYYY.MM.DD.1, UTC)")
+    b.add_argument("--data-note", help="a line about the training data for the manifest")
+    b.add_argument("--sign-key", metavar="KEY", help="ed25519 PKCS#8 PEM private key")
+    b.add_argument("--no-gateway-check", action="store_true",
+                   help="skip `netwarden model check` (no gateway binary at hand)")
+    _common(b, seed=None)
+    add_threshold_args(b)
+    b.set_defaults(func=_ship("bundle"))
+
+    k = sub.add_parser("keygen", help="new ed25519 signing key: OUT.key (0600) and OUT.pub",
+                       description="Prints the public key (base64) for the gateways' "
+                       "[bundles] trusted_keys. See docs/keys.md.")
+    k.add_argument("--out", required=True, metavar="DIR/NAME")
+    k.add_argument("--force", action="store_true", help="overwrite existing files")
+    _common(k, seed=None)
+    k.set_defaults(func=_ship("keygen"))
+
+    s = sub.add_parser("sign", help="sign a bundle's manifest.json (writes manifest.sig)")
+    s.add_argument("--key", required=True, metavar="KEY")
+    s.add_argument("bundle", metavar="BUNDLE_DIR")
+    _common(s, seed=None)
+    s.set_defaults(func=_ship("sign"))
+
+    c = sub.add_parser("check", help="check a bundle: Python (hash, golden, signature) and "
+                       "`netwarden model check` (fails if it fails)")
+    c.add_argument("bundle", metavar="BUNDLE_DIR")
+    c.add_argument("--key", metavar="PUB", help="public key: .pub file or base64; the "
+                   "signature must verify with it")
+    c.add_argument("--no-gateway-check", action="store_true")
+    _common(c, seed=None)
+    c.set_defaults(func=_ship("check"))
+
+    g = sub.add_parser("golden", help="regenerate the Rust/Python golden feature files "
+                       "(models/tests/data/golden-*.csv) with the gateway binary")
+    _common(g, seed=None)
+    g.set_defaults(func=lambda a: __import__("netwarden_models.golden", fromlist=["main"]).main(a))
+
+
+def _pipeline(name: str):
+    def run(args: argparse.Namespace) -> int:
+        from . import pipeline
+
+        getattr(pipeline, name)(args)
+        return 0
+    return run
+
+
+def _ship(name: str):
+    def run(args: argparse.Namespace) -> int:
+        from . import ship
+
+        rc = getattr(ship, name)(args)
+        return rc if isinstance(rc, int) else 0
+    return run
 
 
 def _add_series_commands(sub) -> None:
@@ -254,8 +398,18 @@ def cmd_train_flow_ae(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .bundle import BundleError
+    from .gateway import GatewayError
+    from .signing import SigningError
+
     try:
         return args.func(args)
-    except (FeatureCsvError, SeriesCsvError) as e:
+    except (FeatureCsvError, SeriesCsvError, ValueError, BundleError, GatewayError,
+            SigningError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def entry() -> None:
+    """Console script `netwarden-models` (pyproject.toml)."""
+    sys.exit(main())

@@ -73,6 +73,11 @@ def _check_header(path: Path, header: list[str]) -> None:
 
 def read_feature_csv(path: str | Path) -> np.ndarray:
     """Read one `netwarden features` CSV; returns the raw features, float64 [rows, 8]."""
+    return read_feature_rows(path)[0]
+
+
+def read_feature_rows(path: str | Path) -> tuple[np.ndarray, list[list[str]]]:
+    """Raw features float64 [rows, 8] and each row's identity columns (as text)."""
     path = Path(path)
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -80,6 +85,7 @@ def read_feature_csv(path: str | Path) -> np.ndarray:
         raise FeatureCsvError(f"{path}: cannot open: {e.strerror or e}") from e
     first = len(IDENTITY_COLUMNS)
     rows: list[list[float]] = []
+    identity: list[list[str]] = []
     with handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -105,9 +111,10 @@ def read_feature_csv(path: str | Path) -> np.ndarray:
                     raise FeatureCsvError(f"{path}:{reader.line_num}: {name} is {text!r}")
                 values.append(v)
             rows.append(values)
+            identity.append(record[:first])
     if not rows:
         raise FeatureCsvError(f"{path}: no data rows")
-    return np.asarray(rows, dtype=np.float64)
+    return np.asarray(rows, dtype=np.float64), identity
 
 
 def read_feature_csvs(paths: list[str | Path]) -> FeatureTable:

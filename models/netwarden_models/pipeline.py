@@ -1,0 +1,293 @@
+"""The pipeline's first half, for every model kind: dataset -> train (-> k-fold CV) -> evaluate.
+
+A *run directory* is what ``train`` writes and every later step reads:
+
+    RUN/run.json     kind, variant, dataset, scaling, training summary and history, config
+    RUN/model.pt     trained weights (state dict)
+    RUN/curves.png   training / validation loss
+    RUN/cv/          with --folds K: report.json, report.csv (per fold, mean, std)
+    RUN/eval/        evaluate: report.json, report.csv, error-histogram.png,
+                     traffic-anomalies.png
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import dataset as ds
+from . import kinds, metrics, plots
+from .kinds import SPLIT_NAMES, TEST, TRAIN, VAL, ModelKind, Samples
+from .scaling import FeatureScaling
+from .spot import Spot
+from .trainer import Dist, FitConfig, FitResult, dist_from_env, fit, seed_everything
+
+RUN_JSON = "run.json"
+WEIGHTS = "model.pt"
+REPORT_METRICS = ("accuracy", "precision", "recall", "f1", "macro_f1", "roc_auc",
+                  "false_positive_rate")
+
+
+def _say(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+# --- dataset -----------------------------------------------------------------------------------
+def build_dataset(args) -> dict:
+    kind = kinds.get(args.kind)
+    with tempfile.TemporaryDirectory(prefix="netwarden-dataset-") as work:
+        samples, sources = kind.read_dataset(args, Path(work))
+    m = ds.write(args.out, kind, samples, sources, args.seed)
+    _say(args.quiet, f"wrote dataset {args.out}: {m['samples']} samples of {kind.name} "
+         f"(train {m['split']['train']}, val {m['split']['val']}, test {m['split']['test']}"
+         + (f"; {m['positives']['test']} anomalous in test" if m["labelled"] else "; unlabelled")
+         + ")")
+    return m
+
+
+# --- thresholds --------------------------------------------------------------------------------
+def add_threshold_args(p) -> None:
+    g = p.add_argument_group("threshold")
+    g.add_argument("--threshold", choices=("quantile", "spot"), default="quantile",
+                   help="quantile of the reference errors (default), or SPOT (extreme values)")
+    g.add_argument("--quantile", type=float, default=0.95, help="for --threshold quantile (0.95)")
+    g.add_argument("--spot-q", type=float, default=1e-3,
+                   help="SPOT risk: probability that a normal score exceeds the threshold (1e-3)")
+    g.add_argument("--spot-level", type=float, default=0.98,
+                   help="SPOT initial threshold: this quantile of the reference errors (0.98)")
+
+
+def threshold_of(scores: np.ndarray, args, split_name: str) -> dict:
+    """The manifest's ``threshold`` section for these reference scores."""
+    method_for_split = {"train": "train_error_quantile",
+                        "val": "heldout_normal_window_quantile"}
+    if args.threshold == "spot":
+        s = Spot(q=args.spot_q, level=args.spot_level).fit(scores)
+        return {"value": s.z, "method": "spot", "n": int(len(scores)), "source": split_name,
+                "spot": {k: v for k, v in s.summary().items() if k != "z_q"}}
+    return {"value": metrics.quantile_threshold(scores, args.quantile),
+            "method": method_for_split.get(split_name, f"{split_name}_error_quantile"),
+            "quantile": args.quantile, "n": int(len(scores)), "source": split_name}
+
+
+# --- training ----------------------------------------------------------------------------------
+def fit_config(kind: ModelKind, args, label: str) -> FitConfig:
+    d = kind.defaults
+    return FitConfig(
+        epochs=args.epochs or d.epochs, batch_size=args.batch_size or d.batch_size,
+        learning_rate=args.lr or d.learning_rate, patience=args.patience or d.patience,
+        clip_grad=d.clip_grad, seed=args.seed, device=args.device, threads=args.threads,
+        quiet=args.quiet, log_every=args.log_every, label=label)
+
+
+def train_on(kind: ModelKind, variant: str, raw_train: np.ndarray, raw_val: np.ndarray,
+             cfg: FitConfig, dist: Dist) -> tuple[FitResult, FeatureScaling]:
+    scaling = kind.fit_scaling(raw_train)
+    seed_everything(cfg.seed)
+    model = kind.build(variant)
+    result = fit(model, kind.scale(scaling, raw_train), kind.scale(scaling, raw_val), cfg, dist)
+    return result, scaling
+
+
+def train(args) -> dict | None:
+    manifest, kind, samples = ds.read(args.dataset)
+    variant = kind.check_variant(args.variant)
+    dist = dist_from_env()
+    out = Path(args.out)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+    cv_report = None
+    try:
+        if args.folds:
+            cv_report = cross_validate(kind, variant, samples, args, dist, out / "cv")
+        if args.cv_only:
+            return cv_report
+        train_idx = np.nonzero((samples.split == TRAIN) & (samples.labels == 0))[0]
+        val_idx = np.nonzero((samples.split == VAL) & (samples.labels == 0))[0]
+        cfg = fit_config(kind, args, f"{kind.name}/{variant}")
+        result, scaling = train_on(kind, variant, samples.raw[train_idx], samples.raw[val_idx],
+                                   cfg, dist)
+    finally:
+        if dist.world > 1:
+            import torch.distributed as td
+
+            if td.is_initialized():
+                td.barrier()
+                td.destroy_process_group()
+    if not dist.main:
+        return None
+    torch.save(result.model.state_dict(), out / WEIGHTS)
+    plots.curves(result.history, result.best_epoch, f"{kind.name}/{variant}", out / "curves.png")
+    run = {
+        "format": 1,
+        "kind": kind.name,
+        "variant": variant,
+        "dataset": str(Path(args.dataset).resolve()),
+        "dataset_sources": manifest["sources"],
+        "scaling": scaling.to_manifest(),
+        "training": {
+            "samples": int(len(train_idx)), "validation_samples": int(len(val_idx)),
+            "epochs": result.epochs_run, "max_epochs": cfg.epochs, "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss, "early_stopped": result.early_stopped,
+            "seed": cfg.seed, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
+            "patience": cfg.patience, "device": result.device, "world_size": result.world_size,
+            "threads": cfg.threads, "seconds": round(result.seconds, 3),
+            "seconds_per_epoch": round(result.seconds_per_epoch, 4),
+            "cpu_seconds_per_epoch": round(result.cpu_seconds_per_epoch, 4),
+        },
+        "history": [[t, v] for t, v in result.history],
+        "cv": None if cv_report is None else cv_report["summary"],
+    }
+    (out / RUN_JSON).write_text(json.dumps(run, indent=2) + "\n")
+    _say(args.quiet, f"wrote run {out}: {kind.name}/{variant}, {result.epochs_run} epochs, "
+         f"{result.seconds_per_epoch:.3f} s/epoch on {result.device} x{result.world_size}")
+    return run
+
+
+def load_run(run_dir: str | Path) -> tuple[dict, ModelKind, torch.nn.Module, FeatureScaling]:
+    d = Path(run_dir)
+    try:
+        run = json.loads((d / RUN_JSON).read_text())
+    except OSError as e:
+        raise ValueError(f"{d}: not a run directory (no {RUN_JSON}; `train` writes one)") from e
+    kind = kinds.get(run["kind"])
+    model = kind.build(run["variant"])
+    model.load_state_dict(torch.load(d / WEIGHTS, map_location="cpu", weights_only=True))
+    return run, kind, model.eval(), FeatureScaling.from_manifest(run["scaling"])
+
+
+# --- k-fold cross-validation ----------------------------------------------------------------
+def cross_validate(kind: ModelKind, variant: str, samples: Samples, args, dist: Dist,
+                   out: Path) -> dict:
+    """Stratified K folds over every sample of the dataset: fold k is the test set, the normal
+    samples of the other folds train (10 % of them, seeded, for early stopping); threshold and
+    metrics as ``evaluate``. Windows of a series overlap, so neighbouring windows can fall in
+    different folds: the CV figures are a little optimistic for series (docs/models.md)."""
+    if not samples.labelled:
+        raise ValueError("--folds needs labelled data (anomalous files or --labels)")
+    fold = ds.kfold_assign(samples.labels, args.folds, args.seed)
+    rng = np.random.default_rng(args.seed + 1)
+    rows = []
+    for k in range(args.folds):
+        pool = rng.permutation(np.nonzero((fold != k) & (samples.labels == 0))[0])
+        n_val = max(1, int(round(0.1 * len(pool))))
+        val_idx, train_idx = np.sort(pool[:n_val]), np.sort(pool[n_val:])
+        test_idx = np.nonzero(fold == k)[0]
+        cfg = fit_config(kind, args, f"{kind.name}/{variant} fold {k + 1}/{args.folds}")
+        result, scaling = train_on(kind, variant, samples.raw[train_idx], samples.raw[val_idx],
+                                   cfg, dist)
+        ref_idx = train_idx if kind.threshold_split == TRAIN else val_idx
+        ref = kind.scores(result.model, kind.scale(scaling, samples.raw[ref_idx]))
+        thr = threshold_of(ref, args, SPLIT_NAMES[kind.threshold_split])
+        test_scores = kind.scores(result.model, kind.scale(scaling, samples.raw[test_idx]))
+        r = metrics.classification_report(test_scores, samples.labels[test_idx], thr["value"])
+        r.update(fold=k + 1, train_samples=int(len(train_idx)), epochs=result.epochs_run)
+        rows.append(r)
+    summary = {"folds": args.folds, "seed": args.seed, "threshold": args.threshold}
+    for name in REPORT_METRICS:
+        vals = np.array([r[name] for r in rows], dtype=np.float64)
+        summary[name] = {"mean": float(np.nanmean(vals)), "std": float(np.nanstd(vals))}
+    report = {"kind": kind.name, "variant": variant, "summary": summary, "folds": rows}
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+        with (out / "report.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["scope", *REPORT_METRICS, "tp", "fp", "tn", "fn", "threshold"])
+            for r in rows:
+                c = r["confusion_matrix"]
+                w.writerow([f"fold{r['fold']}", *[r[m] for m in REPORT_METRICS],
+                            c["tp"], c["fp"], c["tn"], c["fn"], r["threshold"]])
+            w.writerow(["mean", *[summary[m]["mean"] for m in REPORT_METRICS], "", "", "", "", ""])
+            w.writerow(["std", *[summary[m]["std"] for m in REPORT_METRICS], "", "", "", "", ""])
+        _say(args.quiet, f"{args.folds}-fold CV: " + ", ".join(
+            f"{m} {summary[m]['mean']:.4f}±{summary[m]['std']:.4f}"
+            for m in ("f1", "macro_f1", "roc_auc")))
+    return report
+
+
+# --- evaluation ----------------------------------------------------------------------------
+def onnx_scorer(path: str | Path):
+    from .export_generic import run_ort
+
+    def score(x: np.ndarray) -> np.ndarray:
+        y = run_ort(path, x)
+        d = x.astype(np.float64) - y.astype(np.float64)
+        return (d * d).reshape(len(x), -1).mean(axis=1)
+
+    return score
+
+
+def evaluate(args) -> dict:
+    run, kind, model, scaling = load_run(args.run)
+    _, dkind, samples = ds.read(args.dataset or run["dataset"])
+    if dkind.name != kind.name:
+        raise ValueError(f"dataset is {dkind.name}, run is {kind.name}")
+    if args.onnx:
+        score = onnx_scorer(args.onnx)
+    else:
+        def score(x):
+            return kind.scores(model, x)
+    ref_split = kind.threshold_split
+    ref_idx = np.nonzero((samples.split == ref_split) & (samples.labels == 0))[0]
+    ref = score(kind.scale(scaling, samples.raw[ref_idx]))
+    thr = threshold_of(ref, args, SPLIT_NAMES[ref_split])
+    test = ds.test_part(samples)
+    test_scores = score(kind.scale(scaling, test.raw)) if len(test) else np.zeros(0)
+    out = Path(args.out or Path(args.run) / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "kind": kind.name, "variant": run["variant"], "scored_with": args.onnx or "torch (model.pt)",
+        "threshold": thr,
+        "reference_errors": _stats(ref),
+        "test": None,
+    }
+    if len(test):
+        report["test_errors"] = _stats(test_scores)
+        if samples.labelled:
+            report["test"] = metrics.classification_report(test_scores, test.labels, thr["value"])
+        else:
+            report["test"] = {"samples": int(len(test)), "flagged": int(np.sum(test_scores > thr["value"])),
+                              "note": "unlabelled: no accuracy/precision/recall"}
+    plots.error_histogram(ref, test_scores, test.labels if len(test) else [], thr["value"],
+                          thr["method"], out / "error-histogram.png")
+    if len(test):
+        plots.traffic_with_anomalies(test.time_ms, kind.traffic(test.raw), test_scores, test.labels,
+                                     thr["value"], kind.traffic_feature, out / "traffic-anomalies.png")
+    report["figures"] = sorted(p.name for p in out.glob("*.png"))
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    with (out / "report.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["metric", "value"])
+        w.writerow(["threshold", thr["value"]])
+        w.writerow(["threshold_method", thr["method"]])
+        t = report["test"] or {}
+        for name in ("samples", "positives", *REPORT_METRICS):
+            if name in t:
+                w.writerow([name, t[name]])
+        for name in ("tp", "fp", "tn", "fn"):
+            if "confusion_matrix" in t:
+                w.writerow([name, t["confusion_matrix"][name]])
+    t = report["test"]
+    _say(args.quiet, f"wrote {out}: threshold {thr['value']:.6g} ({thr['method']})" + (
+        f", F1 {t['f1']:.4f}, macro F1 {t['macro_f1']:.4f}, ROC-AUC {t['roc_auc']:.4f}"
+        if t and "f1" in t else ""))
+    return report
+
+
+def _stats(x: np.ndarray) -> dict:
+    if not len(x):
+        return {"n": 0}
+    return {"n": int(len(x)), "mean": float(np.mean(x)), "p50": float(np.quantile(x, 0.5)),
+            "p95": float(np.quantile(x, 0.95)), "p99": float(np.quantile(x, 0.99)),
+            "max": float(np.max(x))}
+
+
+__all__ = ["build_dataset", "train", "evaluate", "load_run", "threshold_of", "TEST", "VAL"]
