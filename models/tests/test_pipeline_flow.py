@@ -140,3 +140,15 @@ def test_gateway_check_refuses_a_tampered_bundle(shipped, tmp_path):
     (bad / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(gateway.GatewayError, match="model check"):
         gateway.model_check(bad)
+
+
+@pytest.mark.skipif(gateway.find_binary() is None or not gateway.supports_key_flag(gateway.find_binary()),
+                    reason="gateway binary without `model check --key`")
+def test_gateway_verifies_the_python_signature(shipped, tmp_path):
+    bundle, key, pub = shipped
+    out = gateway.model_check(bundle, key=str(pub))
+    assert "signature verified" in out
+    assert "signature verified" in gateway.model_check(bundle, key=pub.read_text().strip())
+    _, other_pub = signing.keygen(tmp_path / "other")
+    with pytest.raises(gateway.GatewayError, match="does not verify"):
+        gateway.model_check(bundle, key=str(other_pub))

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Seconds per training epoch of every model kind/variant, on the data the shipped bundles use:
+#   flow_ae/seed        the 5 benign NetFlow fixtures (+ the softflowd v5 scan capture as test)
+#   series_lstm/*       14 days of synthetic rates (seed 11), 3000 training / 600 validation
+#                       windows, as make-series-bundle.sh
+# Prints a Markdown table (wall and process CPU seconds per epoch, device, threads) and keeps
+# every run.json under OUT (default models/runs/bench-epochs-<UTC time>).
+#
+#   models/bench-epochs.sh [--device auto|cpu|cuda] [--threads N] [--epochs N]
+#
+# Env: NETWARDEN_BIN (default: target/debug/netwarden, built by cargo build -p netwarden).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+device=cpu threads=1 epochs=3
+while (( $# )); do
+    case "$1" in
+        --device) device="$2"; shift 2 ;;
+        --threads) threads="$2"; shift 2 ;;
+        --epochs) epochs="$2"; shift 2 ;;
+        *) echo "bench-epochs: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+out="${OUT:-$root/models/runs/bench-epochs-$(date -u +%Y%m%dT%H%M%S)}"
+export NETWARDEN_BIN="${NETWARDEN_BIN:-$root/target/debug/netwarden}"
+"$root/models/setup-venv.sh"
+py() { (cd "$root/models" && .venv/bin/python -m netwarden_models "$@"); }
+mkdir -p "$out"
+
+benign=()
+for p in "$root"/tests/data/netflow/*-benign.pcap; do benign+=(--netflow-pcap "$p"); done
+py dataset --kind flow_ae --out "$out/flow-ds" "${benign[@]}" \
+    --anomalous-pcap "$root/tests/data/netflow/softflowd-v5-scan-mixed.pcap" \
+    --scan-json "$root/tests/data/pcap/scan-mixed.scan.json" --quiet
+eval_start="$(py synth-series-rates --out "$out/rates.csv" --labels "$out/labels.csv" --seed 11)"
+py dataset --kind series_lstm --out "$out/series-ds" --rates "$out/rates.csv" \
+    --labels "$out/labels.csv" --eval-start-ms "$eval_start" --quiet
+
+runs=("flow-ds seed" "series-ds edge" "series-ds attention" "series-ds seed" "series-ds ensemble")
+for r in "${runs[@]}"; do
+    set -- $r
+    py train --dataset "$out/$1" --out "$out/run-$1-$2" --variant "$2" --epochs "$epochs" \
+        --patience 1000 --device "$device" --threads "$threads" --quiet
+done
+
+echo "| model | samples | epochs | wall s/epoch | CPU s/epoch | device | threads |"
+echo "| --- | ---: | ---: | ---: | ---: | --- | ---: |"
+for r in "${runs[@]}"; do
+    set -- $r
+    "$root/models/.venv/bin/python" - "$out/run-$1-$2/run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); t = r["training"]
+print(f"| {r['kind']}/{r['variant']} | {t['samples']} | {t['epochs']} | {t['seconds_per_epoch']:.3f} "
+      f"| {t['cpu_seconds_per_epoch']:.3f} | {t['device']} | {t['threads']} |")
+PY
+done
+echo "bench-epochs: runs kept in $out" >&2
