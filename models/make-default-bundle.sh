@@ -5,6 +5,7 @@
 #   models/make-default-bundle.sh [VERSION]      (VERSION defaults to YYYY.MM.DD.1, UTC)
 #
 # Env: SEED (default 7), EPOCHS (default 200), SOURCE_DATE_EPOCH (pins created_utc),
+#      SIGN_KEY (ed25519 PKCS#8 PEM: sign the bundle, see docs/keys.md),
 #      NETWARDEN_BIN (an already built netwarden; default: cargo build --release).
 set -euo pipefail
 
@@ -46,6 +47,18 @@ done
 (cd "$root/models" && .venv/bin/python -m netwarden_models train-flow-ae \
     "${args[@]}" --out "$tmp/bundle" --seed "$seed" --epochs "$epochs" --version "$version")
 
+# The gateway's own check (tract load, golden vectors); with SIGN_KEY also sign the bundle and
+# have the gateway verify the signature (docs/keys.md). Nothing is copied unless this passes.
+if [[ -n "${SIGN_KEY:-}" ]]; then
+    key="$(realpath "$SIGN_KEY")"
+    pub="$(cd "$root/models" && .venv/bin/python -m netwarden_models sign --key "$key" "$tmp/bundle" --quiet)"
+    "$netwarden" model check "$tmp/bundle" --key "$pub"
+else
+    rm -f "$dest/manifest.sig"  # a signature of an older manifest would no longer verify
+    "$netwarden" model check "$tmp/bundle"
+fi
+
 mkdir -p "$dest"
 cp "$tmp/bundle/model.onnx" "$tmp/bundle/manifest.json" "$dest/"
+if [[ -f "$tmp/bundle/manifest.sig" ]]; then cp "$tmp/bundle/manifest.sig" "$dest/"; fi
 echo "make-default-bundle: wrote ${dest#"$root"/} (version $version)" >&2

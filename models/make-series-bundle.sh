@@ -14,6 +14,7 @@
 # Env: SEED (training, default 7), DATA_SEED (rates, default 11), DAYS (default 14),
 #      EPOCHS (default 40), RUN_DIR (default models/runs/series-<UTC time>; kept: curves,
 #      report.json, bench.json, every ONNX file), SOURCE_DATE_EPOCH (pins created_utc),
+#      SIGN_KEY (ed25519 PKCS#8 PEM: sign the bundle, see docs/keys.md),
 #      NETWARDEN_BIN (an already built netwarden; default: cargo build -p netwarden, debug:
 #      the features are the same in any build).
 # Took 29 minutes on a busy 2-core machine (training ~3.5 min, export + evaluation ~13, bench
@@ -62,6 +63,16 @@ py bundle-series --run "$run_dir" --bench "$run_dir/bench.json" --out "$tmp/bund
     --version "$version"
 "$netwarden" model check "$tmp/bundle" | tee "$run_dir/model-check.txt"
 
+# With SIGN_KEY, sign the bundle and have the gateway verify the signature (docs/keys.md).
+if [[ -n "${SIGN_KEY:-}" ]]; then
+    key="$(realpath "$SIGN_KEY")"
+    pub="$(cd "$root/models" && .venv/bin/python -m netwarden_models sign --key "$key" "$tmp/bundle" --quiet)"
+    "$netwarden" model check "$tmp/bundle" --key "$pub"
+else
+    rm -f "$dest/manifest.sig"  # a signature of an older manifest would no longer verify
+fi
+
 mkdir -p "$dest"
 cp "$tmp/bundle/model.onnx" "$tmp/bundle/manifest.json" "$dest/"
+if [[ -f "$tmp/bundle/manifest.sig" ]]; then cp "$tmp/bundle/manifest.sig" "$dest/"; fi
 echo "make-series-bundle: wrote ${dest#"$root"/} (version $version); run kept in $run_dir" >&2

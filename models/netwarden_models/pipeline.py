@@ -269,7 +269,7 @@ def evaluate(args) -> dict:
         w.writerow(["threshold", thr["value"]])
         w.writerow(["threshold_method", thr["method"]])
         t = report["test"] or {}
-        for name in ("samples", "positives", *REPORT_METRICS):
+        for name in ("samples", "positives", "flagged", *REPORT_METRICS):
             if name in t:
                 w.writerow([name, t[name]])
         for name in ("tp", "fp", "tn", "fn"):

@@ -1,4 +1,5 @@
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +9,12 @@ import pytest
 MODELS_DIR = Path(__file__).resolve().parents[1]
 if str(MODELS_DIR) not in sys.path:
     sys.path.insert(0, str(MODELS_DIR))
+
+# scripts/test.sh builds target/debug/netwarden right before pytest; a release binary left in
+# target/ may be older, so the tests use the debug one unless NETWARDEN_BIN says otherwise.
+_DEBUG_BIN = MODELS_DIR.parent / "target" / "debug" / "netwarden"
+if _DEBUG_BIN.exists():
+    os.environ.setdefault("NETWARDEN_BIN", str(_DEBUG_BIN))
 
 # Spelled out here (not imported) so the tests also pin the contract in docs/bundle-format.md.
 IDENTITY = [
