@@ -68,6 +68,41 @@ def run_tract(path: str | Path, x: np.ndarray, fact_for_batch, batch: int) -> np
     return np.concatenate(outs) if outs else np.zeros_like(x)
 
 
+def export_dynamo(model, path: str | Path, sample_shape: tuple[int, ...], opset: int = 18) -> Path:
+    """The default export of a new kind: torch.onnx dynamo exporter, one file (no external
+    data), input ``input`` [batch, *sample_shape] with a dynamic batch, output
+    ``reconstruction``; value_info stripped, checked by onnx."""
+    import tempfile
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    model = model.cpu().eval()
+    example = torch.rand(3, *sample_shape, generator=torch.Generator().manual_seed(0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model, (example,), dynamo=True, external_data=False,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                opset_version=opset, optimize=True, verbose=False)
+            program.save(str(tmp), external_data=False)
+        strip_value_info(tmp)
+        onnx.checker.check_model(onnx.load(str(tmp)))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def strip_value_info(path: Path) -> None:
     """Drop ``value_info`` (it carries the export's example batch; tract's Python loader
     cannot be told to ignore it, the gateway ignores it anyway)."""

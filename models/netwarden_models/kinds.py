@@ -82,11 +82,12 @@ class ModelKind:
 
     # --- data -------------------------------------------------------------------------------
     def add_dataset_args(self, p: argparse.ArgumentParser) -> None:
-        raise NotImplementedError
+        """Options of `dataset --kind NAME` (an argument group; names unique across kinds)."""
 
     def read_dataset(self, args: argparse.Namespace, work: Path) -> tuple[Samples, list[dict]]:
         """(samples with their split, sources [{file, sha256, ...}]) from gateway features."""
-        raise NotImplementedError
+        raise ValueError(f"kind {self.name} cannot build a dataset from the command line yet "
+                         "(write one with netwarden_models.dataset.write)")
 
     def scaling_rows(self, raw: np.ndarray) -> np.ndarray:
         """Rows of ``len(feature_names)`` values the scaling is fitted on / applied to."""
@@ -131,7 +132,11 @@ class ModelKind:
     forms: tuple[str, ...] = ("default",)
 
     def export(self, model: nn.Module, path: Path, variant: str, form: str) -> str:
-        raise NotImplementedError
+        """Default: the dynamo exporter, ``input`` [batch, *sample_shape] -> ``reconstruction``."""
+        from .export_generic import export_dynamo
+
+        export_dynamo(model, path, self.sample_shape)
+        return "dynamo"
 
     def manifest_model(self, variant: str, form: str) -> dict:
         """Extra fields of the bundle's ``model`` section."""
@@ -149,6 +154,7 @@ _KINDS: dict[str, ModelKind] = {}
 
 
 def register(kind: ModelKind) -> ModelKind:
+    _load_builtin()
     if kind.name in _KINDS:
         raise ValueError(f"model kind {kind.name!r} registered twice")
     _KINDS[kind.name] = kind
@@ -168,6 +174,11 @@ def names() -> list[str]:
     return sorted(_KINDS)
 
 
+_builtin_loaded = False
+
+
 def _load_builtin() -> None:
-    if not _KINDS:
+    global _builtin_loaded
+    if not _builtin_loaded:
+        _builtin_loaded = True
         from . import kind_flow, kind_series  # noqa: F401 - they register themselves
