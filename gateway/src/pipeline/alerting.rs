@@ -205,12 +205,19 @@ impl Alerter {
     }
 
     /// An alert for `f`, or `None` when it is folded into a recent alert for the same host.
-    /// A higher severity than the last alert's breaks through the de-duplication.
-    pub fn consider(&mut self, f: &Finding<'_>, id: String, now_ms: u64) -> Option<Alert> {
+    /// A higher severity than the last alert's breaks through the de-duplication. `id` is only
+    /// called for an alert that is raised: a scan makes thousands of anomalous flows per alert,
+    /// and a v7 UUID costs a getrandom call.
+    pub fn consider(
+        &mut self,
+        f: &Finding<'_>,
+        id: impl FnOnce() -> String,
+        now_ms: u64,
+    ) -> Option<Alert> {
         let suppressed = self
             .dedupe
             .admit(&f.flow.src_addr, f.flow.last_ms, f.severity)?;
-        Some(self.build(f, id, now_ms, suppressed))
+        Some(self.build(f, id(), now_ms, suppressed))
     }
 
     fn build(&self, f: &Finding<'_>, id: String, now_ms: u64, suppressed: u64) -> Alert {
@@ -332,7 +339,7 @@ mod tests {
             severity: sev,
             threshold: 0.01,
         };
-        a.consider(&f, format!("id{n}"), 1_000)
+        a.consider(&f, || format!("id{n}"), 1_000)
     }
 
     #[test]

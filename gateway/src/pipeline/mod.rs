@@ -135,6 +135,7 @@ impl Pipeline {
         }
         m.add(&m.flows_scored, self.pending.len() as u64);
         let (threshold, high) = (self.detector.threshold, self.detector.high_ratio);
+        let now_ms = (self.now_ms)();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(FLOW_WIDTH)) {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
             let Some(severity) = verdict.severity else {
@@ -149,8 +150,8 @@ impl Pipeline {
                 severity,
                 threshold,
             };
-            let id = uuid::Uuid::now_v7().to_string();
-            match self.alerter.consider(&finding, id, (self.now_ms)()) {
+            let id = || uuid::Uuid::now_v7().to_string();
+            match self.alerter.consider(&finding, id, now_ms) {
                 Some(alert) => {
                     m.add(&m.alerts_raised, 1);
                     alerts(alert);
