@@ -168,7 +168,13 @@ def _add_pipeline_commands(sub) -> None:
     g = sub.add_parser("golden", help="regenerate the Rust/Python golden feature files "
                        "(models/tests/data/golden-*.csv) with the gateway binary")
     _common(g, seed=None)
-    g.set_defaults(func=lambda a: __import__("netwarden_models.golden", fromlist=["main"]).main(a))
+    g.set_defaults(func=cmd_golden)
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    from . import golden
+
+    return golden.main(args)
 
 
 def _pipeline(name: str):

@@ -23,7 +23,7 @@ import torch
 
 from . import dataset as ds
 from . import kinds, metrics, plots
-from .kinds import SPLIT_NAMES, TEST, TRAIN, VAL, ModelKind, Samples
+from .kinds import SPLIT_NAMES, TRAIN, VAL, ModelKind, Samples
 from .scaling import FeatureScaling
 from .spot import Spot
 from .trainer import Dist, FitConfig, FitResult, dist_from_env, fit, seed_everything
@@ -290,4 +290,4 @@ def _stats(x: np.ndarray) -> dict:
             "max": float(np.max(x))}
 
 
-__all__ = ["build_dataset", "train", "evaluate", "load_run", "threshold_of", "TEST", "VAL"]
+__all__ = ["build_dataset", "train", "evaluate", "load_run", "threshold_of", "cross_validate"]

@@ -52,10 +52,6 @@ def _eval_samples(kind: ModelKind, run: dict, scaling, limit: int = 2000):
     return kind.scale(scaling, part.raw), (part.labels if labelled else None)
 
 
-def _fact(kind: ModelKind):
-    return kind.tract_fact
-
-
 # --- export ---------------------------------------------------------------------------------
 def export(args) -> dict:
     run, kind, model, scaling = load_run(args.run)
@@ -72,7 +68,7 @@ def export(args) -> dict:
     ort_vs_torch = float(np.abs(y - ref).max())
     tract = {}
     for b in BATCHES:
-        yt = G.run_tract(out, x[: max(b, 16)], _fact(kind), b)
+        yt = G.run_tract(out, x[: max(b, 16)], kind.tract_fact, b)
         tract[f"batch{b}"] = float(np.abs(yt - y[: len(yt)]).max())
     info = {"file": out.name, "exporter": exporter, "form": form, "bytes": out.stat().st_size,
             "ops": G.op_counts(out), "ort_vs_torch_max_abs": ort_vs_torch,
