@@ -43,9 +43,21 @@ class TractPlan:
     starts from a fresh state (right for recurrent graphs too)."""
 
     def __init__(self, path: str | Path, fact: str):
+        import tempfile
+
         import tract
 
-        model = tract.onnx().load(str(path))
+        m = onnx.load(str(path))
+        if len(m.graph.value_info):
+            # Older exports (the shipped flow-ae bundle) carry value_info with the export's
+            # example batch, which makes tract's Python loader fail on another batch; the
+            # gateway ignores it. Load a copy without it.
+            del m.graph.value_info[:]
+            with tempfile.TemporaryDirectory() as d:
+                onnx.save(m, str(Path(d) / "model.onnx"))
+                model = tract.onnx().load(str(Path(d) / "model.onnx"))
+        else:
+            model = tract.onnx().load(str(path))
         model.set_input_fact(0, fact)
         model.set_output_fact(0, None)
         self.runnable = model.into_model().into_runnable()

@@ -152,3 +152,11 @@ def test_gateway_verifies_the_python_signature(shipped, tmp_path):
     _, other_pub = signing.keygen(tmp_path / "other")
     with pytest.raises(gateway.GatewayError, match="does not verify"):
         gateway.model_check(bundle, key=str(other_pub))
+
+
+@pytest.mark.parametrize("name", ["flow-ae", "series-lstm"])
+def test_the_shipped_bundles_pass_check(name):
+    """`check` (Python: hash, golden vectors in onnxruntime and tract; then the gateway) on the
+    bundles in models/bundles/, which predate the pipeline (value_info, no signature)."""
+    args = ["check", str(ROOT / "models" / "bundles" / name), "--quiet"]
+    assert main(args + ([] if gateway.find_binary() else ["--no-gateway-check"])) == 0
