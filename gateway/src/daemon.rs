@@ -350,9 +350,7 @@ fn series_thread(
             store_sample(&alerts, sample, &mut last_error_log);
         }
         if let Some(p) = pipeline.as_mut() {
-            for alert in p.ingest_many(&batch) {
-                alerts.on_alert(alert);
-            }
+            alerts.on_alerts(&p.ingest_many(&batch));
         }
         if last_prune.is_none_or(|t| t.elapsed() >= SERIES_PRUNE_EVERY) {
             let before = crate::now_ms().saturating_sub(retention.as_millis() as u64);
@@ -401,16 +399,17 @@ struct PipelineCtx {
     stats_base: Stats,
 }
 
-impl PipelineCtx {
-    fn on_alert(&self, alert: Alert) {
-        self.alerts.on_alert(alert);
-    }
-}
-
 impl AlertSink {
-    fn on_alert(&self, alert: Alert) {
-        let topic = format!("{}/alerts/{}", self.prefix, alert.severity);
-        match self.store.append_alert(&alert, &topic) {
+    /// Stores `alerts` durably (one group commit), then wakes the publisher.
+    fn on_alerts(&self, alerts: &[Alert]) {
+        if alerts.is_empty() {
+            return;
+        }
+        let rows: Vec<(&Alert, String)> = alerts
+            .iter()
+            .map(|a| (a, format!("{}/alerts/{}", self.prefix, a.severity)))
+            .collect();
+        match self.store.append_alerts(&rows) {
             Ok(dropped) => {
                 if dropped > 0 {
                     self.metrics
@@ -421,12 +420,15 @@ impl AlertSink {
             Err(e) => {
                 self.metrics
                     .alerts_store_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, id = %alert.id, "Cannot store alert; it is not published");
+                    .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+                tracing::error!(error = %e, alerts = alerts.len(), first = %alerts[0].id,
+                    "Cannot store alerts; they are not published");
                 return;
             }
         }
-        tracing::warn!(id = %alert.id, severity = %alert.severity, detector = %alert.detector, "{}", alert.summary);
+        for alert in alerts {
+            tracing::warn!(id = %alert.id, severity = %alert.severity, detector = %alert.detector, "{}", alert.summary);
+        }
         self.wake.notify_one();
     }
 }
@@ -505,20 +507,24 @@ impl ProblemLog {
 fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: PipelineCtx) {
     let mut last_stats = Instant::now();
     let mut problems = ProblemLog::default();
-    let mut on_alert = |a: Alert| ctx.on_alert(a);
+    // Alerts raised while draining the queue are stored together (one group commit) before
+    // the next datagrams are read; none is published before it is stored.
+    let mut raised: Vec<Alert> = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(d) => {
-                pipeline.ingest(d.from, &d.payload, &mut on_alert);
+                pipeline.ingest(d.from, &d.payload, &mut |a| raised.push(a));
                 let mut n = 1;
                 while n < MAX_DRAIN {
                     match rx.try_recv() {
-                        Ok(d) => pipeline.ingest(d.from, &d.payload, &mut on_alert),
+                        Ok(d) => pipeline.ingest(d.from, &d.payload, &mut |a| raised.push(a)),
                         Err(_) => break,
                     }
                     n += 1;
                 }
-                pipeline.flush(&mut on_alert);
+                pipeline.flush(&mut |a| raised.push(a));
+                ctx.alerts.on_alerts(&raised);
+                raised.clear();
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -529,6 +535,7 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: Pipeline
             last_stats = Instant::now();
         }
     }
-    pipeline.flush(&mut on_alert);
+    pipeline.flush(&mut |a| raised.push(a));
+    ctx.alerts.on_alerts(&raised);
     ctx.write_stats(&pipeline);
 }
