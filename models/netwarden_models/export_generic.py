@@ -68,16 +68,9 @@ class TractPlan:
 
 def run_tract(path: str | Path, x: np.ndarray, fact_for_batch, batch: int) -> np.ndarray:
     """Every sample through tract in fixed batches (the last one zero-padded)."""
-    plan = TractPlan(path, fact_for_batch(batch))
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    outs = []
-    for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
-        n = len(xb)
-        if n < batch:
-            xb = np.concatenate([xb, np.zeros((batch - n, *xb.shape[1:]), np.float32)])
-        outs.append(plan.run(xb)[:n])
-    return np.concatenate(outs) if outs else np.zeros_like(x)
+    from .series_export import run_in_batches
+
+    return run_in_batches(TractPlan(path, fact_for_batch(batch)).run, x, batch)
 
 
 def export_dynamo(model, path: str | Path, sample_shape: tuple[int, ...], opset: int = 18) -> Path:

@@ -165,7 +165,12 @@ class TractPlan:
 def run_tract(path: str | Path, x: np.ndarray, batch: int = 64) -> np.ndarray:
     """Run every window through tract in fixed batches (the last one zero-padded), each run
     from a fresh state."""
-    plan = TractPlan(path, batch)
+    return run_in_batches(TractPlan(path, batch).run, x, batch)
+
+
+def run_in_batches(run, x: np.ndarray, batch: int) -> np.ndarray:
+    """``run`` over ``x`` in fixed batches of ``batch`` samples, the last one zero-padded (tract
+    plans have a fixed batch size); only the real samples' outputs are returned."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     outs = []
     for i in range(0, len(x), batch):
@@ -173,7 +178,7 @@ def run_tract(path: str | Path, x: np.ndarray, batch: int = 64) -> np.ndarray:
         n = len(xb)
         if n < batch:
             xb = np.concatenate([xb, np.zeros((batch - n, *xb.shape[1:]), np.float32)])
-        outs.append(plan.run(xb)[:n])
+        outs.append(run(xb)[:n])
     return np.concatenate(outs) if outs else np.zeros_like(x)
 
 

@@ -398,12 +398,7 @@ mod tests {
         }
         let s = Store::open(dir.path(), 1 << 20, 100).expect("reopen");
         assert_eq!(s.outbox_len(), 4);
-        let ids: Vec<_> = s
-            .outbox_from(0, 10)
-            .expect("outbox")
-            .into_iter()
-            .map(|(_, e)| serde_json::from_str::<Alert>(&e.payload).expect("json").id)
-            .collect();
+        let ids = outbox_ids(&s);
         assert_eq!(ids, ["id-1", "id-2", "id-3", "id-4"]);
         assert_eq!(s.alerts(0, 100).expect("alerts").len(), 5);
         assert_eq!(s.alerts(1003, 100).expect("alerts").len(), 2);
@@ -417,14 +412,17 @@ mod tests {
         s.append_alert(&alert(1, "medium"), "t").expect("a");
         s.append_alert(&alert(2, "high"), "t").expect("a");
         assert_eq!(s.append_alert(&alert(3, "high"), "t").expect("a"), 1);
-        let ids: Vec<_> = s
-            .outbox_from(0, 10)
+        let ids = outbox_ids(&s);
+        assert_eq!(ids, ["id-0", "id-2", "id-3"]);
+        assert_eq!(s.alerts(0, 100).expect("alerts").len(), 4);
+    }
+
+    fn outbox_ids(s: &Store) -> Vec<String> {
+        s.outbox_from(0, 10)
             .expect("outbox")
             .into_iter()
             .map(|(_, e)| serde_json::from_str::<Alert>(&e.payload).expect("json").id)
-            .collect();
-        assert_eq!(ids, ["id-0", "id-2", "id-3"]);
-        assert_eq!(s.alerts(0, 100).expect("alerts").len(), 4);
+            .collect()
     }
 
     #[test]
@@ -436,12 +434,7 @@ mod tests {
         let batch = [alert(2, "high"), alert(3, "medium"), alert(4, "high")];
         let rows: Vec<_> = batch.iter().map(|a| (a, "t".to_string())).collect();
         assert_eq!(s.append_alerts(&rows).expect("batch"), 1, "one must leave");
-        let ids: Vec<_> = s
-            .outbox_from(0, 10)
-            .expect("outbox")
-            .into_iter()
-            .map(|(_, e)| serde_json::from_str::<Alert>(&e.payload).expect("json").id)
-            .collect();
+        let ids = outbox_ids(&s);
         assert_eq!(ids, ["id-1", "id-2", "id-3", "id-4"]);
         assert_eq!(s.outbox_len(), 4);
         drop(s);
