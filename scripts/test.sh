@@ -52,6 +52,13 @@ step "cargo test (unit, integration, end-to-end against mosquitto and nfcapd)"
 cargo build -p netwarden --locked
 cargo test --workspace --locked
 
+step "fuzz targets build and replay their seeds (fuzz/, dev profile, no sanitizer)"
+# The targets are workspace members, so this links them against the test build's artefacts
+# (tract is not compiled again). libFuzzer links without coverage instrumentation; with
+# -runs=0 each binary runs every committed seed and regression input once. Real fuzzing is
+# `cargo fuzz run` (docs/fuzzing.md).
+scripts/fuzz-smoke.sh
+
 step "python venv (models/)"
 models/setup-venv.sh
 

@@ -1,0 +1,32 @@
+//! NetFlow v5/v9/IPFIX datagrams through the gateway's decode path
+//! (`sources/netflow/decode.rs`), several datagrams per input so that template state, pending
+//! flows and sequence tracking carry from one datagram to the next.
+//!
+//! Input framing: repeated `[exporter selector: u8] [length: u16 BE] [payload]`; a short tail
+//! is fed as one last datagram. Four exporters, so per-exporter template scoping is exercised.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use libfuzzer_sys::fuzz_target;
+use netwarden::sources::netflow::NetflowDecoder;
+
+fuzz_target!(|data: &[u8]| {
+    let mut decoder = NetflowDecoder::new(2);
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (exporter, payload, tail) = match rest {
+            [sel, hi, lo, tail @ ..] => {
+                let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+                (*sel, &tail[..len], &tail[len..])
+            }
+            _ => (0, rest, &[][..]),
+        };
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, exporter % 4)), 2055);
+        decoder.decode(from, payload, &mut out);
+        out.clear();
+        rest = tail;
+    }
+    let _ = decoder.totals();
+});
