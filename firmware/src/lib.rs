@@ -6,7 +6,11 @@
 //! gateway's own export of these vectors, so there is exactly one implementation of them.
 //!
 //! Layers, bottom up:
-//! - [`wire`]: views over captured frames (smoltcp's `wire` parsers) to reach UDP payloads.
+//! - [`wire`]: views over captured frames (smoltcp's `wire` parsers) to reach UDP payloads and
+//!   packets' 5-tuples.
+//! - [`meter`]: the packet meter: frames in, bidirectional flows (NFStream's columns, NetFlow's
+//!   unidirectional records) out, from a fixed-capacity table with idle/active timeouts and
+//!   counted eviction when full.
 //! - [`flow`]: the normalised flow record every source produces.
 //! - [`features`]: the `flow-v1` feature schema and the per-source-host windows that give a
 //!   single flow its context, in a fixed-capacity table chosen by the caller.
@@ -18,13 +22,19 @@
 //! explicit and every eviction is counted.
 #![cfg_attr(not(feature = "std"), no_std)]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod features;
 pub mod flow;
+pub mod meter;
 pub mod scoring;
 pub mod series;
+pub mod synth;
 pub mod wire;
 
 pub use features::{FlowFeatures, HostWindows, FLOW_FEATURES, FLOW_SCHEMA};
 pub use flow::FlowRecord;
+pub use meter::{BiFlow, Meter, MeterConfig, MeterStats};
 pub use scoring::{Scaler, Severity, Verdict};
 pub use series::{SeriesParams, SeriesRow, SeriesWindow, SERIES_FEATURES, SERIES_SCHEMA};
