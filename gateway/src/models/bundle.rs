@@ -193,10 +193,7 @@ impl Bundle {
         source: String,
         batch_size: usize,
     ) -> Result<Bundle, BundleError> {
-        let m: Manifest = serde_json::from_str(manifest)?;
-        check_manifest(&m, KIND_FLOW, FLOW_SCHEMA, &FLOW_FEATURES, FLOW_WIDTH)?;
-        check_hash(&m, model)?;
-        let scaler = scaler(&m, &FLOW_FEATURES)?;
+        let (m, scaler) = check_flow_manifest(manifest, model)?;
         let mut detector = FlowAe::load(model, &m, scaler, batch_size)?;
         check_golden(&m, &mut detector)?;
         Ok(Bundle {
@@ -416,29 +413,7 @@ impl SeriesBundle {
         source: String,
         batches: &[usize],
     ) -> Result<SeriesBundle, BundleError> {
-        let m: Manifest = serde_json::from_str(manifest)?;
-        let window = match m.model.window {
-            Some(w) if (1..=10_000).contains(&w) => w,
-            other => {
-                return Err(BundleError::Invalid(format!(
-                    "model.window is {other:?}; a series_lstm bundle needs the window length (50)"
-                )))
-            }
-        };
-        if window != WINDOW_STEPS {
-            return Err(BundleError::Invalid(format!(
-                "model.window is {window}, the gateway builds windows of {WINDOW_STEPS} steps"
-            )));
-        }
-        check_manifest(
-            &m,
-            KIND_SERIES,
-            SERIES_SCHEMA,
-            &SERIES_FEATURES,
-            window * SERIES_WIDTH,
-        )?;
-        check_hash(&m, model)?;
-        let scaler = scaler(&m, &SERIES_FEATURES)?;
+        let (m, window, scaler) = check_series_manifest(manifest, model)?;
         let mut detector = SeriesLstm::load(
             model,
             window,
@@ -455,6 +430,51 @@ impl SeriesBundle {
             signature: SignatureStatus::NotChecked,
         })
     }
+}
+
+/// Everything a flow bundle must pass before tract sees its model: the manifest parses, its
+/// schema, shapes, threshold and golden vectors are well-formed, the model's SHA-256 matches,
+/// and the scaling is usable. (Fuzzed: `fuzz/fuzz_targets/bundle_manifest.rs`.)
+pub fn check_flow_manifest(
+    manifest: &str,
+    model: &[u8],
+) -> Result<(Manifest, Scaler<FLOW_WIDTH>), BundleError> {
+    let m: Manifest = serde_json::from_str(manifest)?;
+    check_manifest(&m, KIND_FLOW, FLOW_SCHEMA, &FLOW_FEATURES, FLOW_WIDTH)?;
+    check_hash(&m, model)?;
+    let scaler = scaler(&m, &FLOW_FEATURES)?;
+    Ok((m, scaler))
+}
+
+/// As [`check_flow_manifest`], for a `series_lstm` bundle; also returns its window length.
+pub fn check_series_manifest(
+    manifest: &str,
+    model: &[u8],
+) -> Result<(Manifest, usize, Scaler<SERIES_WIDTH>), BundleError> {
+    let m: Manifest = serde_json::from_str(manifest)?;
+    let window = match m.model.window {
+        Some(w) if (1..=10_000).contains(&w) => w,
+        other => {
+            return Err(BundleError::Invalid(format!(
+                "model.window is {other:?}; a series_lstm bundle needs the window length (50)"
+            )))
+        }
+    };
+    if window != WINDOW_STEPS {
+        return Err(BundleError::Invalid(format!(
+            "model.window is {window}, the gateway builds windows of {WINDOW_STEPS} steps"
+        )));
+    }
+    check_manifest(
+        &m,
+        KIND_SERIES,
+        SERIES_SCHEMA,
+        &SERIES_FEATURES,
+        window * SERIES_WIDTH,
+    )?;
+    check_hash(&m, model)?;
+    let scaler = scaler(&m, &SERIES_FEATURES)?;
+    Ok((m, window, scaler))
 }
 
 /// A bundle of either kind, for tools that take whatever directory they are given.
