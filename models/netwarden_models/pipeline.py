@@ -26,12 +26,24 @@ from . import kinds, metrics, plots
 from .kinds import SPLIT_NAMES, TRAIN, VAL, ModelKind, Samples
 from .scaling import FeatureScaling
 from .spot import Spot
-from .trainer import Dist, FitConfig, FitResult, dist_from_env, fit, seed_everything
+from .trainer import (Dist, FitConfig, FitResult, dist_from_env, fit, seed_everything,
+                      steady_seconds_per_epoch)
 
 RUN_JSON = "run.json"
 WEIGHTS = "model.pt"
 REPORT_METRICS = ("accuracy", "precision", "recall", "f1", "macro_f1", "roc_auc",
                   "false_positive_rate")
+
+
+def _round_or_none(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def _accelerator_name(device: str) -> str:
+    """The GPU's name for a CUDA run ("cpu" otherwise), so run.json says what was measured."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return "cpu"
 
 
 def _say(quiet: bool, msg: str) -> None:
@@ -141,6 +153,9 @@ def train(args) -> dict | None:
             "threads": cfg.threads, "seconds": round(result.seconds, 3),
             "seconds_per_epoch": round(result.seconds_per_epoch, 4),
             "cpu_seconds_per_epoch": round(result.cpu_seconds_per_epoch, 4),
+            "epoch_seconds": [round(t, 4) for t in result.epoch_seconds],
+            "steady_seconds_per_epoch": _round_or_none(steady_seconds_per_epoch(result.epoch_seconds)),
+            "accelerator": _accelerator_name(result.device),
         },
         "history": [[t, v] for t, v in result.history],
         "cv": None if cv_report is None else cv_report["summary"],

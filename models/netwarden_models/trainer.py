@@ -55,6 +55,10 @@ class FitResult:
     seconds: float = 0.0
     seconds_per_epoch: float = 0.0
     cpu_seconds_per_epoch: float = 0.0  # process CPU time (this rank), per epoch
+    # Wall seconds of each epoch (training pass + validation). The first one carries the
+    # one-off costs (CUDA context, cuDNN/cuBLAS plans, allocator growth), so speed comparisons
+    # between devices use the median of the later ones (steady_seconds_per_epoch).
+    epoch_seconds: list[float] = field(default_factory=list)
     device: str = "cpu"
     world_size: int = 1
 
@@ -154,6 +158,7 @@ def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult
     best_val, best_epoch, since = float("inf"), 0, 0
     best_state = copy.deepcopy(model.state_dict())
     history: list[tuple[float, float | None]] = []
+    epoch_seconds: list[float] = []
     stopped = False
     epoch = 0
     show = progress_enabled(cfg.quiet, dist)
@@ -165,6 +170,7 @@ def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult
                leave=False, dynamic_ncols=True)
     try:
         for epoch in range(1, cfg.epochs + 1):
+            epoch_started = time.monotonic()
             trained.train()
             perm = rng.permutation(len(xt))[: per_rank_rows * dist.world]
             mine = torch.from_numpy(perm[dist.rank :: dist.world]).to(device)
@@ -189,6 +195,9 @@ def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult
             model.eval()
             val_loss = _mse(model, xv) if len(xv) else None
             history.append((train_loss, val_loss))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            epoch_seconds.append(time.monotonic() - epoch_started)
             improved = False
             if val_loss is not None:
                 if val_loss < best_val - cfg.min_delta:
@@ -227,8 +236,17 @@ def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult
     return FitResult(model=model, epochs_run=epoch, best_epoch=best_epoch,
                      best_val_loss=best_val if len(xv) else None, early_stopped=stopped,
                      history=history, seconds=seconds, seconds_per_epoch=seconds / max(epoch, 1),
-                     cpu_seconds_per_epoch=cpu_seconds / max(epoch, 1), device=str(device),
-                     world_size=dist.world)
+                     cpu_seconds_per_epoch=cpu_seconds / max(epoch, 1),
+                     epoch_seconds=epoch_seconds, device=str(device), world_size=dist.world)
+
+
+def steady_seconds_per_epoch(epoch_seconds: list[float]) -> float | None:
+    """Median wall seconds of the epochs after the first (None with fewer than two epochs)."""
+    later = sorted(epoch_seconds[1:])
+    if not later:
+        return None
+    mid = len(later) // 2
+    return later[mid] if len(later) % 2 else (later[mid - 1] + later[mid]) / 2
 
 
 def seed_everything(seed: int) -> None:

@@ -52,6 +52,7 @@ def test_run_and_cross_validation(work):
     assert (run["kind"], run["variant"], t["seed"], t["world_size"], t["device"]) == (
         "flow_ae", "seed", 3, 1, "cpu")
     assert 1 <= t["epochs"] <= 15 and t["seconds_per_epoch"] > 0
+    assert len(t["epoch_seconds"]) == t["epochs"] and t["accelerator"] == "cpu"
     assert len(run["history"]) == t["epochs"] and (work / "run" / "curves.png").stat().st_size > 0
     cv = json.loads((work / "run" / "cv" / "report.json").read_text())
     assert len(cv["folds"]) == 2 and cv["summary"]["roc_auc"]["mean"] > 0.9
@@ -160,3 +161,12 @@ def test_the_shipped_bundles_pass_check(name):
     bundles in models/bundles/, which predate the pipeline (value_info, no signature)."""
     args = ["check", str(ROOT / "models" / "bundles" / name), "--quiet"]
     assert main(args + ([] if gateway.find_binary() else ["--no-gateway-check"])) == 0
+
+
+def test_steady_seconds_per_epoch_is_the_median_after_the_first():
+    from netwarden_models.trainer import steady_seconds_per_epoch
+
+    assert steady_seconds_per_epoch([]) is None
+    assert steady_seconds_per_epoch([9.0]) is None
+    assert steady_seconds_per_epoch([9.0, 1.0, 3.0, 2.0]) == 2.0
+    assert steady_seconds_per_epoch([9.0, 1.0, 3.0]) == 2.0
