@@ -87,6 +87,8 @@ pub struct Stats {
     pub exporters: std::collections::BTreeMap<String, ExporterStats>,
     /// Per SNMP target: state (`ok`, `timeout`, `auth_error`, ...), last error, poll counts.
     pub snmp_targets: std::collections::BTreeMap<String, TargetStatus>,
+    /// History buckets, live and disk bytes, buckets dropped by retention.
+    pub history: crate::sinks::history::HistoryStats,
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -99,10 +101,11 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
         source = %bundle.source, signature = %bundle.signature, "Flow model loaded");
     let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
-    let store = Arc::new(Store::open(
+    let store = Arc::new(Store::open_with(
         &cfg.data_dir,
         cfg.store.cache_bytes,
         cfg.store.outbox_max_alerts,
+        cfg.history.clone(),
     )?);
     let (socket, granted) = listener::bind(cfg.netflow.listen, cfg.netflow.recv_buffer_bytes)?;
     let listen = socket
@@ -166,13 +169,26 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             netflow_totals: ExporterStats::default(),
             exporters: Default::default(),
             snmp_targets: Default::default(),
+            history: Default::default(),
         },
+        summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
+        top_hosts: cfg.history.top_hosts,
     };
     let worker = std::thread::Builder::new()
         .name("pipeline".into())
         .stack_size(8 << 20)
         .spawn(move || pipeline_thread(pipeline, queue_rx, ctx))
         .map_err(DaemonError::Thread)?;
+
+    let retention_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let retention = {
+        let (store, metrics, stop) = (store.clone(), metrics.clone(), retention_stop.clone());
+        let every = cfg.history.check_interval;
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || retention_thread(&store, &metrics, every, &stop))
+            .map_err(DaemonError::Thread)?
+    };
 
     let recv = tokio::spawn(listener::run(
         socket,
@@ -210,6 +226,8 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     if let Some(t) = mqtt_task {
         let _ = t.await;
     }
+    retention_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || retention.join()).await;
     store.flush()?;
     tracing::info!(outbox = store.outbox_len(), "netwarden stopped");
     Ok(())
@@ -351,6 +369,12 @@ fn series_thread(
         }
         if let Some(p) = pipeline.as_mut() {
             alerts.on_alerts(&p.ingest_many(&batch));
+            for score in p.take_scores() {
+                if let Err(e) = alerts.store.history().append_score(&score) {
+                    alerts.metrics.add(&alerts.metrics.history_store_errors, 1);
+                    tracing::debug!(error = %e, "Cannot store a series score");
+                }
+            }
         }
         if last_prune.is_none_or(|t| t.elapsed() >= SERIES_PRUNE_EVERY) {
             let before = crate::now_ms().saturating_sub(retention.as_millis() as u64);
@@ -397,6 +421,39 @@ struct PipelineCtx {
     latest_stats: Arc<Mutex<String>>,
     stats_path: PathBuf,
     stats_base: Stats,
+    summary_interval_ms: u64,
+    top_hosts: usize,
+}
+
+/// Runs history retention every `every` until `stop` (a plain thread: dropping a sled tree
+/// and measuring the directory can block, and must not stall the pipeline).
+fn retention_thread(
+    store: &Store,
+    metrics: &Metrics,
+    every: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut last: Option<Instant> = None;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if last.is_none_or(|t| t.elapsed() >= every) {
+            match store.history().enforce(crate::now_ms()) {
+                Ok(r) if r.dropped_age + r.dropped_size > 0 => tracing::info!(
+                    dropped_age = r.dropped_age,
+                    dropped_size = r.dropped_size,
+                    disk_bytes = r.disk_bytes,
+                    live_bytes = r.live_bytes,
+                    "History retention dropped old buckets"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    metrics.add(&metrics.history_retention_errors, 1);
+                    tracing::warn!(error = %e, "History retention failed");
+                }
+            }
+            last = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 impl AlertSink {
@@ -434,10 +491,26 @@ impl AlertSink {
 }
 
 impl PipelineCtx {
+    fn store_summary(
+        &self,
+        flows: &crate::sinks::history::FlowSummary,
+        scores: &crate::sinks::history::ScoreSummary,
+    ) {
+        let h = self.store.history();
+        if let Err(e) = h
+            .append_flow_summary(flows)
+            .and_then(|()| h.append_score(scores))
+        {
+            self.metrics.add(&self.metrics.history_store_errors, 1);
+            tracing::warn!(error = %e, "Cannot store the flow summary");
+        }
+    }
+
     fn write_stats(&self, pipeline: &Pipeline) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
         s.outbox_len = self.store.outbox_len();
+        s.history = self.store.history().stats();
         s.metrics = self.metrics.snapshot();
         s.netflow_totals = pipeline.decoder.totals();
         s.exporters = pipeline
@@ -538,6 +611,10 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: Pipeline
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if let Some((flows, scores)) = pipeline.take_summary(ctx.summary_interval_ms, ctx.top_hosts)
+        {
+            ctx.store_summary(&flows, &scores);
+        }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             ctx.write_stats(&pipeline);
             problems.check(&pipeline);
@@ -546,5 +623,8 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: Pipeline
     }
     pipeline.flush(&mut |a| raised.push(a));
     ctx.alerts.on_alerts(&raised);
+    if let Some((flows, scores)) = pipeline.take_summary(0, ctx.top_hosts) {
+        ctx.store_summary(&flows, &scores);
+    }
     ctx.write_stats(&pipeline);
 }

@@ -106,14 +106,27 @@ enum Command {
     Alerts {
         #[arg(long, value_name = "DIR", default_value = "./netwarden-data")]
         data_dir: PathBuf,
-        /// Only alerts at or after this time (RFC 3339, e.g. 2026-11-23T00:00:00Z).
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Only alerts of this severity (medium, high).
         #[arg(long)]
-        since: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        severity: Option<String>,
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Query the stored history: flow summaries, scores, interface series, bucket sizes (the
+    /// daemon must not be running on the same data directory).
+    History {
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "./netwarden-data",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        command: HistoryCommand,
     },
     /// Replay a shipped capture (benign traffic and a port scan) through the whole pipeline.
     Demo {
@@ -149,6 +162,74 @@ impl SeriesArgs {
             ..netwarden_firmware::SeriesParams::DEFAULT
         }
     }
+}
+
+/// A time range: `--since`/`--until` take a duration back from now (2h, 7d) or an RFC 3339
+/// time; the newest `--limit` records are shown.
+#[derive(clap::Args, Debug, Clone)]
+struct RangeArgs {
+    /// From this time on (e.g. 2h, 7d, 2026-11-23T00:00:00Z); default: everything kept.
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (same forms); default: now and later.
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+}
+
+impl RangeArgs {
+    fn range(&self) -> anyhow::Result<netwarden::sinks::history::TimeRange> {
+        let now = netwarden::now_ms();
+        let parse = |flag: &str, v: &Option<String>, default: u64| -> anyhow::Result<u64> {
+            match v {
+                None => Ok(default),
+                Some(s) => {
+                    cli::history::parse_time(s, now).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+                }
+            }
+        };
+        Ok(netwarden::sinks::history::TimeRange {
+            from_ms: parse("since", &self.since, 0)?,
+            to_ms: parse("until", &self.until, u64::MAX)?,
+            limit: self.limit,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum HistoryCommand {
+    /// Flow summaries (per `history.summary_interval`: totals and the busiest sources).
+    Flows {
+        #[command(flatten)]
+        range: RangeArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detector scores (flow detector per interval, series detector per interface window).
+    Scores {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Only this detector (flow_ae, series_lstm).
+        #[arg(long)]
+        detector: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// SNMP rate samples of one interface; without --target/--if, lists the stored series.
+    Series {
+        #[arg(long)]
+        target: Option<String>,
+        /// Interface name (ifName, else ifDescr).
+        #[arg(long = "if", value_name = "IF_NAME")]
+        if_name: Option<String>,
+        #[command(flatten)]
+        range: RangeArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Buckets, live and on-disk bytes.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,15 +344,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Alerts {
             data_dir,
-            since,
-            limit,
+            range,
+            severity,
             json,
         } => {
-            let since_ms = parse_since(since.as_deref())?;
-            let n = cli::list_alerts(&data_dir, since_ms, limit, json)?;
+            let n = cli::list_alerts(&data_dir, &range.range()?, severity.as_deref(), json)?;
             if !json {
                 eprintln!("{n} alert(s)");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { data_dir, command } => {
+            let (n, what) = match command {
+                HistoryCommand::Flows { range, json } => (
+                    cli::history::flows(&data_dir, &range.range()?, json)?,
+                    "flow summaries",
+                ),
+                HistoryCommand::Scores {
+                    range,
+                    detector,
+                    json,
+                } => (
+                    cli::history::scores(&data_dir, &range.range()?, detector.as_deref(), json)?,
+                    "scores",
+                ),
+                HistoryCommand::Series {
+                    target,
+                    if_name,
+                    range,
+                    json,
+                } => (
+                    cli::history::series(
+                        &data_dir,
+                        target.as_deref(),
+                        if_name.as_deref(),
+                        &range.range()?,
+                        json,
+                    )?,
+                    "series rows",
+                ),
+                HistoryCommand::Status => {
+                    cli::history::status(&data_dir)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            eprintln!("{n} {what}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { data_dir } => demo(data_dir),

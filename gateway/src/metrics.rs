@@ -51,6 +51,10 @@ counters!(
     inference_errors,
     inference_micros_total,
     host_window_evictions,
+    /// Flow/score summaries that could not be written to the history.
+    history_store_errors,
+    /// Retention passes that failed (the history may grow past its cap until one succeeds).
+    history_retention_errors,
     snmp_polls_ok,
     /// Polls that failed (timeout after retries, authentication, agent error); see the
     /// per-target `snmp_targets` status for which and why.

@@ -30,6 +30,8 @@ pub struct Config {
     pub snmp: SnmpConfig,
     /// Which bundle signatures are trusted (`[bundles]`; docs/keys.md).
     pub trust: crate::models::Trust,
+    /// History retention (`[history]`).
+    pub history: crate::sinks::history::HistoryConfig,
 }
 
 #[derive(Debug, Clone)]

@@ -34,6 +34,26 @@ pub struct RawConfig {
     pub snmp: RawSnmp,
     #[serde(default)]
     pub bundles: RawBundles,
+    #[serde(default)]
+    pub history: RawHistory,
+}
+
+/// `[history]`: how much history sled keeps (docs/operations.md, "History and retention").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHistory {
+    /// Oldest history kept, e.g. "7d" (humantime).
+    pub max_age: Option<String>,
+    /// Disk use of the data directory's database kept under this many MiB.
+    pub max_disk_mb: Option<u64>,
+    /// Width of one time bucket (one sled tree per kind), e.g. "1h".
+    pub bucket: Option<String>,
+    /// How often the flow and score summaries are written, e.g. "1m".
+    pub summary_interval: Option<String>,
+    /// Busiest source hosts listed in each flow summary.
+    pub top_hosts: Option<usize>,
+    /// How often retention runs, e.g. "30s".
+    pub check_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -248,6 +268,8 @@ impl RawConfig {
             }
         }
 
+        let history = self.history.validate(&mut problem);
+
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -281,6 +303,7 @@ impl RawConfig {
             },
             snmp,
             trust,
+            history,
         })
     }
 }
@@ -313,9 +336,110 @@ fn check_topic_level(key: &str, v: &str, problem: &mut impl FnMut(&str, String))
     }
 }
 
+impl RawHistory {
+    fn validate(
+        &self,
+        problem: &mut impl FnMut(&str, String),
+    ) -> crate::sinks::history::HistoryConfig {
+        let d = crate::sinks::history::HistoryConfig::default();
+        let mut duration = |key: &str, v: &Option<String>, default: Duration, min: Duration| match v
+            .as_deref()
+            .map(humantime::parse_duration)
+        {
+            None => default,
+            Some(Ok(x)) if x >= min => x,
+            Some(Ok(_)) => {
+                problem(
+                    key,
+                    format!("must be at least {}", humantime::format_duration(min)),
+                );
+                default
+            }
+            Some(Err(e)) => {
+                problem(key, format!("not a duration like \"7d\" or \"1h\": {e}"));
+                default
+            }
+        };
+        let max_age = duration(
+            "history.max_age",
+            &self.max_age,
+            d.max_age,
+            Duration::from_secs(60),
+        );
+        let bucket = duration(
+            "history.bucket",
+            &self.bucket,
+            d.bucket,
+            Duration::from_secs(1),
+        );
+        let summary_interval = duration(
+            "history.summary_interval",
+            &self.summary_interval,
+            d.summary_interval,
+            Duration::from_secs(1),
+        );
+        let check_interval = duration(
+            "history.check_interval",
+            &self.check_interval,
+            d.check_interval,
+            Duration::from_secs(1),
+        );
+        if bucket > max_age {
+            problem(
+                "history.bucket",
+                "must not be longer than history.max_age (retention drops whole buckets)"
+                    .to_string(),
+            );
+        }
+        let max_disk_bytes = match self.max_disk_mb {
+            None => d.max_disk_bytes,
+            Some(mb) if mb >= 4 => mb << 20,
+            Some(_) => {
+                problem("history.max_disk_mb", "must be at least 4".to_string());
+                d.max_disk_bytes
+            }
+        };
+        crate::sinks::history::HistoryConfig {
+            max_age,
+            max_disk_bytes,
+            bucket,
+            summary_interval,
+            top_hosts: self.top_hosts.unwrap_or(d.top_hosts),
+            check_interval,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_defaults_and_every_bad_value_reported() {
+        let c = RawConfig::default().validate().expect("defaults");
+        assert_eq!(c.history.max_age, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.history.max_disk_bytes, 256 << 20);
+        let raw: RawConfig =
+            toml::from_str("[history]\nmax_age = \"2d\"\nmax_disk_mb = 64\nbucket = \"30m\"")
+                .expect("toml");
+        let c = raw.validate().expect("valid");
+        assert_eq!(c.history.max_age, Duration::from_secs(2 * 86_400));
+        assert_eq!(c.history.max_disk_bytes, 64 << 20);
+        assert_eq!(c.history.bucket, Duration::from_secs(1800));
+        let raw: RawConfig =
+            toml::from_str("[history]\nmax_age = \"soon\"\nmax_disk_mb = 1\nbucket = \"30d\"")
+                .expect("toml");
+        let keys: Vec<String> = raw
+            .validate()
+            .expect_err("invalid")
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(
+            keys,
+            ["history.max_age", "history.bucket", "history.max_disk_mb"]
+        );
+    }
 
     #[test]
     fn defaults_need_no_file() {

@@ -10,6 +10,7 @@ pub mod alerting;
 pub mod detector;
 pub mod series;
 pub mod series_detector;
+pub mod summary;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub struct Pipeline {
     outputs: Vec<f32>,
     evictions_reported: u64,
     now_ms: fn() -> u64,
+    /// Flows and scores of the current summary interval (for the history).
+    tally: summary::FlowTally,
+    model_name: String,
 }
 
 impl Pipeline {
@@ -68,6 +72,7 @@ impl Pipeline {
             name: bundle.manifest.name.clone(),
             version: bundle.manifest.version.clone(),
         };
+        let model_name = format!("{} {}", model.name, model.version);
         let batch = bundle.detector.batch_size();
         Pipeline {
             decoder: NetflowDecoder::new(max_exporters),
@@ -81,12 +86,15 @@ impl Pipeline {
             outputs: Vec::with_capacity(batch * FLOW_WIDTH),
             evictions_reported: 0,
             now_ms: crate::now_ms,
+            tally: summary::FlowTally::new(crate::now_ms()),
+            model_name,
         }
     }
 
     /// Uses `clock` for alert timestamps (tests, demo replays).
     pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
         self.now_ms = clock;
+        self.tally = summary::FlowTally::new(clock());
         self
     }
 
@@ -109,6 +117,29 @@ impl Pipeline {
             }
         }
         self.decoded = decoded;
+    }
+
+    /// Closes the summary interval when `interval_ms` has passed since it began: the flow and
+    /// score summaries for the history, `top` busiest sources listed.
+    pub fn take_summary(
+        &mut self,
+        interval_ms: u64,
+        top: usize,
+    ) -> Option<(
+        crate::sinks::history::FlowSummary,
+        crate::sinks::history::ScoreSummary,
+    )> {
+        let now_ms = (self.now_ms)();
+        if now_ms < self.tally.start_ms().saturating_add(interval_ms) {
+            return None;
+        }
+        Some(self.tally.finish(
+            now_ms,
+            top,
+            FLOW_DETECTOR,
+            &self.model_name,
+            self.detector.threshold,
+        ))
     }
 
     /// Scores everything waiting.
@@ -138,6 +169,8 @@ impl Pipeline {
         let now_ms = (self.now_ms)();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(FLOW_WIDTH)) {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
+            self.tally
+                .observe(&p.flow, verdict.error, verdict.severity.is_some());
             let Some(severity) = verdict.severity else {
                 continue;
             };

@@ -155,6 +155,9 @@ struct Iface {
     last_seen_ms: u64,
 }
 
+/// Window scores held for the history between two `take_scores` calls at most.
+pub const MAX_PENDING_SCORES: usize = 4096;
+
 /// A window due for scoring in this call.
 #[derive(Debug)]
 struct Due {
@@ -182,6 +185,8 @@ pub struct SeriesPipeline {
     outputs: Vec<f32>,
     now_ms: fn() -> u64,
     metrics: Option<(Arc<Metrics>, SeriesCounters)>,
+    /// One score per window scored, for the history (drained by [`Self::take_scores`]).
+    scores: Vec<crate::sinks::history::ScoreSummary>,
 }
 
 impl SeriesPipeline {
@@ -205,6 +210,7 @@ impl SeriesPipeline {
             outputs: Vec::new(),
             now_ms: crate::now_ms,
             metrics: None,
+            scores: Vec::new(),
         }
     }
 
@@ -395,6 +401,11 @@ impl SeriesPipeline {
         }
     }
 
+    /// The window scores since the last call (at most [`MAX_PENDING_SCORES`]).
+    pub fn take_scores(&mut self) -> Vec<crate::sinks::history::ScoreSummary> {
+        std::mem::take(&mut self.scores)
+    }
+
     fn score_due(&mut self) -> Vec<Alert> {
         if self.due.is_empty() {
             return Vec::new();
@@ -428,6 +439,20 @@ impl SeriesPipeline {
             };
             self.counters.series_windows_scored += 1;
             let verdict = judge_window(scaled, out, threshold, high);
+            if self.scores.len() < MAX_PENDING_SCORES {
+                let name = self.ifaces.get(&d.key).map(|i| i.if_name.as_str());
+                self.scores.push(crate::sinks::history::ScoreSummary {
+                    ts_ms: d.ts_ms,
+                    detector: SERIES_DETECTOR.to_string(),
+                    model: format!("{} {}", self.model.name, self.model.version),
+                    subject: format!("{}/{}", d.key.0, name.unwrap_or("?")),
+                    count: 1,
+                    anomalous: u64::from(verdict.severity.is_some()),
+                    mean_error: verdict.error,
+                    max_error: verdict.error,
+                    threshold,
+                });
+            }
             let Some(severity) = verdict.severity else {
                 continue;
             };

@@ -1,5 +1,6 @@
-//! Sinks: where results go. [`store`] (sled history and outbox) first, always; then
-//! [`mqtt`], which publishes from the outbox.
+//! Sinks: where results go. [`store`] (sled outbox and history, [`history`] for its time
+//! buckets and retention) first, always; then [`mqtt`], which publishes from the outbox.
 
+pub mod history;
 pub mod mqtt;
 pub mod store;

@@ -1,18 +1,19 @@
-//! sled storage: the alert history and the MQTT outbox.
+//! sled storage: the MQTT outbox, and the history (see [`super::history`] for its time buckets
+//! and retention).
 //!
 //! Trees:
-//! - `alerts`: key `ts_ms (u64 BE) ++ seq (u64 BE)`, value the alert JSON. History, for
-//!   `netwarden alerts`; retention by age and size is issue 6's work (not bounded yet).
+//! - `h/alerts/<bucket>`: key `ts_ms (u64 BE) ++ seq (u64 BE)`, value the alert JSON. History,
+//!   for `netwarden alerts`; dropped whole by retention.
 //! - `outbox`: key `seq (u64 BE)`, value [`OutboxEntry`]. An alert enters the history and the
 //!   outbox in one transaction, which is flushed to disk before the alert is published; it leaves
 //!   the outbox only on the broker's PUBACK. `seq` comes from sled's persistent id generator,
 //!   so it keeps increasing across restarts and the outbox replays in order.
 //!
-//! - `series`: key `target ++ 0x00 ++ if_name ++ 0x00 ++ ts_ms (u64 BE)`, value 28 bytes:
+//! - `h/series/<bucket>`: key `target ++ 0x00 ++ if_name ++ 0x00 ++ ts_ms (u64 BE)`, value 28 bytes:
 //!   `if_index (u32 BE) ++ step_ms (u64 BE) ++ in_bps (f64 BE) ++ out_bps (f64 BE)`, NaN for an
 //!   unknown direction. One [`RateSample`] per SNMP interface per poll step; keyed by interface
 //!   name so a renumbered interface keeps its series, and by time so a range query is one scan.
-//!   Pruned by age (`snmp.series_retention_hours`) with a skip scan over the series.
+//!   Pruned by age (`snmp.series_retention_hours`, whole buckets) and by history retention.
 //!
 //! The outbox is capped (`store.outbox_max_alerts`). When full, the oldest `medium` alert leaves
 //! it (else the oldest alert), counted in `outbox_dropped_full`; it stays in the history.
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::history::{History, HistoryConfig, HistoryError, Kind, TimeRange};
 use crate::pipeline::alerting::Alert;
 use crate::pipeline::series::RateSample;
 
@@ -39,6 +41,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("stored series record is not valid ({len} bytes)")]
     BadSeriesRecord { len: usize },
+    #[error(transparent)]
+    History(#[from] HistoryError),
 }
 
 /// A message waiting for the broker's acknowledgement.
@@ -55,15 +59,24 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Store {
     db: sled::Db,
-    alerts: sled::Tree,
+    history: History,
     outbox: sled::Tree,
-    series: sled::Tree,
     outbox_len: AtomicUsize,
     outbox_cap: usize,
 }
 
 impl Store {
+    /// Opens the store with the default history retention.
     pub fn open(dir: &Path, cache_bytes: u64, outbox_cap: usize) -> Result<Store, StoreError> {
+        Store::open_with(dir, cache_bytes, outbox_cap, HistoryConfig::default())
+    }
+
+    pub fn open_with(
+        dir: &Path,
+        cache_bytes: u64,
+        outbox_cap: usize,
+        history: HistoryConfig,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
             path: dir.to_path_buf(),
             error: e.into(),
@@ -97,15 +110,13 @@ impl Store {
                 other => break other?,
             }
         };
-        let alerts = db.open_tree("alerts")?;
         let outbox = db.open_tree("outbox")?;
-        let series = db.open_tree("series")?;
+        let history = History::open(db.clone(), &path, history)?;
         let outbox_len = AtomicUsize::new(outbox.len());
         Ok(Store {
             db,
-            alerts,
+            history,
             outbox,
-            series,
             outbox_len,
             outbox_cap: outbox_cap.max(1),
         })
@@ -130,27 +141,41 @@ impl Store {
                 high: alert.severity == "high",
             })?;
             let seq = self.db.generate_id()?;
-            let mut akey = [0u8; 16];
-            akey[..8].copy_from_slice(&alert.ts_ms.to_be_bytes());
-            akey[8..].copy_from_slice(&seq.to_be_bytes());
-            rows.push((akey, seq, json, entry));
+            let akey = super::history::time_key(alert.ts_ms, seq);
+            rows.push((akey, seq, json, entry, alert.ts_ms));
         }
         let dropped = self.make_room(rows.len())?;
-        (&self.alerts, &self.outbox)
-            .transaction(|(a, o)| {
-                for (akey, seq, json, entry) in &rows {
-                    a.insert(&akey[..], json.as_bytes())?;
-                    o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(s) => StoreError::Sled(s),
-                TransactionError::Abort(()) => {
-                    StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
-                }
-            })?;
-        self.outbox_len.fetch_add(rows.len(), Ordering::Relaxed);
+        // One transaction per history bucket the batch touches (almost always one).
+        let mut rest = rows.as_slice();
+        while let Some(first) = rest.first() {
+            let start = self.history.bucket_start(first.4);
+            let n = rest
+                .iter()
+                .take_while(|r| self.history.bucket_start(r.4) == start)
+                .count();
+            let (group, tail) = rest.split_at(n);
+            let bucket = self.history.tree_for(Kind::Alerts, first.4)?;
+            (&bucket, &self.outbox)
+                .transaction(|(a, o)| {
+                    for (akey, seq, json, entry, _) in group {
+                        a.insert(&akey[..], json.as_bytes())?;
+                        o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Storage(s) => StoreError::Sled(s),
+                    TransactionError::Abort(()) => {
+                        StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
+                    }
+                })?;
+            for (akey, _, json, _, ts) in group {
+                self.history
+                    .account(Kind::Alerts, *ts, akey.len() + json.len());
+            }
+            self.outbox_len.fetch_add(group.len(), Ordering::Relaxed);
+            rest = tail;
+        }
         self.db.flush()?;
         Ok(dropped)
     }
@@ -217,18 +242,26 @@ impl Store {
 
     /// The newest `limit` alerts with `ts_ms >= since_ms`, oldest first.
     pub fn alerts(&self, since_ms: u64, limit: usize) -> Result<Vec<Alert>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self
-            .alerts
-            .range(since_ms.to_be_bytes()..)
-            .rev()
-            .take(limit)
-        {
-            let (_, v) = kv?;
-            out.push(serde_json::from_slice(&v)?);
-        }
-        out.reverse();
-        Ok(out)
+        self.alerts_in(&TimeRange::since(since_ms, limit), None)
+    }
+
+    /// The newest `range.limit` alerts in `[range.from_ms, range.to_ms)`, optionally of one
+    /// severity, oldest first.
+    pub fn alerts_in(
+        &self,
+        range: &TimeRange,
+        severity: Option<&str>,
+    ) -> Result<Vec<Alert>, StoreError> {
+        self.history
+            .alerts_json(range, severity)?
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Flow summaries, score summaries, retention: the bucketed history.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -244,8 +277,12 @@ impl Store {
         v[4..12].copy_from_slice(&s.step_ms.to_be_bytes());
         v[12..20].copy_from_slice(&s.in_bps.unwrap_or(f64::NAN).to_be_bytes());
         v[20..28].copy_from_slice(&s.out_bps.unwrap_or(f64::NAN).to_be_bytes());
-        self.series
-            .insert(series_key(&s.target, &s.if_name, s.ts_ms), &v[..])?;
+        let key = series_key(&s.target, &s.if_name, s.ts_ms);
+        self.history
+            .tree_for(Kind::Series, s.ts_ms)?
+            .insert(key.as_slice(), &v[..])?;
+        self.history
+            .account(Kind::Series, s.ts_ms, key.len() + v.len());
         Ok(())
     }
 
@@ -262,18 +299,36 @@ impl Store {
             return Ok(out);
         }
         let range = series_key(target, if_name, from_ms)..series_key(target, if_name, to_ms);
-        for kv in self.series.range(range) {
-            let (k, v) = kv?;
-            out.push(decode_sample(target, if_name, &k, &v)?);
+        for tree in self.history.trees_between(Kind::Series, from_ms, to_ms) {
+            for kv in tree.range(range.clone()) {
+                let (k, v) = kv?;
+                out.push(decode_sample(target, if_name, &k, &v)?);
+            }
         }
         Ok(out)
     }
 
     /// Every `(target, if_name)` with stored samples (a skip scan: one seek per series).
     pub fn series_names(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut names = std::collections::BTreeSet::new();
+        for tree in self.history.trees_between(Kind::Series, 0, u64::MAX) {
+            names.extend(series_names_in(&tree)?);
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// Drops the rate samples older than `before_ms` (whole buckets: a bucket goes when all
+    /// of it is older); returns how many buckets.
+    pub fn prune_series(&self, before_ms: u64) -> Result<u64, StoreError> {
+        Ok(self.history.drop_before(Kind::Series, before_ms)?)
+    }
+}
+
+fn series_names_in(tree: &sled::Tree) -> Result<Vec<(String, String)>, StoreError> {
+    {
         let mut out = Vec::new();
         let mut from: Vec<u8> = Vec::new();
-        while let Some((k, _)) = self.series.range(from.as_slice()..).next().transpose()? {
+        while let Some((k, _)) = tree.range(from.as_slice()..).next().transpose()? {
             let Some(prefix) = series_prefix(&k) else {
                 return Err(StoreError::BadSeriesRecord { len: k.len() });
             };
@@ -285,20 +340,6 @@ impl Store {
             from.extend_from_slice(&[0xFF; 9]);
         }
         Ok(out)
-    }
-
-    /// Removes samples older than `before_ms` from every series; returns how many.
-    pub fn prune_series(&self, before_ms: u64) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        for (target, name) in self.series_names()? {
-            let range = series_key(&target, &name, 0)..series_key(&target, &name, before_ms);
-            let old: Vec<_> = self.series.range(range).keys().collect::<Result<_, _>>()?;
-            for k in old {
-                self.series.remove(k)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 }
 
@@ -461,7 +502,11 @@ mod tests {
     #[test]
     fn series_range_query_by_interface_and_time_and_pruning() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(dir.path(), 1 << 20, 3).expect("open");
+        let one_second = HistoryConfig {
+            bucket: std::time::Duration::from_secs(1),
+            ..HistoryConfig::default()
+        };
+        let s = Store::open_with(dir.path(), 1 << 20, 3, one_second).expect("open");
         for ts in [1_000, 2_000, 3_000] {
             s.append_sample(&sample("r1", "eth0", ts, Some(ts as f64)))
                 .expect("append");
@@ -489,7 +534,8 @@ mod tests {
                 ("r10".to_string(), "eth0".to_string())
             ]
         );
-        assert_eq!(s.prune_series(2_500).expect("prune"), 6);
+        // Whole buckets go: [1000, 2000) and [2000, 3000) end by 3000; [3000, 4000) stays.
+        assert_eq!(s.prune_series(3_500).expect("prune"), 2);
         assert_eq!(s.series("r1", "eth0", 0, u64::MAX).expect("q").len(), 1);
         assert_eq!(s.series("r10", "eth0", 0, u64::MAX).expect("q").len(), 1);
     }

@@ -1,0 +1,706 @@
+//! History in sled, bounded by age and by disk size.
+//!
+//! sled 0.34 never shrinks its files: deleting keys frees space inside them for later writes,
+//! but the files keep their high-water size. So history is never deleted key by key. Each kind
+//! of record goes into time buckets, one sled tree per kind per `bucket` (default an hour) of
+//! wall-clock time, named `h/<kind>/<bucket start ms, 13 digits>`, and retention drops whole
+//! trees (`drop_tree`):
+//! - by age: a bucket whose end is older than `max_age` (default 7 days) goes;
+//! - by size: when the data directory's disk use (allocated blocks, as `du` counts them) passes
+//!   90 % of `max_disk_bytes` (default 256 MiB), the oldest buckets go (any kind) until the live
+//!   bytes are under a budget. The budget starts at a quarter of the cap (sled's measured
+//!   amplification is about 4-5x) and shrinks whenever the disk still comes near the cap, so the
+//!   freed space is reused before the files grow again.
+//!
+//! The MQTT outbox (`outbox` tree, [`super::store`]) is never touched by retention: alerts that
+//! await a PUBACK have their own cap.
+//!
+//! Kinds and keys (all within their bucket):
+//! - `alerts`: `ts_ms (u64 BE) ++ seq (u64 BE)`, the alert JSON (written by the store, in the
+//!   same transaction as the outbox entry);
+//! - `flows`: `ts_ms ++ seq`, a [`FlowSummary`] JSON per summary interval (default a minute);
+//! - `scores`: `ts_ms ++ seq`, a [`ScoreSummary`] JSON (flow detector: per interval; series
+//!   detector: per interface window scored);
+//! - `series`: `target 0 if_name 0 ts_ms`, 28 bytes per SNMP rate sample (see the store).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of history a bucket holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Alerts,
+    Flows,
+    Scores,
+    Series,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Alerts, Kind::Flows, Kind::Scores, Kind::Series];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Alerts => "alerts",
+            Kind::Flows => "flows",
+            Kind::Scores => "scores",
+            Kind::Series => "series",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// Retention settings (`[history]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// History older than this is dropped (a bucket goes when all of it is older).
+    pub max_age: Duration,
+    /// Disk use of the whole database (history, outbox, sled's own files) kept under this.
+    pub max_disk_bytes: u64,
+    /// Width of one bucket (one sled tree per kind).
+    pub bucket: Duration,
+    /// How often the pipeline writes a flow and score summary.
+    pub summary_interval: Duration,
+    /// Source hosts listed in each flow summary (by bytes).
+    pub top_hosts: usize,
+    /// How often the daemon runs [`History::enforce`].
+    pub check_interval: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_disk_bytes: 256 << 20,
+            bucket: Duration::from_secs(3600),
+            summary_interval: Duration::from_secs(60),
+            top_hosts: 20,
+            check_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One source host in a flow summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub addr: String,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub anomalous: u64,
+    pub max_error: f32,
+}
+
+/// What the flow pipeline saw in one summary interval (wall clock, `[ts_ms - window_ms, ts_ms)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowSummary {
+    pub ts_ms: u64,
+    pub window_ms: u64,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub anomalous: u64,
+    /// Distinct source hosts (those beyond the tracking cap counted in `hosts_untracked`).
+    pub hosts: u64,
+    pub hosts_untracked: u64,
+    /// The busiest sources by bytes, at most `history.top_hosts`.
+    pub top_sources: Vec<HostSummary>,
+}
+
+/// Scores of one detector over an interval (flows) or one scored window (an interface).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreSummary {
+    pub ts_ms: u64,
+    pub detector: String,
+    pub model: String,
+    /// `flows` for the flow detector, `target/if_name` for an interface.
+    pub subject: String,
+    pub count: u64,
+    pub anomalous: u64,
+    pub mean_error: f32,
+    pub max_error: f32,
+    pub threshold: f32,
+}
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionReport {
+    pub dropped_age: u64,
+    pub dropped_size: u64,
+    pub disk_bytes: u64,
+    pub live_bytes: u64,
+}
+
+/// Counters for stats.json.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryStats {
+    pub buckets: u64,
+    pub live_bytes: u64,
+    pub disk_bytes: u64,
+    pub live_budget_bytes: u64,
+    pub buckets_dropped_age: u64,
+    pub buckets_dropped_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("database error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored record is not valid: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// Per-record overhead added to key + value bytes in the live estimate (sled's node headers).
+const RECORD_OVERHEAD: u64 = 24;
+
+/// The bucketed trees of one database.
+#[derive(Debug)]
+pub struct History {
+    db: sled::Db,
+    dir: PathBuf,
+    cfg: HistoryConfig,
+    bucket_ms: u64,
+    /// Open buckets and their live-byte estimate.
+    buckets: Mutex<BTreeMap<(Kind, u64), Bucket>>,
+    live_budget: AtomicU64,
+    dropped_age: AtomicU64,
+    dropped_size: AtomicU64,
+    disk_bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tree: sled::Tree,
+    bytes: u64,
+}
+
+fn tree_name(kind: Kind, start_ms: u64) -> String {
+    format!("h/{}/{start_ms:013}", kind.name())
+}
+
+fn parse_tree_name(name: &[u8]) -> Option<(Kind, u64)> {
+    let s = std::str::from_utf8(name).ok()?;
+    let rest = s.strip_prefix("h/")?;
+    let (kind, start) = rest.split_once('/')?;
+    Some((Kind::from_name(kind)?, start.parse().ok()?))
+}
+
+impl History {
+    /// Opens every bucket of `db` (`dir` is where its files are, for the disk-use check) and
+    /// measures their live bytes (one scan; history is bounded, so this is too).
+    pub fn open(db: sled::Db, dir: &Path, cfg: HistoryConfig) -> Result<History, HistoryError> {
+        let bucket_ms = (cfg.bucket.as_millis() as u64).max(1000);
+        let mut buckets = BTreeMap::new();
+        for name in db.tree_names() {
+            let Some(key) = parse_tree_name(&name) else {
+                continue;
+            };
+            let tree = db.open_tree(&name)?;
+            let mut bytes = 0;
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                bytes += (k.len() + v.len()) as u64 + RECORD_OVERHEAD;
+            }
+            buckets.insert(key, Bucket { tree, bytes });
+        }
+        let h = History {
+            db,
+            dir: dir.to_path_buf(),
+            live_budget: AtomicU64::new(cfg.max_disk_bytes / 4),
+            cfg,
+            bucket_ms,
+            buckets: Mutex::new(buckets),
+            dropped_age: AtomicU64::new(0),
+            dropped_size: AtomicU64::new(0),
+            disk_bytes: AtomicU64::new(0),
+        };
+        h.migrate_unbucketed()?;
+        Ok(h)
+    }
+
+    pub fn config(&self) -> &HistoryConfig {
+        &self.cfg
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Kind, u64), Bucket>> {
+        // A panic while holding the lock leaves the map consistent (entries are whole).
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Start of the bucket holding `ts_ms`.
+    pub fn bucket_start(&self, ts_ms: u64) -> u64 {
+        ts_ms - ts_ms % self.bucket_ms
+    }
+
+    /// The tree of `kind` for `ts_ms` (created when new).
+    pub fn tree_for(&self, kind: Kind, ts_ms: u64) -> Result<sled::Tree, HistoryError> {
+        let start = self.bucket_start(ts_ms);
+        let mut b = self.lock();
+        if let Some(x) = b.get(&(kind, start)) {
+            return Ok(x.tree.clone());
+        }
+        let tree = self.db.open_tree(tree_name(kind, start))?;
+        b.insert(
+            (kind, start),
+            Bucket {
+                tree: tree.clone(),
+                bytes: 0,
+            },
+        );
+        Ok(tree)
+    }
+
+    /// Adds `bytes` written into the bucket of `kind` at `ts_ms` to the live estimate.
+    pub fn account(&self, kind: Kind, ts_ms: u64, bytes: usize) {
+        let start = self.bucket_start(ts_ms);
+        if let Some(x) = self.lock().get_mut(&(kind, start)) {
+            x.bytes += bytes as u64 + RECORD_OVERHEAD;
+        }
+    }
+
+    /// Buckets of `kind` that may hold records with `from_ms <= ts < to_ms`, oldest first.
+    /// Every bucket starting before `to_ms` is included (buckets written with another width
+    /// may start well before `from_ms`); callers range-scan each, which costs one seek when it
+    /// holds nothing in range.
+    pub fn trees_between(&self, kind: Kind, _from_ms: u64, to_ms: u64) -> Vec<sled::Tree> {
+        self.lock()
+            .range((kind, 0)..(kind, to_ms))
+            .map(|(_, b)| b.tree.clone())
+            .collect()
+    }
+
+    fn append_json<T: Serialize>(&self, kind: Kind, ts_ms: u64, v: &T) -> Result<(), HistoryError> {
+        let json = serde_json::to_vec(v)?;
+        let tree = self.tree_for(kind, ts_ms)?;
+        let key = time_key(ts_ms, self.db.generate_id()?);
+        tree.insert(key, json.as_slice())?;
+        self.account(kind, ts_ms, key.len() + json.len());
+        Ok(())
+    }
+
+    /// Stores a flow summary (not flushed: sled flushes on its own within half a second).
+    pub fn append_flow_summary(&self, s: &FlowSummary) -> Result<(), HistoryError> {
+        self.append_json(Kind::Flows, s.ts_ms, s)
+    }
+
+    pub fn append_score(&self, s: &ScoreSummary) -> Result<(), HistoryError> {
+        self.append_json(Kind::Scores, s.ts_ms, s)
+    }
+
+    fn query_json<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: Kind,
+        range: &TimeRange,
+        mut keep: impl FnMut(&T) -> bool,
+    ) -> Result<Vec<T>, HistoryError> {
+        let mut out = Vec::new();
+        if range.from_ms >= range.to_ms {
+            return Ok(out);
+        }
+        let (lo, hi) = (time_key(range.from_ms, 0), time_key(range.to_ms, 0));
+        // Newest first, so `limit` keeps the newest; reversed at the end.
+        for tree in self
+            .trees_between(kind, range.from_ms, range.to_ms)
+            .iter()
+            .rev()
+        {
+            for kv in tree.range(lo..hi).rev() {
+                let (_, v) = kv?;
+                let rec: T = serde_json::from_slice(&v)?;
+                if keep(&rec) {
+                    out.push(rec);
+                    if out.len() >= range.limit {
+                        out.reverse();
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Flow summaries in `range`, oldest first (the newest `range.limit`).
+    pub fn flow_summaries(&self, range: &TimeRange) -> Result<Vec<FlowSummary>, HistoryError> {
+        self.query_json(Kind::Flows, range, |_| true)
+    }
+
+    /// Score summaries in `range`, optionally of one detector, oldest first.
+    pub fn scores(
+        &self,
+        range: &TimeRange,
+        detector: Option<&str>,
+    ) -> Result<Vec<ScoreSummary>, HistoryError> {
+        self.query_json(Kind::Scores, range, |s: &ScoreSummary| {
+            detector.is_none_or(|d| s.detector == d)
+        })
+    }
+
+    /// Alert JSON values in `range`, optionally of one severity, oldest first.
+    pub fn alerts_json(
+        &self,
+        range: &TimeRange,
+        severity: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, HistoryError> {
+        self.query_json(Kind::Alerts, range, |a: &serde_json::Value| {
+            severity.is_none_or(|s| a.get("severity").and_then(|v| v.as_str()) == Some(s))
+        })
+    }
+
+    /// Drops every bucket of `kind` that ends at or before `before_ms`; returns how many.
+    pub fn drop_before(&self, kind: Kind, before_ms: u64) -> Result<u64, HistoryError> {
+        let victims: Vec<(Kind, u64)> = self
+            .lock()
+            .keys()
+            .filter(|(k, start)| *k == kind && start + self.bucket_ms <= before_ms)
+            .copied()
+            .collect();
+        for v in &victims {
+            self.drop_bucket(*v)?;
+        }
+        Ok(victims.len() as u64)
+    }
+
+    fn drop_bucket(&self, key: (Kind, u64)) -> Result<(), HistoryError> {
+        self.lock().remove(&key);
+        self.db.drop_tree(tree_name(key.0, key.1))?;
+        Ok(())
+    }
+
+    /// Every bucket: kind, start, live-byte estimate, oldest first per kind.
+    pub fn buckets(&self) -> Vec<(Kind, u64, u64)> {
+        self.lock()
+            .iter()
+            .map(|((k, s), b)| (*k, *s, b.bytes))
+            .collect()
+    }
+
+    pub fn live_bytes(&self) -> u64 {
+        self.lock().values().map(|b| b.bytes).sum()
+    }
+
+    /// Disk use of the database directory: allocated blocks, as `du` reports them.
+    pub fn disk_bytes(&self) -> u64 {
+        dir_disk_bytes(&self.dir)
+    }
+
+    /// One retention pass at wall-clock time `now_ms`: age first, then size. Runs on the
+    /// caller's thread (the daemon calls it every minute from a blocking task).
+    pub fn enforce(&self, now_ms: u64) -> Result<RetentionReport, HistoryError> {
+        let mut report = RetentionReport::default();
+        let horizon = now_ms.saturating_sub(self.cfg.max_age.as_millis() as u64);
+        for kind in Kind::ALL {
+            report.dropped_age += self.drop_before(kind, horizon)?;
+        }
+        let cap = self.cfg.max_disk_bytes;
+        let mut disk = self.disk_bytes();
+        let mut live = self.live_bytes();
+        if disk > cap / 10 * 9 {
+            // Still near the cap: the files only grow when the free space inside them is used
+            // up, so keep less live data than before.
+            let budget = self
+                .live_budget
+                .load(Ordering::Relaxed)
+                .min(live / 10 * 7)
+                .max(1);
+            self.live_budget.store(budget, Ordering::Relaxed);
+        }
+        let budget = self.live_budget.load(Ordering::Relaxed);
+        while live > budget {
+            // The oldest bucket of any kind; never the current one of its kind.
+            let oldest = {
+                let b = self.lock();
+                let newest: BTreeMap<Kind, u64> =
+                    b.keys().map(|(k, s)| (*k, *s)).collect::<BTreeMap<_, _>>();
+                b.keys()
+                    .filter(|(k, s)| newest.get(k) != Some(s))
+                    .min_by_key(|(_, s)| *s)
+                    .copied()
+            };
+            let Some(victim) = oldest else { break };
+            self.drop_bucket(victim)?;
+            report.dropped_size += 1;
+            live = self.live_bytes();
+        }
+        if report.dropped_age + report.dropped_size > 0 {
+            disk = self.disk_bytes();
+        }
+        self.dropped_age
+            .fetch_add(report.dropped_age, Ordering::Relaxed);
+        self.dropped_size
+            .fetch_add(report.dropped_size, Ordering::Relaxed);
+        self.disk_bytes.store(disk, Ordering::Relaxed);
+        report.disk_bytes = disk;
+        report.live_bytes = live;
+        Ok(report)
+    }
+
+    pub fn stats(&self) -> HistoryStats {
+        let b = self.lock();
+        HistoryStats {
+            buckets: b.len() as u64,
+            live_bytes: b.values().map(|x| x.bytes).sum(),
+            disk_bytes: self.disk_bytes.load(Ordering::Relaxed),
+            live_budget_bytes: self.live_budget.load(Ordering::Relaxed),
+            buckets_dropped_age: self.dropped_age.load(Ordering::Relaxed),
+            buckets_dropped_size: self.dropped_size.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Moves records of the unbucketed trees of earlier versions (`alerts`, `series`) into
+    /// buckets, then drops those trees.
+    fn migrate_unbucketed(&self) -> Result<(), HistoryError> {
+        let names = self.db.tree_names();
+        for (old, kind) in [("alerts", Kind::Alerts), ("series", Kind::Series)] {
+            if !names.iter().any(|n| n.as_ref() == old.as_bytes()) {
+                continue;
+            }
+            let tree = self.db.open_tree(old)?;
+            let mut moved = 0u64;
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                let ts = match kind {
+                    Kind::Series => k.len().checked_sub(8).map(|n| &k[n..]),
+                    _ => k.get(..8),
+                }
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+                self.tree_for(kind, ts)?.insert(&k, &v)?;
+                self.account(kind, ts, k.len() + v.len());
+                moved += 1;
+            }
+            self.db.flush()?;
+            self.db.drop_tree(old)?;
+            tracing::info!(
+                tree = old,
+                records = moved,
+                "Moved history into time buckets"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `ts_ms (u64 BE) ++ seq (u64 BE)`.
+pub fn time_key(ts_ms: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&ts_ms.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// A time range `[from_ms, to_ms)` and how many records at most (the newest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub limit: usize,
+}
+
+impl TimeRange {
+    pub fn since(from_ms: u64, limit: usize) -> TimeRange {
+        TimeRange {
+            from_ms,
+            to_ms: u64::MAX,
+            limit,
+        }
+    }
+}
+
+/// Allocated bytes of every file under `dir` (what `du` counts; sparse files count as used).
+pub fn dir_disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.blocks() * 512,
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path, cfg: HistoryConfig) -> History {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(1 << 20)
+            .open()
+            .expect("sled");
+        History::open(db, &dir.join("db"), cfg).expect("history")
+    }
+
+    fn score(ts_ms: u64, detector: &str) -> ScoreSummary {
+        ScoreSummary {
+            ts_ms,
+            detector: detector.into(),
+            model: "m@1".into(),
+            subject: "flows".into(),
+            count: 10,
+            anomalous: 1,
+            mean_error: 0.1,
+            max_error: 0.9,
+            threshold: 0.5,
+        }
+    }
+
+    const MIN: u64 = 60_000;
+
+    #[test]
+    fn range_queries_span_buckets_and_keep_the_newest_under_a_limit() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = HistoryConfig {
+            bucket: Duration::from_secs(60),
+            ..HistoryConfig::default()
+        };
+        let h = open(dir.path(), cfg);
+        for i in 0..10u64 {
+            let det = if i % 2 == 0 { "flow_ae" } else { "series_lstm" };
+            h.append_score(&score(i * 30_000, det)).expect("append");
+        }
+        assert_eq!(h.stats().buckets, 5, "two records per one-minute bucket");
+        let r = TimeRange {
+            from_ms: 45_000,
+            to_ms: 210_000,
+            limit: 100,
+        };
+        let ts: Vec<u64> = h
+            .scores(&r, None)
+            .expect("q")
+            .iter()
+            .map(|s| s.ts_ms)
+            .collect();
+        assert_eq!(ts, [60_000, 90_000, 120_000, 150_000, 180_000]);
+        let flow: Vec<u64> = h
+            .scores(&r, Some("flow_ae"))
+            .expect("q")
+            .iter()
+            .map(|s| s.ts_ms)
+            .collect();
+        assert_eq!(flow, [60_000, 120_000, 180_000]);
+        let newest: Vec<u64> = h
+            .scores(&TimeRange::since(0, 3), None)
+            .expect("q")
+            .iter()
+            .map(|s| s.ts_ms)
+            .collect();
+        assert_eq!(newest, [210_000, 240_000, 270_000]);
+    }
+
+    #[test]
+    fn age_retention_drops_whole_old_buckets_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = HistoryConfig {
+            bucket: Duration::from_secs(60),
+            max_age: Duration::from_secs(120),
+            ..HistoryConfig::default()
+        };
+        let h = open(dir.path(), cfg);
+        for m in 0..5 {
+            h.append_score(&score(m * MIN + 1, "flow_ae"))
+                .expect("append");
+            h.append_flow_summary(&FlowSummary {
+                ts_ms: m * MIN + 1,
+                window_ms: MIN,
+                flows: 1,
+                packets: 1,
+                bytes: 1,
+                anomalous: 0,
+                hosts: 1,
+                hosts_untracked: 0,
+                top_sources: vec![],
+            })
+            .expect("append");
+        }
+        // Now 5 min: the horizon is 3 min, so buckets [0,1) and [1,2) and [2,3) end by it.
+        let r = h.enforce(5 * MIN).expect("enforce");
+        assert_eq!(r.dropped_age, 6);
+        assert_eq!(r.dropped_size, 0);
+        let left: Vec<u64> = h
+            .scores(&TimeRange::since(0, 100), None)
+            .expect("q")
+            .iter()
+            .map(|s| s.ts_ms)
+            .collect();
+        assert_eq!(left, [3 * MIN + 1, 4 * MIN + 1]);
+        assert_eq!(
+            h.flow_summaries(&TimeRange::since(0, 100))
+                .expect("q")
+                .len(),
+            2
+        );
+        drop(h);
+        let h = open(dir.path(), HistoryConfig::default());
+        assert_eq!(h.stats().buckets, 4, "drops are durable");
+    }
+
+    #[test]
+    fn size_retention_drops_oldest_buckets_first_and_keeps_the_current_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cfg = HistoryConfig {
+            bucket: Duration::from_secs(60),
+            max_disk_bytes: 64 << 10, // far below what sled's files take: always over
+            ..HistoryConfig::default()
+        };
+        let h = open(dir.path(), cfg);
+        for m in 0..6 {
+            for i in 0..50 {
+                h.append_score(&score(m * MIN + i, "flow_ae"))
+                    .expect("append");
+            }
+        }
+        h.db.flush().expect("flush");
+        let r = h.enforce(6 * MIN).expect("enforce");
+        assert_eq!(r.dropped_age, 0);
+        assert_eq!(r.dropped_size, 5, "all but the newest bucket");
+        let left = h.scores(&TimeRange::since(0, 1000), None).expect("q");
+        assert_eq!(left.len(), 50);
+        assert!(left.iter().all(|s| s.ts_ms >= 5 * MIN));
+        assert_eq!(h.stats().buckets_dropped_size, 5);
+    }
+
+    #[test]
+    fn unbucketed_trees_of_earlier_versions_move_into_buckets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let db = sled::open(dir.path().join("db")).expect("sled");
+            let old = db.open_tree("alerts").expect("tree");
+            old.insert(time_key(5 * MIN, 1), &br#"{"severity":"high"}"#[..])
+                .expect("insert");
+            old.insert(time_key(7 * MIN, 2), &br#"{"severity":"medium"}"#[..])
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let h = open(
+            dir.path(),
+            HistoryConfig {
+                bucket: Duration::from_secs(60),
+                ..HistoryConfig::default()
+            },
+        );
+        assert!(!h.db.tree_names().iter().any(|n| n.as_ref() == b"alerts"));
+        assert_eq!(h.stats().buckets, 2);
+        let high = h
+            .alerts_json(&TimeRange::since(0, 10), Some("high"))
+            .expect("q");
+        assert_eq!(high.len(), 1);
+    }
+}
