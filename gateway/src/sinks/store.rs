@@ -27,7 +27,10 @@ use sled::Transactional;
 
 use super::history::{History, HistoryConfig, HistoryError, Kind, TimeRange};
 use crate::pipeline::alerting::Alert;
+
+mod recovery;
 use crate::pipeline::series::RateSample;
+pub use recovery::Recovery;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,6 +66,8 @@ pub struct Store {
     outbox: sled::Tree,
     outbox_len: AtomicUsize,
     outbox_cap: usize,
+    /// Set when this start replaced a database that could not be opened.
+    recovery: Option<recovery::Recovery>,
 }
 
 impl Store {
@@ -82,6 +87,46 @@ impl Store {
             error: e.into(),
         })?;
         let path = dir.join("db");
+        // A database that fails to open (or makes sled panic) is moved aside and replaced by a
+        // fresh one, into which whatever alerts and outbox entries can still be read from the
+        // old files are copied back (recovery.rs). "Locked" and I/O errors are not that.
+        let (db, outbox, history, broken) =
+            match recovery::catch(|| open_parts(&path, cache_bytes, history.clone())) {
+                Ok(parts) => {
+                    let (db, outbox, history) = parts?;
+                    (db, outbox, history, None)
+                }
+                Err(reason) => {
+                    let moved = recovery::move_aside(dir, &path, &reason)?;
+                    let (db, outbox, history) = open_parts(&path, cache_bytes, history)?;
+                    (db, outbox, history, Some((moved, reason)))
+                }
+            };
+        let outbox_len = AtomicUsize::new(outbox.len());
+        let store = Store {
+            db,
+            history,
+            outbox,
+            outbox_len,
+            outbox_cap: outbox_cap.max(1),
+            recovery: None,
+        };
+        match broken {
+            None => Ok(store),
+            Some((moved, reason)) => store.recover_from(dir, &moved, &reason),
+        }
+    }
+}
+
+/// Opens sled at `path` (waiting briefly for a lock held by a store that is closing) and the
+/// trees the store needs.
+fn open_parts(
+    path: &Path,
+    cache_bytes: u64,
+    history: HistoryConfig,
+) -> Result<(sled::Db, sled::Tree, History), StoreError> {
+    {
+        let path = path.to_path_buf();
         // sled's background flusher keeps the file lock for a moment after the last handle
         // drops, so a restart (or `netwarden alerts` right after a stop) retries briefly
         // before calling the store locked by another process.
@@ -112,16 +157,11 @@ impl Store {
         };
         let outbox = db.open_tree("outbox")?;
         let history = History::open(db.clone(), &path, history)?;
-        let outbox_len = AtomicUsize::new(outbox.len());
-        Ok(Store {
-            db,
-            history,
-            outbox,
-            outbox_len,
-            outbox_cap: outbox_cap.max(1),
-        })
+        Ok((db, outbox, history))
     }
+}
 
+impl Store {
     /// Records an alert in the history and the outbox, durably (flushed) before returning.
     /// Returns how many older alerts had to leave the full outbox.
     pub fn append_alert(&self, alert: &Alert, topic: &str) -> Result<u64, StoreError> {
