@@ -402,14 +402,16 @@ impl History {
         let cap = self.cfg.max_disk_bytes;
         let mut disk = self.disk_bytes();
         let mut live = self.live_bytes();
-        if disk > cap / 10 * 9 {
-            // Still near the cap: the files only grow when the free space inside them is used
-            // up, so keep less live data than before.
+        let last_disk = self.disk_bytes.load(Ordering::Relaxed);
+        if disk > cap / 10 * 9 && disk > last_disk {
+            // Near the cap and still growing: the files only grow when the free space inside
+            // them is used up, so keep less live data than before (never under 1/16 of the
+            // cap, so that a burst cannot talk retention into keeping nothing).
             let budget = self
                 .live_budget
                 .load(Ordering::Relaxed)
                 .min(live / 10 * 7)
-                .max(1);
+                .max(cap / 16);
             self.live_budget.store(budget, Ordering::Relaxed);
         }
         let budget = self.live_budget.load(Ordering::Relaxed);
