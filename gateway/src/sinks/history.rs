@@ -1,23 +1,24 @@
 //! History in sled, bounded by age and by disk size.
 //!
-//! sled 0.34 never shrinks its files: deleting keys frees space inside them for later writes,
-//! but the files keep their high-water size. So history is never deleted key by key. Each kind
-//! of record goes into time buckets, one sled tree per kind per `bucket` (default an hour) of
-//! wall-clock time, named `h/<kind>/<bucket start ms, 13 digits>`, and retention drops whole
-//! trees (`drop_tree`):
-//! - by age: a bucket whose end is older than `max_age` (default 7 days) goes;
-//! - by size: when the data directory's disk use (allocated blocks, as `du` counts them) passes
-//!   90 % of `max_disk_bytes` (default 256 MiB), the oldest buckets go (any kind) until the live
-//!   bytes are under a budget. The budget starts at a quarter of the cap (sled's measured
-//!   amplification is about 4-5x) and shrinks whenever the disk still comes near the cap, so the
-//!   freed space is reused before the files grow again.
+//! sled 0.34 never shrinks its files: deleting keys (or dropping trees) frees space inside them
+//! for later writes, but the files keep their high-water size, and under steady churn they kept
+//! growing in our replay (docs/retention.md). So history is written into time buckets of
+//! `bucket` (default an hour) of wall-clock time, and retention removes whole buckets:
+//! - flow summaries, scores and SNMP series live in one small sled database per bucket
+//!   (`<data_dir>/history/<start ms, 13 digits>/`); dropping the bucket closes it and deletes
+//!   the directory, so the space goes back to the file system at once;
+//! - alerts stay in the main database as one tree per bucket (`h/alerts/<start>`), because they
+//!   share a transaction with their outbox entry; they are few, and their tree is dropped with
+//!   the bucket.
 //!
-//! The MQTT outbox (`outbox` tree, [`super::store`]) is never touched by retention: alerts that
-//! await a PUBACK have their own cap.
+//! Retention ([`History::enforce`]): buckets that ended more than `max_age` ago go; then, while
+//! the live bytes exceed a budget (a quarter of `max_disk_bytes` at start, shrinking while the
+//! measured disk use stays near the cap and grows) or the disk use exceeds the cap, the oldest
+//! bucket goes. The newest bucket is never dropped for size. The MQTT outbox (`outbox` tree,
+//! [`super::store`]) is never touched: alerts that await a PUBACK have their own cap.
 //!
-//! Kinds and keys (all within their bucket):
-//! - `alerts`: `ts_ms (u64 BE) ++ seq (u64 BE)`, the alert JSON (written by the store, in the
-//!   same transaction as the outbox entry);
+//! Keys within a bucket:
+//! - `alerts`: `ts_ms (u64 BE) ++ seq (u64 BE)`, the alert JSON;
 //! - `flows`: `ts_ms ++ seq`, a [`FlowSummary`] JSON per summary interval (default a minute);
 //! - `scores`: `ts_ms ++ seq`, a [`ScoreSummary`] JSON (flow detector: per interval; series
 //!   detector: per interface window scored);
@@ -160,25 +161,50 @@ pub enum HistoryError {
 /// Per-record overhead added to key + value bytes in the live estimate (sled's node headers).
 const RECORD_OVERHEAD: u64 = 24;
 
-/// The bucketed trees of one database.
+/// History in time buckets: alerts as trees of the main database (they share a transaction
+/// with the outbox), everything else in one sled database per bucket under `history/`.
 #[derive(Debug)]
 pub struct History {
     db: sled::Db,
-    dir: PathBuf,
+    /// The main database's directory and the bucket databases' parent (both measured).
+    db_dir: PathBuf,
+    hist_dir: PathBuf,
     cfg: HistoryConfig,
     bucket_ms: u64,
-    /// Open buckets and their live-byte estimate.
-    buckets: Mutex<BTreeMap<(Kind, u64), Bucket>>,
+    buckets: Mutex<BTreeMap<u64, Bucket>>,
+    /// Use counter for closing the least recently used bucket databases.
+    tick: AtomicU64,
     live_budget: AtomicU64,
     dropped_age: AtomicU64,
     dropped_size: AtomicU64,
     disk_bytes: AtomicU64,
 }
 
-#[derive(Debug)]
+/// Bucket databases kept open at once (each has sled's flusher thread and page cache); the
+/// others are opened again when a query or a late record needs them.
+const MAX_OPEN_BUCKETS: usize = 3;
+/// Page cache of one bucket database.
+const BUCKET_CACHE_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Default)]
 struct Bucket {
-    tree: sled::Tree,
-    bytes: u64,
+    /// The bucket's own database (flows, scores, series), when open.
+    db: Option<sled::Db>,
+    /// Whether its directory exists.
+    has_db: bool,
+    alerts: Option<sled::Tree>,
+    /// Live bytes per kind (estimate).
+    bytes: [u64; 4],
+    last_use: u64,
+}
+
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Alerts => 0,
+        Kind::Flows => 1,
+        Kind::Scores => 2,
+        Kind::Series => 3,
+    }
 }
 
 fn tree_name(kind: Kind, start_ms: u64) -> String {
@@ -192,31 +218,92 @@ fn parse_tree_name(name: &[u8]) -> Option<(Kind, u64)> {
     Some((Kind::from_name(kind)?, start.parse().ok()?))
 }
 
+fn open_bucket_db(dir: &Path) -> Result<sled::Db, HistoryError> {
+    // A bucket closed a moment ago may still be held by sled's flusher thread.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(BUCKET_CACHE_BYTES)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if std::time::Instant::now() < deadline
+                    && e.kind() != std::io::ErrorKind::NotFound =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+fn tree_bytes(tree: &sled::Tree) -> Result<u64, HistoryError> {
+    let mut bytes = 0;
+    for kv in tree.iter() {
+        let (k, v) = kv?;
+        bytes += (k.len() + v.len()) as u64 + RECORD_OVERHEAD;
+    }
+    Ok(bytes)
+}
+
 impl History {
-    /// Opens every bucket of `db` (`dir` is where its files are, for the disk-use check) and
-    /// measures their live bytes (one scan; history is bounded, so this is too).
-    pub fn open(db: sled::Db, dir: &Path, cfg: HistoryConfig) -> Result<History, HistoryError> {
+    /// Finds every bucket (alert trees of `db`, bucket databases beside `db_dir`) and measures
+    /// their live bytes (one scan; history is bounded, so this is too).
+    pub fn open(db: sled::Db, db_dir: &Path, cfg: HistoryConfig) -> Result<History, HistoryError> {
         let bucket_ms = (cfg.bucket.as_millis() as u64).max(1000);
-        let mut buckets = BTreeMap::new();
+        let hist_dir = db_dir
+            .parent()
+            .map_or_else(|| PathBuf::from("history"), |p| p.join("history"));
+        std::fs::create_dir_all(&hist_dir).map_err(|e| HistoryError::Sled(e.into()))?;
+        let mut buckets: BTreeMap<u64, Bucket> = BTreeMap::new();
         for name in db.tree_names() {
-            let Some(key) = parse_tree_name(&name) else {
+            if let Some((Kind::Alerts, start)) = parse_tree_name(&name) {
+                let tree = db.open_tree(&name)?;
+                let b = buckets.entry(start).or_default();
+                b.bytes[0] = tree_bytes(&tree)?;
+                b.alerts = Some(tree);
+            }
+        }
+        for e in std::fs::read_dir(&hist_dir)
+            .map_err(|e| HistoryError::Sled(e.into()))?
+            .flatten()
+        {
+            let Some(start) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
                 continue;
             };
-            let tree = db.open_tree(&name)?;
-            let mut bytes = 0;
-            for kv in tree.iter() {
-                let (k, v) = kv?;
-                bytes += (k.len() + v.len()) as u64 + RECORD_OVERHEAD;
+            // A bucket database that does not open is moved aside; the rest of the history
+            // (and the outbox) must not be held hostage by it.
+            let path = e.path();
+            let bdb = match std::panic::catch_unwind(|| open_bucket_db(&path)) {
+                Ok(Ok(db)) => db,
+                failed => {
+                    let reason = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "sled panicked".to_string(),
+                    };
+                    let to = path.with_extension("broken");
+                    tracing::error!(bucket = %path.display(), moved_to = %to.display(), reason,
+                        "A history bucket cannot be opened; moved it aside");
+                    let _ = std::fs::rename(&path, &to);
+                    continue;
+                }
+            };
+            let b = buckets.entry(start).or_default();
+            b.has_db = true;
+            for kind in [Kind::Flows, Kind::Scores, Kind::Series] {
+                b.bytes[kind_index(kind)] = tree_bytes(&bdb.open_tree(kind.name())?)?;
             }
-            buckets.insert(key, Bucket { tree, bytes });
         }
         let h = History {
             db,
-            dir: dir.to_path_buf(),
+            db_dir: db_dir.to_path_buf(),
+            hist_dir,
             live_budget: AtomicU64::new(cfg.max_disk_bytes / 4),
             cfg,
             bucket_ms,
             buckets: Mutex::new(buckets),
+            tick: AtomicU64::new(0),
             dropped_age: AtomicU64::new(0),
             dropped_size: AtomicU64::new(0),
             disk_bytes: AtomicU64::new(0),
@@ -229,7 +316,7 @@ impl History {
         &self.cfg
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Kind, u64), Bucket>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Bucket>> {
         // A panic while holding the lock leaves the map consistent (entries are whole).
         self.buckets.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -239,40 +326,92 @@ impl History {
         ts_ms - ts_ms % self.bucket_ms
     }
 
+    fn bucket_dir(&self, start: u64) -> PathBuf {
+        self.hist_dir.join(format!("{start:013}"))
+    }
+
+    /// The tree of `kind` in the bucket starting at `start` (bucket created when new).
+    fn tree_at(&self, kind: Kind, start: u64) -> Result<sled::Tree, HistoryError> {
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed);
+        let mut b = self.lock();
+        let newest = b.keys().next_back().copied().unwrap_or(start).max(start);
+        let bucket = b.entry(start).or_default();
+        bucket.last_use = tick;
+        if kind == Kind::Alerts {
+            if let Some(t) = &bucket.alerts {
+                return Ok(t.clone());
+            }
+            let t = self.db.open_tree(tree_name(Kind::Alerts, start))?;
+            bucket.alerts = Some(t.clone());
+            return Ok(t);
+        }
+        let db = match &bucket.db {
+            Some(db) => db.clone(),
+            None => {
+                let db = open_bucket_db(&self.bucket_dir(start))?;
+                bucket.db = Some(db.clone());
+                bucket.has_db = true;
+                db
+            }
+        };
+        let tree = db.open_tree(kind.name())?;
+        // Close the least recently used bucket databases beyond the limit (never the newest).
+        let open: Vec<(u64, u64)> = b
+            .iter()
+            .filter(|(s, x)| x.db.is_some() && **s != newest && **s != start)
+            .map(|(s, x)| (x.last_use, *s))
+            .collect();
+        if open.len() + 2 > MAX_OPEN_BUCKETS {
+            let mut open = open;
+            open.sort_unstable();
+            for (_, s) in open.iter().take(open.len() + 2 - MAX_OPEN_BUCKETS) {
+                if let Some(x) = b.get_mut(s) {
+                    x.db = None;
+                }
+            }
+        }
+        Ok(tree)
+    }
+
     /// The tree of `kind` for `ts_ms` (created when new).
     pub fn tree_for(&self, kind: Kind, ts_ms: u64) -> Result<sled::Tree, HistoryError> {
-        let start = self.bucket_start(ts_ms);
-        let mut b = self.lock();
-        if let Some(x) = b.get(&(kind, start)) {
-            return Ok(x.tree.clone());
-        }
-        let tree = self.db.open_tree(tree_name(kind, start))?;
-        b.insert(
-            (kind, start),
-            Bucket {
-                tree: tree.clone(),
-                bytes: 0,
-            },
-        );
-        Ok(tree)
+        self.tree_at(kind, self.bucket_start(ts_ms))
     }
 
     /// Adds `bytes` written into the bucket of `kind` at `ts_ms` to the live estimate.
     pub fn account(&self, kind: Kind, ts_ms: u64, bytes: usize) {
         let start = self.bucket_start(ts_ms);
-        if let Some(x) = self.lock().get_mut(&(kind, start)) {
-            x.bytes += bytes as u64 + RECORD_OVERHEAD;
+        if let Some(x) = self.lock().get_mut(&start) {
+            x.bytes[kind_index(kind)] += bytes as u64 + RECORD_OVERHEAD;
         }
     }
 
-    /// Buckets of `kind` that may hold records with `from_ms <= ts < to_ms`, oldest first.
+    /// Trees of `kind` that may hold records with `from_ms <= ts < to_ms`, oldest first.
     /// Every bucket starting before `to_ms` is included (buckets written with another width
     /// may start well before `from_ms`); callers range-scan each, which costs one seek when it
     /// holds nothing in range.
     pub fn trees_between(&self, kind: Kind, _from_ms: u64, to_ms: u64) -> Vec<sled::Tree> {
-        self.lock()
-            .range((kind, 0)..(kind, to_ms))
-            .map(|(_, b)| b.tree.clone())
+        let starts: Vec<u64> = self
+            .lock()
+            .range(..to_ms)
+            .filter(|(_, b)| {
+                if kind == Kind::Alerts {
+                    b.alerts.is_some()
+                } else {
+                    b.has_db && b.bytes[kind_index(kind)] > 0
+                }
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        starts
+            .into_iter()
+            .filter_map(|s| match self.tree_at(kind, s) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, bucket = s, "Cannot open a history bucket");
+                    None
+                }
+            })
             .collect()
     }
 
@@ -354,59 +493,103 @@ impl History {
         })
     }
 
-    /// Drops every bucket of `kind` that ends at or before `before_ms`; returns how many.
+    /// Drops the `kind` records of every bucket that ends at or before `before_ms` (series
+    /// retention); returns how many buckets had some.
     pub fn drop_before(&self, kind: Kind, before_ms: u64) -> Result<u64, HistoryError> {
-        let victims: Vec<(Kind, u64)> = self
+        let victims: Vec<u64> = self
             .lock()
-            .keys()
-            .filter(|(k, start)| *k == kind && start + self.bucket_ms <= before_ms)
-            .copied()
+            .iter()
+            .filter(|(start, b)| {
+                *start + self.bucket_ms <= before_ms && b.bytes[kind_index(kind)] > 0
+            })
+            .map(|(s, _)| *s)
             .collect();
-        for v in &victims {
-            self.drop_bucket(*v)?;
+        for start in &victims {
+            if kind == Kind::Alerts {
+                self.db.drop_tree(tree_name(Kind::Alerts, *start))?;
+                if let Some(b) = self.lock().get_mut(start) {
+                    b.alerts = None;
+                }
+            } else {
+                let tree_db = self.tree_at(kind, *start).map(|_| ());
+                tree_db?;
+                let db = self.lock().get(start).and_then(|b| b.db.clone());
+                if let Some(db) = db {
+                    db.drop_tree(kind.name())?;
+                }
+            }
+            if let Some(b) = self.lock().get_mut(start) {
+                b.bytes[kind_index(kind)] = 0;
+            }
         }
         Ok(victims.len() as u64)
     }
 
-    fn drop_bucket(&self, key: (Kind, u64)) -> Result<(), HistoryError> {
-        self.lock().remove(&key);
-        self.db.drop_tree(tree_name(key.0, key.1))?;
+    /// Drops a whole bucket: its alert tree and its database directory (which gives the
+    /// space back to the file system at once).
+    fn drop_bucket(&self, start: u64) -> Result<(), HistoryError> {
+        let removed = self.lock().remove(&start);
+        if let Some(b) = removed {
+            if b.alerts.is_some() {
+                self.db.drop_tree(tree_name(Kind::Alerts, start))?;
+            }
+            drop(b.db);
+            if b.has_db {
+                std::fs::remove_dir_all(self.bucket_dir(start))
+                    .map_err(|e| HistoryError::Sled(e.into()))?;
+            }
+        }
         Ok(())
     }
 
-    /// Every bucket: kind, start, live-byte estimate, oldest first per kind.
+    /// Every bucket and kind: kind, start, live-byte estimate, oldest first.
     pub fn buckets(&self) -> Vec<(Kind, u64, u64)> {
-        self.lock()
-            .iter()
-            .map(|((k, s), b)| (*k, *s, b.bytes))
-            .collect()
+        let mut out = Vec::new();
+        for (s, b) in self.lock().iter() {
+            for kind in Kind::ALL {
+                let n = b.bytes[kind_index(kind)];
+                if n > 0 {
+                    out.push((kind, *s, n));
+                }
+            }
+        }
+        out
     }
 
     pub fn live_bytes(&self) -> u64 {
-        self.lock().values().map(|b| b.bytes).sum()
+        self.lock()
+            .values()
+            .map(|b| b.bytes.iter().sum::<u64>())
+            .sum()
     }
 
-    /// Disk use of the database directory: allocated blocks, as `du` reports them.
+    /// Disk use of the main database and the bucket databases: allocated blocks, as `du`.
     pub fn disk_bytes(&self) -> u64 {
-        dir_disk_bytes(&self.dir)
+        dir_disk_bytes(&self.db_dir) + dir_disk_bytes(&self.hist_dir)
     }
 
     /// One retention pass at wall-clock time `now_ms`: age first, then size. Runs on the
-    /// caller's thread (the daemon calls it every minute from a blocking task).
+    /// caller's thread (the daemon calls it every `check_interval` from its own thread).
     pub fn enforce(&self, now_ms: u64) -> Result<RetentionReport, HistoryError> {
         let mut report = RetentionReport::default();
         let horizon = now_ms.saturating_sub(self.cfg.max_age.as_millis() as u64);
-        for kind in Kind::ALL {
-            report.dropped_age += self.drop_before(kind, horizon)?;
+        let old: Vec<u64> = self
+            .lock()
+            .keys()
+            .filter(|s| **s + self.bucket_ms <= horizon)
+            .copied()
+            .collect();
+        for s in old {
+            self.drop_bucket(s)?;
+            report.dropped_age += 1;
         }
         let cap = self.cfg.max_disk_bytes;
         let mut disk = self.disk_bytes();
         let mut live = self.live_bytes();
         let last_disk = self.disk_bytes.load(Ordering::Relaxed);
         if disk > cap / 10 * 9 && disk > last_disk {
-            // Near the cap and still growing: the files only grow when the free space inside
-            // them is used up, so keep less live data than before (never under 1/16 of the
-            // cap, so that a burst cannot talk retention into keeping nothing).
+            // Near the cap and still growing: keep less live data than before (never under
+            // 1/16 of the cap, so that a burst cannot talk retention into keeping nothing).
             let budget = self
                 .live_budget
                 .load(Ordering::Relaxed)
@@ -415,23 +598,16 @@ impl History {
             self.live_budget.store(budget, Ordering::Relaxed);
         }
         let budget = self.live_budget.load(Ordering::Relaxed);
-        while live > budget {
-            // The oldest bucket of any kind; never the current one of its kind.
+        while live > budget || (disk > cap && self.lock().len() > 1) {
+            // The oldest bucket; never the newest.
             let oldest = {
                 let b = self.lock();
-                let newest: BTreeMap<Kind, u64> =
-                    b.keys().map(|(k, s)| (*k, *s)).collect::<BTreeMap<_, _>>();
-                b.keys()
-                    .filter(|(k, s)| newest.get(k) != Some(s))
-                    .min_by_key(|(_, s)| *s)
-                    .copied()
+                (b.len() > 1).then(|| b.keys().next().copied()).flatten()
             };
             let Some(victim) = oldest else { break };
             self.drop_bucket(victim)?;
             report.dropped_size += 1;
             live = self.live_bytes();
-        }
-        if report.dropped_age + report.dropped_size > 0 {
             disk = self.disk_bytes();
         }
         self.dropped_age
@@ -448,7 +624,7 @@ impl History {
         let b = self.lock();
         HistoryStats {
             buckets: b.len() as u64,
-            live_bytes: b.values().map(|x| x.bytes).sum(),
+            live_bytes: b.values().map(|x| x.bytes.iter().sum::<u64>()).sum(),
             disk_bytes: self.disk_bytes.load(Ordering::Relaxed),
             live_budget_bytes: self.live_budget.load(Ordering::Relaxed),
             buckets_dropped_age: self.dropped_age.load(Ordering::Relaxed),
@@ -456,15 +632,20 @@ impl History {
         }
     }
 
-    /// Moves records of the unbucketed trees of earlier versions (`alerts`, `series`) into
-    /// buckets, then drops those trees.
+    /// Moves records of the layouts of earlier versions into buckets: unbucketed `alerts` and
+    /// `series` trees, and `h/<kind>/<start>` trees of the main database for kinds that now
+    /// live in bucket databases.
     fn migrate_unbucketed(&self) -> Result<(), HistoryError> {
-        let names = self.db.tree_names();
-        for (old, kind) in [("alerts", Kind::Alerts), ("series", Kind::Series)] {
-            if !names.iter().any(|n| n.as_ref() == old.as_bytes()) {
-                continue;
-            }
-            let tree = self.db.open_tree(old)?;
+        for name in self.db.tree_names() {
+            let (kind, fixed_start) = match &name[..] {
+                b"alerts" => (Kind::Alerts, None),
+                b"series" => (Kind::Series, None),
+                n => match parse_tree_name(n) {
+                    Some((k, s)) if k != Kind::Alerts => (k, Some(s)),
+                    _ => continue,
+                },
+            };
+            let tree = self.db.open_tree(&name)?;
             let mut moved = 0u64;
             for kv in tree.iter() {
                 let (k, v) = kv?;
@@ -474,18 +655,25 @@ impl History {
                 }
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
+                .or(fixed_start)
                 .unwrap_or(0);
                 self.tree_for(kind, ts)?.insert(&k, &v)?;
                 self.account(kind, ts, k.len() + v.len());
                 moved += 1;
             }
-            self.db.flush()?;
-            self.db.drop_tree(old)?;
-            tracing::info!(
-                tree = old,
-                records = moved,
-                "Moved history into time buckets"
-            );
+            self.flush()?;
+            self.db.drop_tree(&name)?;
+            tracing::info!(tree = %String::from_utf8_lossy(&name), records = moved, "Moved history into time buckets");
+        }
+        Ok(())
+    }
+
+    /// Flushes the main database and every open bucket database.
+    pub fn flush(&self) -> Result<(), HistoryError> {
+        self.db.flush()?;
+        let open: Vec<sled::Db> = self.lock().values().filter_map(|b| b.db.clone()).collect();
+        for db in open {
+            db.flush()?;
         }
         Ok(())
     }
@@ -634,7 +822,7 @@ mod tests {
         }
         // Now 5 min: the horizon is 3 min, so buckets [0,1) and [1,2) and [2,3) end by it.
         let r = h.enforce(5 * MIN).expect("enforce");
-        assert_eq!(r.dropped_age, 6);
+        assert_eq!(r.dropped_age, 3);
         assert_eq!(r.dropped_size, 0);
         let left: Vec<u64> = h
             .scores(&TimeRange::since(0, 100), None)
@@ -651,7 +839,14 @@ mod tests {
         );
         drop(h);
         let h = open(dir.path(), HistoryConfig::default());
-        assert_eq!(h.stats().buckets, 4, "drops are durable");
+        assert_eq!(h.stats().buckets, 2, "drops are durable");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("history"))
+                .expect("dir")
+                .count(),
+            2,
+            "dropped buckets' databases are gone from the disk"
+        );
     }
 
     #[test]

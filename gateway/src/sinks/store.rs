@@ -306,6 +306,7 @@ impl Store {
 
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        self.history.flush()?;
         Ok(())
     }
 

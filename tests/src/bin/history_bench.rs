@@ -38,7 +38,7 @@ fn alert(n: u64, ts_ms: u64) -> Alert {
             name: "flow-ae".into(),
             version: "1.0.0".into(),
         },
-        severity: if n % 3 == 0 { "high" } else { "medium" }.into(),
+        severity: if n.is_multiple_of(3) { "high" } else { "medium" }.into(),
         score: 0.05,
         threshold: 0.0174,
         subject: Subject::Flow(FlowSubject {
@@ -92,7 +92,7 @@ fn main() -> anyhow::Result<()> {
         ..HistoryConfig::default()
     };
     let store = Store::open_with(&dir, 8 << 20, 100_000, cfg)?;
-    let db_dir = dir.join("db");
+    let db_dir = dir.clone(); // everything the store keeps: main database and bucket databases
     let start = Instant::now();
     let mut t = 1_800_000_000_000u64; // simulated wall clock
     let (mut minutes, mut alerts_n, mut records, mut max_disk) = (0u64, 0u64, 0u64, 0u64);
@@ -175,7 +175,7 @@ fn main() -> anyhow::Result<()> {
         records += 10 + 2 + 600;
         minutes += 1;
         t += MIN;
-        if minutes % 5 == 0 {
+        if minutes.is_multiple_of(5) {
             h.enforce(t)?;
         }
         if start.elapsed() >= next_print {
