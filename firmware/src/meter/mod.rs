@@ -378,3 +378,6 @@ impl<const N: usize> Meter<N> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;
