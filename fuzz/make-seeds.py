@@ -155,3 +155,61 @@ write("snmp_replies", "v2c-three-polls", snmp_seed(0, v2c))
 write("snmp_replies", "v3-noauth-three-polls", snmp_seed(1, v3_noauth))
 write("snmp_replies", "v3-auth-three-polls", snmp_seed(2, v3_noauth))
 write("snmp_replies", "v3-priv-three-polls", snmp_seed(3, v3_noauth))
+
+
+# frame: captured frames for the packet meter, in the target's framing
+# `[link: u8] [time step: u8] [len: u16 BE] [frame]` (link 0 Ethernet, 1 raw IP, 2 Linux SLL,
+# 3 SLL2, 4 BSD null). One conversation per seed, plus a mix of every header the parser walks.
+def ipv4(proto, l4, src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02", frag=0):
+    return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, frag, 64, proto, 0, src, dst) + l4
+
+
+def ipv6(nxt, l4, src=b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x01", dst=b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x02"):
+    return struct.pack(">IHBB16s16s", 6 << 28, len(l4), nxt, 64, src, dst) + l4
+
+
+def tcp(sport, dport, flags, payload=b""):
+    return struct.pack(">HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 64240, 0, 0) + payload
+
+
+def udp(sport, dport, payload=b""):
+    return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def eth(ip, ethertype=0x0800, vlan=None):
+    head = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01"
+    if vlan is not None:
+        head += struct.pack(">HH", 0x8100, vlan)
+    return head + struct.pack(">H", ethertype) + ip
+
+
+def sll(ip, ethertype=0x0800):
+    return struct.pack(">HHH8sH", 0, 1, 6, b"\x02\0\0\0\0\x01\0\0", ethertype) + ip
+
+
+def frames(*items):
+    return b"".join(struct.pack(">BBH", link, step, len(f)) + f for link, step, f in items)
+
+
+client = [(0, tcp(40000, 80, 0x02)), (1, tcp(80, 40000, 0x12)), (0, tcp(40000, 80, 0x10)),
+          (0, tcp(40000, 80, 0x18, b"GET / HTTP/1.1\r\n\r\n")), (1, tcp(80, 40000, 0x11))]
+
+
+conv = []
+for back, seg in client:
+    src, dst = (b"\x0a\0\0\x02", b"\x0a\0\0\x01") if back else (b"\x0a\0\0\x01", b"\x0a\0\0\x02")
+    conv.append((0, 3, eth(ipv4(6, seg, src, dst))))
+write("frame", "ethernet-tcp-conversation", frames(*conv))
+write("frame", "vlan-udp-dns", frames((0, 1, eth(ipv4(17, udp(5353, 53, b"\0" * 12)), vlan=42)),
+                                      (0, 1, eth(ipv4(17, udp(53, 5353, b"\0" * 40), b"\x0a\0\0\x02", b"\x0a\0\0\x01"), vlan=42))))
+hbh = bytes([17, 0]) + b"\0" * 6
+write("frame", "ipv6-hop-by-hop-udp", frames((0, 0, eth(ipv6(0, hbh + udp(1000, 2000, b"abcd")), 0x86DD))))
+frag = bytes([17, 0]) + struct.pack(">HI", 185 << 3, 7)
+write("frame", "ipv6-fragment", frames((1, 0, ipv6(44, frag + b"\0" * 16))))
+write("frame", "icmp-echo-raw", frames((1, 0, ipv4(1, bytes([8, 0, 0, 0, 0, 1, 0, 1]) + b"\0" * 56)),
+                                      (1, 0, ipv4(1, bytes([0, 0, 0, 0, 0, 1, 0, 1]) + b"\0" * 56, b"\x0a\0\0\x02", b"\x0a\0\0\x01"))))
+write("frame", "ipv4-fragments", frames((0, 0, eth(ipv4(17, udp(1, 2, b"\0" * 24), frag=0x2000))),
+                                       (0, 0, eth(ipv4(17, b"\0" * 24, frag=3)))))
+write("frame", "sll-and-null", frames((2, 0, sll(ipv4(6, tcp(1, 2, 0x02)))),
+                                     (4, 0, b"\x02\0\0\0" + ipv4(6, tcp(2, 1, 0x14), b"\x0a\0\0\x02", b"\x0a\0\0\x01"))))
+write("frame", "idle-then-eviction", frames(*[(0, 200, eth(ipv4(17, udp(1000 + i, 53)))) for i in range(12)]))

@@ -22,6 +22,8 @@ command -v pmacctd >/dev/null || need+=(pmacct)
 command -v snmpd >/dev/null || need+=(snmpd)
 command -v snmpget >/dev/null || need+=(snmp)
 command -v ping >/dev/null || need+=(iputils-ping)
+command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+command -v readelf >/dev/null || need+=(binutils)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
     sudo=""
@@ -46,6 +48,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "firmware builds for thumbv7em-none-eabihf (no_std)"
 cargo build -p netwarden-firmware --target thumbv7em-none-eabihf --locked
+
+step "firmware image (cortex-m-rt) meters built-in frames under qemu-system-arm mps2-an386"
+cross/firmware-image/run-qemu.sh
 
 step "cargo test (unit, integration, end-to-end against mosquitto and nfcapd)"
 # The end-to-end tests run the debug netwarden binary; build it first.
