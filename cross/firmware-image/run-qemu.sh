@@ -18,7 +18,7 @@ printf '%s\n' "$out" | sed 's/^/  qemu: /' >&2
 # headers + payload; IPv6 UDP 48 + payload; ICMP echo 84).
 expect=(
     "refused: arp=Some(NotIp) cut=Some(Truncated)"
-    "flow table: 4 of 16 flows open"
+    "flow table: 4 of 12 flows open"
     "flow proto=6 10.0.0.1:40000 > 10.0.0.2:80 vlan=0 s2d=4p/260B d2s=3p/1120B dur=13ms flags=0x1b/0x1b"
     "flow proto=17 [2001:db8::1]:5353 > [2001:db8::35]:53 vlan=42 s2d=1p/78B d2s=1p/138B dur=11ms flags=0x00/0x00"
     "flow proto=1 10.0.0.1:0 > 10.0.0.2:2048 vlan=0 s2d=1p/84B d2s=0p/0B dur=0ms flags=0x00/0x00"
