@@ -120,7 +120,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         );
     }
     tracing::info!(listen = %listen, model = %model, data_dir = %cfg.data_dir.display(),
-        mqtt = cfg.mqtt.as_ref().map(|m| format!("{}:{}", m.host, m.port)).unwrap_or_else(|| "off".into()),
+        mqtt = cfg.mqtt.as_ref().map(|m| m.describe()).unwrap_or_else(|| "off".into()),
         outbox = store.outbox_len(), "netwarden started");
 
     let metrics = Arc::new(Metrics::default());

@@ -764,3 +764,115 @@ pub fn gateway_with_config(
     args.extend_from_slice(extra);
     Gateway::start(&args)
 }
+
+/// A mosquitto that a test can kill (SIGKILL) and start again on the same port and
+/// configuration (e.g. with persistence, so persistent subscriber sessions survive).
+#[derive(Debug)]
+pub struct Broker {
+    pub port: u16,
+    pub dir: tempdir::Dir,
+    conf: PathBuf,
+    proc: Option<Proc>,
+    pub starts: u32,
+}
+
+impl Broker {
+    /// Starts mosquitto with `listener PORT 127.0.0.1` followed by `config` (which may use
+    /// `{dir}` for the broker's own directory).
+    pub fn start(config: &str) -> anyhow::Result<Broker> {
+        require("mosquitto")?;
+        let dir = tempdir::Dir::new("broker")?;
+        let port = free_tcp_port()?;
+        // mosquitto started as root drops to the `mosquitto` user: let it write its
+        // persistence file here.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        }
+        let conf = dir.path().join("mosquitto.conf");
+        let body = config.replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\n{body}\n"))?;
+        let mut b = Broker {
+            port,
+            dir,
+            conf,
+            proc: None,
+            starts: 0,
+        };
+        b.up()?;
+        Ok(b)
+    }
+
+    /// Starts it again (after [`Broker::kill`]); waits until it listens.
+    pub fn up(&mut self) -> anyhow::Result<()> {
+        if self.proc.is_some() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))?;
+        let proc = Proc::spawn(
+            "mosquitto",
+            Command::new("mosquitto")
+                .arg("-c")
+                .arg(&self.conf)
+                .stdout(Stdio::null())
+                .stderr(log),
+        )?;
+        self.proc = Some(proc);
+        self.starts += 1;
+        let port = self.port;
+        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .with_context(|| self.log())?;
+        Ok(())
+    }
+
+    /// SIGKILL, no goodbye to anyone.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+}
+
+/// One NetFlow v5 datagram with `hosts` flows, one from each source host `first_host..`
+/// (10.x.y.z), each a short burst of tiny SYN-heavy packets to a distinct port: the built-in
+/// model finds every one anomalous, so each host raises one alert.
+pub fn v5_alert_datagram(first_host: u32, hosts: u16, seq: u32) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0);
+    let up: u32 = 100_000_000;
+    let mut d = Vec::with_capacity(24 + 48 * hosts as usize);
+    d.extend_from_slice(&5u16.to_be_bytes());
+    d.extend_from_slice(&hosts.to_be_bytes());
+    d.extend_from_slice(&up.to_be_bytes());
+    d.extend_from_slice(&now.to_be_bytes());
+    d.extend_from_slice(&0u32.to_be_bytes());
+    d.extend_from_slice(&seq.to_be_bytes());
+    d.extend_from_slice(&[0; 4]);
+    for k in 0..hosts as u32 {
+        let host = first_host + k;
+        d.extend_from_slice(&[10, (host >> 16) as u8, (host >> 8) as u8, host as u8]);
+        d.extend_from_slice(&[192, 168, (host >> 8) as u8, host as u8]);
+        d.extend_from_slice(&[0; 8]);
+        d.extend_from_slice(&(1 + host % 20).to_be_bytes());
+        d.extend_from_slice(&(64 + 100 * (host % 20)).to_be_bytes());
+        d.extend_from_slice(&(up - 5_000).to_be_bytes());
+        d.extend_from_slice(&(up - 100).to_be_bytes());
+        d.extend_from_slice(&(1024 + (host % 50_000) as u16).to_be_bytes());
+        d.extend_from_slice(&[0, 80 + (host % 3) as u8]);
+        d.extend_from_slice(&[0, 0x1b, 6, 0]);
+        d.extend_from_slice(&[0; 8]);
+    }
+    d
+}

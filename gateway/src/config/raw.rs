@@ -101,6 +101,15 @@ pub struct RawMqtt {
     pub topic_prefix: Option<String>,
     pub client_id: Option<String>,
     pub keep_alive_secs: Option<u64>,
+    /// PEM CA certificate for `mqtts://` (required with TLS).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for brokers that require client certificates.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    /// User name (or `NETWARDEN_MQTT_USERNAME`).
+    pub username: Option<String>,
+    /// File holding the password (or `NETWARDEN_MQTT_PASSWORD`); never in the config itself.
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

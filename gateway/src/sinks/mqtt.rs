@@ -1,25 +1,39 @@
 //! MQTT publishing from the durable outbox.
 //!
 //! rumqttc keeps unacknowledged publishes in memory and drops them when the broker answers
-//! `session_present = false`; its `publish()` blocks when its channel is full. So we do not
-//! trust it with delivery: alerts live in the sled outbox ([`super::store`]) until their PUBACK.
+//! `session_present = false`; requests still in its channel when a connection drops are sent
+//! on the next connection, and its `publish()` blocks when that channel is full. So we do not
+//! trust it with delivery: alerts live in the sled outbox ([`super::store`]) until their PUBACK,
+//! and every connection gets a fresh client and event loop (nothing of an old session can be
+//! sent, or acknowledged, on a new one).
 //!
 //! [`Outflow`] is the I/O-free bookkeeping: which outbox entries are in flight under which
-//! packet id. The loop in [`run`] drives rumqttc's event loop and feeds it events:
-//! - `ConnAck`: everything in flight is forgotten (rumqttc dropped it), the retained `online`
-//!   status is published again, and the outbox is sent again from its start, in order.
+//! packet id. The loop in [`run`] drives one connection at a time and feeds it events:
+//! - `ConnAck`: the retained `online` status is published, then the outbox from its start,
+//!   in order (so after a reconnect or a restart everything unacknowledged goes out again, with
+//!   its original alert id; subscribers de-duplicate by id).
 //! - `Outgoing::Publish(pkid)`: rumqttc assigned `pkid` to the oldest request we queued.
 //! - `PubAck(pkid)`: that entry leaves the outbox.
+//! - an error: the connection's client and event loop are dropped; after a back-off (0.25 s
+//!   doubling to 5 s) a new connection starts.
 //!
 //! At most [`WINDOW`] entries are in flight, below rumqttc's channel and inflight limits, so
-//! `try_publish` never finds the channel full.
+//! `try_publish` never finds the channel full and memory waiting for PUBACKs stays bounded.
+//!
+//! TLS (`mqtts://`) uses rustls with the CA file of `mqtt.ca_file` (and optionally a client
+//! certificate); the password comes from `mqtt.password_file` or `NETWARDEN_MQTT_PASSWORD` and
+//! is never logged (see [`Secret`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
+    Packet, QoS, TlsConfiguration, Transport,
+};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -31,6 +45,41 @@ use crate::sinks::store::Store;
 /// Entries in flight at most.
 pub const WINDOW: usize = 32;
 
+/// The environment variable a password is read from when `mqtt.password_file` is not set.
+pub const PASSWORD_ENV: &str = "NETWARDEN_MQTT_PASSWORD";
+/// The environment variable a user name is read from when `mqtt.username` is not set.
+pub const USERNAME_ENV: &str = "NETWARDEN_MQTT_USERNAME";
+
+/// A secret (password, private key): compared and cloned, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// TLS material, read and checked when the configuration is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: PathBuf,
+    /// PEM CA certificate(s) the broker's certificate must chain to.
+    pub ca_pem: Vec<u8>,
+    /// PEM client certificate chain and private key, for brokers that require client certs.
+    pub client: Option<(Vec<u8>, Secret)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttConfig {
     pub host: String,
@@ -39,6 +88,26 @@ pub struct MqttConfig {
     /// `netwarden/<site>/<device>` (no trailing slash).
     pub prefix: String,
     pub keep_alive: Duration,
+    /// `Some` for `mqtts://`.
+    pub tls: Option<TlsFiles>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+fn check_pem(what: &str, path: &Path, pem: &[u8], label: &str) -> Result<(), String> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ") && text.contains(label) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {} holds no PEM {label} block",
+            path.display()
+        ))
+    }
 }
 
 impl MqttConfig {
@@ -48,16 +117,33 @@ impl MqttConfig {
         site: &str,
         device: &str,
     ) -> Result<MqttConfig, String> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| format!("{url:?} is not a URL ({e}); expected mqtt://host:port"))?;
-        match parsed.scheme() {
-            "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" => {
+        Self::from_raw_env(raw, url, site, device, &|k| std::env::var(k).ok())
+    }
+
+    /// Like [`MqttConfig::from_raw`], with the environment given (for tests).
+    pub fn from_raw_env(
+        raw: &RawMqtt,
+        url: &str,
+        site: &str,
+        device: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<MqttConfig, String> {
+        let parsed = url::Url::parse(url).map_err(|e| {
+            format!("{url:?} is not a URL ({e}); expected mqtt://host:port or mqtts://host:port")
+        })?;
+        let tls = match parsed.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => {
                 return Err(format!(
-                    "{url:?}: TLS is not supported yet (issue 6); use mqtt://"
+                    "{url:?}: scheme {other:?} is not mqtt:// or mqtts://"
                 ))
             }
-            other => return Err(format!("{url:?}: scheme {other:?} is not mqtt://")),
+        };
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!(
+                "{url:?}: put no credentials in the URL; use mqtt.username and mqtt.password_file or {PASSWORD_ENV}"
+            ));
         }
         let host = parsed
             .host_str()
@@ -76,15 +162,75 @@ impl MqttConfig {
         if prefix.contains(['+', '#']) {
             return Err(format!("topic prefix {prefix:?} may not contain wildcards"));
         }
+        let tls = if tls {
+            let ca_file = raw.ca_file.clone().ok_or(format!(
+                "{url:?} is TLS: set mqtt.ca_file to the PEM CA certificate that signed the broker's certificate"
+            ))?;
+            let ca_pem = read_file("mqtt.ca_file", &ca_file)?;
+            check_pem("mqtt.ca_file", &ca_file, &ca_pem, "CERTIFICATE")?;
+            let client = match (&raw.client_cert_file, &raw.client_key_file) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => {
+                    let cert_pem = read_file("mqtt.client_cert_file", cert)?;
+                    check_pem("mqtt.client_cert_file", cert, &cert_pem, "CERTIFICATE")?;
+                    let key_pem = read_file("mqtt.client_key_file", key)?;
+                    check_pem("mqtt.client_key_file", key, &key_pem, "PRIVATE KEY")?;
+                    Some((cert_pem, Secret::new(key_pem)))
+                }
+                _ => {
+                    return Err(
+                        "set both mqtt.client_cert_file and mqtt.client_key_file, or neither"
+                            .to_string(),
+                    )
+                }
+            };
+            Some(TlsFiles {
+                ca_file,
+                ca_pem,
+                client,
+            })
+        } else {
+            if raw.ca_file.is_some() || raw.client_cert_file.is_some() {
+                return Err(format!(
+                    "{url:?} is plain mqtt:// but mqtt.ca_file or a client certificate is set; use mqtts://"
+                ));
+            }
+            None
+        };
+        let username = raw
+            .username
+            .clone()
+            .or_else(|| env(USERNAME_ENV))
+            .filter(|u| !u.is_empty());
+        let password = match &raw.password_file {
+            Some(path) => {
+                let mut bytes = read_file("mqtt.password_file", path)?;
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                Some(Secret::new(bytes))
+            }
+            None => env(PASSWORD_ENV).map(|p| Secret::new(p.into_bytes())),
+        };
+        if password.is_some() && username.is_none() {
+            return Err(format!(
+                "a password is set (mqtt.password_file or {PASSWORD_ENV}) but no mqtt.username"
+            ));
+        }
         Ok(MqttConfig {
             host,
-            port: parsed.port().unwrap_or(1883),
+            port: parsed
+                .port()
+                .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
             client_id: raw
                 .client_id
                 .clone()
                 .unwrap_or_else(|| format!("netwarden-{site}-{device}")),
             prefix,
             keep_alive: Duration::from_secs(raw.keep_alive_secs.unwrap_or(30).max(5)),
+            tls,
+            username,
+            password,
         })
     }
 
@@ -98,6 +244,64 @@ impl MqttConfig {
 
     pub fn heartbeat_topic(&self) -> String {
         format!("{}/heartbeat", self.prefix)
+    }
+
+    /// Retained report of alerts dropped from the full outbox.
+    pub fn outbox_status_topic(&self) -> String {
+        format!("{}/status/outbox", self.prefix)
+    }
+
+    /// `mqtt://host:port` or `mqtts://host:port`, for logs (no credentials).
+    pub fn describe(&self) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+
+    fn options(&self) -> MqttOptions {
+        let mut opts = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        opts.set_keep_alive(self.keep_alive);
+        opts.set_clean_session(true);
+        opts.set_inflight(u16::try_from(WINDOW * 2).unwrap_or(64));
+        opts.set_last_will(LastWill::new(
+            self.status_topic(),
+            status_payload("offline"),
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some(user) = &self.username {
+            let pass = self
+                .password
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p.expose()).into_owned())
+                .unwrap_or_default();
+            opts.set_credentials(user.clone(), pass);
+        }
+        if let Some(tls) = &self.tls {
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                ca: tls.ca_pem.clone(),
+                alpn: None,
+                client_auth: tls
+                    .client
+                    .as_ref()
+                    .map(|(cert, key)| (cert.clone(), key.expose().to_vec())),
+            }));
+        }
+        opts
+    }
+}
+
+/// What an operator should read about a failed connection.
+pub fn explain(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => match code {
+            ConnectReturnCode::BadUserNamePassword => "the broker rejected the user name or password (mqtt.username, mqtt.password_file or NETWARDEN_MQTT_PASSWORD)".to_string(),
+            // mosquitto answers a wrong password with "not authorized".
+            ConnectReturnCode::NotAuthorized => "the broker refused the connection: not authorized; check the user name or password (mqtt.username, mqtt.password_file or NETWARDEN_MQTT_PASSWORD) and the client certificate".to_string(),
+            ConnectReturnCode::BadClientId => "the broker rejected the client id (mqtt.client_id)".to_string(),
+            other => format!("the broker refused the connection ({other:?})"),
+        },
+        ConnectionError::Tls(t) => format!("TLS handshake with the broker failed: {t} (is mqtt.ca_file the CA that signed the broker's certificate, and does the certificate name the host in mqtt.url?)"),
+        other => other.to_string(),
     }
 }
 
@@ -125,7 +329,7 @@ pub enum Queued {
     Other,
 }
 
-/// In-flight bookkeeping; no I/O.
+/// In-flight bookkeeping of one connection; no I/O.
 #[derive(Debug, Default)]
 pub struct Outflow {
     /// Requests handed to rumqttc, not yet given a packet id, oldest first.
@@ -138,6 +342,8 @@ pub struct Outflow {
 }
 
 impl Outflow {
+    /// A new connection: nothing queued or in flight (the old client is gone), the outbox is
+    /// sent again from its start.
     pub fn on_connack(&mut self) {
         self.queued.clear();
         self.in_flight.clear();
@@ -147,6 +353,8 @@ impl Outflow {
 
     pub fn on_disconnect(&mut self) {
         self.connected = false;
+        self.queued.clear();
+        self.in_flight.clear();
     }
 
     pub fn connected(&self) -> bool {
@@ -165,6 +373,11 @@ impl Outflow {
                 .filter(|q| matches!(q, Queued::Entry(_)))
                 .count();
         WINDOW.saturating_sub(busy)
+    }
+
+    /// Requests of any kind waiting in rumqttc's channel or for a PUBACK.
+    pub fn pending(&self) -> usize {
+        self.queued.len() + self.in_flight.len()
     }
 
     pub fn cursor(&self) -> u64 {
@@ -192,6 +405,45 @@ impl Outflow {
     }
 }
 
+/// Back-off between connection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Logs connection failures without flooding: a new kind of error is a warning, a repeat of
+/// the last one is a debug line.
+#[derive(Default)]
+struct FailureLog {
+    last: Option<String>,
+}
+
+impl FailureLog {
+    fn failed(
+        &mut self,
+        cfg: &MqttConfig,
+        was_connected: bool,
+        outbox: usize,
+        e: &ConnectionError,
+    ) {
+        let why = explain(e);
+        if was_connected {
+            tracing::warn!(broker = %cfg.describe(), error = %why, outbox, "MQTT connection lost; alerts stay in the outbox");
+        } else if self.last.as_deref() != Some(why.as_str()) {
+            tracing::warn!(broker = %cfg.describe(), error = %why, outbox, "Cannot connect to the MQTT broker; retrying");
+        } else {
+            tracing::debug!(broker = %cfg.describe(), error = %why, "MQTT connection attempt failed");
+        }
+        self.last = Some(why);
+    }
+}
+
+/// What one connection ended with.
+enum SessionEnd {
+    /// Lost or never established: try again after the back-off.
+    Failed { was_connected: bool },
+    /// Shutdown: done (the outbox was emptied or the time ran out).
+    Stopped,
+}
+
 /// Publishes the outbox until shutdown; then tries for up to two seconds to empty it.
 pub async fn run(
     cfg: MqttConfig,
@@ -201,29 +453,68 @@ pub async fn run(
     heartbeat: Arc<dyn Fn() -> String + Send + Sync>,
     mut shutdown: Shutdown,
 ) {
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(cfg.keep_alive);
-    opts.set_clean_session(true);
-    opts.set_inflight(u16::try_from(WINDOW * 2).unwrap_or(64));
-    opts.set_last_will(LastWill::new(
-        cfg.status_topic(),
-        status_payload("offline"),
-        QoS::AtLeastOnce,
-        true,
-    ));
-    let (client, events) = AsyncClient::new(opts, WINDOW * 4);
-    // rumqttc's poll() is not documented as cancel-safe: give it a task of its own.
+    let mut backoff = BACKOFF_MIN;
+    let mut failures = FailureLog::default();
+    loop {
+        let end = session(
+            &cfg,
+            &store,
+            &wake,
+            &metrics,
+            &heartbeat,
+            &mut shutdown,
+            &mut failures,
+        )
+        .await;
+        match end {
+            SessionEnd::Stopped => return,
+            SessionEnd::Failed { was_connected } => {
+                if was_connected {
+                    backoff = BACKOFF_MIN;
+                }
+            }
+        }
+        if shutdown.is_shutdown() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.recv() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One connection with a fresh client and event loop.
+async fn session(
+    cfg: &MqttConfig,
+    store: &Store,
+    wake: &Notify,
+    metrics: &Metrics,
+    heartbeat: &Arc<dyn Fn() -> String + Send + Sync>,
+    shutdown: &mut Shutdown,
+    failures: &mut FailureLog,
+) -> SessionEnd {
+    let (client, events) = AsyncClient::new(cfg.options(), WINDOW * 4);
+    // rumqttc's poll() is not documented as cancel-safe: give it a task of its own. It ends
+    // with the connection's first error.
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let poller = tokio::spawn(poll_events(events, tx));
     let mut flow = Outflow::default();
     let mut beat = tokio::time::interval(Duration::from_secs(30));
-    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut deadline: Option<tokio::time::Instant> = shutdown
+        .is_shutdown()
+        .then(|| tokio::time::Instant::now() + Duration::from_secs(2));
+    // The dropped-alerts total last handed to rumqttc on this connection.
+    let mut overflow_sent: Option<u64> = None;
 
-    loop {
-        fill(&client, &store, &mut flow, &metrics);
+    let end = loop {
+        fill(cfg, &client, store, &mut flow, metrics, &mut overflow_sent);
         if let Some(d) = deadline {
-            if store.outbox_len() == 0 || !flow.connected() || tokio::time::Instant::now() >= d {
-                break;
+            if (flow.connected() && store.outbox_len() == 0 && flow.pending() == 0)
+                || tokio::time::Instant::now() >= d
+            {
+                break SessionEnd::Stopped;
             }
         }
         let wait = deadline.map_or(Duration::from_secs(3600), |d| {
@@ -233,8 +524,10 @@ pub async fn run(
             ev = rx.recv() => match ev {
                 Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                     metrics.mqtt_connects.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(host = %cfg.host, port = cfg.port, outbox = store.outbox_len(), "Connected to MQTT broker");
+                    tracing::info!(broker = %cfg.describe(), outbox = store.outbox_len(), "Connected to MQTT broker");
+                    failures.last = None;
                     flow.on_connack();
+                    overflow_sent = None;
                     if client.try_publish(cfg.status_topic(), QoS::AtLeastOnce, true, status_payload("online")).is_ok() {
                         flow.sent(Queued::Other);
                     }
@@ -243,22 +536,32 @@ pub async fn run(
                 Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
                     if let Some(seq) = flow.on_puback(ack.pkid) {
                         metrics.mqtt_acked.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = store.outbox_ack(seq) {
-                            tracing::error!(error = %e, "Cannot remove acknowledged alert from outbox");
+                        match store.outbox_ack(seq) {
+                            Ok(Some(entry)) if tracing::enabled!(tracing::Level::TRACE) => {
+                                let id = serde_json::from_str::<serde_json::Value>(&entry.payload)
+                                    .ok()
+                                    .and_then(|v| v["id"].as_str().map(str::to_string))
+                                    .unwrap_or_default();
+                                tracing::trace!(seq, id = %id, topic = %entry.topic, "PUBACK: alert left the outbox");
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(error = %e, "Cannot remove acknowledged alert from outbox"),
                         }
                     }
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    if flow.connected() {
-                        tracing::warn!(error = %e, outbox = store.outbox_len(), "MQTT connection lost; alerts stay in the outbox");
-                    } else {
-                        tracing::debug!(error = %e, "MQTT connection attempt failed");
-                    }
                     metrics.mqtt_connection_errors.fetch_add(1, Ordering::Relaxed);
+                    failures.failed(cfg, flow.connected(), store.outbox_len(), &e);
+                    let was_connected = flow.connected();
                     flow.on_disconnect();
+                    break if deadline.is_some() { SessionEnd::Stopped } else { SessionEnd::Failed { was_connected } };
                 }
-                None => break,
+                None => {
+                    let was_connected = flow.connected();
+                    flow.on_disconnect();
+                    break SessionEnd::Failed { was_connected };
+                }
             },
             _ = wake.notified() => {}
             _ = beat.tick() => {
@@ -267,12 +570,15 @@ pub async fn run(
                 }
             }
             _ = shutdown.recv(), if deadline.is_none() => {
+                if !flow.connected() {
+                    break SessionEnd::Stopped;
+                }
                 deadline = Some(tokio::time::Instant::now() + Duration::from_secs(2));
             }
             _ = tokio::time::sleep(wait), if deadline.is_some() => {}
         }
-    }
-    if flow.connected() {
+    };
+    if matches!(end, SessionEnd::Stopped) && flow.connected() {
         // A clean disconnect does not fire the Last Will, so say offline ourselves.
         let _ = client.try_publish(
             cfg.status_topic(),
@@ -291,32 +597,47 @@ pub async fn run(
         .await;
     }
     poller.abort();
+    end
 }
 
-/// Drives rumqttc's event loop, forwarding every event; backs off after errors.
+/// Drives one connection's event loop, forwarding every event, until its first error.
 async fn poll_events(
     mut events: rumqttc::EventLoop,
-    tx: tokio::sync::mpsc::Sender<Result<Event, rumqttc::ConnectionError>>,
+    tx: tokio::sync::mpsc::Sender<Result<Event, ConnectionError>>,
 ) {
-    let mut backoff = Duration::from_millis(250);
     loop {
         let ev = events.poll().await;
         let failed = ev.is_err();
-        if matches!(ev, Ok(Event::Incoming(Packet::ConnAck(_)))) {
-            backoff = Duration::from_millis(250);
-        }
-        if tx.send(ev).await.is_err() {
+        if tx.send(ev).await.is_err() || failed {
             return;
-        }
-        if failed {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     }
 }
 
-/// Hands rumqttc as many outbox entries as the window allows.
-fn fill(client: &AsyncClient, store: &Store, flow: &mut Outflow, metrics: &Metrics) {
+/// Hands rumqttc as many outbox entries as the window allows, and the dropped-alerts report
+/// when it changed.
+fn fill(
+    cfg: &MqttConfig,
+    client: &AsyncClient,
+    store: &Store,
+    flow: &mut Outflow,
+    metrics: &Metrics,
+    overflow_sent: &mut Option<u64>,
+) {
+    if !flow.connected() {
+        return;
+    }
+    let overflow = store.overflow();
+    if overflow.dropped_total > 0 && *overflow_sent != Some(overflow.dropped_total) {
+        let payload = serde_json::to_string(&overflow).unwrap_or_default();
+        if client
+            .try_publish(cfg.outbox_status_topic(), QoS::AtLeastOnce, true, payload)
+            .is_ok()
+        {
+            flow.sent(Queued::Other);
+            *overflow_sent = Some(overflow.dropped_total);
+        }
+    }
     let room = flow.room();
     if room == 0 {
         return;
@@ -364,6 +685,7 @@ mod tests {
         assert_eq!(f.room(), WINDOW - 1);
         f.on_disconnect();
         assert_eq!(f.room(), 0);
+        assert_eq!(f.pending(), 0, "a lost connection forgets its requests");
         f.on_connack();
         assert_eq!(f.cursor(), 0, "resend from the start of the outbox");
         assert_eq!(
@@ -373,14 +695,95 @@ mod tests {
         );
     }
 
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
     #[test]
     fn url_parsing_and_topics() {
-        let c = MqttConfig::from_raw(&RawMqtt::default(), "mqtt://127.0.0.1:1884", "hq", "r1")
-            .expect("valid");
+        let c = MqttConfig::from_raw_env(
+            &RawMqtt::default(),
+            "mqtt://127.0.0.1:1884",
+            "hq",
+            "r1",
+            &no_env,
+        )
+        .expect("valid");
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 1884));
         assert_eq!(c.alert_topic("high"), "netwarden/hq/r1/alerts/high");
         assert_eq!(c.status_topic(), "netwarden/hq/r1/status");
-        assert!(MqttConfig::from_raw(&RawMqtt::default(), "http://x", "a", "b").is_err());
-        assert!(MqttConfig::from_raw(&RawMqtt::default(), "mqtt://", "a", "b").is_err());
+        assert_eq!(c.outbox_status_topic(), "netwarden/hq/r1/status/outbox");
+        let bad = |url: &str| MqttConfig::from_raw_env(&RawMqtt::default(), url, "a", "b", &no_env);
+        assert!(bad("http://x").is_err());
+        assert!(bad("mqtt://").is_err());
+        let e = bad("mqtt://u:p@host").expect_err("credentials in the URL");
+        assert!(e.contains("no credentials in the URL"), "{e}");
+        let e = bad("mqtts://host").expect_err("TLS without a CA");
+        assert!(e.contains("mqtt.ca_file"), "{e}");
+    }
+
+    #[test]
+    fn tls_and_credentials_from_files_and_env_are_never_printed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let key = dir.path().join("key.pem");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nKEYSECRET\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "hunter2-file\n").expect("write");
+        let raw = RawMqtt {
+            ca_file: Some(ca.clone()),
+            client_cert_file: Some(ca.clone()),
+            client_key_file: Some(key),
+            username: Some("gw".into()),
+            password_file: Some(pw),
+            ..RawMqtt::default()
+        };
+        let c = MqttConfig::from_raw_env(&raw, "mqtts://broker.example", "hq", "r1", &no_env)
+            .expect("valid");
+        assert_eq!(c.port, 8883, "mqtts defaults to 8883");
+        assert_eq!(
+            c.password.as_ref().map(|p| p.expose()),
+            Some(&b"hunter2-file"[..])
+        );
+        let shown = format!("{c:?} {}", c.describe());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("KEYSECRET"), "{shown}");
+        assert_eq!(c.describe(), "mqtts://broker.example:8883");
+
+        let env = |k: &str| match k {
+            PASSWORD_ENV => Some("hunter2-env".to_string()),
+            USERNAME_ENV => Some("gw-env".to_string()),
+            _ => None,
+        };
+        let c = MqttConfig::from_raw_env(&RawMqtt::default(), "mqtt://h", "a", "b", &env)
+            .expect("valid");
+        assert_eq!(c.username.as_deref(), Some("gw-env"));
+        assert_eq!(
+            c.password.as_ref().map(|p| p.expose()),
+            Some(&b"hunter2-env"[..])
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+
+        let only_pw = |k: &str| (k == PASSWORD_ENV).then(|| "x".to_string());
+        let e = MqttConfig::from_raw_env(&RawMqtt::default(), "mqtt://h", "a", "b", &only_pw)
+            .expect_err("password without user");
+        assert!(e.contains("no mqtt.username"), "{e}");
+
+        let raw = RawMqtt {
+            ca_file: Some(dir.path().join("pw")),
+            ..RawMqtt::default()
+        };
+        let e =
+            MqttConfig::from_raw_env(&raw, "mqtts://h", "a", "b", &no_env).expect_err("not a PEM");
+        assert!(e.contains("no PEM CERTIFICATE"), "{e}");
     }
 }

@@ -15,11 +15,18 @@
 //!   name so a renumbered interface keeps its series, and by time so a range query is one scan.
 //!   Pruned by age (`snmp.series_retention_hours`, whole buckets) and by history retention.
 //!
-//! The outbox is capped (`store.outbox_max_alerts`). When full, the oldest `medium` alert leaves
-//! it (else the oldest alert), counted in `outbox_dropped_full`; it stays in the history.
+//! The outbox is capped (`store.outbox_max_alerts`). When full, the oldest alert that is not
+//! `high` leaves it; only when every waiting alert is `high` does the oldest `high` one go. A
+//! dropped alert stays in the history (`netwarden alerts`); drops are counted in
+//! `outbox_dropped_full` and summarised in `meta`/`outbox_overflow` ([`OverflowReport`]), which
+//! the MQTT task publishes retained on `<prefix>/status/outbox`. The seqs of waiting non-high
+//! entries are indexed in memory (8 bytes each, bounded by the cap) so that an eviction does
+//! not scan the outbox.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -56,6 +63,21 @@ pub struct OutboxEntry {
     pub high: bool,
 }
 
+/// Alerts that had to leave the full outbox unpublished, since the data directory was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverflowReport {
+    pub dropped_total: u64,
+    pub dropped_high: u64,
+    pub dropped_other: u64,
+    /// `ts_ms` of the newest dropped alert.
+    pub last_dropped_alert_ts_ms: u64,
+    /// When the last drop happened (gateway clock).
+    pub last_drop_ms: u64,
+    pub outbox_max_alerts: u64,
+}
+
+const OVERFLOW_KEY: &[u8] = b"outbox_overflow";
+
 /// How long `open` waits for a lock held by a store that is still closing.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -64,10 +86,14 @@ pub struct Store {
     db: sled::Db,
     history: History,
     outbox: sled::Tree,
+    meta: sled::Tree,
     outbox_len: AtomicUsize,
     outbox_cap: usize,
     /// Set when this start replaced a database that could not be opened.
     recovery: Option<recovery::Recovery>,
+    /// Seqs of outbox entries that are not `high`: the eviction candidates, oldest first.
+    low: Mutex<BTreeSet<u64>>,
+    overflow: Mutex<OverflowReport>,
 }
 
 impl Store {
@@ -102,14 +128,34 @@ impl Store {
                     (db, outbox, history, Some((moved, reason)))
                 }
             };
-        let outbox_len = AtomicUsize::new(outbox.len());
+        let meta = db.open_tree("meta")?;
+        let mut low = BTreeSet::new();
+        let mut len = 0;
+        for kv in outbox.iter() {
+            let (k, v) = kv?;
+            len += 1;
+            let e: OutboxEntry = serde_json::from_slice(&v)?;
+            if !e.high {
+                if let Ok(seq) = <[u8; 8]>::try_from(&k[..]) {
+                    low.insert(u64::from_be_bytes(seq));
+                }
+            }
+        }
+        let mut overflow: OverflowReport = match meta.get(OVERFLOW_KEY)? {
+            Some(v) => serde_json::from_slice(&v)?,
+            None => OverflowReport::default(),
+        };
+        overflow.outbox_max_alerts = outbox_cap.max(1) as u64;
         let store = Store {
             db,
             history,
             outbox,
-            outbox_len,
+            meta,
+            outbox_len: AtomicUsize::new(len),
             outbox_cap: outbox_cap.max(1),
             recovery: None,
+            low: Mutex::new(low),
+            overflow: Mutex::new(overflow),
         };
         match broken {
             None => Ok(store),
@@ -185,6 +231,12 @@ impl Store {
             rows.push((akey, seq, json, entry, alert.ts_ms));
         }
         let dropped = self.make_room(rows.len())?;
+        let low: Vec<u64> = rows
+            .iter()
+            .zip(alerts)
+            .filter(|(_, (a, _))| a.severity != "high")
+            .map(|(r, _)| r.1)
+            .collect();
         // One transaction per history bucket the batch touches (almost always one).
         let mut rest = rows.as_slice();
         while let Some(first) = rest.first() {
@@ -216,40 +268,75 @@ impl Store {
             self.outbox_len.fetch_add(group.len(), Ordering::Relaxed);
             rest = tail;
         }
+        if let Ok(mut set) = self.low.lock() {
+            set.extend(low);
+        }
         self.db.flush()?;
         Ok(dropped)
     }
 
     /// Makes the outbox hold at most `cap - incoming` entries (a batch larger than the cap
-    /// empties it and overshoots by the difference until the next append).
+    /// empties it and overshoots by the difference until the next append): the oldest entry
+    /// that is not `high` goes first, then the oldest `high` one.
     fn make_room(&self, incoming: usize) -> Result<u64, StoreError> {
-        let mut dropped = 0;
+        let mut report = OverflowReport::default();
         while self.outbox_len.load(Ordering::Relaxed) > 0
             && self.outbox_len.load(Ordering::Relaxed) + incoming > self.outbox_cap
         {
-            let victim = self
-                .outbox
-                .iter()
-                .find_map(|kv| {
-                    let (k, v) = kv.ok()?;
-                    let e: OutboxEntry = serde_json::from_slice(&v).ok()?;
-                    (!e.high).then_some(k)
-                })
-                .or_else(|| self.outbox.first().ok().flatten().map(|(k, _)| k));
-            match victim {
-                Some(k) => {
-                    if self.outbox.remove(k)?.is_some() {
-                        self.outbox_len.fetch_sub(1, Ordering::Relaxed);
-                        dropped += 1;
-                    }
-                }
-                None => {
-                    self.outbox_len.store(0, Ordering::Relaxed);
-                    break;
-                }
+            let low = self.low.lock().ok().and_then(|mut set| set.pop_first());
+            let victim = match low {
+                Some(seq) => Some(seq.to_be_bytes().to_vec()),
+                None => self.outbox.first()?.map(|(k, _)| k.to_vec()),
+            };
+            let Some(key) = victim else {
+                self.outbox_len.store(0, Ordering::Relaxed);
+                break;
+            };
+            // Acknowledged meanwhile (a stale index entry): nothing dropped, look again.
+            let Some(v) = self.outbox.remove(&key)? else {
+                continue;
+            };
+            self.outbox_len.fetch_sub(1, Ordering::Relaxed);
+            report.dropped_total += 1;
+            let entry: Option<OutboxEntry> = serde_json::from_slice(&v).ok();
+            if entry.as_ref().is_some_and(|e| e.high) {
+                report.dropped_high += 1;
+            } else {
+                report.dropped_other += 1;
+            }
+            if let Some(ts) = entry
+                .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.payload).ok())
+                .and_then(|a| a["ts_ms"].as_u64())
+            {
+                report.last_dropped_alert_ts_ms = report.last_dropped_alert_ts_ms.max(ts);
             }
         }
-        Ok(dropped)
+        if report.dropped_total > 0 {
+            let mut o = self
+                .overflow
+                .lock()
+                .map_err(|_| sled::Error::Unsupported("overflow lock poisoned".into()))?;
+            o.dropped_total += report.dropped_total;
+            o.dropped_high += report.dropped_high;
+            o.dropped_other += report.dropped_other;
+            o.last_dropped_alert_ts_ms = o
+                .last_dropped_alert_ts_ms
+                .max(report.last_dropped_alert_ts_ms);
+            o.last_drop_ms = crate::now_ms();
+            self.meta.insert(OVERFLOW_KEY, serde_json::to_vec(&*o)?)?;
+            tracing::warn!(
+                dropped = report.dropped_total,
+                dropped_total = o.dropped_total,
+                outbox_max_alerts = self.outbox_cap,
+                "Outbox full: oldest unpublished alerts (non-high first) left it; they stay in the history"
+            );
+        }
+        Ok(report.dropped_total)
+    }
+
+    /// Alerts dropped from the full outbox so far.
+    pub fn overflow(&self) -> OverflowReport {
+        self.overflow.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Outbox entries with `seq >= from`, in order, at most `limit`.
@@ -268,12 +355,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes an acknowledged entry.
-    pub fn outbox_ack(&self, seq: u64) -> Result<(), StoreError> {
-        if self.outbox.remove(seq.to_be_bytes())?.is_some() {
-            self.outbox_len.fetch_sub(1, Ordering::Relaxed);
+    /// Removes an acknowledged entry; returns it if it was still there.
+    pub fn outbox_ack(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
+        if let Ok(mut set) = self.low.lock() {
+            set.remove(&seq);
         }
-        Ok(())
+        match self.outbox.remove(seq.to_be_bytes())? {
+            Some(v) => {
+                self.outbox_len.fetch_sub(1, Ordering::Relaxed);
+                Ok(serde_json::from_slice(&v).ok())
+            }
+            None => Ok(None),
+        }
     }
 
     pub fn outbox_len(&self) -> usize {
@@ -497,6 +590,41 @@ mod tests {
         let ids = outbox_ids(&s);
         assert_eq!(ids, ["id-0", "id-2", "id-3"]);
         assert_eq!(s.alerts(0, 100).expect("alerts").len(), 4);
+        // Only high ones left: the oldest high goes.
+        assert_eq!(s.append_alert(&alert(4, "high"), "t").expect("a"), 1);
+        assert_eq!(outbox_ids(&s), ["id-2", "id-3", "id-4"]);
+        let o = s.overflow();
+        assert_eq!(
+            (o.dropped_total, o.dropped_high, o.dropped_other),
+            (2, 1, 1)
+        );
+        assert_eq!(o.last_dropped_alert_ts_ms, 1001, "the newest dropped alert");
+        assert_eq!(o.outbox_max_alerts, 3);
+        drop(s);
+        // The report and the eviction order survive a restart.
+        let s = Store::open(dir.path(), 1 << 20, 3).expect("reopen");
+        assert_eq!(s.overflow().dropped_total, 2);
+        s.append_alert(&alert(5, "medium"), "t").expect("a");
+        s.append_alert(&alert(6, "medium"), "t").expect("a");
+        assert_eq!(
+            outbox_ids(&s),
+            ["id-3", "id-4", "id-6"],
+            "id-2 (high) then id-5 (medium)"
+        );
+    }
+
+    #[test]
+    fn acknowledged_entries_are_no_eviction_candidates() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), 1 << 20, 2).expect("open");
+        s.append_alert(&alert(0, "medium"), "t").expect("a");
+        s.append_alert(&alert(1, "high"), "t").expect("a");
+        let first = s.outbox_from(0, 1).expect("outbox")[0].0;
+        s.outbox_ack(first).expect("ack");
+        assert_eq!(s.append_alert(&alert(2, "medium"), "t").expect("a"), 0);
+        assert_eq!(s.append_alert(&alert(3, "high"), "t").expect("a"), 1);
+        assert_eq!(outbox_ids(&s), ["id-1", "id-3"]);
+        assert_eq!(s.outbox_len(), 2);
     }
 
     fn outbox_ids(s: &Store) -> Vec<String> {

@@ -177,6 +177,11 @@ impl Store {
             let seq = self.db.generate_id()?;
             self.outbox
                 .insert(seq.to_be_bytes(), serde_json::to_vec(e)?)?;
+            if !e.high {
+                if let Ok(mut set) = self.low.lock() {
+                    set.insert(seq);
+                }
+            }
         }
         self.outbox_len.store(self.outbox.len(), Ordering::Relaxed);
         self.db.flush()?;

@@ -1,0 +1,366 @@
+//! Store and forward against a real mosquitto: alerts flow while the broker is killed (SIGKILL)
+//! and restarted, and while the gateway itself is killed with SIGKILL and restarted on the same
+//! data directory. A persistent-session subscriber (`mosquitto_sub -c`, QoS 1) must end up with
+//! every alert id the gateway stored (`netwarden alerts --json`) exactly once after
+//! de-duplication by id, none missing, none unknown, and in order per topic.
+//!
+//! Short by default (4 broker kills, 3 gateway kills). The long mode of docs/delivery.md:
+//!   NETWARDEN_DELIVERY_LONG=1 cargo test -p netwarden-e2e --test delivery -- --nocapture
+//! (50 broker kills, 20 gateway kills); `NETWARDEN_DELIVERY_BROKER_KILLS` and
+//! `NETWARDEN_DELIVERY_GATEWAY_KILLS` set the counts directly. The result is printed as one
+//! `delivery-result {json}` line.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use netwarden_e2e::{
+    free_udp_port, netwarden_bin, require, tempdir, v5_alert_datagram, wait_for, Broker, Proc,
+};
+
+const TOPIC: &str = "netwarden/dlv/gw/alerts/#";
+
+fn env_count(name: &str, long: u32, short: u32) -> u32 {
+    if let Some(n) = std::env::var(name).ok().and_then(|v| v.parse().ok()) {
+        return n;
+    }
+    if std::env::var_os("NETWARDEN_DELIVERY_LONG").is_some() {
+        long
+    } else {
+        short
+    }
+}
+
+/// `netwarden run` on a fixed NetFlow port and data directory, restartable after SIGKILL.
+struct Gw {
+    dir: PathBuf,
+    netflow: SocketAddr,
+    mqtt: String,
+    proc: Option<Proc>,
+    starts: u32,
+}
+
+impl Gw {
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn up(&mut self) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(self.data().join("stats.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("netwarden.log"))?;
+        let proc = Proc::spawn(
+            "netwarden",
+            Command::new(netwarden_bin()?)
+                .arg("run")
+                .args(["--netflow-listen", &self.netflow.to_string()])
+                .arg("--data-dir")
+                .arg(self.data())
+                .args(["--mqtt", &self.mqtt, "--site", "dlv", "--device", "gw"])
+                // The trace line per PUBACK tells a test failure who lost an alert.
+                .env("NETWARDEN_LOG", "info,netwarden::sinks::mqtt=trace")
+                .stdout(Stdio::null())
+                .stderr(log),
+        )?;
+        self.proc = Some(proc);
+        self.starts += 1;
+        let stats = self.data().join("stats.json");
+        wait_for(Duration::from_secs(60), "netwarden to start", || {
+            stats.exists().then_some(())
+        })
+        .with_context(|| self.log())?;
+        Ok(())
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate(Duration::from_secs(10));
+        }
+    }
+
+    fn stats(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.data().join("stats.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn full_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("netwarden.log")).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        let log = self.full_log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// `mosquitto_sub -c` (persistent session, QoS 1): it reconnects by itself after the broker
+/// comes back, and the broker keeps its subscription and queued messages across restarts.
+struct Sub {
+    lines: Arc<Mutex<Vec<(String, String)>>>,
+    _proc: Proc,
+}
+
+impl Sub {
+    fn start(port: u16) -> anyhow::Result<Sub> {
+        require("mosquitto_sub")?;
+        let id = format!("delivery-sub-{}", std::process::id());
+        let mut proc = Proc::spawn(
+            "mosquitto_sub",
+            Command::new("mosquitto_sub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-c", "-i", &id, "-q", "1", "-v", "-t", TOPIC])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = proc.child.stdout.take().context("mosquitto_sub stdout")?;
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some((t, p)) = line.split_once(' ') {
+                    if let Ok(mut l) = sink.lock() {
+                        l.push((t.to_string(), p.to_string()));
+                    }
+                }
+            }
+        });
+        Ok(Sub { lines, _proc: proc })
+    }
+
+    fn messages(&self) -> Vec<(String, String)> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// Sends a datagram of fresh source hosts (one alert each) every `period` until stopped.
+fn alert_source(
+    to: SocketAddr,
+    hosts_per_datagram: u16,
+    period: Duration,
+    stop: Arc<AtomicBool>,
+    hosts_sent: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+            return;
+        };
+        let mut next_host = 1u32;
+        let mut seq = 0u32;
+        // Bounded: at most 16M hosts, and the test stops it.
+        while !stop.load(Ordering::Relaxed) && next_host < (1 << 24) - 1000 {
+            let d = v5_alert_datagram(next_host, hosts_per_datagram, seq);
+            // While the gateway is down this fails or goes nowhere; those hosts raise nothing.
+            let _ = sock.send_to(&d, to);
+            next_host += u32::from(hosts_per_datagram);
+            seq = seq.wrapping_add(u32::from(hosts_per_datagram));
+            hosts_sent.fetch_add(u64::from(hosts_per_datagram), Ordering::Relaxed);
+            std::thread::sleep(period);
+        }
+    })
+}
+
+fn stored_alerts(data: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = Command::new(netwarden_bin()?)
+        .args(["alerts", "--json", "--limit", "100000000", "--data-dir"])
+        .arg(data)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "netwarden alerts failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Ok(serde_json::from_str(l)?))
+        .collect()
+}
+
+/// Jittered pause in `lo..hi` ms (a cheap LCG: different kill timings each cycle).
+fn pause(state: &mut u64, lo: u64, hi: u64) {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let ms = lo + (*state >> 33) % (hi - lo).max(1);
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn broker_and_gateway_kills_lose_no_alert() -> anyhow::Result<()> {
+    let broker_kills = env_count("NETWARDEN_DELIVERY_BROKER_KILLS", 50, 4);
+    let gateway_kills = env_count("NETWARDEN_DELIVERY_GATEWAY_KILLS", 20, 3);
+    let started = Instant::now();
+    // Persistence with a save after every change: the subscriber's session and the messages
+    // queued for it survive the broker's SIGKILL. No limit on messages in flight to the
+    // subscriber, so the broker writes each one out at once instead of queueing it in memory
+    // (mosquitto acknowledges a QoS 1 publish before it saves or forwards it; what it holds in
+    // memory when SIGKILLed is lost by the broker, after the gateway was told it arrived).
+    let mut broker = Broker::start(
+        "allow_anonymous true\npersistence true\npersistence_location {dir}/\n\
+         autosave_interval 1\nautosave_on_changes true\nmax_queued_messages 0\n\
+         max_inflight_messages 0\n\
+         log_dest stderr\nlog_type error\nlog_type warning\n",
+    )?;
+    let sub = Sub::start(broker.port)?;
+    // The subscription must be in the broker's save before its first kill.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let dir = tempdir::Dir::new("delivery")?;
+    let mut gw = Gw {
+        dir: dir.path().to_path_buf(),
+        netflow: ([127, 0, 0, 1], free_udp_port()?).into(),
+        mqtt: format!("mqtt://127.0.0.1:{}", broker.port),
+        proc: None,
+        starts: 0,
+    };
+    gw.up()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hosts_sent = Arc::new(AtomicU64::new(0));
+    let source = alert_source(
+        gw.netflow,
+        5,
+        Duration::from_millis(40),
+        stop.clone(),
+        hosts_sent.clone(),
+    );
+
+    let cycles = broker_kills.max(gateway_kills);
+    let mut rng = 0x5eed_u64 ^ u64::from(std::process::id());
+    let (mut bk, mut gk) = (0u32, 0u32);
+    for i in 0..cycles {
+        pause(&mut rng, 300, 1200);
+        // Spread the gateway kills over the cycles; some land while the broker is down.
+        let kill_gw = gk < gateway_kills
+            && (u64::from(i) * u64::from(gateway_kills)) / u64::from(cycles) >= u64::from(gk);
+        let mut gw_done = !kill_gw;
+        if bk < broker_kills {
+            broker.kill();
+            bk += 1;
+            pause(&mut rng, 100, 900);
+            if !gw_done && i % 2 == 1 {
+                // The gateway dies while the broker is down, too.
+                gw.kill9();
+                gk += 1;
+                gw.up()?;
+                gw_done = true;
+            }
+            broker.up()?;
+        }
+        if !gw_done {
+            pause(&mut rng, 100, 600);
+            gw.kill9();
+            gk += 1;
+            gw.up()?;
+        }
+    }
+    pause(&mut rng, 500, 1000);
+    stop.store(true, Ordering::Relaxed);
+    let _ = source.join();
+
+    // Everything stored must drain: outbox empty and the subscriber's count steady.
+    wait_for(Duration::from_secs(120), "the outbox to drain", || {
+        let s = gw.stats()?;
+        (s["outbox_len"].as_u64()? == 0).then_some(())
+    })
+    .with_context(|| format!("stats: {:?}\nlog:\n{}", gw.stats(), gw.log()))?;
+    let mut last = usize::MAX;
+    wait_for(Duration::from_secs(60), "the subscriber to settle", || {
+        let n = sub.messages().len();
+        let steady = n == last;
+        last = n;
+        std::thread::sleep(Duration::from_millis(1500));
+        steady.then_some(())
+    })?;
+    let final_stats = gw.stats().unwrap_or_default();
+    gw.stop();
+
+    let stored = stored_alerts(&gw.data())?;
+    let stored_ids: HashSet<String> = stored
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_string))
+        .collect();
+    let received = sub.messages();
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    let mut first_order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (topic, payload) in &received {
+        let v: serde_json::Value = serde_json::from_str(payload)
+            .with_context(|| format!("not JSON on {topic}: {payload}"))?;
+        let id = v["id"].as_str().context("alert without id")?.to_string();
+        let n = counts.entry(id.clone()).or_default();
+        *n += 1;
+        if *n == 1 {
+            first_order.entry(topic.clone()).or_default().push(id);
+        }
+    }
+    let received_ids: HashSet<String> = counts.keys().cloned().collect();
+    let missing: Vec<&String> = stored_ids.difference(&received_ids).collect();
+    let unknown: Vec<&String> = received_ids.difference(&stored_ids).collect();
+    // Missing ids the broker acknowledged (PUBACK) were lost by the broker, not the gateway.
+    let log = gw.full_log();
+    let pubacks: Vec<&str> = log.lines().filter(|l| l.contains("PUBACK")).collect();
+    let acked_by_broker = missing
+        .iter()
+        .filter(|id| pubacks.iter().any(|l| l.contains(id.as_str())))
+        .count();
+    let duplicates: u64 = counts.values().map(|n| u64::from(n - 1)).sum();
+    // UUIDv7 ids grow with time, and the outbox publishes in the order alerts were raised.
+    let mut out_of_order = 0;
+    for ids in first_order.values() {
+        out_of_order += ids.windows(2).filter(|w| w[0] > w[1]).count();
+    }
+    let result = serde_json::json!({
+        "broker_kills": bk,
+        "gateway_kills": gk,
+        "gateway_starts": gw.starts,
+        "broker_starts": broker.starts,
+        "hosts_sent": hosts_sent.load(Ordering::Relaxed),
+        "alerts_stored": stored_ids.len(),
+        "alerts_received_unique": received_ids.len(),
+        "messages_received": received.len(),
+        "duplicates": duplicates,
+        "missing": missing.len(),
+        "missing_after_broker_puback": acked_by_broker,
+        "unknown": unknown.len(),
+        "out_of_order_first_deliveries": out_of_order,
+        "topics": first_order.iter().map(|(t, ids)| (t.clone(), ids.len())).collect::<BTreeMap<_, _>>(),
+        "last_run_mqtt_connects": final_stats["metrics"]["mqtt_connects"],
+        "seconds": started.elapsed().as_secs(),
+    });
+    println!("delivery-result {result}");
+    if let Ok(path) = std::env::var("NETWARDEN_DELIVERY_REPORT") {
+        std::fs::write(path, format!("{result}\n"))?;
+    }
+    assert_eq!(bk, broker_kills, "broker kills done");
+    assert_eq!(gk, gateway_kills, "gateway kills done");
+    assert!(stored_ids.len() > 100, "alerts must have flowed: {result}");
+    assert!(
+        missing.is_empty(),
+        "alerts stored but never delivered: {:?} ({result})\nlog:\n{}",
+        missing.iter().take(10).collect::<Vec<_>>(),
+        gw.log()
+    );
+    assert!(unknown.is_empty(), "delivered but not stored: {unknown:?}");
+    assert_eq!(
+        out_of_order, 0,
+        "first deliveries out of order per topic: {result}"
+    );
+    Ok(())
+}
