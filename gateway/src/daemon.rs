@@ -108,6 +108,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         cfg.history.clone(),
     )?);
     let (socket, granted) = listener::bind(cfg.netflow.listen, cfg.netflow.recv_buffer_bytes)?;
+    let kernel_drops = listener::KernelDrops::of(&socket);
     let listen = socket
         .local_addr()
         .map(|a| a.to_string())
@@ -156,6 +157,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         alerts,
         snmp_board,
         latest_stats: latest_stats.clone(),
+        kernel_drops,
         stats_path: cfg.data_dir.join("stats.json"),
         stats_base: Stats {
             ts_ms: 0,
@@ -419,6 +421,7 @@ struct PipelineCtx {
     alerts: AlertSink,
     snmp_board: StatusBoard,
     latest_stats: Arc<Mutex<String>>,
+    kernel_drops: Option<listener::KernelDrops>,
     stats_path: PathBuf,
     stats_base: Stats,
     summary_interval_ms: u64,
@@ -511,6 +514,11 @@ impl PipelineCtx {
         s.ts_ms = crate::now_ms();
         s.outbox_len = self.store.outbox_len();
         s.history = self.store.history().stats();
+        if let Some(n) = self.kernel_drops.and_then(|k| k.read()) {
+            self.metrics
+                .netflow_datagrams_dropped_kernel
+                .store(n, Ordering::Relaxed);
+        }
         s.metrics = self.metrics.snapshot();
         s.netflow_totals = pipeline.decoder.totals();
         s.exporters = pipeline
@@ -554,9 +562,41 @@ const PROBLEM_LOG_EVERY: Duration = Duration::from_secs(10);
 struct ProblemLog {
     seen: std::collections::HashMap<String, u64>,
     last: Option<Instant>,
+    /// Queue-full and kernel drops at the last warning.
+    drops_seen: (u64, u64),
+    last_drops: Option<Instant>,
 }
 
 impl ProblemLog {
+    /// Warns (at most every 10 s) when datagrams were dropped: the pipeline fell behind.
+    fn check_drops(&mut self, metrics: &Metrics) {
+        if self
+            .last_drops
+            .is_some_and(|t| t.elapsed() < PROBLEM_LOG_EVERY)
+        {
+            return;
+        }
+        let now = (
+            metrics
+                .netflow_datagrams_dropped_queue_full
+                .load(Ordering::Relaxed),
+            metrics
+                .netflow_datagrams_dropped_kernel
+                .load(Ordering::Relaxed),
+        );
+        if now != self.drops_seen {
+            tracing::warn!(
+                queue_full = now.0 - self.drops_seen.0.min(now.0),
+                kernel = now.1 - self.drops_seen.1.min(now.1),
+                queue_full_total = now.0,
+                kernel_total = now.1,
+                "NetFlow datagrams dropped: input is faster than the pipeline scores (counted in stats.json)"
+            );
+            self.drops_seen = now;
+            self.last_drops = Some(Instant::now());
+        }
+    }
+
     fn check(&mut self, pipeline: &Pipeline) {
         if self.last.is_some_and(|t| t.elapsed() < PROBLEM_LOG_EVERY) {
             return;
@@ -618,6 +658,7 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: Pipeline
         if last_stats.elapsed() >= Duration::from_secs(1) {
             ctx.write_stats(&pipeline);
             problems.check(&pipeline);
+            problems.check_drops(&ctx.metrics);
             last_stats = Instant::now();
         }
     }

@@ -35,6 +35,9 @@ counters!(
     /// The pipeline fell behind and the socket-to-decoder queue was full.
     netflow_datagrams_dropped_queue_full,
     netflow_receive_errors,
+    /// Datagrams the kernel dropped because the socket's receive buffer was full (the socket's
+    /// `drops` in /proc/net/udp; Linux only, read once a second).
+    netflow_datagrams_dropped_kernel,
     flows_scored,
     flows_anomalous,
     /// Anomalous flows folded into an alert already raised for the same source host.

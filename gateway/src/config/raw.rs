@@ -512,7 +512,23 @@ mod tests {
     #[test]
     fn shipped_example_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/netwarden.example.toml");
-        let raw = RawConfig::from_file(&path).expect("example parses");
+        // The example's secrets and CA live in /etc/netwarden once installed: put stand-ins
+        // in a temporary directory instead.
+        let dir = tempfile::tempdir().expect("tmp");
+        let text = std::fs::read_to_string(&path)
+            .expect("example")
+            .replace("/etc/netwarden/", &format!("{}/", dir.path().display()));
+        for f in ["mqtt-password", "snmp-auth", "snmp-priv", "snmp-community"] {
+            std::fs::write(dir.path().join(f), "secret-12345\n").expect("write");
+        }
+        std::fs::write(
+            dir.path().join("mqtt-ca.pem"),
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let example = dir.path().join("netwarden.toml");
+        std::fs::write(&example, text).expect("write");
+        let raw = RawConfig::from_file(&example).expect("example parses");
         // The example names a model directory that exists only once installed; drop it here.
         let mut raw = raw;
         raw.detector.flow_model = None;

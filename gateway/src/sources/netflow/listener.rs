@@ -43,6 +43,51 @@ pub fn bind(addr: SocketAddr, recv_buffer: usize) -> Result<(UdpSocket, usize), 
     Ok((socket, granted))
 }
 
+/// Where the kernel counts this socket's drops: the socket's inode, found in the `inode`
+/// column of `/proc/net/udp` (or `udp6`), whose `drops` column counts datagrams the kernel
+/// discarded because the receive buffer was full (before netwarden could read them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelDrops {
+    inode: u64,
+    v6: bool,
+}
+
+impl KernelDrops {
+    /// `None` where `/proc` is not there (not Linux) or the socket cannot be found.
+    pub fn of(socket: &UdpSocket) -> Option<KernelDrops> {
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+        let inode = link
+            .to_str()?
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        let v6 = socket.local_addr().ok()?.is_ipv6();
+        Some(KernelDrops { inode, v6 })
+    }
+
+    /// The kernel's drop count for the socket now.
+    pub fn read(&self) -> Option<u64> {
+        let path = if self.v6 {
+            "/proc/net/udp6"
+        } else {
+            "/proc/net/udp"
+        };
+        parse_proc_net_udp_drops(&std::fs::read_to_string(path).ok()?, self.inode)
+    }
+}
+
+/// The `drops` column of the row of `inode` in a `/proc/net/udp` table.
+pub fn parse_proc_net_udp_drops(table: &str, inode: u64) -> Option<u64> {
+    let inode = inode.to_string();
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops
+        (cols.len() >= 13 && cols[9] == inode).then(|| cols[12].parse().ok())?
+    })
+}
+
 /// Receives until shutdown, handing datagrams to `queue`; a full queue drops (counted).
 pub async fn run(
     socket: UdpSocket,
@@ -82,5 +127,37 @@ pub async fn run(
                 tracing::debug!(error = %e, "Receive error on NetFlow socket");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_drops_of_a_real_socket_and_of_a_proc_table() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n \
+             5500: 0100007F:D0D9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 434209 2 0000000024a09cfc 0\n \
+            10402: 0100007F:A3FF 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 434516 2 00000000496472d8 17\n";
+        assert_eq!(parse_proc_net_udp_drops(table, 434516), Some(17));
+        assert_eq!(parse_proc_net_udp_drops(table, 434209), Some(0));
+        assert_eq!(parse_proc_net_udp_drops(table, 1), None);
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (sock, _) = bind("127.0.0.1:0".parse().expect("addr"), 4096).expect("bind");
+            let k = KernelDrops::of(&sock).expect("socket inode");
+            assert_eq!(k.read(), Some(0));
+            // Overflow a tiny buffer without reading: the kernel counts the drops.
+            let to = sock.local_addr().expect("addr");
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            for _ in 0..200 {
+                let _ = tx.send_to(&[0u8; 1200], to);
+            }
+            assert!(k.read().expect("drops") > 0, "drops counted");
+        });
     }
 }

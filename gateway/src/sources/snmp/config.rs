@@ -17,6 +17,9 @@
 //! For v3: `user`, `auth_protocol` (md5, sha, sha224, sha256, sha384, sha512), `auth_password`,
 //! and for authPriv `priv_protocol` (des, aes, aes192, aes256) and `priv_password`. The level
 //! follows from what is given: no auth password is noAuthNoPriv, no priv password authNoPriv.
+//! Secrets can live outside the config: `community_file`, `auth_password_file` and
+//! `priv_password_file` name a file holding the value (one line; a trailing newline is
+//! ignored), instead of `community`, `auth_password` and `priv_password`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -48,6 +51,10 @@ pub struct RawTarget {
     pub auth_password: Option<String>,
     pub priv_protocol: Option<String>,
     pub priv_password: Option<String>,
+    /// Files holding the secrets above (one of the two per secret).
+    pub community_file: Option<std::path::PathBuf>,
+    pub auth_password_file: Option<std::path::PathBuf>,
+    pub priv_password_file: Option<std::path::PathBuf>,
     pub interfaces: Option<Vec<RawInterface>>,
     pub interval_secs: Option<f64>,
     pub timeout_ms: Option<u64>,
@@ -210,6 +217,7 @@ impl RawSnmp {
         let mut names = std::collections::HashSet::new();
         for (i, raw) in self.targets.iter().enumerate() {
             let key = |field: &str| format!("snmp.targets[{i}].{field}");
+            let raw = raw.with_secret_files(&mut |field: &str, msg| problem(&key(field), msg));
             if let Some(t) = raw.validate(i, problem) {
                 if !names.insert(t.name.clone()) {
                     problem(
@@ -229,6 +237,42 @@ impl RawSnmp {
 }
 
 impl RawTarget {
+    /// A copy with each `*_file` secret read into its field.
+    fn with_secret_files(&self, report: &mut impl FnMut(&str, String)) -> RawTarget {
+        let mut t = self.clone();
+        let pairs: [(&str, &Option<std::path::PathBuf>, &mut Option<String>); 3] = [
+            ("community", &self.community_file, &mut t.community),
+            (
+                "auth_password",
+                &self.auth_password_file,
+                &mut t.auth_password,
+            ),
+            (
+                "priv_password",
+                &self.priv_password_file,
+                &mut t.priv_password,
+            ),
+        ];
+        for (field, file, value) in pairs {
+            let Some(path) = file else { continue };
+            if value.is_some() {
+                report(
+                    &format!("{field}_file"),
+                    format!("set {field} or {field}_file, not both"),
+                );
+                continue;
+            }
+            match std::fs::read_to_string(path) {
+                Ok(text) => *value = Some(text.trim_end_matches(['\n', '\r']).to_string()),
+                Err(e) => report(
+                    &format!("{field}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                ),
+            }
+        }
+        t
+    }
+
     fn validate(&self, i: usize, problem: &mut impl FnMut(&str, String)) -> Option<TargetConfig> {
         let key = |field: &str| format!("snmp.targets[{i}].{field}");
         let mut bad = 0usize;
@@ -529,6 +573,55 @@ mod tests {
         assert!(t.interfaces.matches(7, Some("eth0"), None));
         assert!(!t.interfaces.matches(7, Some("eth1"), Some("eth1")));
         assert!(!format!("{:?}", t.credentials).contains("pass"));
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let auth = dir.path().join("auth");
+        let privp = dir.path().join("priv");
+        std::fs::write(&auth, "authpass-from-file\n").expect("write");
+        std::fs::write(&privp, "privpass-from-file").expect("write");
+        let (c, p) = validate(&format!(
+            r#"
+            [[snmp.targets]]
+            address = "127.0.0.1"
+            version = "3"
+            user = "nw"
+            auth_protocol = "sha"
+            auth_password_file = "{}"
+            priv_protocol = "aes"
+            priv_password_file = "{}"
+            "#,
+            auth.display(),
+            privp.display()
+        ));
+        assert!(p.is_empty(), "{p:?}");
+        let Credentials::V3(v3) = &c.targets[0].credentials else {
+            panic!("v3 expected");
+        };
+        assert_eq!(v3.level(), "authPriv");
+        let (_, p) = validate(&format!(
+            r#"
+            [[snmp.targets]]
+            address = "127.0.0.1"
+            community = "x"
+            community_file = "{}"
+            [[snmp.targets]]
+            address = "127.0.0.2"
+            community_file = "/nonexistent/netwarden-community"
+            "#,
+            auth.display()
+        ));
+        let text = format!("{p:?}");
+        assert!(
+            text.contains("community or community_file, not both"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cannot read /nonexistent/netwarden-community"),
+            "{text}"
+        );
     }
 
     #[test]
