@@ -5,7 +5,7 @@
 #   tests/bench/backpressure.sh [DATAGRAMS_PER_S] [SECONDS]      (defaults: 75000 60)
 #
 # netwarden (release) runs pinned to core 0, nw-blast pinned to core 1 sends the softflowd v9
-# scan-mixed capture (2,446 records per 320 datagrams) to 127.0.0.1 only. Every 10 s it prints
+# scan-mixed capture (2,446 records in 78 datagrams) to 127.0.0.1 only. Every 10 s it prints
 # netwarden's RSS (VmRSS) and counters from stats.json; at the end the offered load as a multiple
 # of what netwarden scored (its capacity on this machine at this moment), RSS before/after and
 # the peak (VmHWM). Root raises net.core.rmem_max to 16 MiB for the run (as in production).
@@ -21,6 +21,7 @@ nw="$root/target/release/netwarden"
 blast="$root/target/release/nw-blast"
 pcap="$root/tests/data/netflow/softflowd-v9-scan-mixed.pcap"
 per_loop_records=$(awk -F, '$1 == "softflowd-v9-scan-mixed.pcap" {print $3}' tests/data/netflow/nfdump-counts.csv)
+per_loop_datagrams=$(awk -F, '$1 == "softflowd-v9-scan-mixed.pcap" {print $2}' tests/data/netflow/nfdump-counts.csv)
 command -v taskset >/dev/null || { echo "bench: taskset missing" >&2; exit 1; }
 work="$(mktemp -d)"
 old_rmem=""
@@ -43,7 +44,7 @@ sleep 2
 rss() { awk "/$1/ {print \$2}" "/proc/$nw_pid/status"; }
 stat() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$work/data/stats.json" "$1"; }
 rss_before=$(rss VmRSS)
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); rate $rate datagrams/s ($((rate * per_loop_records / 320)) records/s) for ${secs}s"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); rate $rate datagrams/s ($((rate * per_loop_records / per_loop_datagrams)) records/s) for ${secs}s"
 printf '%6s %10s %12s %12s %12s %12s\n' t_s rss_kB received queue_drops kernel_drops scored
 printf '%6s %10s %12s %12s %12s %12s\n' 0 "$rss_before" 0 0 0 0
 taskset -c 1 "$blast" --pcap "$pcap" --to "127.0.0.1:$port" --rate "$rate" --seconds "$secs" >"$work/blast.json" &
@@ -68,12 +69,12 @@ scored=$(stat "d['metrics']['flows_scored']")
 received=$(stat "d['metrics']['netflow_datagrams_received']")
 qdrops=$(stat "d['metrics']['netflow_datagrams_dropped_queue_full']")
 kdrops=$(stat "d['metrics']['netflow_datagrams_dropped_kernel']")
-python3 - "$sent" "$blast_secs" "$scored" "$received" "$qdrops" "$kdrops" "$rss_before" "$rss_after" "$hwm" "$per_loop_records" <<'EOF'
+python3 - "$sent" "$blast_secs" "$scored" "$received" "$qdrops" "$kdrops" "$rss_before" "$rss_after" "$hwm" "$per_loop_records" "$per_loop_datagrams" <<'EOF'
 import sys
-sent, secs, scored, received, q, k, before, after, hwm, per_loop = sys.argv[1:]
+sent, secs, scored, received, q, k, before, after, hwm, per_loop, dgrams = sys.argv[1:]
 sent, scored, received, q, k = map(int, (sent, scored, received, q, k))
 secs = float(secs)
-offered = sent * int(per_loop) / 320 / secs
+offered = sent * int(per_loop) / int(dgrams) / secs
 done = scored / secs
 print(f"sent {sent} datagrams in {secs:.1f}s: offered {offered:,.0f} records/s, scored {done:,.0f} records/s -> {offered / max(done, 1):.2f}x capacity")
 print(f"datagrams: received {received}, dropped at the queue {q}, dropped by the kernel {k}, unaccounted {sent - received - k}")

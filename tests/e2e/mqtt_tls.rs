@@ -5,7 +5,8 @@
 //!   delivers its alerts and status, and never logs its password;
 //! - the ACL confines the gateway's account to its own topic prefix;
 //! - a wrong password and an untrusted CA fail with a clear error in the log, and the alert
-//!   stays in the outbox.
+//!   stays in the outbox;
+//! - and, separately, the daemon runs as `nobody` (no root needed).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -327,5 +328,55 @@ fn tls_client_cert_password_and_acl() -> anyhow::Result<()> {
     })
     .with_context(|| gw.log())?;
     assert_eq!(gw.stats()?["metrics"]["mqtt_connects"], 0);
+    Ok(())
+}
+
+/// The daemon needs no root: as `nobody` it binds its NetFlow port, creates its data directory,
+/// raises and stores alerts.
+#[test]
+fn runs_without_root() -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if Command::new("id").arg("-u").output()?.stdout != b"0\n" {
+        eprintln!("not root: already running unprivileged, nothing to drop");
+        return Ok(());
+    }
+    require("setpriv")?;
+    let dir = tempdir::Dir::new("unprivileged")?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+    // A copy the unprivileged user can execute (the build tree may not be reachable).
+    let bin = dir.path().join("netwarden");
+    std::fs::copy(netwarden_e2e::netwarden_bin()?, &bin)?;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+    let port = netwarden_e2e::free_udp_port()?;
+    let data = dir.path().join("data");
+    let log = std::fs::File::create(dir.path().join("log"))?;
+    let _gw = Proc::spawn(
+        "netwarden as nobody",
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&bin)
+            .args(["run", "--netflow-listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(log),
+    )?;
+    let stats = data.join("stats.json");
+    wait_for(
+        Duration::from_secs(30),
+        "netwarden to start as nobody",
+        || stats.exists().then_some(()),
+    )
+    .with_context(|| std::fs::read_to_string(dir.path().join("log")).unwrap_or_default())?;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    sock.send_to(&v5_alert_datagram(1, 2, 0), ("127.0.0.1", port))?;
+    wait_for(Duration::from_secs(20), "alerts raised and stored", || {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats).ok()?).ok()?;
+        (s["metrics"]["alerts_raised"].as_u64()? >= 2 && s["metrics"]["alerts_store_errors"] == 0)
+            .then_some(())
+    })?;
+    let owner = std::fs::metadata(data.join("db"))?.uid();
+    assert_ne!(owner, 0, "the database belongs to the unprivileged user");
     Ok(())
 }
