@@ -9,6 +9,9 @@
 //! (50 broker kills, 20 gateway kills); `NETWARDEN_DELIVERY_BROKER_KILLS` and
 //! `NETWARDEN_DELIVERY_GATEWAY_KILLS` set the counts directly. The result is printed as one
 //! `delivery-result {json}` line.
+//!
+//! `full_outbox_reports_its_drops_over_mqtt`: a full outbox while the broker is away drops the
+//! oldest alerts (counted, logged) and publishes the retained `status/outbox` report.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -418,4 +421,82 @@ fn log_times_parse() {
         log_time_ms("\u{1b}[2m2026-11-23T09:32:51.581841Z\u{1b}[0m x"),
         Some(1_795_426_371_581)
     );
+}
+
+/// A full outbox while the broker is away: the oldest alerts leave it, the drop is counted, and
+/// once the broker is back the retained `status/outbox` report and the newest alerts arrive.
+#[test]
+fn full_outbox_reports_its_drops_over_mqtt() -> anyhow::Result<()> {
+    let mut broker = Broker::start("allow_anonymous true\n")?;
+    broker.kill();
+    let config = format!(
+        "site = \"ovf\"\ndevice = \"gw\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[store]\noutbox_max_alerts = 5\n",
+        broker.port
+    );
+    let gw = netwarden_e2e::gateway_in(tempdir::Dir::new("overflow")?, &config, &[])?;
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    for k in 0..4u32 {
+        sock.send_to(&v5_alert_datagram(1 + 5 * k, 5, 5 * k), gw.netflow)?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stats = wait_for(Duration::from_secs(20), "20 alerts, 15 dropped", || {
+        let s = gw.stats().ok()?;
+        (s["metrics"]["alerts_raised"].as_u64()? == 20).then_some(s)
+    })?;
+    assert_eq!(stats["metrics"]["outbox_dropped_full"], 15, "{stats}");
+    assert_eq!(stats["outbox_len"], 5, "{stats}");
+
+    broker.up()?;
+    let sub = netwarden_e2e::Subscriber::start(broker.port, "netwarden/ovf/gw/#")?;
+    let report = wait_for(
+        Duration::from_secs(30),
+        "the retained outbox report",
+        || {
+            sub.messages()
+                .into_iter()
+                .find(|(t, _)| t == "netwarden/ovf/gw/status/outbox")
+        },
+    )
+    .with_context(|| gw.log())?;
+    let r: serde_json::Value = serde_json::from_str(&report.1)?;
+    assert_eq!(r["dropped_total"], 15, "{r}");
+    assert_eq!(
+        r["dropped_high"].as_u64().unwrap_or(0) + r["dropped_other"].as_u64().unwrap_or(0),
+        15
+    );
+    assert_eq!(r["outbox_max_alerts"], 5, "{r}");
+    let alerts = wait_for(Duration::from_secs(30), "the 5 alerts kept", || {
+        let a: Vec<String> = sub
+            .messages()
+            .into_iter()
+            .filter(|(t, _)| t.starts_with("netwarden/ovf/gw/alerts/"))
+            .map(|(_, p)| p)
+            .collect();
+        (a.len() >= 5).then_some(a)
+    })?;
+    // All alerts are high here, so the oldest went: the 5 kept are the last datagram's hosts.
+    let mut kept: Vec<String> = alerts
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_str(p).unwrap_or_default();
+            v["subject"]["src_addr"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    kept.sort();
+    kept.dedup();
+    assert_eq!(
+        kept,
+        [
+            "10.0.0.16",
+            "10.0.0.17",
+            "10.0.0.18",
+            "10.0.0.19",
+            "10.0.0.20"
+        ]
+    );
+    assert!(gw.log().contains("Outbox full"), "the drop is logged");
+    Ok(())
 }
