@@ -180,8 +180,8 @@ type Table<const N: usize> = IndexMap<FlowKey, Entry, BuildHasherDefault<FlowHas
 /// The flow meter, with a table of `N` slots (a power of two, at most 65,536: heapless's index
 /// map keeps 16-bit positions) holding up to [`Self::MAX_FLOWS`] = 3/4 of `N` flows.
 ///
-/// A `Meter<N>` holds its whole table inline: about `N * 200` bytes (see
-/// `core::mem::size_of::<Meter<N>>()`), 13 MB for 65,536 flows. Construct large ones where
+/// A `Meter<N>` holds its whole table inline: about `N * 240` bytes (see
+/// `core::mem::size_of::<Meter<N>>()`), 3.9 MB for `N` = 16,384. Construct large ones where
 /// that fits: `new` is a `const fn`, so a `static` works on a microcontroller; on a host, build
 /// it on a thread whose stack is comfortably larger than the meter
 /// (`std::thread::Builder::stack_size`) and keep it there, or `Box::new` it in an optimised
