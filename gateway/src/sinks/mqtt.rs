@@ -128,27 +128,29 @@ impl MqttConfig {
         device: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<MqttConfig, String> {
+        // Error messages show the URL without any credentials it holds.
+        let shown = redact_url(url);
         let parsed = url::Url::parse(url).map_err(|e| {
-            format!("{url:?} is not a URL ({e}); expected mqtt://host:port or mqtts://host:port")
+            format!("{shown:?} is not a URL ({e}); expected mqtt://host:port or mqtts://host:port")
         })?;
         let tls = match parsed.scheme() {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
             other => {
                 return Err(format!(
-                    "{url:?}: scheme {other:?} is not mqtt:// or mqtts://"
+                    "{shown:?}: scheme {other:?} is not mqtt:// or mqtts://"
                 ))
             }
         };
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(format!(
-                "{url:?}: put no credentials in the URL; use mqtt.username and mqtt.password_file or {PASSWORD_ENV}"
+                "{shown:?}: put no credentials in the URL; use mqtt.username and mqtt.password_file or {PASSWORD_ENV}"
             ));
         }
         let host = parsed
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or(format!("{url:?} has no host"))?;
+            .ok_or(format!("{shown:?} has no host"))?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -164,7 +166,7 @@ impl MqttConfig {
         }
         let tls = if tls {
             let ca_file = raw.ca_file.clone().ok_or(format!(
-                "{url:?} is TLS: set mqtt.ca_file to the PEM CA certificate that signed the broker's certificate"
+                "{shown:?} is TLS: set mqtt.ca_file to the PEM CA certificate that signed the broker's certificate"
             ))?;
             let ca_pem = read_file("mqtt.ca_file", &ca_file)?;
             check_pem("mqtt.ca_file", &ca_file, &ca_pem, "CERTIFICATE")?;
@@ -192,7 +194,7 @@ impl MqttConfig {
         } else {
             if raw.ca_file.is_some() || raw.client_cert_file.is_some() {
                 return Err(format!(
-                    "{url:?} is plain mqtt:// but mqtt.ca_file or a client certificate is set; use mqtts://"
+                    "{shown:?} is plain mqtt:// but mqtt.ca_file or a client certificate is set; use mqtts://"
                 ));
             }
             None
@@ -288,6 +290,17 @@ impl MqttConfig {
         }
         opts
     }
+}
+
+/// `scheme://<credentials>@host...` when the URL has a user or password part.
+fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://<credentials>@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_string()
 }
 
 /// What an operator should read about a failed connection.
@@ -716,8 +729,14 @@ mod tests {
         let bad = |url: &str| MqttConfig::from_raw_env(&RawMqtt::default(), url, "a", "b", &no_env);
         assert!(bad("http://x").is_err());
         assert!(bad("mqtt://").is_err());
-        let e = bad("mqtt://u:p@host").expect_err("credentials in the URL");
+        let e = bad("mqtt://u:hunter2@host").expect_err("credentials in the URL");
         assert!(e.contains("no credentials in the URL"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = bad("http://u:hunter2@host/x").expect_err("scheme");
+        assert!(
+            !e.contains("hunter2") && e.contains("<credentials>@host/x"),
+            "{e}"
+        );
         let e = bad("mqtts://host").expect_err("TLS without a CA");
         assert!(e.contains("mqtt.ca_file"), "{e}");
     }
