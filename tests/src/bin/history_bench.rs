@@ -199,9 +199,11 @@ fn main() -> anyhow::Result<()> {
     let disk = dir_disk_bytes(&db_dir);
     max_disk = max_disk.max(disk);
     let oldest = store
-        .alerts(0, 1)
-        .ok()
-        .and_then(|a| a.first().map(|a| a.ts_ms));
+        .history()
+        .buckets()
+        .iter()
+        .map(|(_, start, _)| *start)
+        .min();
     println!(
         "{{\"summary\":true,\"seconds\":{},\"simulated_days\":{:.2},\"records\":{records},\"cap_bytes\":{},\"max_disk_bytes\":{max_disk},\"final_disk_bytes\":{disk},\"under_cap\":{},\"history_kept_hours\":{:.1}}}",
         start.elapsed().as_secs(),
