@@ -26,6 +26,16 @@ command -v openssl >/dev/null || need+=(openssl)              # TLS test certifi
 command -v setpriv >/dev/null || need+=(util-linux)          # the unprivileged-daemon test
 command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v readelf >/dev/null || need+=(binutils)
+# Packet capture test (tests/e2e/capture.rs) and the aarch64 router build.
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v nmap >/dev/null || need+=(nmap)
+command -v curl >/dev/null || need+=(curl)
+command -v ethtool >/dev/null || need+=(ethtool)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+[[ -f /usr/aarch64-linux-gnu/include/stdlib.h ]] || need+=(libc6-dev-arm64-cross)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
     sudo=""
@@ -40,7 +50,7 @@ fi
 
 step "rust components and targets"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-rustup target add thumbv7em-none-eabihf >/dev/null
+rustup target add thumbv7em-none-eabihf aarch64-unknown-linux-musl >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -65,6 +75,7 @@ step "fuzz targets build and replay their seeds (fuzz/, dev profile, no sanitize
 # -runs=0 each binary runs every committed seed and regression input once. Real fuzzing is
 # `cargo fuzz run` (docs/fuzzing.md).
 scripts/fuzz-smoke.sh
+
 
 step "python venv (models/)"
 models/setup-venv.sh

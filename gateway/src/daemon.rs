@@ -31,9 +31,11 @@ use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use crate::sinks::mqtt;
 use crate::sinks::store::{Store, StoreError};
-use crate::sources::netflow::listener::{self, Datagram, ListenError};
+use crate::sources::capture;
+use crate::sources::netflow::listener::{self, ListenError};
 use crate::sources::netflow::ExporterStats;
 use crate::sources::snmp::{self, StatusBoard, TargetStatus};
+use crate::sources::FlowInput;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -46,6 +48,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error(transparent)]
+    Capture(#[from] capture::live::CaptureError),
     #[error("cannot start the pipeline thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
@@ -109,6 +113,18 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     )?);
     let (socket, granted) = listener::bind(cfg.netflow.listen, cfg.netflow.recv_buffer_bytes)?;
     let kernel_drops = listener::KernelDrops::of(&socket);
+    // Opened before anything runs, so a missing CAP_NET_RAW stops start-up with its remedy.
+    let live_capture = match &cfg.capture.interface {
+        Some(iface) => {
+            let (c, granted) = capture::live::open(iface, cfg.capture.recv_buffer_bytes)?;
+            if granted < cfg.capture.recv_buffer_bytes {
+                tracing::warn!(iface = %iface, requested = cfg.capture.recv_buffer_bytes, granted,
+                    "Kernel granted a smaller capture receive buffer; bursts may drop. Raise net.core.rmem_max");
+            }
+            Some(c)
+        }
+        None => None,
+    };
     let listen = socket
         .local_addr()
         .map(|a| a.to_string())
@@ -142,7 +158,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     let snmp_tasks = start_snmp(&cfg, alerts.clone(), snmp_board.clone(), &shutdown_tx)?;
 
-    let (queue_tx, queue_rx) = sync_channel::<Datagram>(cfg.netflow.queue_datagrams);
+    let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
     let pipeline = Pipeline::new(
         bundle,
         &cfg.site,
@@ -191,6 +207,26 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             .spawn(move || retention_thread(&store, &metrics, every, &stop))
             .map_err(DaemonError::Thread)?
     };
+    let capture_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture_thread = match live_capture {
+        Some(c) => Some(c.spawn(
+            cfg.capture.timeouts,
+            queue_tx.clone(),
+            metrics.clone(),
+            capture_stop.clone(),
+        )?),
+        None => None,
+    };
+    if let Some(path) = &cfg.capture.pcap {
+        // Ends by itself after the file; its sender then leaves the queue.
+        capture::pcap::spawn(
+            path.clone(),
+            cfg.capture.timeouts,
+            queue_tx.clone(),
+            metrics.clone(),
+        )
+        .map_err(DaemonError::Thread)?;
+    }
 
     let recv = tokio::spawn(listener::run(
         socket,
@@ -215,8 +251,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     wait_for_signal().await?;
     tracing::info!("Shutting down");
     let _ = shutdown_tx.send(());
-    // The listener drops the queue's sender when it returns; the pipeline then drains and exits.
+    // The sources drop their queue senders when they return (the capture after flushing its
+    // open flows); the pipeline then drains and exits.
     let _ = recv.await;
+    capture_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = capture_thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     if let Some((pollers, series)) = snmp_tasks {
         for p in pollers {
@@ -622,7 +663,16 @@ impl ProblemLog {
     }
 }
 
-fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: PipelineCtx) {
+fn ingest(pipeline: &mut Pipeline, input: FlowInput, raised: &mut Vec<Alert>) {
+    match input {
+        FlowInput::Datagram(d) => pipeline.ingest(d.from, &d.payload, &mut |a| raised.push(a)),
+        FlowInput::Records { origin, records } => {
+            pipeline.ingest_records(&origin, &records, &mut |a| raised.push(a))
+        }
+    }
+}
+
+fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<FlowInput>, ctx: PipelineCtx) {
     let mut last_stats = Instant::now();
     let mut problems = ProblemLog::default();
     // Alerts raised while draining the queue are stored together (one group commit) before
@@ -630,12 +680,12 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<Datagram>, ctx: Pipeline
     let mut raised: Vec<Alert> = Vec::new();
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(d) => {
-                pipeline.ingest(d.from, &d.payload, &mut |a| raised.push(a));
+            Ok(input) => {
+                ingest(&mut pipeline, input, &mut raised);
                 let mut n = 1;
                 while n < MAX_DRAIN {
                     match rx.try_recv() {
-                        Ok(d) => pipeline.ingest(d.from, &d.payload, &mut |a| raised.push(a)),
+                        Ok(input) => ingest(&mut pipeline, input, &mut raised),
                         Err(_) => break,
                     }
                     if raised.len() >= GROUP_COMMIT_MAX {

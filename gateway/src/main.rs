@@ -51,18 +51,30 @@ enum Command {
         /// A series_lstm bundle directory scoring the SNMP interface series.
         #[arg(long, value_name = "DIR")]
         series_model: Option<PathBuf>,
+        /// Capture packets on this interface and meter them into flows (needs root or
+        /// CAP_NET_RAW; overrides `[capture] interface`).
+        #[arg(long, value_name = "IFACE")]
+        capture: Option<String>,
+        /// Replay a pcap of raw traffic through the packet meter once, with its own timestamps.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
     },
-    /// Write feature vectors as CSV (training data): flow-v1 from NetFlow export captures, or
-    /// series-v1 rows from a CSV of interface rate samples.
+    /// Write feature vectors as CSV (training data): flow-v1 from NetFlow export captures or
+    /// from raw-packet captures (metered into flows), or series-v1 rows from a CSV of
+    /// interface rate samples.
     Features {
         /// Capture (pcap) of NetFlow/IPFIX export datagrams; repeat for several.
         #[arg(
             long = "netflow-pcap",
             value_name = "FILE",
-            required_unless_present = "series",
-            conflicts_with = "series"
+            required_unless_present_any = ["series", "pcap"],
+            conflicts_with_all = ["series", "pcap"]
         )]
         netflow_pcap: Vec<PathBuf>,
+        /// Capture (pcap) of raw traffic, metered into flows by the packet meter; repeat for
+        /// several.
+        #[arg(long, value_name = "FILE", conflicts_with = "series")]
+        pcap: Vec<PathBuf>,
         /// Rates CSV (ts_ms,target,if_index,if_name,in_bps,out_bps; empty = unknown).
         #[arg(long, value_name = "RATES.csv")]
         series: Option<PathBuf>,
@@ -277,6 +289,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             device,
             flow_model,
             series_model,
+            capture,
+            pcap,
         } => {
             let overrides = Overrides {
                 netflow_listen,
@@ -286,6 +300,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 device,
                 flow_model,
                 series_model,
+                capture,
+                pcap,
             };
             let cfg =
                 Config::load(config.as_deref(), &overrides).context("invalid configuration")?;
@@ -299,10 +315,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Features {
             netflow_pcap,
+            pcap,
             series,
             series_params,
             out,
         } => {
+            if !pcap.is_empty() {
+                for s in cli::features::write_metered_csv(&pcap, &out)? {
+                    let m = &s.stats;
+                    eprintln!(
+                        "{}: {} frames, {} metered, {} not IP, {} truncated, {} malformed; {} flows ({} evicted from a full table), {} flow rows; {:.0} frames/s",
+                        s.path.display(),
+                        m.frames,
+                        m.packets,
+                        m.not_ip,
+                        m.truncated,
+                        m.malformed,
+                        m.emitted(),
+                        m.evicted,
+                        s.rows,
+                        m.frames as f64 / s.seconds.max(1e-9)
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let sink: Box<dyn Write> = if out.as_os_str() == "-" {
                 Box::new(std::io::stdout().lock())
             } else {

@@ -93,6 +93,26 @@ counters!(
     series_inference_runs,
     series_inference_micros_total,
     series_inference_errors,
+    /// Packet capture (`--capture IFACE`, `--pcap FILE`): frames read, and those metered.
+    capture_frames,
+    capture_packets,
+    /// IP bytes metered (IP total length, as NetFlow counts).
+    capture_bytes,
+    /// Frames refused by the meter: not IPv4/IPv6 (ARP, LLDP, ...), cut short, or inconsistent.
+    capture_not_ip,
+    capture_truncated,
+    capture_malformed,
+    capture_flows_created,
+    /// Flows ended by the idle or active timeout.
+    capture_flows_expired_idle,
+    capture_flows_expired_active,
+    /// Flows pushed out of the full flow table (16,384 flows) to make room for a new one.
+    capture_flows_evicted,
+    /// Flows ended by shutdown or the end of a pcap file.
+    capture_flows_flushed,
+    /// Unidirectional flow records queued for the pipeline (one or two per flow).
+    capture_records,
+    capture_receive_errors,
 );
 
 impl Metrics {

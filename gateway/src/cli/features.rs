@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 
 use crate::pipeline::HOST_WINDOWS;
+use crate::sources::capture::{self, GatewayMeter, RecordBatch};
 use crate::sources::netflow::capture::{read_datagrams, CaptureError};
 use crate::sources::netflow::{ExporterStats, NetflowDecoder};
 
@@ -28,6 +29,8 @@ pub const ID_COLUMNS: [&str; 9] = [
 pub enum FeaturesError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    #[error("cannot start the meter thread: {0}")]
+    Thread(std::io::Error),
     #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
@@ -99,6 +102,126 @@ pub fn write_csv(
             datagrams: datagrams.len(),
             rows,
             totals: decoder.totals(),
+        });
+    }
+    out.flush().map_err(werr)?;
+    Ok(summaries)
+}
+
+/// Per-file result of [`write_metered_csv`].
+#[derive(Debug, Clone)]
+pub struct MeteredSummary {
+    pub path: PathBuf,
+    pub stats: netwarden_firmware::meter::MeterStats,
+    pub rows: usize,
+    /// Wall time of the whole file: reading, metering, features and CSV.
+    pub seconds: f64,
+}
+
+/// `netwarden features --pcap`: meters each raw-packet capture with the gateway's packet meter
+/// (fresh meter and host windows per file) and writes one row per flow record, the records a
+/// NetFlow exporter would have sent, exactly as the daemon's pipeline featurises them. `out`
+/// is a file, or `-` for standard output. Runs on a thread with a stack for the meter's table.
+pub fn write_metered_csv(
+    inputs: &[PathBuf],
+    out: &Path,
+) -> Result<Vec<MeteredSummary>, FeaturesError> {
+    let inputs = inputs.to_vec();
+    let out = out.to_path_buf();
+    std::thread::Builder::new()
+        .name("features-meter".into())
+        .stack_size(capture::meter_stack_bytes())
+        .spawn(move || metered_csv_thread(&inputs, &out))
+        .map_err(FeaturesError::Thread)?
+        .join()
+        .unwrap_or_else(|_| {
+            Err(FeaturesError::Thread(std::io::Error::other(
+                "the meter thread panicked",
+            )))
+        })
+}
+
+fn metered_csv_thread(
+    inputs: &[PathBuf],
+    out_name: &Path,
+) -> Result<Vec<MeteredSummary>, FeaturesError> {
+    let werr = |error| FeaturesError::Write {
+        path: out_name.to_path_buf(),
+        error,
+    };
+    let sink: Box<dyn Write> = if out_name.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::fs::File::create(out_name).map_err(werr)?)
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
+    let header: Vec<&str> = ID_COLUMNS
+        .iter()
+        .chain(FLOW_FEATURES.iter())
+        .copied()
+        .collect();
+    writeln!(out, "{}", header.join(",")).map_err(werr)?;
+    let mut summaries = Vec::new();
+    for path in inputs {
+        let started = std::time::Instant::now();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let origin = format!("pcap:{name}");
+        let mut meter = GatewayMeter::new(capture::CaptureTimeouts::default().meter_config());
+        let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
+        let mut batch = RecordBatch::with_capacity(capture::RECORDS_PER_BATCH);
+        let mut rows = 0;
+        let mut write_error = None;
+        let mut write_batch = |batch: &mut RecordBatch, out: &mut dyn Write| {
+            for r in batch.records.drain(..) {
+                let v = windows.observe(&r);
+                let line = (|| {
+                    write!(
+                        out,
+                        "{origin},0,{},{},{},{},{},{},{}",
+                        r.src_addr,
+                        r.dst_addr,
+                        r.src_port,
+                        r.dst_port,
+                        r.protocol,
+                        r.first_ms,
+                        r.last_ms
+                    )?;
+                    for x in v {
+                        write!(out, ",{x}")?;
+                    }
+                    writeln!(out)
+                })();
+                match line {
+                    Ok(()) => rows += 1,
+                    Err(e) => {
+                        write_error.get_or_insert(e);
+                    }
+                }
+            }
+        };
+        let stats = capture::pcap::replay(
+            path,
+            &mut meter,
+            &mut |f| {
+                batch.push(f);
+                if batch.is_full() {
+                    write_batch(&mut batch, &mut out);
+                }
+            },
+            &mut |_| {},
+        )?;
+        write_batch(&mut batch, &mut out);
+        if let Some(e) = write_error {
+            return Err(werr(e));
+        }
+        summaries.push(MeteredSummary {
+            path: path.clone(),
+            stats,
+            rows,
+            seconds: started.elapsed().as_secs_f64(),
         });
     }
     out.flush().map_err(werr)?;

@@ -32,6 +32,19 @@ pub struct Config {
     pub trust: crate::models::Trust,
     /// History retention (`[history]`).
     pub history: crate::sinks::history::HistoryConfig,
+    /// Packet capture sources (`[capture]`, `--capture`, `--pcap`); none by default.
+    pub capture: CaptureConfig,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CaptureConfig {
+    /// Live capture on this interface (needs root or CAP_NET_RAW).
+    pub interface: Option<String>,
+    /// A pcap file of raw traffic replayed once at start (`run --pcap`).
+    pub pcap: Option<PathBuf>,
+    pub timeouts: crate::sources::capture::CaptureTimeouts,
+    /// Requested receive queue of the capture socket (the kernel caps it at rmem_max).
+    pub recv_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +123,8 @@ pub struct Overrides {
     pub device: Option<String>,
     pub flow_model: Option<PathBuf>,
     pub series_model: Option<PathBuf>,
+    pub capture: Option<String>,
+    pub pcap: Option<PathBuf>,
 }
 
 impl Config {

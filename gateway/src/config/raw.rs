@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AlertingConfig, Config, ConfigError, ConfigProblem, DetectorConfig, NetflowConfig, Overrides,
-    StoreConfig,
+    AlertingConfig, CaptureConfig, Config, ConfigError, ConfigProblem, DetectorConfig,
+    NetflowConfig, Overrides, StoreConfig,
 };
 use crate::models::{PublicKey, Trust};
 use crate::sinks::mqtt::MqttConfig;
+use crate::sources::capture::CaptureTimeouts;
 use crate::sources::snmp::RawSnmp;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -36,6 +37,24 @@ pub struct RawConfig {
     pub bundles: RawBundles,
     #[serde(default)]
     pub history: RawHistory,
+    #[serde(default)]
+    pub capture: RawCapture,
+    /// `run --pcap FILE` (command line only).
+    #[serde(skip)]
+    pub pcap_override: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    /// Interface to capture packets on (needs root or CAP_NET_RAW).
+    pub interface: Option<String>,
+    /// A flow with no packet for this long ends (default 120).
+    pub idle_timeout_secs: Option<u64>,
+    /// A flow open this long ends; its next packet starts a new one (default 1800).
+    pub active_timeout_secs: Option<u64>,
+    /// Requested receive queue of the capture socket (default 8 MiB; capped by rmem_max).
+    pub recv_buffer_bytes: Option<usize>,
 }
 
 /// `[history]`: how much history sled keeps (docs/operations.md, "History and retention").
@@ -155,6 +174,10 @@ impl RawConfig {
         if let Some(v) = &o.series_model {
             self.detector.series_model = Some(v.clone());
         }
+        if let Some(v) = &o.capture {
+            self.capture.interface = Some(v.clone());
+        }
+        self.pcap_override = o.pcap.clone();
     }
 
     /// Checks everything and returns either the config or every problem found.
@@ -278,6 +301,7 @@ impl RawConfig {
         }
 
         let history = self.history.validate(&mut problem);
+        let capture = self.capture_config(&mut problem);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -313,7 +337,48 @@ impl RawConfig {
             snmp,
             trust,
             history,
+            capture,
         })
+    }
+
+    fn capture_config(&self, problem: &mut impl FnMut(&str, String)) -> CaptureConfig {
+        let defaults = CaptureTimeouts::default();
+        let secs = |v: Option<u64>, default_ms: u64| v.map_or(default_ms, |s| s * 1000);
+        let timeouts = CaptureTimeouts {
+            idle_ms: secs(self.capture.idle_timeout_secs, defaults.idle_ms),
+            active_ms: secs(self.capture.active_timeout_secs, defaults.active_ms),
+        };
+        if timeouts.idle_ms == 0 {
+            problem(
+                "capture.idle_timeout_secs",
+                "must be at least 1".to_string(),
+            );
+        }
+        if timeouts.active_ms == 0 {
+            problem(
+                "capture.active_timeout_secs",
+                "must be at least 1".to_string(),
+            );
+        }
+        if let Some(iface) = &self.capture.interface {
+            if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ', '\0']) {
+                problem(
+                    "capture.interface",
+                    format!("{iface:?} is not a Linux interface name"),
+                );
+            }
+        }
+        if let Some(p) = &self.pcap_override {
+            if !p.is_file() {
+                problem("--pcap", format!("{} is not a file", p.display()));
+            }
+        }
+        CaptureConfig {
+            interface: self.capture.interface.clone(),
+            pcap: self.pcap_override.clone(),
+            timeouts,
+            recv_buffer_bytes: self.capture.recv_buffer_bytes.unwrap_or(8 << 20),
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use netwarden_firmware::features::{FlowFeatures, FLOW_FEATURES};
@@ -108,7 +108,7 @@ pub struct Contribution {
 /// One anomalous flow as the detector saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct Finding<'a> {
-    pub exporter: SocketAddr,
+    pub exporter: &'a super::FlowOrigin,
     pub flow: &'a FlowRecord,
     pub raw: &'a FlowFeatures,
     pub verdict: &'a Verdict<{ FLOW_FEATURES.len() }>,
@@ -332,7 +332,7 @@ mod tests {
             2.0,
         );
         let f = Finding {
-            exporter: "127.0.0.1:9".parse().expect("addr"),
+            exporter: &super::super::FlowOrigin::Exporter("127.0.0.1:9".parse().expect("addr")),
             flow: fl,
             raw: &raw,
             verdict: &verdict,

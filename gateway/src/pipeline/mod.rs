@@ -32,9 +32,27 @@ pub const HOST_WINDOWS: usize = 4096;
 /// Name of the flow detector in alerts and metrics.
 pub const FLOW_DETECTOR: &str = "flow_ae";
 
+/// Where a flow record came from; alerts name it (`subject.exporter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowOrigin {
+    /// A NetFlow/IPFIX exporter (address and port).
+    Exporter(SocketAddr),
+    /// The packet meter: `capture:IFACE` for a live interface, `pcap:FILE` for a replay.
+    Meter(Arc<str>),
+}
+
+impl std::fmt::Display for FlowOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlowOrigin::Exporter(a) => a.fmt(f),
+            FlowOrigin::Meter(name) => f.write_str(name),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
-    exporter: SocketAddr,
+    exporter: FlowOrigin,
     flow: FlowRecord,
     raw: FlowFeatures,
     scaled: [f32; FLOW_WIDTH],
@@ -104,17 +122,7 @@ impl Pipeline {
         self.decoder.decode(exporter, payload, &mut self.decoded);
         let mut decoded = std::mem::take(&mut self.decoded);
         for (src, flow) in decoded.drain(..) {
-            let raw = self.windows.observe(&flow);
-            let scaled = self.detector.scaler().scale(&raw);
-            self.pending.push(Pending {
-                exporter: src.exporter,
-                flow,
-                raw,
-                scaled,
-            });
-            if self.pending.len() >= self.detector.batch_size() {
-                self.flush(alerts);
-            }
+            self.push(FlowOrigin::Exporter(src.exporter), flow, alerts);
         }
         self.decoded = decoded;
     }
@@ -140,6 +148,33 @@ impl Pipeline {
             &self.model_name,
             self.detector.threshold,
         ))
+    }
+
+    /// Featurises flow records that did not come from NetFlow (the packet meter's
+    /// `BiFlow::records()`), exactly as decoded NetFlow records are; scores when a batch fills.
+    pub fn ingest_records(
+        &mut self,
+        origin: &FlowOrigin,
+        records: &[FlowRecord],
+        alerts: &mut impl FnMut(Alert),
+    ) {
+        for flow in records {
+            self.push(origin.clone(), *flow, alerts);
+        }
+    }
+
+    fn push(&mut self, exporter: FlowOrigin, flow: FlowRecord, alerts: &mut impl FnMut(Alert)) {
+        let raw = self.windows.observe(&flow);
+        let scaled = self.detector.scaler().scale(&raw);
+        self.pending.push(Pending {
+            exporter,
+            flow,
+            raw,
+            scaled,
+        });
+        if self.pending.len() >= self.detector.batch_size() {
+            self.flush(alerts);
+        }
     }
 
     /// Scores everything waiting.
@@ -176,7 +211,7 @@ impl Pipeline {
             };
             m.add(&m.flows_anomalous, 1);
             let finding = Finding {
-                exporter: p.exporter,
+                exporter: &p.exporter,
                 flow: &p.flow,
                 raw: &p.raw,
                 verdict: &verdict,

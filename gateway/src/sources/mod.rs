@@ -2,7 +2,26 @@
 //! pipeline plus counters of everything it could not use.
 //!
 //! - [`netflow`]: NetFlow v5/v9/IPFIX datagrams -> [`netwarden_firmware::FlowRecord`]s;
-//! - [`snmp`]: IF-MIB polling -> per-interface rate samples for the series pipeline.
+//! - [`snmp`]: IF-MIB polling -> per-interface rate samples for the series pipeline;
+//! - [`capture`]: raw packets (a live interface with pnet, or a pcap file) metered into flows
+//!   by the firmware's packet meter -> the same `FlowRecord`s NetFlow yields.
 
+pub mod capture;
 pub mod netflow;
 pub mod snmp;
+
+use netwarden_firmware::FlowRecord;
+
+use crate::pipeline::FlowOrigin;
+
+/// What the flow sources queue for the pipeline thread.
+#[derive(Debug)]
+pub enum FlowInput {
+    /// A NetFlow/IPFIX datagram, decoded on the pipeline thread.
+    Datagram(netflow::listener::Datagram),
+    /// Records the packet meter emitted (in batches: one queue slot for many flows).
+    Records {
+        origin: FlowOrigin,
+        records: Vec<FlowRecord>,
+    },
+}

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::sources::FlowInput;
 
 /// A datagram as received, queued for the pipeline.
 #[derive(Debug)]
@@ -91,7 +92,7 @@ pub fn parse_proc_net_udp_drops(table: &str, inode: u64) -> Option<u64> {
 /// Receives until shutdown, handing datagrams to `queue`; a full queue drops (counted).
 pub async fn run(
     socket: UdpSocket,
-    queue: SyncSender<Datagram>,
+    queue: SyncSender<FlowInput>,
     metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
 ) {
@@ -110,7 +111,7 @@ pub async fn run(
                     from,
                     payload: buf[..n].to_vec(),
                 };
-                match queue.try_send(d) {
+                match queue.try_send(FlowInput::Datagram(d)) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
                         metrics
