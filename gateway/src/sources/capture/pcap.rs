@@ -62,9 +62,12 @@ pub fn replay_from<R: Read>(
         path: path.to_path_buf(),
         linktype,
     })?;
+    // Raw records: pcap-file's checked packets refuse every record of a snap-length capture
+    // (`orig_len > snap_len`), which is exactly what `tcpdump -s 128` writes.
+    let nanos = reader.header().ts_resolution == pcap_file::TsResolution::NanoSecond;
     let mut record = 0u64;
     let mut result = Ok(());
-    while let Some(packet) = reader.next_packet() {
+    while let Some(packet) = reader.next_raw_packet() {
         record += 1;
         let packet = match packet {
             Ok(p) => p,
@@ -77,7 +80,12 @@ pub fn replay_from<R: Read>(
                 break;
             }
         };
-        let ts_ms = packet.timestamp.as_millis() as u64;
+        let frac_ms = if nanos {
+            packet.ts_frac / 1_000_000
+        } else {
+            packet.ts_frac / 1_000
+        };
+        let ts_ms = u64::from(packet.ts_sec) * 1000 + u64::from(frac_ms);
         // Refusals are counted by the meter.
         let _ = meter.observe(link, ts_ms, &packet.data, emit);
         if record.is_multiple_of(PROGRESS_EVERY) {
