@@ -36,6 +36,8 @@ command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [[ -f /usr/aarch64-linux-gnu/include/stdlib.h ]] || need+=(libc6-dev-arm64-cross)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
+# Headless browser for the dashboard's end-to-end test.
+command -v chromium >/dev/null || need+=(chromium)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
     sudo=""

@@ -10,6 +10,10 @@
 //! queue (full: dropped, counted) to the series thread, which stores each in sled's `series`
 //! tree and hands it to the series pipeline; its alerts take the same store-then-publish path.
 //!
+//! The HTTP API and dashboard (sinks/http) read the store, the counters and two boards the
+//! pipeline threads publish: per-exporter counters and recent scores ([`LiveBoard`]), once a
+//! second for flows, per batch for series.
+//!
 //! On SIGINT/SIGTERM the listener stops, the pipeline drains what was queued and scores it, the
 //! MQTT task gets two seconds to empty the outbox, and the final counters are written.
 
@@ -24,11 +28,14 @@ use tokio::sync::{broadcast, Notify};
 
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::models::ModelInfo;
 use crate::models::{Bundle, BundleError};
 use crate::pipeline::alerting::Alert;
+use crate::pipeline::live::LiveBoard;
 use crate::pipeline::series::RateSample;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
+use crate::sinks::http::{self, ExporterBoard};
 use crate::sinks::mqtt;
 use crate::sinks::store::{Store, StoreError};
 use crate::sources::capture;
@@ -54,6 +61,8 @@ pub enum DaemonError {
     Thread(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
 }
 
 /// Loads the configured flow bundle, or the built-in one.
@@ -105,6 +114,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
         source = %bundle.source, signature = %bundle.signature, "Flow model loaded");
     let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
+    let mut models = vec![ModelInfo::from_manifest(
+        crate::pipeline::FLOW_DETECTOR,
+        &bundle.manifest,
+        &bundle.source,
+        &bundle.signature,
+        "active",
+    )];
     let store = Arc::new(Store::open_with(
         &cfg.data_dir,
         cfg.store.cache_bytes,
@@ -146,6 +162,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let latest_stats = Arc::new(Mutex::new(String::from("{}")));
 
     let snmp_board = StatusBoard::default();
+    let live = LiveBoard::default();
+    let exporters = ExporterBoard::default();
+    // Bound before anything starts, so a busy port fails the start with a clear error.
+    let http_listener = match cfg.http.listen {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
     let alert_prefix = match &cfg.mqtt {
         Some(m) => m.prefix.clone(),
         None => format!("netwarden/{}/{}", cfg.site, cfg.device),
@@ -156,7 +179,21 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         wake: wake.clone(),
         prefix: alert_prefix,
     };
-    let snmp_tasks = start_snmp(&cfg, alerts.clone(), snmp_board.clone(), &shutdown_tx)?;
+    let snmp_tasks = start_snmp(
+        &cfg,
+        alerts.clone(),
+        snmp_board.clone(),
+        live.clone(),
+        &shutdown_tx,
+    )?;
+    match &snmp_tasks {
+        Some(t) => models.push(t.model.clone()),
+        None => {
+            if let Some(info) = idle_series_info(&cfg) {
+                models.push(info);
+            }
+        }
+    }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
     let pipeline = Pipeline::new(
@@ -171,7 +208,9 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         store: store.clone(),
         metrics: metrics.clone(),
         alerts,
-        snmp_board,
+        snmp_board: snmp_board.clone(),
+        live: live.clone(),
+        exporters: exporters.clone(),
         latest_stats: latest_stats.clone(),
         kernel_drops,
         stats_path: cfg.data_dir.join("stats.json"),
@@ -228,6 +267,30 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Thread)?;
     }
 
+    let http_task = http_listener.map(|l| {
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(listen = %addr, auth = cfg.http.token.is_some(), "HTTP API and dashboard listening");
+        let state = http::AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            live: live.clone(),
+            exporters: exporters.clone(),
+            snmp_board: snmp_board.clone(),
+            models: Arc::new(models.clone()),
+            scorer: http::detect::Scorer::new(http::detect::ModelSources {
+                flow_model: cfg.detector.flow_model.clone(),
+                series_model: cfg.detector.series_model.clone(),
+                trust: cfg.trust.clone(),
+            }),
+            token: cfg.http.token.clone(),
+            started: Instant::now(),
+            site: cfg.site.clone(),
+            device: cfg.device.clone(),
+            netflow_queue_capacity: cfg.netflow.queue_datagrams,
+            series_queue: snmp_tasks.as_ref().map(|t| t.queue.clone()),
+        };
+        tokio::spawn(http::serve(l, state, Shutdown::new(shutdown_tx.subscribe())))
+    });
     let recv = tokio::spawn(listener::run(
         socket,
         queue_tx,
@@ -259,12 +322,16 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
-    if let Some((pollers, series)) = snmp_tasks {
-        for p in pollers {
+    if let Some(t) = snmp_tasks {
+        for p in t.pollers {
             let _ = p.await;
         }
         // The pollers held the queue's senders; the series thread drains it and exits.
+        let series = t.series;
         let _ = tokio::task::spawn_blocking(move || series.join()).await;
+    }
+    if let Some(t) = http_task {
+        let _ = t.await;
     }
     if let Some(t) = mqtt_task {
         let _ = t.await;
@@ -287,16 +354,45 @@ async fn wait_for_signal() -> Result<(), DaemonError> {
 }
 
 /// Pollers and the series thread, when SNMP targets are configured.
-type SnmpTasks = (
-    Vec<tokio::task::JoinHandle<()>>,
-    std::thread::JoinHandle<()>,
-);
+struct SnmpTasks {
+    pollers: Vec<tokio::task::JoinHandle<()>>,
+    series: std::thread::JoinHandle<()>,
+    /// The series queue, for its depth on `/metrics` (weak: it must not keep the queue open).
+    queue: tokio::sync::mpsc::WeakSender<RateSample>,
+    model: ModelInfo,
+}
+
+/// The series model as `/models` shows it when no SNMP target feeds it (it is loaded only
+/// for `/detect`, on first use): from its manifest, without loading the model.
+fn idle_series_info(cfg: &Config) -> Option<ModelInfo> {
+    let (text, source, signature) = match &cfg.detector.series_model {
+        Some(dir) => (
+            std::fs::read_to_string(dir.join("manifest.json")).ok()?,
+            dir.display().to_string(),
+            crate::models::SignatureStatus::NotChecked,
+        ),
+        None => (
+            crate::models::bundle::BUILTIN_SERIES_MANIFEST.to_string(),
+            "built-in series-lstm bundle".to_string(),
+            crate::models::SignatureStatus::Builtin,
+        ),
+    };
+    let m: crate::models::Manifest = serde_json::from_str(&text).ok()?;
+    Some(ModelInfo::from_manifest(
+        crate::pipeline::series::SERIES_DETECTOR,
+        &m,
+        &source,
+        &signature,
+        "idle",
+    ))
+}
 
 /// Spawns one poller per `[[snmp.targets]]` entry and the series thread they feed.
 fn start_snmp(
     cfg: &Config,
     alerts: AlertSink,
     board: StatusBoard,
+    live: LiveBoard,
     shutdown_tx: &broadcast::Sender<()>,
 ) -> Result<Option<SnmpTasks>, DaemonError> {
     if cfg.snmp.targets.is_empty() {
@@ -318,10 +414,11 @@ fn start_snmp(
             }
         })?;
     warm_series(cfg, &alerts.store, &mut pipeline);
+    let model = pipeline.model_info().clone();
     let pipeline = Some(pipeline);
     let series = std::thread::Builder::new()
         .name("series".into())
-        .spawn(move || series_thread(rx, sink, retention, pipeline))
+        .spawn(move || series_thread(rx, sink, retention, pipeline, live))
         .map_err(DaemonError::Thread)?;
     let pollers = cfg
         .snmp
@@ -337,7 +434,12 @@ fn start_snmp(
             ))
         })
         .collect();
-    Ok(Some((pollers, series)))
+    Ok(Some(SnmpTasks {
+        pollers,
+        series,
+        queue: tx.downgrade(),
+        model,
+    }))
 }
 
 /// Feeds each configured target's recent stored samples into the series windows, so that a
@@ -393,6 +495,7 @@ fn series_thread(
     alerts: AlertSink,
     retention: Duration,
     mut pipeline: Option<crate::pipeline::series::SeriesPipeline>,
+    live: LiveBoard,
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
@@ -410,9 +513,13 @@ fn series_thread(
         for sample in &batch {
             store_sample(&alerts, sample, &mut last_error_log);
         }
+        live.publish_rates(&batch);
         if let Some(p) = pipeline.as_mut() {
-            alerts.on_alerts(&p.ingest_many(&batch));
-            for score in p.take_scores() {
+            let raised = p.ingest_many(&batch);
+            let scores = p.take_scores();
+            live.publish_series(&scores);
+            alerts.on_alerts(&raised);
+            for score in scores {
                 if let Err(e) = alerts.store.history().append_score(&score) {
                     alerts.metrics.add(&alerts.metrics.history_store_errors, 1);
                     tracing::debug!(error = %e, "Cannot store a series score");
@@ -461,6 +568,8 @@ struct PipelineCtx {
     metrics: Arc<Metrics>,
     alerts: AlertSink,
     snmp_board: StatusBoard,
+    live: LiveBoard,
+    exporters: ExporterBoard,
     latest_stats: Arc<Mutex<String>>,
     kernel_drops: Option<listener::KernelDrops>,
     stats_path: PathBuf,
@@ -550,6 +659,22 @@ impl PipelineCtx {
         }
     }
 
+    /// Hands the last second's scores to the dashboard board and the exporter counters to
+    /// `/metrics`, then writes stats.json.
+    fn publish(&self, pipeline: &mut Pipeline) {
+        self.live
+            .publish_flow(crate::now_ms(), pipeline.live.take());
+        let exporters: std::collections::BTreeMap<String, ExporterStats> = pipeline
+            .decoder
+            .stats()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        if let Ok(mut board) = self.exporters.lock() {
+            *board = exporters;
+        }
+        self.write_stats(pipeline);
+    }
+
     fn write_stats(&self, pipeline: &Pipeline) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
@@ -562,11 +687,9 @@ impl PipelineCtx {
         }
         s.metrics = self.metrics.snapshot();
         s.netflow_totals = pipeline.decoder.totals();
-        s.exporters = pipeline
-            .decoder
-            .stats()
-            .map(|(k, v)| (k, v.clone()))
-            .collect();
+        if let Ok(board) = self.exporters.lock() {
+            s.exporters.clone_from(&board);
+        }
         if let Ok(board) = self.snmp_board.lock() {
             s.snmp_targets.clone_from(&board);
         }
@@ -695,6 +818,8 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<FlowInput>, ctx: Pipelin
                     n += 1;
                 }
                 pipeline.flush(&mut |a| raised.push(a));
+                ctx.metrics
+                    .add(&ctx.metrics.netflow_datagrams_processed, n as u64);
                 ctx.alerts.on_alerts(&raised);
                 raised.clear();
             }
@@ -706,7 +831,7 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<FlowInput>, ctx: Pipelin
             ctx.store_summary(&flows, &scores);
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
-            ctx.write_stats(&pipeline);
+            ctx.publish(&mut pipeline);
             problems.check(&pipeline);
             problems.check_drops(&ctx.metrics);
             last_stats = Instant::now();
@@ -717,5 +842,5 @@ fn pipeline_thread(mut pipeline: Pipeline, rx: Receiver<FlowInput>, ctx: Pipelin
     if let Some((flows, scores)) = pipeline.take_summary(0, ctx.top_hosts) {
         ctx.store_summary(&flows, &scores);
     }
-    ctx.write_stats(&pipeline);
+    ctx.publish(&mut pipeline);
 }

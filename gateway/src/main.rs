@@ -58,6 +58,13 @@ enum Command {
         /// Replay a pcap of raw traffic through the packet meter once, with its own timestamps.
         #[arg(long, value_name = "FILE")]
         pcap: Option<PathBuf>,
+        /// HTTP API and dashboard address, or `off` [default: 127.0.0.1:8080]. Any address
+        /// other than loopback needs a token (--http-token-file or NETWARDEN_HTTP_TOKEN).
+        #[arg(long, value_name = "ADDR|off")]
+        http_listen: Option<String>,
+        /// File holding the HTTP bearer token (first line).
+        #[arg(long, value_name = "FILE")]
+        http_token_file: Option<PathBuf>,
     },
     /// Write feature vectors as CSV (training data): flow-v1 from NetFlow export captures or
     /// from raw-packet captures (metered into flows), or series-v1 rows from a CSV of
@@ -139,6 +146,33 @@ enum Command {
         data_dir: PathBuf,
         #[command(subcommand)]
         command: HistoryCommand,
+    },
+    /// Draw the dashboard's three plots (interface traffic with anomalous spans, error against
+    /// the threshold, error distribution) from stored history into a PNG (stop the daemon
+    /// first; sled locks its database).
+    Plot {
+        #[arg(long, value_name = "DIR", default_value = "./netwarden-data")]
+        data_dir: PathBuf,
+        /// Start: RFC 3339, Unix ms, or a duration ago (24h, 7d).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// End: as --since [default: now].
+        #[arg(long)]
+        until: Option<String>,
+        /// SNMP target name of the interface to plot [default: the most anomalous].
+        #[arg(long, requires = "if_name")]
+        target: Option<String>,
+        /// Interface name (with --target).
+        #[arg(long, requires = "target")]
+        if_name: Option<String>,
+        /// The series bundle to score with [default: the built-in one].
+        #[arg(long, value_name = "DIR")]
+        series_model: Option<PathBuf>,
+        #[command(flatten)]
+        series_params: SeriesArgs,
+        /// The PNG to write.
+        #[arg(long, value_name = "FILE.png")]
+        out: PathBuf,
     },
     /// Replay a shipped capture (benign traffic and a port scan) through the whole pipeline.
     Demo {
@@ -291,6 +325,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             series_model,
             capture,
             pcap,
+            http_listen,
+            http_token_file,
         } => {
             let overrides = Overrides {
                 netflow_listen,
@@ -302,6 +338,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 series_model,
                 capture,
                 pcap,
+                http_listen,
+                http_token_file,
             };
             let cfg =
                 Config::load(config.as_deref(), &overrides).context("invalid configuration")?;
@@ -445,6 +483,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             series_params.params(),
             &out,
         ),
+        Command::Plot {
+            data_dir,
+            since,
+            until,
+            target,
+            if_name,
+            series_model,
+            series_params,
+            out,
+        } => {
+            let now = netwarden::now_ms();
+            let since_ms = netwarden::sinks::http::parse_time(&since, now)
+                .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let until_ms = match until {
+                Some(u) => netwarden::sinks::http::parse_time(&u, now)
+                    .map_err(|e| anyhow::anyhow!("--until: {e}"))?,
+                None => now.saturating_add(1),
+            };
+            let s = cli::plot::plot(&cli::plot::PlotRequest {
+                data_dir,
+                since_ms,
+                until_ms,
+                interface: target.zip(if_name),
+                series_model,
+                trust: netwarden::models::Trust::default(),
+                params: series_params.params(),
+                out: out.clone(),
+            })?;
+            eprintln!(
+                "{}: {} {}, {} samples, {} windows ({} over the threshold {}), {} alerts",
+                out.display(),
+                s.target,
+                s.if_name,
+                s.samples,
+                s.windows,
+                s.anomalous_windows,
+                s.threshold,
+                s.alerts
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { file } => match RawConfig::from_file(&file)
             .and_then(|raw| raw.validate().map_err(ConfigError::Invalid))
         {

@@ -1,8 +1,9 @@
 //! Process-wide counters. Registered once, bumped with relaxed atomics on hot paths; per-exporter
 //! counters live with the decoder (single-threaded) and are snapshotted with these.
 //!
-//! Until the HTTP API lands they are published in the MQTT heartbeat and written to
-//! `<data_dir>/stats.json` every second (see docs/operations.md).
+//! They are served on `GET /metrics` (Prometheus text, docs/http.md), published in the MQTT
+//! heartbeat and written to `<data_dir>/stats.json` every second (see docs/operations.md).
+//! Latency histograms are fixed-bucket atomics: one relaxed add per model run, never per record.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +15,12 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct Metrics {
             $($(#[$doc])* pub $name: AtomicU64,)*
+            /// Flow model run time (one observation per batch).
+            pub flow_inference_latency: Histogram,
+            /// Series model run time (one observation per run).
+            pub series_inference_latency: Histogram,
+            /// `POST /detect` handling time, parse to reply.
+            pub http_detect_latency: Histogram,
         }
 
         /// A point-in-time copy of [`Metrics`].
@@ -50,6 +57,11 @@ counters!(
     mqtt_acked,
     mqtt_connects,
     mqtt_connection_errors,
+    /// A gauge: 1 while the MQTT session is up (after ConnAck), 0 otherwise.
+    mqtt_connected,
+    /// Datagrams the pipeline thread has taken off the socket queue (queue depth =
+    /// received - dropped - processed).
+    netflow_datagrams_processed,
     inference_runs,
     inference_errors,
     inference_micros_total,
@@ -115,8 +127,79 @@ counters!(
     capture_receive_errors,
 );
 
+/// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).
+pub const LATENCY_BOUNDS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+/// A Prometheus-style latency histogram: per-bucket counts (not cumulative; summed when
+/// rendered), a count and a sum. Lock-free; observing is a handful of relaxed adds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+/// A copy of a [`Histogram`]: cumulative bucket counts, as Prometheus wants them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Cumulative counts for each bound of [`LATENCY_BOUNDS_US`], then `+Inf`.
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum_us: u64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        let i = LATENCY_BOUNDS_US.partition_point(|&b| b < us);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut acc = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                acc += b.load(Ordering::Relaxed);
+                acc
+            })
+            .collect();
+        HistogramSnapshot {
+            cumulative,
+            count: self.count.load(Ordering::Relaxed),
+            sum_us: self.sum_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl Metrics {
     pub fn add(&self, counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_bounds_inclusive() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_micros(51));
+        h.observe(Duration::from_secs(5));
+        let s = h.snapshot();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.sum_us, 5_000_101);
+        assert_eq!(s.cumulative[0], 1, "50 us is in the 50 us bucket");
+        assert_eq!(s.cumulative[1], 2);
+        assert_eq!(s.cumulative[LATENCY_BOUNDS_US.len() - 1], 2);
+        assert_eq!(s.cumulative[LATENCY_BOUNDS_US.len()], 3, "+Inf holds all");
     }
 }

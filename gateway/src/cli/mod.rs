@@ -4,6 +4,8 @@
 pub mod demo;
 pub mod features;
 pub mod history;
+pub mod plot;
+pub mod raster;
 pub mod series;
 
 pub use history::list_alerts;

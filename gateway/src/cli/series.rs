@@ -273,41 +273,73 @@ pub fn window_errors(
     samples: &[RateSample],
     params: &SeriesParams,
 ) -> Result<Vec<f32>, SeriesCliError> {
+    Ok(window_scores(bundle, samples, params)?
+        .into_iter()
+        .map(|w| w.error)
+        .collect())
+}
+
+/// One scored window: its interface (index into the samples), its last poll time, its error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredWindow {
+    /// Index in `samples` of the window's last sample.
+    pub sample: usize,
+    pub ts_ms: u64,
+    pub error: f32,
+    pub anomalous: bool,
+}
+
+/// Like [`window_errors`], with where each window ends and whether it is over the threshold.
+pub fn window_scores(
+    bundle: &mut SeriesBundle,
+    samples: &[RateSample],
+    params: &SeriesParams,
+) -> Result<Vec<ScoredWindow>, SeriesCliError> {
     const BATCH: usize = 64;
     let det = &mut bundle.detector;
     let per = det.window_len();
     let mut series: HashMap<(&str, u32), Box<SeriesWindow<WINDOW_STEPS>>> = HashMap::new();
     let mut scaled = Vec::with_capacity(BATCH * per);
+    let mut ends: Vec<usize> = Vec::with_capacity(BATCH);
     let mut out = Vec::with_capacity(BATCH * per);
-    let mut errors = Vec::new();
+    let mut scores = Vec::new();
     let mut flush = |scaled: &mut Vec<f32>,
+                     ends: &mut Vec<usize>,
                      out: &mut Vec<f32>,
                      det: &mut crate::pipeline::series_detector::SeriesLstm|
      -> Result<(), SeriesCliError> {
         out.clear();
         det.run_scaled(scaled, out)?;
-        for (s, o) in scaled.chunks(per).zip(out.chunks(per)) {
-            errors.push(judge_window(s, o, det.threshold, det.high_ratio).error);
+        for ((s, o), &i) in scaled.chunks(per).zip(out.chunks(per)).zip(ends.iter()) {
+            let v = judge_window(s, o, det.threshold, det.high_ratio);
+            scores.push(ScoredWindow {
+                sample: i,
+                ts_ms: samples[i].ts_ms,
+                error: v.error,
+                anomalous: v.severity.is_some(),
+            });
         }
         scaled.clear();
+        ends.clear();
         Ok(())
     };
-    for s in samples {
+    for (i, s) in samples.iter().enumerate() {
         let w = series.entry((s.target.as_str(), s.if_index)).or_default();
         if let Step::Row {
             window_full: true, ..
         } = w.push(s.ts_ms, s.in_bps, s.out_bps, params)
         {
             det.scale_rows(w.rows(), &mut scaled);
+            ends.push(i);
             if scaled.len() >= BATCH * per {
-                flush(&mut scaled, &mut out, det)?;
+                flush(&mut scaled, &mut ends, &mut out, det)?;
             }
         }
     }
     if !scaled.is_empty() {
-        flush(&mut scaled, &mut out, det)?;
+        flush(&mut scaled, &mut ends, &mut out, det)?;
     }
-    Ok(errors)
+    Ok(scores)
 }
 
 /// The `q` quantile of `errors` (linear interpolation between order statistics, as numpy's

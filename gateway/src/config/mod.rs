@@ -32,6 +32,8 @@ pub struct Config {
     pub trust: crate::models::Trust,
     /// History retention (`[history]`).
     pub history: crate::sinks::history::HistoryConfig,
+    /// The HTTP API and dashboard (`[http]`; docs/http.md).
+    pub http: crate::sinks::http::HttpConfig,
     /// Packet capture sources (`[capture]`, `--capture`, `--pcap`); none by default.
     pub capture: CaptureConfig,
 }
@@ -125,6 +127,10 @@ pub struct Overrides {
     pub series_model: Option<PathBuf>,
     pub capture: Option<String>,
     pub pcap: Option<PathBuf>,
+    /// `--http-listen`: an address, or `off`.
+    pub http_listen: Option<String>,
+    /// `--http-token-file`.
+    pub http_token_file: Option<PathBuf>,
 }
 
 impl Config {

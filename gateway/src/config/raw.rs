@@ -36,6 +36,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub bundles: RawBundles,
     #[serde(default)]
+    pub http: crate::sinks::http::RawHttp,
+    #[serde(default)]
     pub history: RawHistory,
     #[serde(default)]
     pub capture: RawCapture,
@@ -178,6 +180,12 @@ impl RawConfig {
             self.capture.interface = Some(v.clone());
         }
         self.pcap_override = o.pcap.clone();
+        if let Some(v) = &o.http_listen {
+            self.http.listen = Some(v.clone());
+        }
+        if let Some(v) = &o.http_token_file {
+            self.http.token_file = Some(v.clone());
+        }
     }
 
     /// Checks everything and returns either the config or every problem found.
@@ -299,6 +307,10 @@ impl RawConfig {
                 Err(e) => problem(&format!("bundles.trusted_keys[{i}]"), e.to_string()),
             }
         }
+        let http = self.http.validate(
+            std::env::var(crate::sinks::http::config::TOKEN_ENV).ok(),
+            &mut problem,
+        );
 
         let history = self.history.validate(&mut problem);
         let capture = self.capture_config(&mut problem);
@@ -338,6 +350,7 @@ impl RawConfig {
             trust,
             history,
             capture,
+            http,
         })
     }
 

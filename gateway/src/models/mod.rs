@@ -5,3 +5,44 @@ pub mod signature;
 
 pub use bundle::{AnyBundle, Bundle, BundleError, Manifest, SeriesBundle};
 pub use signature::{PublicKey, SignatureError, SignatureStatus, Trust};
+
+/// An active model as `/models` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    pub detector: String,
+    pub name: String,
+    pub version: String,
+    pub kind: String,
+    /// Where it was loaded from (a directory, or the built-in bundle).
+    pub source: String,
+    pub signature: String,
+    pub threshold: f32,
+    pub threshold_method: String,
+    pub high_ratio: f32,
+    /// `active` (scoring live traffic) or `idle` (loaded for `/detect` only, e.g. the series
+    /// model without SNMP targets).
+    pub state: String,
+}
+
+impl ModelInfo {
+    pub fn from_manifest(
+        detector: &str,
+        m: &Manifest,
+        source: &str,
+        signature: &SignatureStatus,
+        state: &str,
+    ) -> ModelInfo {
+        ModelInfo {
+            detector: detector.to_string(),
+            name: m.name.clone(),
+            version: m.version.clone(),
+            kind: m.kind.clone(),
+            source: source.to_string(),
+            signature: signature.to_string(),
+            threshold: m.threshold.value,
+            threshold_method: m.threshold.method.clone(),
+            high_ratio: m.severity.high_ratio,
+            state: state.to_string(),
+        }
+    }
+}

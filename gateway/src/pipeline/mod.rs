@@ -8,6 +8,7 @@
 
 pub mod alerting;
 pub mod detector;
+pub mod live;
 pub mod series;
 pub mod series_detector;
 pub mod summary;
@@ -75,6 +76,8 @@ pub struct Pipeline {
     /// Flows and scores of the current summary interval (for the history).
     tally: summary::FlowTally,
     model_name: String,
+    /// Scores since the last hand-over to the dashboard's [`live::LiveBoard`].
+    pub live: live::LiveTally,
 }
 
 impl Pipeline {
@@ -106,6 +109,7 @@ impl Pipeline {
             now_ms: crate::now_ms,
             tally: summary::FlowTally::new(crate::now_ms()),
             model_name,
+            live: live::LiveTally::default(),
         }
     }
 
@@ -187,12 +191,11 @@ impl Pipeline {
         self.outputs.clear();
         let started = Instant::now();
         let result = self.detector.run_scaled(&self.scaled, &mut self.outputs);
+        let elapsed = started.elapsed();
         let m = &self.metrics;
         m.add(&m.inference_runs, 1);
-        m.add(
-            &m.inference_micros_total,
-            started.elapsed().as_micros() as u64,
-        );
+        m.add(&m.inference_micros_total, elapsed.as_micros() as u64);
+        m.flow_inference_latency.observe(elapsed);
         if let Err(e) = result {
             m.add(&m.inference_errors, 1);
             tracing::error!(error = %e, rows = self.pending.len(), "Flow model failed; batch not scored");
@@ -206,6 +209,7 @@ impl Pipeline {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
             self.tally
                 .observe(&p.flow, verdict.error, verdict.severity.is_some());
+            self.live.record(verdict.error, verdict.severity.is_some());
             let Some(severity) = verdict.severity else {
                 continue;
             };

@@ -187,10 +187,18 @@ pub struct SeriesPipeline {
     metrics: Option<(Arc<Metrics>, SeriesCounters)>,
     /// One score per window scored, for the history (drained by [`Self::take_scores`]).
     scores: Vec<crate::sinks::history::ScoreSummary>,
+    info: crate::models::ModelInfo,
 }
 
 impl SeriesPipeline {
     pub fn new(bundle: SeriesBundle, site: &str, device: &str, options: SeriesOptions) -> Self {
+        let info = crate::models::ModelInfo::from_manifest(
+            SERIES_DETECTOR,
+            &bundle.manifest,
+            &bundle.source,
+            &bundle.signature,
+            "active",
+        );
         let model = ModelRef {
             name: bundle.manifest.name.clone(),
             version: bundle.manifest.version.clone(),
@@ -211,6 +219,7 @@ impl SeriesPipeline {
             now_ms: crate::now_ms,
             metrics: None,
             scores: Vec::new(),
+            info,
         }
     }
 
@@ -338,6 +347,11 @@ impl SeriesPipeline {
         alerts
     }
 
+    /// The model as `/models` shows it.
+    pub fn model_info(&self) -> &crate::models::ModelInfo {
+        &self.info
+    }
+
     fn step(&mut self, s: &RateSample) {
         self.counters.series_samples += 1;
         let key = (s.target.clone(), s.if_index);
@@ -419,8 +433,12 @@ impl SeriesPipeline {
         self.outputs.clear();
         let started = Instant::now();
         let result = self.detector.run_scaled(&self.scaled, &mut self.outputs);
+        let elapsed = started.elapsed();
         self.counters.series_inference_runs += 1;
-        self.counters.series_inference_micros_total += started.elapsed().as_micros() as u64;
+        self.counters.series_inference_micros_total += elapsed.as_micros() as u64;
+        if let Some((m, _)) = &self.metrics {
+            m.series_inference_latency.observe(elapsed);
+        }
         if let Err(e) = result {
             self.counters.series_inference_errors += 1;
             tracing::error!(error = %e, windows = self.due.len(), "Series model failed; windows not scored");

@@ -482,6 +482,19 @@ impl History {
         })
     }
 
+    /// Score summaries in `range` of one detector and subject (an interface's
+    /// `target/if_name`), oldest first.
+    pub fn scores_of(
+        &self,
+        range: &TimeRange,
+        detector: &str,
+        subject: &str,
+    ) -> Result<Vec<ScoreSummary>, HistoryError> {
+        self.query_json(Kind::Scores, range, |s: &ScoreSummary| {
+            s.detector == detector && s.subject == subject
+        })
+    }
+
     /// Alert JSON values in `range`, optionally of one severity, oldest first.
     pub fn alerts_json(
         &self,

@@ -2,5 +2,6 @@
 //! buckets and retention) first, always; then [`mqtt`], which publishes from the outbox.
 
 pub mod history;
+pub mod http;
 pub mod mqtt;
 pub mod store;

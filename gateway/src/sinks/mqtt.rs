@@ -539,6 +539,7 @@ async fn session(
                     metrics.mqtt_connects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(broker = %cfg.describe(), outbox = store.outbox_len(), "Connected to MQTT broker");
                     failures.last = None;
+                    metrics.mqtt_connected.store(1, Ordering::Relaxed);
                     flow.on_connack();
                     overflow_sent = None;
                     if client.try_publish(cfg.status_topic(), QoS::AtLeastOnce, true, status_payload("online")).is_ok() {
@@ -567,11 +568,13 @@ async fn session(
                     metrics.mqtt_connection_errors.fetch_add(1, Ordering::Relaxed);
                     failures.failed(cfg, flow.connected(), store.outbox_len(), &e);
                     let was_connected = flow.connected();
+                    metrics.mqtt_connected.store(0, Ordering::Relaxed);
                     flow.on_disconnect();
                     break if deadline.is_some() { SessionEnd::Stopped } else { SessionEnd::Failed { was_connected } };
                 }
                 None => {
                     let was_connected = flow.connected();
+                    metrics.mqtt_connected.store(0, Ordering::Relaxed);
                     flow.on_disconnect();
                     break SessionEnd::Failed { was_connected };
                 }

@@ -397,6 +397,51 @@ impl Store {
         &self.history
     }
 
+    /// One page of alerts with `since_ms <= ts_ms < until_ms`, newest first, that `keep`
+    /// accepts: at most `limit`, starting below `cursor` (the `next` of the previous page).
+    /// Returns the page and, when it is full, the cursor of the next one.
+    pub fn alerts_page(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        cursor: Option<[u8; 16]>,
+        limit: usize,
+        keep: impl Fn(&Alert) -> bool,
+    ) -> Result<(Vec<Alert>, Option<[u8; 16]>), StoreError> {
+        let mut out = Vec::new();
+        if since_ms >= until_ms || limit == 0 {
+            return Ok((out, None));
+        }
+        let mut upper = [0u8; 16];
+        upper[..8].copy_from_slice(&until_ms.to_be_bytes());
+        let upper = match cursor {
+            Some(c) if c < upper => c,
+            _ => upper,
+        };
+        let lower = since_ms.to_be_bytes();
+        // Buckets partition time, so newest bucket first, newest key first, is newest first.
+        for tree in self
+            .history
+            .trees_between(Kind::Alerts, since_ms, until_ms)
+            .iter()
+            .rev()
+        {
+            for kv in tree.range(lower.as_slice()..upper.as_slice()).rev() {
+                let (k, v) = kv?;
+                let alert: Alert = serde_json::from_slice(&v)?;
+                if !keep(&alert) {
+                    continue;
+                }
+                out.push(alert);
+                if out.len() == limit {
+                    let next = <[u8; 16]>::try_from(k.as_ref()).ok();
+                    return Ok((out, next));
+                }
+            }
+        }
+        Ok((out, None))
+    }
+
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         self.history.flush()?;
@@ -707,6 +752,28 @@ mod tests {
         assert_eq!(s.prune_series(3_500).expect("prune"), 2);
         assert_eq!(s.series("r1", "eth0", 0, u64::MAX).expect("q").len(), 1);
         assert_eq!(s.series("r10", "eth0", 0, u64::MAX).expect("q").len(), 1);
+    }
+
+    #[test]
+    fn alert_pages_are_newest_first_filtered_and_resume_at_the_cursor() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), 1 << 20, 100).expect("open");
+        for n in 0..10 {
+            let sev = if n % 2 == 0 { "high" } else { "medium" };
+            s.append_alert(&alert(n, sev), "t").expect("append");
+        }
+        let high = |a: &Alert| a.severity == "high";
+        let (page, next) = s.alerts_page(0, u64::MAX, None, 3, high).expect("page");
+        let ids: Vec<_> = page.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["id-8", "id-6", "id-4"]);
+        let (page, next) = s.alerts_page(0, u64::MAX, next, 3, high).expect("page 2");
+        let ids: Vec<_> = page.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["id-2", "id-0"]);
+        assert!(next.is_none());
+        let (page, _) = s
+            .alerts_page(1003, 1006, None, 10, |_| true)
+            .expect("range");
+        assert_eq!(page.len(), 3);
     }
 
     #[test]

@@ -1,0 +1,670 @@
+//! The HTTP API and the dashboard (docs/http.md), served by axum on the daemon's runtime.
+//!
+//! - `GET /` and `/app.js`: the dashboard, embedded in the binary (no CDN, no framework);
+//! - `GET /health`, `GET /metrics` (Prometheus text), `GET /models`;
+//! - `GET /alerts` (since, until, severity, detector, limit, cursor paging);
+//! - `GET /history/flows`, `/history/interfaces`, `/history/interface`: recent scores, the
+//!   stored interface series, error histograms and top talkers for a time range;
+//! - `POST /detect`: score vectors with the daemon's models ([`detect`]).
+//!
+//! Every handler only reads: the store (sled, thread-safe), the counters (atomics), and copies
+//! of the boards the pipeline threads publish once a second. Nothing here can block the
+//! NetFlow pipeline; sled reads and model runs go to the blocking pool.
+//!
+//! Auth: with a token configured (always, when bound beyond loopback), every route but
+//! `/health` and the static dashboard files needs `Authorization: Bearer <token>`; the
+//! dashboard asks for the token once and sends it on its API calls.
+
+pub mod config;
+pub mod dashboard;
+pub mod detect;
+pub mod prom;
+
+pub use config::{HttpConfig, RawHttp, Token};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metrics;
+use crate::models::ModelInfo;
+use crate::pipeline::alerting::Alert;
+use crate::pipeline::live::{self, LiveBoard};
+use crate::pipeline::series::RateSample;
+use crate::shutdown::Shutdown;
+use crate::sinks::history::TimeRange;
+use crate::sinks::store::Store;
+use crate::sources::netflow::ExporterStats;
+use crate::sources::snmp::StatusBoard;
+
+/// Per-exporter counters as the pipeline thread last published them (once a second).
+pub type ExporterBoard = Arc<Mutex<BTreeMap<String, ExporterStats>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen for HTTP on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+/// Everything the handlers read.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub live: LiveBoard,
+    pub exporters: ExporterBoard,
+    pub snmp_board: StatusBoard,
+    pub models: Arc<Vec<ModelInfo>>,
+    pub scorer: Arc<detect::Scorer>,
+    pub token: Option<Token>,
+    pub started: Instant,
+    pub site: String,
+    pub device: String,
+    pub netflow_queue_capacity: usize,
+    /// The series queue (weak: the server must not keep it open at shutdown).
+    pub series_queue: Option<tokio::sync::mpsc::WeakSender<RateSample>>,
+}
+
+/// Builds the router (public for tests and the benchmark).
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/models", get(models))
+        .route("/alerts", get(alerts))
+        .route("/history/flows", get(history_flows))
+        .route("/history/interfaces", get(history_interfaces))
+        .route("/history/interface", get(history_interface))
+        .route("/detect", post(detect))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/app.js", get(dashboard::script))
+        .route("/health", get(health))
+        .merge(api)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves until shutdown. Binds first, so a busy port is an error at start, not later.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HttpError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| HttpError::Bind { addr, error })
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, mut shutdown: Shutdown) {
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.recv().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "HTTP server stopped");
+    }
+}
+
+/// A JSON error body: `{"error": {"code", "message"}}`.
+pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message.to_string()}});
+    (status, Json(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint (see docs/http.md)",
+    )
+}
+
+async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = &s.token else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(p) if token.matches(p.as_bytes()) => next.run(req).await,
+        _ => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this endpoint needs Authorization: Bearer <token>",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"netwarden\""),
+            );
+            r
+        }
+    }
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "site": s.site,
+        "device": s.device,
+        "uptime_s": s.started.elapsed().as_secs(),
+        "mqtt_connected": s.metrics.mqtt_connected.load(Ordering::Relaxed) == 1,
+        "outbox": s.store.outbox_len(),
+        "auth": s.token.is_some(),
+    }))
+    .into_response()
+}
+
+/// Copies everything a scrape shows (short locks), for [`prom::render`].
+pub fn metrics_view(s: &AppState) -> prom::MetricsView {
+    let counters = s.metrics.snapshot();
+    let netflow_queue_depth = counters
+        .netflow_datagrams_received
+        .saturating_sub(counters.netflow_datagrams_dropped_queue_full)
+        .saturating_sub(counters.netflow_datagrams_processed);
+    let (series_queue_depth, series_queue_capacity) = match s
+        .series_queue
+        .as_ref()
+        .and_then(tokio::sync::mpsc::WeakSender::upgrade)
+    {
+        Some(tx) => (
+            (tx.max_capacity() - tx.capacity()) as u64,
+            tx.max_capacity(),
+        ),
+        None => (0, 0),
+    };
+    prom::MetricsView {
+        flow_latency: s.metrics.flow_inference_latency.snapshot(),
+        series_latency: s.metrics.series_inference_latency.snapshot(),
+        detect_latency: s.metrics.http_detect_latency.snapshot(),
+        counters,
+        exporters: s.exporters.lock().map(|e| e.clone()).unwrap_or_default(),
+        snmp_targets: s.snmp_board.lock().map(|b| b.clone()).unwrap_or_default(),
+        interfaces: s
+            .live
+            .interfaces()
+            .into_iter()
+            .map(|((target, if_name), rates, error)| prom::InterfaceView {
+                target,
+                if_name,
+                in_bps: rates.and_then(|r| r.1),
+                out_bps: rates.and_then(|r| r.2),
+                error,
+            })
+            .collect(),
+        outbox_len: s.store.outbox_len(),
+        netflow_queue_depth,
+        netflow_queue_capacity: s.netflow_queue_capacity,
+        series_queue_depth,
+        series_queue_capacity,
+        uptime_s: s.started.elapsed().as_secs_f64(),
+        models: s
+            .models
+            .iter()
+            .filter(|m| m.state == "active")
+            .map(|m| (m.detector.clone(), m.name.clone(), m.version.clone()))
+            .collect(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let text = prom::render(&metrics_view(&s));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn models(State(s): State<AppState>) -> Response {
+    Json(serde_json::json!({ "models": &*s.models })).into_response()
+}
+
+/// Parses a time: Unix ms, RFC 3339, or a duration before `now_ms` (`15m`, `2h`, `1d`).
+pub fn parse_time(s: &str, now_ms: u64) -> Result<u64, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<u64>() {
+        return Ok(ms);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|_| format!("{s:?} is before 1970"));
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now_ms.saturating_sub(d.as_millis() as u64));
+    }
+    Err(format!(
+        "{s:?} is not a time: use Unix ms, RFC 3339 (2026-11-23T10:00:00Z) or a duration ago (15m, 2h)"
+    ))
+}
+
+/// `since`/`until` of a query, defaulting to the last `default_span`.
+fn range(
+    since: Option<&str>,
+    until: Option<&str>,
+    default_span: Duration,
+) -> Result<(u64, u64), Box<Response>> {
+    let now = crate::now_ms();
+    let bad = |m: String| Box::new(error(StatusCode::BAD_REQUEST, "bad_time", m));
+    let until = match until {
+        Some(u) => parse_time(u, now).map_err(bad)?,
+        None => now.saturating_add(1),
+    };
+    let since = match since {
+        Some(s) => parse_time(s, now).map_err(bad)?,
+        None => until.saturating_sub(default_span.as_millis() as u64),
+    };
+    if since >= until {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_time",
+            "since must be before until",
+        )));
+    }
+    Ok((since, until))
+}
+
+/// Alerts returned per page at most.
+pub const MAX_ALERTS_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    severity: Option<String>,
+    detector: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn alerts(
+    State(s): State<AppState>,
+    q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let (since, until) = match range(
+        q.since.as_deref(),
+        q.until.as_deref(),
+        Duration::from_secs(100 * 365 * 86_400),
+    ) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    if let Some(sev) = &q.severity {
+        if !matches!(sev.as_str(), "high" | "medium") {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("severity {sev:?} is not \"high\" or \"medium\""),
+            );
+        }
+    }
+    if let Some(d) = &q.detector {
+        if !matches!(d.as_str(), "flow_ae" | "series_lstm") {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("detector {d:?} is not \"flow_ae\" or \"series_lstm\""),
+            );
+        }
+    }
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_ALERTS_PAGE {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("limit must be 1 to {MAX_ALERTS_PAGE}"),
+        );
+    }
+    let cursor = match q.cursor.as_deref().map(decode_cursor) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                "cursor is not one this API returned",
+            )
+        }
+    };
+    let store = s.store.clone();
+    let (severity, detector) = (q.severity, q.detector);
+    let page = tokio::task::spawn_blocking(move || {
+        store.alerts_page(since, until, cursor, limit, |a: &Alert| {
+            severity.as_deref().is_none_or(|x| a.severity == x)
+                && detector.as_deref().is_none_or(|x| a.detector == x)
+        })
+    })
+    .await;
+    match page {
+        Ok(Ok((alerts, next))) => Json(serde_json::json!({
+            "alerts": alerts,
+            "next_cursor": next.map(|c| encode_cursor(&c)),
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
+fn encode_cursor(c: &[u8; 16]) -> String {
+    c.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+fn histogram_json(counts: &[u64]) -> serde_json::Value {
+    serde_json::json!({
+        "log10_min": live::LOG_MIN,
+        "bins_per_decade": live::BINS_PER_DECADE,
+        "counts": counts,
+    })
+}
+
+fn threshold_of(s: &AppState, detector: &str) -> Option<f32> {
+    s.models
+        .iter()
+        .find(|m| m.detector == detector)
+        .map(|m| m.threshold)
+}
+
+/// Minutes of flow summaries the top talkers are summed over.
+const TALKER_WINDOW: Duration = Duration::from_secs(300);
+
+/// A source host summed over the last flow summaries.
+#[derive(Debug, Default, Serialize)]
+struct Talker {
+    addr: String,
+    bytes: u64,
+    flows: u64,
+    anomalous: u64,
+}
+
+/// The `n` busiest sources by bytes in the flow summaries since `since_ms`.
+fn top_talkers(
+    store: &Store,
+    since_ms: u64,
+    n: usize,
+) -> Result<Vec<Talker>, crate::sinks::history::HistoryError> {
+    let mut sum: BTreeMap<String, Talker> = BTreeMap::new();
+    for f in store
+        .history()
+        .flow_summaries(&TimeRange::since(since_ms, 10_000))?
+    {
+        for h in f.top_sources {
+            let t = sum.entry(h.addr.clone()).or_default();
+            t.bytes += h.bytes;
+            t.flows += h.flows;
+            t.anomalous += h.anomalous;
+        }
+    }
+    let mut v: Vec<Talker> = sum
+        .into_iter()
+        .map(|(addr, t)| Talker { addr, ..t })
+        .collect();
+    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.addr.cmp(&b.addr)));
+    v.truncate(n);
+    Ok(v)
+}
+
+async fn history_flows(
+    State(s): State<AppState>,
+    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let (since, until) = match range(
+        q.since.as_deref(),
+        q.until.as_deref(),
+        Duration::from_secs(900),
+    ) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let store = s.store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let range = TimeRange {
+            from_ms: since,
+            to_ms: until,
+            limit: 10_000,
+        };
+        let summaries = store
+            .history()
+            .scores(&range, Some(crate::pipeline::FLOW_DETECTOR))?;
+        let talkers_since = crate::now_ms().saturating_sub(TALKER_WINDOW.as_millis() as u64);
+        Ok::<_, crate::sinks::history::HistoryError>((
+            summaries,
+            top_talkers(&store, talkers_since, 10)?,
+        ))
+    })
+    .await;
+    let (summaries, talkers) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    };
+    let (flow_hist, _) = s.live.histograms();
+    Json(serde_json::json!({
+        "since_ms": since,
+        "until_ms": until,
+        "threshold": threshold_of(&s, crate::pipeline::FLOW_DETECTOR),
+        "points": s.live.flow_points(since, until)
+            .iter()
+            .map(|p| serde_json::json!([p.ts_ms, p.flows, p.anomalous, p.max_error, p.mean_error]))
+            .collect::<Vec<_>>(),
+        "summaries": summaries,
+        "histogram": histogram_json(&flow_hist),
+        "top_talkers": talkers,
+    }))
+    .into_response()
+}
+
+async fn history_interfaces(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    let stored = tokio::task::spawn_blocking(move || store.series_names()).await;
+    let mut names: Vec<(String, String)> = match stored {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    };
+    let live = s.live.interfaces();
+    for (k, _, _) in &live {
+        if !names.contains(k) {
+            names.push(k.clone());
+        }
+    }
+    names.sort();
+    let list: Vec<_> = names
+        .into_iter()
+        .map(|(target, if_name)| {
+            let last = live
+                .iter()
+                .find(|(k, _, _)| k.0 == target && k.1 == if_name)
+                .and_then(|(_, _, e)| *e);
+            serde_json::json!([target, if_name, last])
+        })
+        .collect();
+    Json(serde_json::json!({ "interfaces": list })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InterfaceQuery {
+    target: String,
+    if_name: String,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// Stored samples returned per request at most (the newest are kept).
+pub const MAX_SAMPLES: usize = 20_000;
+
+async fn history_interface(
+    State(s): State<AppState>,
+    q: Result<Query<InterfaceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let (since, until) = match range(
+        q.since.as_deref(),
+        q.until.as_deref(),
+        Duration::from_secs(6 * 3600),
+    ) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let store = s.store.clone();
+    let (target, if_name) = (q.target.clone(), q.if_name.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let samples = store.series(&target, &if_name, since, until)?;
+        let (alerts, _) = store.alerts_page(since, until, None, 200, |a: &Alert| {
+            a.subject
+                .interface()
+                .is_some_and(|i| i.target == target && i.if_name == if_name)
+        })?;
+        let range = TimeRange {
+            from_ms: since,
+            to_ms: until,
+            limit: MAX_SAMPLES,
+        };
+        let scores = store
+            .history()
+            .scores_of(
+                &range,
+                crate::pipeline::series::SERIES_DETECTOR,
+                &format!("{target}/{if_name}"),
+            )
+            .map_err(crate::sinks::store::StoreError::from)?;
+        Ok::<_, crate::sinks::store::StoreError>((samples, alerts, scores))
+    })
+    .await;
+    let (mut samples, alerts, scores) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    };
+    let truncated = samples.len() > MAX_SAMPLES;
+    if truncated {
+        samples.drain(..samples.len() - MAX_SAMPLES);
+    }
+    let samples: Vec<_> = samples
+        .iter()
+        .map(|x| serde_json::json!([x.ts_ms, x.in_bps, x.out_bps]))
+        .collect();
+    let (_, series_hist) = s.live.histograms();
+    Json(serde_json::json!({
+        "target": q.target,
+        "if_name": q.if_name,
+        "since_ms": since,
+        "until_ms": until,
+        "threshold": threshold_of(&s, crate::pipeline::series::SERIES_DETECTOR),
+        "samples": samples,
+        "samples_truncated": truncated,
+        "scores": scores
+            .iter()
+            .map(|x| serde_json::json!([x.ts_ms, x.max_error, x.anomalous > 0]))
+            .collect::<Vec<_>>(),
+        "alerts": alerts,
+        "histogram": histogram_json(&series_hist),
+    }))
+    .into_response()
+}
+
+async fn detect(State(s): State<AppState>, body: axum::body::Body) -> Response {
+    let started = Instant::now();
+    let bytes = match axum::body::to_bytes(body, detect::MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                detect::DetectError::TooLarge,
+            )
+        }
+    };
+    let req = match detect::parse_detect(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let status = if e == detect::DetectError::TooLarge {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return error(status, e.code(), &e);
+        }
+    };
+    let scorer = s.scorer.clone();
+    let reply = tokio::task::spawn_blocking(move || scorer.score(&req)).await;
+    let r = match reply {
+        Ok(Ok(reply)) => Json(reply).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    };
+    s.metrics.http_detect_latency.observe(started.elapsed());
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_ms_rfc3339_or_ago() {
+        assert_eq!(parse_time("1234", 0), Ok(1234));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z", 0), Ok(1000));
+        assert_eq!(parse_time("15m", 1_000_000), Ok(100_000));
+        assert!(parse_time("yesterday-ish", 0).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        let c = [7u8; 16];
+        assert_eq!(decode_cursor(&encode_cursor(&c)), Some(c));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor(&"é".repeat(16)), None);
+    }
+}
