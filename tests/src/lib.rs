@@ -240,6 +240,19 @@ impl Gateway {
         let port = free_udp_port()?;
         let netflow: SocketAddr = ([127, 0, 0, 1], port).into();
         let log = std::fs::File::create(dir.path().join("netwarden.log"))?;
+        // The HTTP API defaults to 127.0.0.1:8080, which parallel tests would fight over:
+        // unless the test chose an address (flag or `[http]` in its config), take a free port.
+        let config_sets_http = extra
+            .iter()
+            .position(|a| *a == "--config")
+            .and_then(|i| extra.get(i + 1))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .is_some_and(|c| c.contains("[http]"));
+        let http: &[&str] = if extra.contains(&"--http-listen") || config_sets_http {
+            &[]
+        } else {
+            &["--http-listen", "127.0.0.1:0"]
+        };
         let proc = Proc::spawn(
             "netwarden",
             Command::new(netwarden_bin()?)
@@ -247,6 +260,7 @@ impl Gateway {
                 .args(["--netflow-listen", &netflow.to_string()])
                 .arg("--data-dir")
                 .arg(&data_dir)
+                .args(http)
                 .args(extra)
                 .env("NETWARDEN_LOG", "info")
                 .stdout(Stdio::null())

@@ -28,17 +28,20 @@ pub const FLOW_POINTS: usize = 3600;
 /// Interfaces whose latest rates and error are kept.
 pub const MAX_SERIES: usize = 2048;
 
-/// The histogram bin of `error`.
+/// Lower edges of bins 1.. (bin 0 takes everything below the first), computed once.
+fn edges() -> &'static [f32; HIST_BINS - 1] {
+    static EDGES: std::sync::OnceLock<[f32; HIST_BINS - 1]> = std::sync::OnceLock::new();
+    EDGES.get_or_init(|| std::array::from_fn(|i| bin_lower(i + 1) as f32))
+}
+
+/// The histogram bin of `error`: a binary search over the edges (no logarithm on the hot
+/// path).
+#[inline]
 pub fn bin_of(error: f32) -> usize {
     if error.is_nan() || error <= 0.0 {
         return 0;
     }
-    let x = (error.log10() - LOG_MIN as f32) * BINS_PER_DECADE as f32;
-    if x <= 0.0 {
-        0
-    } else {
-        (x as usize).min(HIST_BINS - 1)
-    }
+    edges().partition_point(|&e| e <= error)
 }
 
 /// The lower edge of bin `i`.

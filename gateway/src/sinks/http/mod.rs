@@ -52,7 +52,7 @@ pub type ExporterBoard = Arc<Mutex<BTreeMap<String, ExporterStats>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot listen for HTTP on {addr}: {error}")]
+    #[error("cannot listen for HTTP on {addr}: {error} (choose another with --http-listen or [http] listen, or \"off\")")]
     Bind {
         addr: SocketAddr,
         error: std::io::Error,
