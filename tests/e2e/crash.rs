@@ -76,6 +76,7 @@ fn kill_9_during_writes_never_leaves_a_database_that_fails_to_open() -> anyhow::
                 .arg("--config")
                 .arg(&config)
                 .args(["--netflow-listen", &format!("127.0.0.1:{port}")])
+                .args(["--http-listen", "127.0.0.1:0"])
                 .arg("--data-dir")
                 .arg(&data)
                 .env("NETWARDEN_LOG", "info")

@@ -65,6 +65,7 @@ impl Gw {
             Command::new(netwarden_bin()?)
                 .arg("run")
                 .args(["--netflow-listen", &self.netflow.to_string()])
+                .args(["--http-listen", "127.0.0.1:0"])
                 .arg("--data-dir")
                 .arg(self.data())
                 .args(["--mqtt", &self.mqtt, "--site", "dlv", "--device", "gw"])

@@ -356,6 +356,7 @@ fn runs_without_root() -> anyhow::Result<()> {
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
             .arg(&bin)
             .args(["run", "--netflow-listen", &format!("127.0.0.1:{port}")])
+            .args(["--http-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data)
             .stdout(Stdio::null())
