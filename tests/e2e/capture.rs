@@ -477,6 +477,8 @@ fn live_capture_matches_softflowd_per_5_tuple_and_raises_the_scan_alert() -> any
                 "run",
                 "--netflow-listen",
                 "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
                 "--capture",
                 &ns.va,
             ])
@@ -643,6 +645,7 @@ fn capture_without_cap_net_raw_says_what_is_missing() -> anyhow::Result<()> {
         .args(["--bounding-set", "-net_raw", "--"])
         .arg(netwarden_bin()?)
         .args(["run", "--netflow-listen", "127.0.0.1:0", "--capture", "lo"])
+        .args(["--http-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env("NO_COLOR", "1")
