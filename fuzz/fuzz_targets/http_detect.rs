@@ -1,0 +1,19 @@
+//! HTTP request bodies and query values from outside: the `POST /detect` body parser
+//! (`sinks/http/detect.rs`, `parse_detect`: JSON, detector name, shapes, finiteness, limits) and
+//! the time parser behind `?since=`/`?until=` (`sinks/http/mod.rs`, `parse_time`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use netwarden::sinks::http::detect::parse_detect;
+use netwarden::sinks::http::parse_time;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(req) = parse_detect(data) {
+        let _ = req.kind();
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if text.len() <= 256 {
+            let _ = parse_time(text, 1_800_000_000_000);
+        }
+    }
+});
