@@ -14,7 +14,6 @@
 //! oldest alerts (counted, logged) and publishes the retained `status/outbox` report.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use netwarden_e2e::{
-    free_udp_port, netwarden_bin, require, tempdir, v5_alert_datagram, wait_for, Broker, Proc,
+    collect_topic_lines, free_udp_port, netwarden_bin, require, tempdir, v5_alert_datagram,
+    wait_for, Broker, Proc,
 };
 
 const TOPIC: &str = "netwarden/dlv/gw/alerts/#";
@@ -132,18 +132,8 @@ impl Sub {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         )?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
         let out = proc.child.stdout.take().context("mosquitto_sub stdout")?;
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some((t, p)) = line.split_once(' ') {
-                    if let Ok(mut l) = sink.lock() {
-                        l.push((t.to_string(), p.to_string()));
-                    }
-                }
-            }
-        });
+        let lines = collect_topic_lines(out);
         Ok(Sub { lines, _proc: proc })
     }
 

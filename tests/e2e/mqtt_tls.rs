@@ -8,14 +8,15 @@
 //!   stays in the outbox;
 //! - and, separately, the daemon runs as `nobody` (no root needed).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use netwarden_e2e::{gateway_in, require, tempdir, v5_alert_datagram, wait_for, Broker, Proc};
+use netwarden_e2e::{
+    collect_topic_lines, gateway_in, require, tempdir, v5_alert_datagram, wait_for, Broker, Proc,
+};
 
 const PASSWORD: &str = "gw-s3cret-Zq81";
 
@@ -128,18 +129,8 @@ impl TlsSub {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         )?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
         let out = proc.child.stdout.take().context("stdout")?;
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some((t, p)) = line.split_once(' ') {
-                    if let Ok(mut l) = sink.lock() {
-                        l.push((t.to_string(), p.to_string()));
-                    }
-                }
-            }
-        });
+        let lines = collect_topic_lines(out);
         std::thread::sleep(Duration::from_millis(500));
         Ok(TlsSub { lines, _proc: proc })
     }

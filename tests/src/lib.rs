@@ -61,6 +61,22 @@ pub fn free_udp_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Reads `mosquitto_sub -v` output (`topic payload` per line) on a thread into a shared list.
+pub fn collect_topic_lines(out: std::process::ChildStdout) -> Arc<Mutex<Vec<(String, String)>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some((t, p)) = line.split_once(' ') {
+                if let Ok(mut l) = sink.lock() {
+                    l.push((t.to_string(), p.to_string()));
+                }
+            }
+        }
+    });
+    lines
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or fails after `timeout` saying `what`.
 pub fn wait_for<T>(
     timeout: Duration,
@@ -197,18 +213,8 @@ impl Subscriber {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         )?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
         let out = proc.child.stdout.take().context("mosquitto_sub stdout")?;
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some((t, p)) = line.split_once(' ') {
-                    if let Ok(mut l) = sink.lock() {
-                        l.push((t.to_string(), p.to_string()));
-                    }
-                }
-            }
-        });
+        let lines = collect_topic_lines(out);
         // mosquitto_sub has no "subscribed" signal; give it a moment to send SUBSCRIBE.
         std::thread::sleep(Duration::from_millis(300));
         Ok(Subscriber { lines, _proc: proc })
