@@ -574,7 +574,8 @@ mod tests {
     use super::*;
     use crate::pipeline::alerting::{FlowSubject, ModelRef, Subject};
 
-    fn alert(n: u64, severity: &str) -> Alert {
+    /// A flow alert with id `id-{n}` at `1000 + n` ms (also used by the recovery tests).
+    pub(super) fn alert(n: u64, severity: &str) -> Alert {
         Alert {
             id: format!("id-{n}"),
             ts_ms: 1000 + n,

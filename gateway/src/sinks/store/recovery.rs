@@ -210,37 +210,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::alerting::{FlowSubject, ModelRef, Subject};
 
     fn alert(n: u64) -> Alert {
-        Alert {
-            id: format!("id-{n}"),
-            ts_ms: 1_000 + n,
-            ts: String::new(),
-            site: "s".into(),
-            device: "d".into(),
-            detector: "flow_ae".into(),
-            model: ModelRef {
-                name: "m".into(),
-                version: "1".into(),
-            },
-            severity: "high".into(),
-            score: 1.0,
-            threshold: 0.5,
-            subject: Subject::Flow(FlowSubject {
-                exporter: "e".into(),
-                src_addr: "a".into(),
-                dst_addr: "b".into(),
-                src_port: 1,
-                dst_port: 2,
-                protocol: 6,
-                flow_first_ms: 0,
-                flow_last_ms: 0,
-            }),
-            top_features: vec![],
-            suppressed_since_last: 0,
-            summary: format!("alert {n}"),
-        }
+        crate::sinks::store::tests::alert(n, "high")
     }
 
     /// Overwrites the start of every file of the database (sled's config and the head of its

@@ -9,15 +9,13 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use netwarden_firmware::meter::{BiFlow, MeterStats};
-use netwarden_firmware::wire::LinkType;
-use pcap_file::pcap::PcapReader;
 
 use super::{
     meter_stack_bytes, CaptureTimeouts, GatewayMeter, RecordBatch, RecordQueue, StatsPublisher,
 };
 use crate::metrics::Metrics;
 use crate::pipeline::FlowOrigin;
-use crate::sources::netflow::capture::CaptureError;
+use crate::sources::netflow::capture::{open_pcap, CaptureError};
 use crate::sources::FlowInput;
 
 /// Frames between two progress callbacks.
@@ -53,15 +51,7 @@ pub fn replay_from<R: Read>(
     emit: &mut impl FnMut(&BiFlow),
     progress: &mut impl FnMut(&MeterStats),
 ) -> Result<MeterStats, CaptureError> {
-    let mut reader = PcapReader::new(reader).map_err(|e| CaptureError::Format {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let linktype = u32::from(reader.header().datalink);
-    let link = LinkType::from_pcap(linktype).ok_or(CaptureError::LinkType {
-        path: path.to_path_buf(),
-        linktype,
-    })?;
+    let (mut reader, link) = open_pcap(reader, path)?;
     // Raw records: pcap-file's checked packets refuse every record of a snap-length capture
     // (`orig_len > snap_len`), which is exactly what `tcpdump -s 128` writes.
     let nanos = reader.header().ts_resolution == pcap_file::TsResolution::NanoSecond;

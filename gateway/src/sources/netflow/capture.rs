@@ -57,13 +57,13 @@ pub fn read_datagrams(
     read_datagrams_from(std::io::BufReader::new(file), path, dst_port)
 }
 
-/// As [`read_datagrams`], from any reader (`path` only names it in errors).
-pub fn read_datagrams_from<R: std::io::Read>(
+/// Reads a pcap file's header and the frames' link type, which netwarden must understand
+/// (`path` only names the file in errors). Shared by every pcap reader of the gateway.
+pub fn open_pcap<R: std::io::Read>(
     reader: R,
     path: &Path,
-    dst_port: Option<u16>,
-) -> Result<(Vec<CapturedDatagram>, CaptureStats), CaptureError> {
-    let mut reader = PcapReader::new(reader).map_err(|e| CaptureError::Format {
+) -> Result<(PcapReader<R>, LinkType), CaptureError> {
+    let reader = PcapReader::new(reader).map_err(|e| CaptureError::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -72,6 +72,16 @@ pub fn read_datagrams_from<R: std::io::Read>(
         path: path.to_path_buf(),
         linktype,
     })?;
+    Ok((reader, link))
+}
+
+/// As [`read_datagrams`], from any reader (`path` only names it in errors).
+pub fn read_datagrams_from<R: std::io::Read>(
+    reader: R,
+    path: &Path,
+    dst_port: Option<u16>,
+) -> Result<(Vec<CapturedDatagram>, CaptureStats), CaptureError> {
+    let (mut reader, link) = open_pcap(reader, path)?;
     let mut out = Vec::new();
     let mut stats = CaptureStats::default();
     while let Some(packet) = reader.next_packet() {
