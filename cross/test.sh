@@ -9,7 +9,7 @@
 #   4. packages that binary as a .deb (cross/package-deb.sh) and checks what dpkg-deb lists,
 #      and the packaged default config with the packaged binary.
 # One build (dev/test profile, dependencies at opt-level 2) serves all of it; the size-tuned
-# release-small build is not part of CI (docs/install.md).
+# release-small build is not part of CI (cross/size-report.sh, docs/install.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +18,10 @@ target=aarch64-unknown-linux-musl
 started=$SECONDS
 say() { printf '   cross: %s (%ds)\n' "$*" $((SECONDS - started)) >&2; }
 
-cargo build -p netwarden --target "$target" --locked
+# One invocation builds the binary and the test harnesses, so both see the same features
+# (dev-dependencies unify features only in invocations that build tests): `cargo test` below
+# then compiles nothing again.
+cargo build -p netwarden --target "$target" --lib --bins --tests --locked
 bin=target/$target/debug/netwarden
 if grep -qa 'ld-linux' "$bin"; then
     echo "cross/test.sh: $bin is not static" >&2

@@ -2,7 +2,8 @@
 # Runs every netwarden test on a fresh Debian machine: installs what the tests need (the real
 # peers from apt, the Rust components and targets, the Python venv), then
 #   format and lint, the no_std firmware build for Cortex-M, Rust unit/integration/end-to-end
-#   tests (mosquitto, nfcapd), and the models/ pytest suite.
+#   tests (mosquitto, nfcapd, softflowd, snmpd, Chromium), the fuzz targets' seeds, the aarch64
+#   router build's unit tests and demo under qemu-aarch64, and the models/ pytest suite.
 # Usage: scripts/test.sh        (as root, or with sudo available for apt-get)
 set -euo pipefail
 
@@ -78,6 +79,8 @@ step "fuzz targets build and replay their seeds (fuzz/, dev profile, no sanitize
 # `cargo fuzz run` (docs/fuzzing.md).
 scripts/fuzz-smoke.sh
 
+step "router build: aarch64 musl unit tests and demo under qemu-aarch64, .deb (cross/test.sh)"
+cross/test.sh
 
 step "python venv (models/)"
 models/setup-venv.sh

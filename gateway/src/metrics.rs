@@ -59,6 +59,9 @@ counters!(
     mqtt_connection_errors,
     /// A gauge: 1 while the MQTT session is up (after ConnAck), 0 otherwise.
     mqtt_connected,
+    /// A gauge: alerts the broker acknowledged that stay in the outbox until the connection
+    /// has stayed up for `mqtt.ack_hold_secs` after their PUBACK.
+    mqtt_acked_held,
     /// Datagrams the pipeline thread has taken off the socket queue (queue depth =
     /// received - dropped - processed).
     netflow_datagrams_processed,

@@ -125,8 +125,9 @@ fn scan_from_every_exporter_raises_an_mqtt_alert_and_counts_match_nfcapd() -> an
         "{alert}"
     );
 
-    // Stored first, then published: the outbox drains on PUBACK, and the history lists it.
-    wait_for(Duration::from_secs(10), "the outbox to drain", || {
+    // Stored first, then published: the outbox drains after the PUBACK and the ack hold
+    // (mqtt.ack_hold_secs, 5 s), and the history lists it.
+    wait_for(Duration::from_secs(20), "the outbox to drain", || {
         (gw.stats().ok()?["outbox_len"].as_u64()? == 0).then_some(())
     })?;
     let mut gw = gw;

@@ -122,6 +122,9 @@ pub struct RawMqtt {
     pub topic_prefix: Option<String>,
     pub client_id: Option<String>,
     pub keep_alive_secs: Option<u64>,
+    /// Seconds an acknowledged alert stays in the outbox, while the connection stays up,
+    /// before it leaves it; a broken connection sends it again (default 5).
+    pub ack_hold_secs: Option<u64>,
     /// PEM CA certificate for `mqtts://` (required with TLS).
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate and key, for brokers that require client certificates.

@@ -13,7 +13,12 @@
 //!   in order (so after a reconnect or a restart everything unacknowledged goes out again, with
 //!   its original alert id; subscribers de-duplicate by id).
 //! - `Outgoing::Publish(pkid)`: rumqttc assigned `pkid` to the oldest request we queued.
-//! - `PubAck(pkid)`: that entry leaves the outbox.
+//! - `PubAck(pkid)`: that entry is *held*: it stays in the outbox until the connection has
+//!   stayed up for `mqtt.ack_hold_secs` (default 5 s) after the PUBACK, and only then leaves it.
+//!   A broker may acknowledge a QoS 1 publish before it has saved or forwarded it (mosquitto
+//!   does: docs/delivery.md), so a broker crash right after a PUBACK would lose the alert; a
+//!   held entry is sent again on the next connection instead (subscribers de-duplicate by id).
+//!   A clean shutdown releases what is held.
 //! - an error: the connection's client and event loop are dropped; after a back-off (0.25 s
 //!   doubling to 5 s) a new connection starts.
 //!
@@ -36,6 +41,7 @@ use rumqttc::{
 };
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::config::raw::RawMqtt;
 use crate::metrics::Metrics;
@@ -92,7 +98,15 @@ pub struct MqttConfig {
     pub tls: Option<TlsFiles>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// How long an acknowledged entry stays in the outbox, while the connection stays up,
+    /// before it leaves it (see the module docs).
+    pub ack_hold: Duration,
 }
+
+/// `mqtt.ack_hold_secs` when not set.
+pub const ACK_HOLD_DEFAULT_SECS: u64 = 5;
+/// `mqtt.ack_hold_secs` at most (entries held count against the outbox cap).
+pub const ACK_HOLD_MAX_SECS: u64 = 3600;
 
 fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
@@ -214,6 +228,12 @@ impl MqttConfig {
             }
             None => env(PASSWORD_ENV).map(|p| Secret::new(p.into_bytes())),
         };
+        let ack_hold_secs = raw.ack_hold_secs.unwrap_or(ACK_HOLD_DEFAULT_SECS);
+        if ack_hold_secs > ACK_HOLD_MAX_SECS {
+            return Err(format!(
+                "mqtt.ack_hold_secs = {ack_hold_secs} is more than {ACK_HOLD_MAX_SECS}; it should just exceed the broker's save interval"
+            ));
+        }
         if password.is_some() && username.is_none() {
             return Err(format!(
                 "a password is set (mqtt.password_file or {PASSWORD_ENV}) but no mqtt.username"
@@ -233,6 +253,7 @@ impl MqttConfig {
             tls,
             username,
             password,
+            ack_hold: Duration::from_secs(ack_hold_secs),
         })
     }
 
@@ -349,6 +370,9 @@ pub struct Outflow {
     queued: VecDeque<Queued>,
     /// Packet id -> outbox seq, for entries waiting for PUBACK.
     in_flight: HashMap<u16, u64>,
+    /// Entries acknowledged on this connection and still held in the outbox, oldest
+    /// acknowledgement first.
+    held: VecDeque<(u64, Instant)>,
     /// Next outbox seq to send.
     cursor: u64,
     connected: bool,
@@ -360,14 +384,18 @@ impl Outflow {
     pub fn on_connack(&mut self) {
         self.queued.clear();
         self.in_flight.clear();
+        self.held.clear();
         self.cursor = 0;
         self.connected = true;
     }
 
+    /// The connection broke: what it had acknowledged but still holds stays in the outbox and
+    /// is sent again on the next connection.
     pub fn on_disconnect(&mut self) {
         self.connected = false;
         self.queued.clear();
         self.in_flight.clear();
+        self.held.clear();
     }
 
     pub fn connected(&self) -> bool {
@@ -412,9 +440,40 @@ impl Outflow {
         }
     }
 
-    /// The outbox seq acknowledged by this PUBACK, if it was one of ours.
-    pub fn on_puback(&mut self, pkid: u16) -> Option<u64> {
-        self.in_flight.remove(&pkid)
+    /// The outbox seq acknowledged by this PUBACK, if it was one of ours; it is held from
+    /// `now`.
+    pub fn on_puback(&mut self, pkid: u16, now: Instant) -> Option<u64> {
+        let seq = self.in_flight.remove(&pkid)?;
+        self.held.push_back((seq, now));
+        Some(seq)
+    }
+
+    /// Entries acknowledged at least `hold` before `now` on this (unbroken) connection: they
+    /// may leave the outbox.
+    pub fn release(&mut self, now: Instant, hold: Duration) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(&(seq, at)) = self.held.front() {
+            if now.saturating_duration_since(at) < hold {
+                break;
+            }
+            out.push(seq);
+            self.held.pop_front();
+        }
+        out
+    }
+
+    /// Everything held, for a clean shutdown.
+    pub fn release_all(&mut self) -> Vec<u64> {
+        self.held.drain(..).map(|(seq, _)| seq).collect()
+    }
+
+    /// When the oldest held entry may leave the outbox.
+    pub fn next_release(&self, hold: Duration) -> Option<Instant> {
+        self.held.front().map(|&(_, at)| at + hold)
+    }
+
+    pub fn held(&self) -> usize {
+        self.held.len()
     }
 }
 
@@ -515,24 +574,32 @@ async fn session(
     let poller = tokio::spawn(poll_events(events, tx));
     let mut flow = Outflow::default();
     let mut beat = tokio::time::interval(Duration::from_secs(30));
-    let mut deadline: Option<tokio::time::Instant> = shutdown
+    let mut deadline: Option<Instant> = shutdown
         .is_shutdown()
-        .then(|| tokio::time::Instant::now() + Duration::from_secs(2));
+        .then(|| Instant::now() + Duration::from_secs(2));
     // The dropped-alerts total last handed to rumqttc on this connection.
     let mut overflow_sent: Option<u64> = None;
 
     let end = loop {
+        for seq in flow.release(Instant::now(), cfg.ack_hold) {
+            leave_outbox(store, seq);
+        }
+        metrics
+            .mqtt_acked_held
+            .store(flow.held() as u64, Ordering::Relaxed);
         fill(cfg, &client, store, &mut flow, metrics, &mut overflow_sent);
         if let Some(d) = deadline {
-            if (flow.connected() && store.outbox_len() == 0 && flow.pending() == 0)
-                || tokio::time::Instant::now() >= d
+            // Done when all that is left in the outbox is held (acknowledged).
+            if (flow.connected() && store.outbox_len() <= flow.held() && flow.pending() == 0)
+                || Instant::now() >= d
             {
                 break SessionEnd::Stopped;
             }
         }
         let wait = deadline.map_or(Duration::from_secs(3600), |d| {
-            d.saturating_duration_since(tokio::time::Instant::now())
+            d.saturating_duration_since(Instant::now())
         });
+        let release_at = flow.next_release(cfg.ack_hold);
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
@@ -548,19 +615,9 @@ async fn session(
                 }
                 Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => flow.on_outgoing_publish(pkid),
                 Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if let Some(seq) = flow.on_puback(ack.pkid) {
+                    if let Some(seq) = flow.on_puback(ack.pkid, Instant::now()) {
                         metrics.mqtt_acked.fetch_add(1, Ordering::Relaxed);
-                        match store.outbox_ack(seq) {
-                            Ok(Some(entry)) if tracing::enabled!(tracing::Level::TRACE) => {
-                                let id = serde_json::from_str::<serde_json::Value>(&entry.payload)
-                                    .ok()
-                                    .and_then(|v| v["id"].as_str().map(str::to_string))
-                                    .unwrap_or_default();
-                                tracing::trace!(seq, id = %id, topic = %entry.topic, "PUBACK: alert left the outbox");
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::error!(error = %e, "Cannot remove acknowledged alert from outbox"),
-                        }
+                        tracing::trace!(seq, "PUBACK: alert held in the outbox");
                     }
                 }
                 Some(Ok(_)) => {}
@@ -569,12 +626,14 @@ async fn session(
                     failures.failed(cfg, flow.connected(), store.outbox_len(), &e);
                     let was_connected = flow.connected();
                     metrics.mqtt_connected.store(0, Ordering::Relaxed);
+                    metrics.mqtt_acked_held.store(0, Ordering::Relaxed);
                     flow.on_disconnect();
                     break if deadline.is_some() { SessionEnd::Stopped } else { SessionEnd::Failed { was_connected } };
                 }
                 None => {
                     let was_connected = flow.connected();
                     metrics.mqtt_connected.store(0, Ordering::Relaxed);
+                    metrics.mqtt_acked_held.store(0, Ordering::Relaxed);
                     flow.on_disconnect();
                     break SessionEnd::Failed { was_connected };
                 }
@@ -589,12 +648,18 @@ async fn session(
                 if !flow.connected() {
                     break SessionEnd::Stopped;
                 }
-                deadline = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                deadline = Some(Instant::now() + Duration::from_secs(2));
             }
             _ = tokio::time::sleep(wait), if deadline.is_some() => {}
+            _ = tokio::time::sleep_until(release_at.unwrap_or_else(Instant::now)), if release_at.is_some() => {}
         }
     };
     if matches!(end, SessionEnd::Stopped) && flow.connected() {
+        // A clean stop with the broker up: what it acknowledged may leave the outbox.
+        for seq in flow.release_all() {
+            leave_outbox(store, seq);
+        }
+        metrics.mqtt_acked_held.store(0, Ordering::Relaxed);
         // A clean disconnect does not fire the Last Will, so say offline ourselves.
         let _ = client.try_publish(
             cfg.status_topic(),
@@ -614,6 +679,21 @@ async fn session(
     }
     poller.abort();
     end
+}
+
+/// An acknowledged entry whose hold is over leaves the outbox.
+fn leave_outbox(store: &Store, seq: u64) {
+    match store.outbox_ack(seq) {
+        Ok(Some(entry)) if tracing::enabled!(tracing::Level::TRACE) => {
+            let id = serde_json::from_str::<serde_json::Value>(&entry.payload)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            tracing::trace!(seq, id = %id, topic = %entry.topic, "Alert left the outbox");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "Cannot remove acknowledged alert from outbox"),
+    }
 }
 
 /// Drives one connection's event loop, forwarding every event, until its first error.
@@ -682,6 +762,7 @@ mod tests {
 
     #[test]
     fn acks_map_to_entries_and_reconnect_resends_from_start() {
+        let now = Instant::now();
         let mut f = Outflow::default();
         assert_eq!(f.room(), 0, "nothing is sent while disconnected");
         f.on_connack();
@@ -693,11 +774,11 @@ mod tests {
         f.on_outgoing_publish(2);
         f.on_outgoing_publish(3);
         assert_eq!(
-            f.on_puback(1),
+            f.on_puback(1, now),
             None,
             "the status publish is not an outbox entry"
         );
-        assert_eq!(f.on_puback(3), Some(11));
+        assert_eq!(f.on_puback(3, now), Some(11));
         assert_eq!(f.room(), WINDOW - 1);
         f.on_disconnect();
         assert_eq!(f.room(), 0);
@@ -705,10 +786,66 @@ mod tests {
         f.on_connack();
         assert_eq!(f.cursor(), 0, "resend from the start of the outbox");
         assert_eq!(
-            f.on_puback(2),
+            f.on_puback(2, now),
             None,
             "acks from the old session are not trusted"
         );
+    }
+
+    #[test]
+    fn acknowledged_entries_are_held_until_the_connection_outlives_the_hold() {
+        let hold = Duration::from_secs(5);
+        let t0 = Instant::now();
+        let mut f = Outflow::default();
+        f.on_connack();
+        for seq in 1..=3 {
+            f.sent(Queued::Entry(seq));
+            f.on_outgoing_publish(u16::try_from(seq).expect("small"));
+        }
+        assert_eq!(f.on_puback(1, t0), Some(1));
+        assert_eq!(f.on_puback(2, t0 + Duration::from_secs(2)), Some(2));
+        assert_eq!(f.held(), 2);
+        assert_eq!(f.next_release(hold), Some(t0 + hold));
+        assert!(f.release(t0 + Duration::from_secs(4), hold).is_empty());
+        assert_eq!(f.release(t0 + hold, hold), vec![1]);
+        assert_eq!(f.held(), 1);
+        // The connection breaks before entry 2's hold is over: it stays in the outbox (to be
+        // sent again from the start), and nothing is released on the next connection for it.
+        f.on_disconnect();
+        assert_eq!(f.held(), 0);
+        assert!(f.release(t0 + Duration::from_secs(60), hold).is_empty());
+        f.on_connack();
+        assert_eq!(
+            f.cursor(),
+            0,
+            "held and unacknowledged entries go out again"
+        );
+        assert_eq!(f.on_puback(3, t0), None, "acks of the old connection");
+
+        // A clean stop releases whatever is held; a zero hold releases at once.
+        f.sent(Queued::Entry(7));
+        f.on_outgoing_publish(9);
+        assert_eq!(f.on_puback(9, t0), Some(7));
+        assert_eq!(f.release(t0, Duration::ZERO), vec![7]);
+        f.sent(Queued::Entry(8));
+        f.on_outgoing_publish(10);
+        f.on_puback(10, t0);
+        assert_eq!(f.release_all(), vec![8]);
+        assert_eq!(f.next_release(hold), None);
+    }
+
+    #[test]
+    fn ack_hold_has_a_default_and_a_limit() {
+        let c = MqttConfig::from_raw_env(&RawMqtt::default(), "mqtt://h", "a", "b", &no_env)
+            .expect("valid");
+        assert_eq!(c.ack_hold, Duration::from_secs(ACK_HOLD_DEFAULT_SECS));
+        let raw = RawMqtt {
+            ack_hold_secs: Some(ACK_HOLD_MAX_SECS + 1),
+            ..RawMqtt::default()
+        };
+        let e =
+            MqttConfig::from_raw_env(&raw, "mqtt://h", "a", "b", &no_env).expect_err("too long");
+        assert!(e.contains("mqtt.ack_hold_secs"), "{e}");
     }
 
     fn no_env(_: &str) -> Option<String> {

@@ -6,7 +6,7 @@
 //!   for `netwarden alerts`; dropped whole by retention.
 //! - `outbox`: key `seq (u64 BE)`, value [`OutboxEntry`]. An alert enters the history and the
 //!   outbox in one transaction, which is flushed to disk before the alert is published; it leaves
-//!   the outbox only on the broker's PUBACK. `seq` comes from sled's persistent id generator,
+//!   the outbox only after the broker's PUBACK and the ack hold ([`super::mqtt`]). `seq` comes from sled's persistent id generator,
 //!   so it keeps increasing across restarts and the outbox replays in order.
 //!
 //! - `h/series/<bucket>`: key `target ++ 0x00 ++ if_name ++ 0x00 ++ ts_ms (u64 BE)`, value 28 bytes:

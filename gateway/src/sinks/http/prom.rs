@@ -288,6 +288,13 @@ pub fn render(v: &MetricsView) -> String {
     );
     scalar(
         &mut out,
+        "mqtt_acked_held",
+        "gauge",
+        "Acknowledged alerts held in the outbox for mqtt.ack_hold_secs.",
+        c.mqtt_acked_held,
+    );
+    scalar(
+        &mut out,
         "outbox_alerts",
         "gauge",
         "Alerts waiting for the broker's acknowledgement.",
