@@ -15,6 +15,10 @@ if ((${#targets[@]} == 0)); then
     for f in fuzz/fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
 fi
 export RUSTC_BOOTSTRAP=1
+# The workspace release profile's thin LTO would link tract into every target binary for
+# minutes each; fuzzing needs no LTO. These variables must be the same for `build` and `run`
+# (else cargo fuzz builds again).
+export CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 cargo fuzz build
 mkdir -p fuzz/logs
 for t in "${targets[@]}"; do

@@ -404,6 +404,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let summaries = cli::features::write_csv(&netflow_pcap, &mut w, &out)?;
             for s in summaries {
+                if s.capture.skipped_truncated > 0 {
+                    eprintln!(
+                        "{}: warning: {} of {} records were cut by the capture's snap length and skipped (capture with tcpdump -s 0)",
+                        s.path.display(),
+                        s.capture.skipped_truncated,
+                        s.capture.frames
+                    );
+                }
                 eprintln!(
                     "{}: {} datagrams, {} flow rows, {} decode errors, {} template misses, {} missing by sequence",
                     s.path.display(),

@@ -9,7 +9,7 @@ use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 
 use crate::pipeline::HOST_WINDOWS;
 use crate::sources::capture::{self, GatewayMeter, RecordBatch};
-use crate::sources::netflow::capture::{read_datagrams, CaptureError};
+use crate::sources::netflow::capture::{read_datagrams, CaptureError, CaptureStats};
 use crate::sources::netflow::{ExporterStats, NetflowDecoder};
 
 /// The identity columns before the features.
@@ -43,6 +43,8 @@ pub enum FeaturesError {
 pub struct FileSummary {
     pub path: PathBuf,
     pub datagrams: usize,
+    /// Frames of the file, and those skipped (not UDP, cut by the snap length).
+    pub capture: CaptureStats,
     pub rows: usize,
     pub totals: ExporterStats,
 }
@@ -66,7 +68,7 @@ pub fn write_csv(
     writeln!(out, "{}", header.join(",")).map_err(werr)?;
     let mut summaries = Vec::new();
     for path in inputs {
-        let (datagrams, _) = read_datagrams(path, None)?;
+        let (datagrams, capture) = read_datagrams(path, None)?;
         let mut decoder = NetflowDecoder::new(1024);
         let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
         let mut recs = Vec::new();
@@ -100,6 +102,7 @@ pub fn write_csv(
         summaries.push(FileSummary {
             path: path.clone(),
             datagrams: datagrams.len(),
+            capture,
             rows,
             totals: decoder.totals(),
         });

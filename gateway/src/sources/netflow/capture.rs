@@ -43,6 +43,9 @@ pub struct CapturedDatagram {
 pub struct CaptureStats {
     pub frames: u64,
     pub skipped_not_udp: u64,
+    /// Records cut short by the capture's snap length (`tcpdump -s N`): a part of an export
+    /// datagram cannot be decoded, so the record is skipped.
+    pub skipped_truncated: u64,
 }
 
 /// Reads every UDP datagram of a capture (optionally only those to `dst_port`).
@@ -82,20 +85,32 @@ pub fn read_datagrams_from<R: std::io::Read>(
     dst_port: Option<u16>,
 ) -> Result<(Vec<CapturedDatagram>, CaptureStats), CaptureError> {
     let (mut reader, link) = open_pcap(reader, path)?;
+    // Raw records, checked here: pcap-file's checked packets end the read at the first record
+    // cut by the snap length, where one skipped (and counted) datagram is the right answer.
+    let nanos = reader.header().ts_resolution == pcap_file::TsResolution::NanoSecond;
     let mut out = Vec::new();
     let mut stats = CaptureStats::default();
-    while let Some(packet) = reader.next_packet() {
+    while let Some(packet) = reader.next_raw_packet() {
         stats.frames += 1;
         let packet = packet.map_err(|e| CaptureError::Record {
             path: path.to_path_buf(),
             record: stats.frames,
             message: e.to_string(),
         })?;
+        if packet.incl_len < packet.orig_len {
+            stats.skipped_truncated += 1;
+            continue;
+        }
+        let frac_ms = if nanos {
+            packet.ts_frac / 1_000_000
+        } else {
+            packet.ts_frac / 1_000
+        };
         match udp_datagram(link, &packet.data) {
             Ok(d) if dst_port.is_none_or(|p| d.dst.port() == p) => out.push(CapturedDatagram {
                 src: d.src,
                 dst: d.dst,
-                ts_ms: packet.timestamp.as_millis() as u64,
+                ts_ms: u64::from(packet.ts_sec) * 1000 + u64::from(frac_ms),
                 payload: d.payload.to_vec(),
             }),
             _ => stats.skipped_not_udp += 1,
@@ -116,6 +131,73 @@ mod tests {
             err.to_string().contains("x.pcap is not a pcap file"),
             "{err}"
         );
+    }
+
+    /// A classic little-endian microsecond pcap of raw-IP frames, `(ts_us, orig_len, frame)`
+    /// per record; a frame shorter than its `orig_len` is a snap-length cut.
+    fn pcap(records: &[(u64, u32, Vec<u8>)]) -> Vec<u8> {
+        // Global header: magic, version 2.4, thiszone, sigfigs, snaplen 96, LINKTYPE_RAW.
+        let mut f = Vec::new();
+        f.extend_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
+        f.extend_from_slice(&2u16.to_le_bytes());
+        f.extend_from_slice(&4u16.to_le_bytes());
+        for v in [0u32, 0, 96, 101] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        for (ts_us, orig_len, frame) in records {
+            let incl = u32::try_from(frame.len()).expect("small");
+            for v in [
+                u32::try_from(ts_us / 1_000_000).expect("fits"),
+                u32::try_from(ts_us % 1_000_000).expect("fits"),
+                incl,
+                *orig_len,
+            ] {
+                f.extend_from_slice(&v.to_le_bytes());
+            }
+            f.extend_from_slice(frame);
+        }
+        f
+    }
+
+    /// An IPv4/UDP packet from 10.0.0.1:4000 to 10.0.0.2:2055 (checksums zero).
+    fn udp(payload: &[u8]) -> Vec<u8> {
+        let total = u16::try_from(28 + payload.len()).expect("small");
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&4000u16.to_be_bytes());
+        p.extend_from_slice(&2055u16.to_be_bytes());
+        p.extend_from_slice(&(total - 20).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn snap_length_cuts_are_skipped_and_counted_not_fatal() {
+        let whole = udp(&[7u8; 64]);
+        let mut cut = udp(&[9u8; 400]);
+        let orig = u32::try_from(cut.len()).expect("small");
+        cut.truncate(96);
+        let file = pcap(&[
+            (1_000_000, orig, cut),
+            (2_500_000, u32::try_from(whole.len()).expect("small"), whole),
+        ]);
+        let (datagrams, stats) =
+            read_datagrams_from(&file[..], Path::new("cut.pcap"), None).expect("read");
+        assert_eq!(
+            stats,
+            CaptureStats {
+                frames: 2,
+                skipped_not_udp: 0,
+                skipped_truncated: 1
+            }
+        );
+        assert_eq!(datagrams.len(), 1);
+        assert_eq!(datagrams[0].payload, vec![7u8; 64]);
+        assert_eq!(datagrams[0].ts_ms, 2_500);
+        assert_eq!(datagrams[0].dst.port(), 2055);
     }
 
     #[test]
