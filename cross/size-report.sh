@@ -68,6 +68,8 @@ print("symbol bytes by crate (code and data, before stripping):")
 for crate, n in rows[:25]:
     print(f"  {crate:34s} {n:10,d}  {100*n/total:5.1f} %")
 rest = sum(n for _, n in rows[25:])
-print(f"  {\"(the other \" + str(max(len(rows)-25,0)) + \" crates)\":34s} {rest:10,d}  {100*rest/total:5.1f} %")
-print(f"  {\"total with a size\":34s} {total:10,d}")
+label = "(the other %d crates)" % max(len(rows) - 25, 0)
+print(f"  {label:34s} {rest:10,d}  {100*rest/total:5.1f} %")
+label = "total with a size"
+print(f"  {label:34s} {total:10,d}")
 '
