@@ -7,7 +7,7 @@
 #              profile of the workspace (release, dev)
 #
 # Installs the rustup target and the C cross compiler (Debian gcc-aarch64-linux-gnu, for ring
-# and aws-lc-sys) when missing, builds, checks that the result is a static ELF for the target,
+# and tract's kernels) when missing, builds, checks that the result is a static ELF for the target,
 # and prints its path and size. Not run by CI: a fat-LTO build takes several minutes.
 set -euo pipefail
 
@@ -28,6 +28,11 @@ if ! command -v "$gcc" >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
+if [[ $profile == release-small ]]; then
+    # panic = "abort" needs no unwind tables; without this flag every crate still emits them
+    # (.eh_frame, about 1.3 MB of the binary). Backtraces get shallower; nothing else changes.
+    export RUSTFLAGS="${RUSTFLAGS:-} -C force-unwind-tables=no"
+fi
 cargo build -p netwarden --target "$target" --profile "$profile" --locked
 dir=$profile
 [[ $profile == dev ]] && dir=debug

@@ -8,7 +8,7 @@
 #   - strips a copy with binutils' strip: that size is what `cross/build.sh` ships;
 #   - prints the ELF sections (binutils' size -A);
 #   - sums the sizes of the code and data symbols (nm -S, demangled) by crate, so that tract,
-#     rustls/aws-lc, sled, tokio, ... can be told apart. Symbols that LTO merged or that have
+#     rustls/ring, sled, tokio, ... can be told apart. Symbols that LTO merged or that have
 #     no size (hand-written assembly, some C) land in "(unattributed)": the sum of the rows is
 #     less than the file size, and the last line says by how much.
 # Not run by CI (a fat-LTO build of tract takes about 15 minutes on 2 cores).
@@ -23,7 +23,8 @@ case "$target" in
 esac
 
 started=$SECONDS
-CARGO_PROFILE_RELEASE_SMALL_STRIP=false \
+# The same flags as cross/build.sh's release-small build.
+CARGO_PROFILE_RELEASE_SMALL_STRIP=false RUSTFLAGS="${RUSTFLAGS:-} -C force-unwind-tables=no" \
     cargo build -p netwarden --target "$target" --profile release-small --locked
 built=$((SECONDS - started))
 bin=target/$target/release-small/netwarden
@@ -52,16 +53,12 @@ for line in sys.stdin:
     m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)::", name.lstrip("<&*[(_ "))
     if m:
         crate = m.group(1)
-    elif name.startswith("aws_lc_"):
-        crate = "aws_lc_rs"
     elif name.startswith("ring_core_"):
         crate = "ring"
     else:
         crate = "(C: musl libc and others)"
     if crate.startswith("tract_"):
         crate = "tract (all tract_* crates)"
-    elif crate in ("aws_lc_sys", "aws_lc_rs"):
-        crate = "aws-lc (rustls crypto)"
     sizes[crate] = sizes.get(crate, 0) + size
 rows = sorted(sizes.items(), key=lambda kv: -kv[1])
 print("symbol bytes by crate (code and data, before stripping):")

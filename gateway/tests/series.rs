@@ -349,6 +349,10 @@ fn interfaces_beyond_capacity_evict_the_stalest() {
 #[test]
 fn recurrent_state_does_not_leak_between_runs() {
     let mut b = tiny(&[1]);
+    assert!(
+        !b.detector.reuses_state(),
+        "an LSTM plan has stateful ops: each run needs a fresh state"
+    );
     let raw: Vec<f32> = b.manifest.golden.inputs.iter().flatten().copied().collect();
     let want: Vec<f32> = b
         .manifest
@@ -366,6 +370,44 @@ fn recurrent_state_does_not_leak_between_runs() {
             .map(|(a, w)| (a - w).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "worst difference {worst}");
+    }
+}
+
+/// A convolutional form has no stateful op: its plans keep one tract state and reuse it, and
+/// repeated runs (at batch 1 and padded into batch 8) still give onnxruntime's outputs.
+#[test]
+fn stateless_plans_reuse_their_state_and_stay_exact() {
+    let mut b = SeriesBundle::load_dir(&data("series-conv"), &[1, 8], &Trust::none())
+        .expect("conv series fixture loads (golden checked at load)");
+    assert!(b.detector.reuses_state());
+    let raw: Vec<f32> = b.manifest.golden.inputs.iter().flatten().copied().collect();
+    let want: Vec<f32> = b
+        .manifest
+        .golden
+        .outputs
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let per = b.detector.window_len();
+    for round in 0..3 {
+        let out = b.detector.reconstruct_raw(&raw).expect("run");
+        let worst = out
+            .iter()
+            .zip(&want)
+            .map(|(a, w)| (a - w).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "round {round}: worst difference {worst}");
+        // One window at a time goes through the batch-1 plan's reused state.
+        for (i, w) in raw.chunks(per).enumerate() {
+            let one = b.detector.reconstruct_raw(w).expect("run one");
+            let worst = one
+                .iter()
+                .zip(&want[i * per..(i + 1) * per])
+                .map(|(a, w)| (a - w).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "round {round}, window {i}: {worst}");
+        }
     }
 }
 

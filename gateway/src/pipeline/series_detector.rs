@@ -15,7 +15,9 @@
 //! streaming; reusing the state as the flow detector does would start each window where the
 //! previous window (of another interface, or another batch row layout) ended, and the golden
 //! check fails by up to 0.4. The reset costs one state allocation per run (see
-//! docs/performance.md).
+//! docs/performance.md). A plan with no stateful op (convolutional or dense forms: every
+//! `op_states` entry is `None`) has nothing to carry over, so it keeps one state and reuses
+//! it, as the flow detector does.
 
 use std::sync::Arc;
 
@@ -43,6 +45,28 @@ type Plan = Arc<TypedRunnableModel>;
 struct Shaped {
     batch: usize,
     plan: Plan,
+    /// A state kept across runs, only for a plan without stateful ops.
+    reusable: Option<TypedSimpleState>,
+}
+
+impl Shaped {
+    fn new(batch: usize, plan: Plan) -> TractResult<Shaped> {
+        let state = TypedSimpleState::new(&plan)?;
+        let stateless = state.op_states.iter().all(Option::is_none);
+        Ok(Shaped {
+            batch,
+            plan,
+            reusable: stateless.then_some(state),
+        })
+    }
+
+    fn run(&mut self, input: Tensor) -> TractResult<TVec<TValue>> {
+        match &mut self.reusable {
+            Some(state) => state.run(tvec!(input.into_tvalue())),
+            // A fresh state per run: see the module docs (recurrent state carry-over).
+            None => TypedSimpleState::new(&self.plan)?.run(tvec!(input.into_tvalue())),
+        }
+    }
 }
 
 /// Batch sizes optimised at load unless the caller asks for others.
@@ -90,10 +114,7 @@ impl SeriesLstm {
         sizes.dedup();
         let mut plans = Vec::with_capacity(sizes.len());
         for batch in sizes {
-            plans.push(Shaped {
-                batch,
-                plan: plan(bytes, batch, window)?,
-            });
+            plans.push(Shaped::new(batch, plan(bytes, batch, window)?)?);
         }
         let largest = plans.last().map_or(1, |p| p.batch);
         let mut det = SeriesLstm {
@@ -116,12 +137,12 @@ impl SeriesLstm {
             return Ok(0);
         }
         let mut best = (0, f64::INFINITY);
-        for (i, p) in self.plans.iter().enumerate() {
+        for (i, p) in self.plans.iter_mut().enumerate() {
             let input = Tensor::zero::<f32>(&[p.batch, self.window, SERIES_WIDTH])?;
             let mut fastest = f64::INFINITY;
             for _ in 0..3 {
                 let started = std::time::Instant::now();
-                TypedSimpleState::new(&p.plan)?.run(tvec!(input.clone().into_tvalue()))?;
+                p.run(input.clone())?;
                 fastest = fastest.min(started.elapsed().as_secs_f64());
             }
             let per_window = fastest / p.batch as f64;
@@ -149,6 +170,11 @@ impl SeriesLstm {
     /// Values per window (`window * 8`).
     pub fn window_len(&self) -> usize {
         self.window * SERIES_WIDTH
+    }
+
+    /// Whether runs reuse one tract state (no stateful op in the model).
+    pub fn reuses_state(&self) -> bool {
+        self.plans.iter().all(|p| p.reusable.is_some())
     }
 
     /// The batch sizes there are plans for, ascending.
@@ -196,9 +222,7 @@ impl SeriesLstm {
                 self.flat.resize(batch * per, 0.0);
                 Tensor::from_shape(&[batch, self.window, SERIES_WIDTH], &self.flat)?
             };
-            // A fresh state per run: see the module docs (recurrent state carry-over).
-            let mut state = TypedSimpleState::new(&shaped.plan)?;
-            let result = state.run(tvec!(input.into_tvalue()))?;
+            let result = shaped.run(input)?;
             let shape_err = |got| SeriesDetectorError::OutputShape { got, windows, per };
             let first = result.first().ok_or(shape_err(0))?;
             let values = first.try_as_plain_ram()?.as_slice::<f32>()?;
