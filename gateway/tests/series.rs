@@ -344,6 +344,21 @@ fn interfaces_beyond_capacity_evict_the_stalest() {
     assert_eq!(p.counters().series_samples, 3);
 }
 
+/// A bundle's golden inputs (raw) and outputs, flattened.
+fn golden_flat(b: &SeriesBundle) -> (Vec<f32>, Vec<f32>) {
+    let g = &b.manifest.golden;
+    let flat = |v: &Vec<Vec<f32>>| v.iter().flatten().copied().collect::<Vec<f32>>();
+    (flat(&g.inputs), flat(&g.outputs))
+}
+
+fn worst_difference(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(a, w)| (a - w).abs())
+        .fold(0.0f32, f32::max)
+}
+
 /// Regression: tract's LSTM scan carries its hidden state from one run of a reused state to
 /// the next, so the second window scored started where the first ended (errors up to 0.45).
 #[test]
@@ -353,22 +368,10 @@ fn recurrent_state_does_not_leak_between_runs() {
         !b.detector.reuses_state(),
         "an LSTM plan has stateful ops: each run needs a fresh state"
     );
-    let raw: Vec<f32> = b.manifest.golden.inputs.iter().flatten().copied().collect();
-    let want: Vec<f32> = b
-        .manifest
-        .golden
-        .outputs
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
+    let (raw, want) = golden_flat(&b);
     for _ in 0..2 {
         let out = b.detector.reconstruct_raw(&raw).expect("run");
-        let worst = out
-            .iter()
-            .zip(&want)
-            .map(|(a, w)| (a - w).abs())
-            .fold(0.0f32, f32::max);
+        let worst = worst_difference(&out, &want);
         assert!(worst < 1e-4, "worst difference {worst}");
     }
 }
@@ -380,32 +383,16 @@ fn stateless_plans_reuse_their_state_and_stay_exact() {
     let mut b = SeriesBundle::load_dir(&data("series-conv"), &[1, 8], &Trust::none())
         .expect("conv series fixture loads (golden checked at load)");
     assert!(b.detector.reuses_state());
-    let raw: Vec<f32> = b.manifest.golden.inputs.iter().flatten().copied().collect();
-    let want: Vec<f32> = b
-        .manifest
-        .golden
-        .outputs
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
+    let (raw, want) = golden_flat(&b);
     let per = b.detector.window_len();
     for round in 0..3 {
         let out = b.detector.reconstruct_raw(&raw).expect("run");
-        let worst = out
-            .iter()
-            .zip(&want)
-            .map(|(a, w)| (a - w).abs())
-            .fold(0.0f32, f32::max);
+        let worst = worst_difference(&out, &want);
         assert!(worst < 1e-4, "round {round}: worst difference {worst}");
         // One window at a time goes through the batch-1 plan's reused state.
         for (i, w) in raw.chunks(per).enumerate() {
             let one = b.detector.reconstruct_raw(w).expect("run one");
-            let worst = one
-                .iter()
-                .zip(&want[i * per..(i + 1) * per])
-                .map(|(a, w)| (a - w).abs())
-                .fold(0.0f32, f32::max);
+            let worst = worst_difference(&one, &want[i * per..(i + 1) * per]);
             assert!(worst < 1e-4, "round {round}, window {i}: {worst}");
         }
     }
