@@ -68,8 +68,11 @@ step "firmware image (cortex-m-rt) meters built-in frames under qemu-system-arm 
 cross/firmware-image/run-qemu.sh
 
 step "cargo test (unit, integration, end-to-end against mosquitto and nfcapd)"
-# The end-to-end tests run the debug netwarden binary; build it first.
-cargo build -p netwarden --locked
+# The end-to-end tests run the debug netwarden binary; build it first, in one invocation with
+# the fuzz targets: both then share one feature resolution, so the fuzz smoke step below
+# compiles nothing again (built alone, the fuzz crate changes features under tract-core and
+# rumqttc and rebuilds them: 3 minutes).
+cargo build -p netwarden -p netwarden-fuzz --locked
 cargo test --workspace --locked
 
 step "fuzz targets build and replay their seeds (fuzz/, dev profile, no sanitizer)"
