@@ -11,6 +11,8 @@ window's mean squared reconstruction error (docs/models.md, "Series LSTM family"
   steps into one 32-wide code (so the bottleneck stays: attention over the *input* steps in the
   decoder would let the model copy anomalies through), decoder LSTM 32 -> 64, linear to 8.
 - ``ensemble``: the average of the members' reconstructions, one ONNX graph.
+- ``conv``: not an LSTM: a strided convolutional autoencoder (``ConvAE``), the form tract runs
+  as fast as onnxruntime. Not in ``train-series``'s default variants yet (docs/models.md).
 
 Why the repeat is not a RepeatVector: a Keras-style repeat exports as an Expand, and an Expand
 feeding the next LSTM's input MatMul makes tract 0.23's optimiser fail. See ``repeat_code``.
@@ -31,7 +33,7 @@ from torch import nn
 
 WINDOW = 50
 WIDTH = 8
-VARIANTS = ("seed", "edge", "attention", "ensemble")
+VARIANTS = ("seed", "edge", "attention", "ensemble", "conv")
 MEMBERS = ("seed", "edge", "attention")  # what the ensemble averages
 LSTM_FORMS = ("onnx", "unrolled")
 
@@ -184,6 +186,30 @@ class EnsembleAE(nn.Module):
         return total * (1.0 / len(self.members))
 
 
+class ConvAE(nn.Module):
+    """Strided convolutional autoencoder (not recurrent): the window, channels first, is cut into
+    10 patches of 5 steps (Conv1d 8 -> 32, kernel = stride = 5), pairs of patches into 5 codes
+    (Conv1d 32 -> 16, kernel = stride = 2), and rebuilt by the transposed pair. Bottleneck
+    5 x 16 = 80 values for 400 inputs. Measured in tract as fast as or faster than onnxruntime
+    (docs/performance.md), which no LSTM form is; the LSTM forms do not apply (``form`` is
+    accepted and ignored so the family's tooling treats it like the others).
+    """
+
+    def __init__(self, form: str = "onnx"):
+        super().__init__()
+        if form not in LSTM_FORMS:
+            raise ValueError(f"unknown LSTM form {form!r}; expected one of {LSTM_FORMS}")
+        self.encoder = nn.Sequential(
+            nn.Conv1d(WIDTH, 32, 5, stride=5), nn.ReLU(),
+            nn.Conv1d(32, 16, 2, stride=2), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose1d(16, 32, 2, stride=2), nn.ReLU(),
+            nn.ConvTranspose1d(32, WIDTH, 5, stride=5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x.transpose(1, 2))).transpose(1, 2)
+
+
 def build(variant: str, form: str = "onnx") -> nn.Module:
     """A freshly initialised model of one variant (the ensemble gets fresh members)."""
     if variant == "seed":
@@ -194,6 +220,8 @@ def build(variant: str, form: str = "onnx") -> nn.Module:
         return AttentionLstmAE(form)
     if variant == "ensemble":
         return EnsembleAE([build(m, form) for m in MEMBERS])
+    if variant == "conv":
+        return ConvAE(form)
     raise ValueError(f"unknown series variant {variant!r}; expected one of {VARIANTS}")
 
 

@@ -102,3 +102,27 @@ def test_regression_tract_reused_state_carries_the_onnx_lstm_state(exported):
         plan.run_reused(b)
         reused = plan.run_reused(a)
         assert (np.abs(reused - fresh).max() > 1e-3) == carries, form
+
+
+def test_conv_variant_is_not_recurrent_and_runs_alike_in_tract_even_with_a_reused_state(tmp_path):
+    """The convolutional variant has no recurrent op, so tract's reused run state (what the
+    gateway keeps for stateless plans) gives the fresh state's output."""
+    import onnx
+
+    torch.manual_seed(4)
+    model = series_ae.build("conv").eval()
+    path = series_export.export_series(model, tmp_path / "conv.onnx", "onnx")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "Conv" in ops and not ops & {"LSTM", "GRU", "Scan", "Loop"}, ops
+    rng = np.random.default_rng(5)
+    x = rng.random((3, 50, 8), dtype=np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.abs(series_export.run_ort(path, x) - ref).max() < 1e-5
+    plan = series_export.TractPlan(path, 1)
+    for i, window in enumerate(x):
+        fresh = plan.run(window[None])
+        assert np.abs(fresh[0] - ref[i]).max() < 1e-5
+        plan.run_reused(x[(i + 1) % len(x)][None])  # another window first
+        reused = plan.run_reused(window[None])
+        assert np.abs(reused - fresh).max() < 1e-6
