@@ -219,8 +219,8 @@ def _add_series_commands(sub) -> None:
         "train-series",
         help="train the series LSTM family, export fp32/int8 ONNX and evaluate into a run dir",
         description="Train the series autoencoders (seed, edge, attention; ensemble = their "
-        "average) on `netwarden features --series` CSVs, with early stopping, curves as PNG, "
-        "ONNX export in both LSTM forms, int8 copies, tract parity and ROC-AUC on labelled "
+        "average; conv, the convolutional one) on `netwarden features --series` CSVs, with early stopping, curves as PNG, "
+        "ONNX export in both LSTM forms (one file for conv), int8 copies, tract parity and ROC-AUC on labelled "
         "evaluation windows. Writes everything to --out (see series_run.py).",
     )
     t.add_argument("--features", action="append", required=True, metavar="CSV")
@@ -230,7 +230,8 @@ def _add_series_commands(sub) -> None:
                    help="windows from here on are evaluation only (default: none)")
     t.add_argument("--val-days", type=float, default=1.0,
                    help="days before the evaluation part held out for validation (default 1)")
-    t.add_argument("--variants", default=",".join(("seed", "edge", "attention", "ensemble")))
+    t.add_argument("--variants", default="seed,edge,attention,ensemble,conv",
+                   help="series_ae.VARIANTS to train (default: all)")
     t.add_argument("--forms", default="onnx,unrolled", help="LSTM forms to export")
     t.add_argument("--epochs", type=_positive_int, default=40)
     t.add_argument("--patience", type=_positive_int, default=5)

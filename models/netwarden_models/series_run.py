@@ -137,7 +137,7 @@ def run(table: SeriesTable, out_dir: str | Path, *, eval_start_ms: int | None,
     x_eval = None if w_eval is None else scale_windows(scaling, w_eval.raw)
     files = {}
     for variant, r in results.items():
-        for form in cfg.forms:
+        for form in series_ae.forms_of(variant, cfg.forms):
             model = series_ae.convert_form(r.model, variant, form)
             fp32 = out / file_name(variant, form, "fp32")
             series_export.export_series(model, fp32, form)

@@ -126,3 +126,16 @@ def test_conv_variant_is_not_recurrent_and_runs_alike_in_tract_even_with_a_reuse
         plan.run_reused(x[(i + 1) % len(x)][None])  # another window first
         reused = plan.run_reused(window[None])
         assert np.abs(reused - fresh).max() < 1e-6
+
+
+def test_conv_variant_squeezes_each_window_into_one_code_and_exports_once():
+    """The conv form that holds the LSTMs' ranking quality is the one whose encoder sees the
+    whole window before the bottleneck: one 32-wide code per window (docs/models.md). Its
+    LSTM forms would be one graph twice, so a run exports it once."""
+    model = series_ae.build("conv").eval()
+    with torch.no_grad():
+        code = model.encoder(torch.zeros(3, 50, 8).transpose(1, 2))
+    assert tuple(code.shape) == (3, series_ae.ConvAE.CODE, 1)
+    assert series_ae.forms_of("conv", ("onnx", "unrolled")) == ("onnx",)
+    assert series_ae.forms_of("edge", ("onnx", "unrolled")) == ("onnx", "unrolled")
+    assert series_ae.forms_of("edge", ("unrolled",)) == ("unrolled",)

@@ -470,7 +470,7 @@ fn kernel_octets(ns: &Netns) -> anyhow::Result<(u64, u64)> {
 }
 
 #[test]
-fn burst_far_above_the_learnt_normal_raises_an_lstm_alert_over_mqtt() -> anyhow::Result<()> {
+fn burst_far_above_the_learnt_normal_raises_a_series_alert_over_mqtt() -> anyhow::Result<()> {
     const INTERVAL_MS: u64 = 4_000;
     const HISTORY_STEPS: u64 = 300;
     let ns = Netns::create()?;

@@ -1,4 +1,5 @@
-//! The LSTM autoencoder on `series-v1` windows, run by tract.
+//! The series autoencoder on `series-v1` windows, run by tract: the shipped convolutional
+//! one (`conv`) or any of the LSTM variants a bundle carries (docs/models.md).
 //!
 //! One window is `[1, 50, 8]`; an LSTM over it is 100 small sequential matrix products, so
 //! per-run overhead dominates at batch 1 and batching windows of several interfaces into one
@@ -10,12 +11,12 @@
 //! (a seed-sized GRU gained nothing past batch 8 and in one run lost 1.5x at 32, while a small
 //! LSTM kept gaining up to 32; docs/performance.md).
 //!
-//! Every run starts from a fresh tract state. tract's recurrent ops (the `Scan` an ONNX LSTM
-//! becomes) carry their hidden state from one run of a `SimpleState` to the next, for
-//! streaming; reusing the state as the flow detector does would start each window where the
-//! previous window (of another interface, or another batch row layout) ended, and the golden
-//! check fails by up to 0.4. The reset costs one state allocation per run (see
-//! docs/performance.md). A plan with no stateful op (convolutional or dense forms: every
+//! A plan with a stateful op starts every run from a fresh tract state. tract's recurrent ops
+//! (the `Scan` an ONNX LSTM becomes) carry their hidden state from one run of a `SimpleState`
+//! to the next, for streaming; reusing the state as the flow detector does would start each
+//! window where the previous window (of another interface, or another batch row layout) ended,
+//! and the golden check fails by up to 0.4. The reset costs one state allocation per run (see
+//! docs/performance.md). A plan with no stateful op (the convolutional or dense forms: every
 //! `op_states` entry is `None`) has nothing to carry over, so it keeps one state and reuses
 //! it, as the flow detector does.
 
