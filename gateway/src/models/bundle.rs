@@ -1,8 +1,9 @@
 //! Model bundles: `manifest.json` + `model.onnx`, checked before use (docs/bundle-format.md).
 //!
 //! Two kinds share format 1: `flow_ae` (dense autoencoder on `flow-v1` vectors, [`Bundle`]) and
-//! `series_lstm` (LSTM autoencoder on 50-step `series-v1` windows, [`SeriesBundle`]). Each
-//! loader refuses the other kind; [`AnyBundle::load_dir`] picks by the manifest's `kind`.
+//! `series_lstm` (the series autoencoder, convolutional or LSTM, on 50-step `series-v1` windows,
+//! [`SeriesBundle`]). Each loader refuses the other kind; [`AnyBundle::load_dir`] picks by the
+//! manifest's `kind`.
 //!
 //! A bundle is refused, with the reason, when its format or kind is unknown, its feature schema
 //! differs from the gateway's, the model's SHA-256 differs from the manifest's, tract cannot
@@ -25,7 +26,7 @@ use crate::pipeline::series_detector::{SeriesDetectorError, SeriesLstm};
 
 /// `kind` of a flow autoencoder bundle.
 pub const KIND_FLOW: &str = "flow_ae";
-/// `kind` of an interface-series LSTM bundle.
+/// `kind` of an interface-series autoencoder bundle (the name is historical: conv or LSTM).
 pub const KIND_SERIES: &str = "series_lstm";
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.

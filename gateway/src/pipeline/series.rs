@@ -1,4 +1,4 @@
-//! Interface series: SNMP rate samples -> `series-v1` windows (firmware core) -> LSTM
+//! Interface series: SNMP rate samples -> `series-v1` windows (firmware core) -> series
 //! autoencoder scores -> interface alerts.
 //!
 //! CONTRACT (shared by the SNMP source and the series detector; keep it stable):
@@ -23,7 +23,7 @@ pub struct RateSample {
     pub out_bps: Option<f64>,
 }
 
-// ---- Everything below is the series pipeline (features, LSTM scores, interface alerts). ----
+// ---- Everything below is the series pipeline (features, autoencoder scores, interface alerts). ----
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -165,7 +165,7 @@ struct Due {
     ts_ms: u64,
 }
 
-/// Rate samples -> per-interface `series-v1` windows -> batched LSTM scores -> alerts.
+/// Rate samples -> per-interface `series-v1` windows -> batched autoencoder scores -> alerts.
 ///
 /// Pure logic apart from the model: no I/O and no clock reads (alert time comes from the
 /// injected clock), so the SNMP source's task can own it and tests can drive it.
