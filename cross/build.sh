@@ -3,7 +3,8 @@
 #
 #   cross/build.sh [TARGET] [PROFILE]
 #     TARGET   aarch64-unknown-linux-musl (default)
-#     PROFILE  release-small (default; LTO, 1 codegen unit, panic=abort, stripped) or any
+#     PROFILE  release-small (default; opt-level z, LTO, 1 codegen unit, panic=abort, no unwind
+#              tables, stripped) or any
 #              profile of the workspace (release, dev)
 #
 # Installs the rustup target and the C cross compiler (Debian gcc-aarch64-linux-gnu, for ring
@@ -29,9 +30,12 @@ if ! command -v "$gcc" >/dev/null; then
 fi
 
 if [[ $profile == release-small ]]; then
-    # panic = "abort" needs no unwind tables; without this flag every crate still emits them
-    # (.eh_frame, about 1.3 MB of the binary). Backtraces get shallower; nothing else changes.
-    export RUSTFLAGS="${RUSTFLAGS:-} -C force-unwind-tables=no"
+    # panic = "abort": nothing unwinds, so the DWARF unwind tables are dead weight. The flag
+    # stops most crates from emitting them; the linker script drops what remains (the
+    # precompiled standard library's, and those of functions calling into it: 1.85 MB at
+    # opt-level "z"), and no .eh_frame_hdr is written. A panic still prints its message and
+    # aborts; its backtrace is empty. See cross/no-eh-frame.ld and docs/install.md.
+    export RUSTFLAGS="${RUSTFLAGS:-} -C force-unwind-tables=no -C link-arg=--no-eh-frame-hdr -C link-arg=-T$root/cross/no-eh-frame.ld"
 fi
 cargo build -p netwarden --target "$target" --profile "$profile" --locked
 dir=$profile

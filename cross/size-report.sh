@@ -23,9 +23,8 @@ case "$target" in
 esac
 
 started=$SECONDS
-# The same flags as cross/build.sh's release-small build.
-CARGO_PROFILE_RELEASE_SMALL_STRIP=false RUSTFLAGS="${RUSTFLAGS:-} -C force-unwind-tables=no" \
-    cargo build -p netwarden --target "$target" --profile release-small --locked
+# cross/build.sh's release-small build (same flags), with the symbols kept.
+CARGO_PROFILE_RELEASE_SMALL_STRIP=false cross/build.sh "$target" release-small >/dev/null
 built=$((SECONDS - started))
 bin=target/$target/release-small/netwarden
 out=$(mktemp -d "${TMPDIR:-/tmp}/netwarden-size.XXXXXX")
@@ -55,6 +54,8 @@ for line in sys.stdin:
         crate = m.group(1)
     elif name.startswith("ring_core_"):
         crate = "ring"
+    elif name.startswith("OUTLINED_FUNCTION_"):
+        crate = "(LLVM-outlined, any crate)"
     else:
         crate = "(C: musl libc and others)"
     if crate.startswith("tract_"):
