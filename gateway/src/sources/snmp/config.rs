@@ -38,8 +38,9 @@ pub struct RawSnmp {
     pub targets: Vec<RawTarget>,
 }
 
-/// One `[[snmp.targets]]` entry as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// One `[[snmp.targets]]` entry as written. `Debug` is hand-written (below) so that inline
+/// secrets never reach a log line.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub name: Option<String>,
@@ -61,6 +62,31 @@ pub struct RawTarget {
     pub retries: Option<u32>,
     /// GetBulk max-repetitions (rows per request).
     pub max_repetitions: Option<u32>,
+}
+
+impl std::fmt::Debug for RawTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("RawTarget")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("version", &self.version)
+            .field("community", &hidden(&self.community))
+            .field("user", &self.user)
+            .field("auth_protocol", &self.auth_protocol)
+            .field("auth_password", &hidden(&self.auth_password))
+            .field("priv_protocol", &self.priv_protocol)
+            .field("priv_password", &hidden(&self.priv_password))
+            .field("community_file", &self.community_file)
+            .field("auth_password_file", &self.auth_password_file)
+            .field("priv_password_file", &self.priv_password_file)
+            .field("interfaces", &self.interfaces)
+            .field("interval_secs", &self.interval_secs)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .field("max_repetitions", &self.max_repetitions)
+            .finish()
+    }
 }
 
 /// An interface by index (`3`) or by name (`"eth0"`).
@@ -518,6 +544,32 @@ fn resolve(a: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_hides_inline_secrets() {
+        let raw = RawTarget {
+            name: Some("r1".into()),
+            community: Some("c0mmunity-s3cret".into()),
+            user: Some("monitor".into()),
+            auth_password: Some("auth-s3cret".into()),
+            priv_password: Some("priv-s3cret".into()),
+            ..RawTarget::default()
+        };
+        let shown = format!(
+            "{raw:?} {:?}",
+            RawSnmp {
+                targets: vec![raw.clone()],
+                ..RawSnmp::default()
+            }
+        );
+        for secret in ["c0mmunity-s3cret", "auth-s3cret", "priv-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(
+            shown.contains("\"monitor\"") && shown.contains("<hidden>"),
+            "{shown}"
+        );
+    }
 
     fn validate(toml_text: &str) -> (SnmpConfig, Vec<String>) {
         #[derive(Deserialize)]
