@@ -3,7 +3,7 @@
 #   1. synthetic NORMAL interface rates with injected anomalies in the last days
 #      (netwarden_models/series_synth.py, seeded);
 #   2. their series-v1 features from the gateway itself (`netwarden features --series`);
-#   3. train-series: seed, edge, attention and the ensemble, early stopping, curves, ONNX in
+#   3. train-series: seed, edge, attention, the ensemble and conv, early stopping, curves, ONNX in
 #      both LSTM forms, int8 copies, tract parity, ROC-AUC on the injected anomalies;
 #   4. bench-series: tract next to onnxruntime on every file (per-window latency);
 #   5. bundle-series --bench: the variant/form/precision the rule in series_select.py picks;
@@ -17,8 +17,8 @@
 #      SIGN_KEY (ed25519 PKCS#8 PEM: sign the bundle, see docs/keys.md),
 #      NETWARDEN_BIN (an already built netwarden; default: cargo build -p netwarden, debug:
 #      the features are the same in any build).
-# Took 29 minutes on a busy 2-core machine (training ~3.5 min, export + evaluation ~13, bench
-# ~11); CPU only.
+# Took 21 minutes on the 2-core VM on 2026-11-23 (train + export + evaluation 9 min, bench
+# 11); CPU only.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
