@@ -3,9 +3,8 @@
 #
 #   cross/build.sh [TARGET] [PROFILE]
 #     TARGET   aarch64-unknown-linux-musl (default)
-#     PROFILE  release-small (default; opt-level z, LTO, 1 codegen unit, panic=abort, no unwind
-#              tables, stripped) or any
-#              profile of the workspace (release, dev)
+#     PROFILE  release-small (default; opt-level z, LTO, 1 codegen unit, panic=abort, no
+#              unwind tables, stripped) or any profile of the workspace (release, dev)
 #
 # Installs the rustup target and the C cross compiler (Debian gcc-aarch64-linux-gnu, for ring
 # and tract's kernels) when missing, builds, checks that the result is a static ELF for the target,

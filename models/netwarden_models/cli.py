@@ -219,9 +219,9 @@ def _add_series_commands(sub) -> None:
         "train-series",
         help="train the series LSTM family, export fp32/int8 ONNX and evaluate into a run dir",
         description="Train the series autoencoders (seed, edge, attention; ensemble = their "
-        "average; conv, the convolutional one) on `netwarden features --series` CSVs, with early stopping, curves as PNG, "
-        "ONNX export in both LSTM forms (one file for conv), int8 copies, tract parity and ROC-AUC on labelled "
-        "evaluation windows. Writes everything to --out (see series_run.py).",
+        "average; conv, the convolutional one) on `netwarden features --series` CSVs, with "
+        "early stopping, curves as PNG, ONNX export in both LSTM forms (one file for conv), "
+        "int8 copies, tract parity and ROC-AUC on labelled evaluation windows. Writes everything to --out (see series_run.py).",
     )
     t.add_argument("--features", action="append", required=True, metavar="CSV")
     t.add_argument("--out", required=True, metavar="RUN_DIR")

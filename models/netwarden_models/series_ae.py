@@ -37,15 +37,15 @@ WIDTH = 8
 VARIANTS = ("seed", "edge", "attention", "ensemble", "conv")
 MEMBERS = ("seed", "edge", "attention")  # what the ensemble averages
 LSTM_FORMS = ("onnx", "unrolled")
-RECURRENT = ("seed", "edge", "attention", "ensemble")  # the variants the LSTM forms apply to
+NOT_RECURRENT = ("conv",)  # variants the LSTM forms do not apply to
 
 
 def forms_of(variant: str, forms: tuple[str, ...]) -> tuple[str, ...]:
     """The forms worth exporting for a variant: every asked LSTM form for the recurrent ones,
     one file for ``conv`` (its forms would be the same graph)."""
-    if variant in RECURRENT:
-        return forms
-    return forms[:1] if forms else ()
+    if variant in NOT_RECURRENT:
+        return forms[:1]
+    return forms
 
 
 class UnrolledLSTM(nn.Module):

@@ -23,7 +23,7 @@ pub struct RateSample {
     pub out_bps: Option<f64>,
 }
 
-// ---- Everything below is the series pipeline (features, autoencoder scores, interface alerts). ----
+// ---- Everything below is the series pipeline (features, model scores, interface alerts). ----
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -66,25 +66,45 @@ pub struct RawTarget {
 
 impl std::fmt::Debug for RawTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field does not compile until it is listed here.
+        let RawTarget {
+            name,
+            address,
+            version,
+            community,
+            user,
+            auth_protocol,
+            auth_password,
+            priv_protocol,
+            priv_password,
+            community_file,
+            auth_password_file,
+            priv_password_file,
+            interfaces,
+            interval_secs,
+            timeout_ms,
+            retries,
+            max_repetitions,
+        } = self;
         let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
         f.debug_struct("RawTarget")
-            .field("name", &self.name)
-            .field("address", &self.address)
-            .field("version", &self.version)
-            .field("community", &hidden(&self.community))
-            .field("user", &self.user)
-            .field("auth_protocol", &self.auth_protocol)
-            .field("auth_password", &hidden(&self.auth_password))
-            .field("priv_protocol", &self.priv_protocol)
-            .field("priv_password", &hidden(&self.priv_password))
-            .field("community_file", &self.community_file)
-            .field("auth_password_file", &self.auth_password_file)
-            .field("priv_password_file", &self.priv_password_file)
-            .field("interfaces", &self.interfaces)
-            .field("interval_secs", &self.interval_secs)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("retries", &self.retries)
-            .field("max_repetitions", &self.max_repetitions)
+            .field("name", name)
+            .field("address", address)
+            .field("version", version)
+            .field("community", &hidden(community))
+            .field("user", user)
+            .field("auth_protocol", auth_protocol)
+            .field("auth_password", &hidden(auth_password))
+            .field("priv_protocol", priv_protocol)
+            .field("priv_password", &hidden(priv_password))
+            .field("community_file", community_file)
+            .field("auth_password_file", auth_password_file)
+            .field("priv_password_file", priv_password_file)
+            .field("interfaces", interfaces)
+            .field("interval_secs", interval_secs)
+            .field("timeout_ms", timeout_ms)
+            .field("retries", retries)
+            .field("max_repetitions", max_repetitions)
             .finish()
     }
 }
