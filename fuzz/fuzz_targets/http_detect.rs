@@ -1,11 +1,12 @@
 //! HTTP request bodies and query values from outside: the `POST /detect` body parser
 //! (`sinks/http/detect.rs`, `parse_detect`: JSON, detector name, shapes, finiteness, limits) and
-//! the time parser behind `?since=`/`?until=` (`sinks/http/mod.rs`, `parse_time`).
+//! the time parser behind `?since=`/`?until=` and the CLI's `--since`/`--until`
+//! (`records/time.rs`, `parse_time`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use netwarden::records::time::parse_time;
 use netwarden::sinks::http::detect::parse_detect;
-use netwarden::sinks::http::parse_time;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = parse_detect(data) {

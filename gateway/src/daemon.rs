@@ -171,7 +171,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     };
     let alert_prefix = match &cfg.mqtt {
         Some(m) => m.prefix.clone(),
-        None => format!("netwarden/{}/{}", cfg.site, cfg.device),
+        None => crate::records::topic::default_prefix(&cfg.site, &cfg.device),
     };
     let alerts = AlertSink {
         store: store.clone(),
@@ -617,7 +617,7 @@ impl AlertSink {
         }
         let rows: Vec<(&Alert, String)> = alerts
             .iter()
-            .map(|a| (a, format!("{}/alerts/{}", self.prefix, a.severity)))
+            .map(|a| (a, crate::records::topic::alert_topic(&self.prefix, &a.severity)))
             .collect();
         match self.store.append_alerts(&rows) {
             Ok(dropped) => {

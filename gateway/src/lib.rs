@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
+pub mod records;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

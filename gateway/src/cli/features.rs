@@ -4,13 +4,130 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
 
 use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 
+use super::args::SeriesArgs;
+use super::progress::Progress;
 use crate::pipeline::HOST_WINDOWS;
 use crate::sources::capture::{self, GatewayMeter, RecordBatch};
-use crate::sources::netflow::capture::{read_datagrams, CaptureError, CaptureStats};
+use crate::sources::netflow::capture::{read_datagrams_from, CaptureError, CaptureStats};
 use crate::sources::netflow::{ExporterStats, NetflowDecoder};
+
+#[derive(Debug, clap::Args)]
+pub struct FeaturesArgs {
+    /// Capture (pcap) of NetFlow/IPFIX export datagrams; repeat for several.
+    #[arg(
+        long = "netflow-pcap",
+        value_name = "FILE",
+        required_unless_present_any = ["series", "pcap"],
+        conflicts_with_all = ["series", "pcap"]
+    )]
+    pub netflow_pcap: Vec<PathBuf>,
+    /// Capture (pcap) of raw traffic, metered into flows by the packet meter; repeat for
+    /// several.
+    #[arg(long, value_name = "FILE", conflicts_with = "series")]
+    pub pcap: Vec<PathBuf>,
+    /// Rates CSV (ts_ms,target,if_index,if_name,in_bps,out_bps; empty = unknown).
+    #[arg(long, value_name = "RATES.csv")]
+    pub series: Option<PathBuf>,
+    #[command(flatten)]
+    pub series_params: SeriesArgs,
+    /// Output CSV file, or - for standard output.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub out: PathBuf,
+}
+
+/// Writes the CSV and one summary line per input to stderr.
+pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
+    let out = &args.out;
+    if !args.pcap.is_empty() {
+        for s in write_metered_csv(&args.pcap, out)? {
+            let m = &s.stats;
+            eprintln!(
+                "{}: {} frames, {} metered, {} not IP, {} truncated, {} malformed; {} flows ({} evicted from a full table), {} flow rows; {:.0} frames/s",
+                s.path.display(),
+                m.frames,
+                m.packets,
+                m.not_ip,
+                m.truncated,
+                m.malformed,
+                m.emitted(),
+                m.evicted,
+                s.rows,
+                m.frames as f64 / s.seconds.max(1e-9)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sink: Box<dyn Write> = if out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            std::fs::File::create(out)
+                .with_context(|| format!("cannot create {}", out.display()))?,
+        )
+    };
+    let mut w = std::io::BufWriter::new(sink);
+    if let Some(rates) = &args.series {
+        let samples = super::series::read_rates_file(rates)?;
+        let params = args.series_params.params();
+        let s = super::series::write_features(&samples, &params, &mut w, out)?;
+        eprintln!(
+            "{}: {} samples of {} interfaces, {} feature rows, {} unknown steps, {} out of order, {} restarts",
+            rates.display(),
+            s.samples,
+            s.interfaces,
+            s.rows,
+            s.unknown_steps,
+            s.out_of_order_steps,
+            s.restarts
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in write_csv(&args.netflow_pcap, &mut w, out)? {
+        if s.capture.skipped_truncated > 0 {
+            eprintln!(
+                "{}: warning: {} of {} records were cut by the capture's snap length and skipped (capture with tcpdump -s 0)",
+                s.path.display(),
+                s.capture.skipped_truncated,
+                s.capture.frames
+            );
+        }
+        eprintln!(
+            "{}: {} datagrams, {} flow rows, {} decode errors, {} template misses, {} missing by sequence",
+            s.path.display(),
+            s.datagrams,
+            s.rows,
+            s.totals.decode_errors(),
+            s.totals.template_misses,
+            s.totals.sequence_missing
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a capture with a progress bar over its bytes (none off-terminal).
+fn open_with_progress(
+    path: &Path,
+) -> Result<(impl std::io::Read, Progress), CaptureError> {
+    let file = std::fs::File::open(path).map_err(|error| CaptureError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let progress = Progress::for_file(path, &file_label(path));
+    let reader = std::io::BufReader::with_capacity(1 << 20, progress.reader(file));
+    Ok((reader, progress))
+}
+
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
 
 /// The identity columns before the features.
 pub const ID_COLUMNS: [&str; 9] = [
@@ -68,12 +185,16 @@ pub fn write_csv(
     writeln!(out, "{}", header.join(",")).map_err(werr)?;
     let mut summaries = Vec::new();
     for path in inputs {
-        let (datagrams, capture) = read_datagrams(path, None)?;
+        let (reader, read_progress) = open_with_progress(path)?;
+        let (datagrams, capture) = read_datagrams_from(reader, path, None)?;
+        read_progress.finish();
+        let progress = Progress::for_records(datagrams.len() as u64, &file_label(path));
         let mut decoder = NetflowDecoder::new(1024);
         let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
         let mut recs = Vec::new();
         let mut rows = 0;
         for d in &datagrams {
+            progress.inc(1);
             recs.clear();
             decoder.decode(d.src, &d.payload, &mut recs);
             for (src, r) in &recs {
@@ -205,7 +326,9 @@ fn metered_csv_thread(
                 }
             }
         };
-        let stats = capture::pcap::replay(
+        let (reader, progress) = open_with_progress(path)?;
+        let stats = capture::pcap::replay_from(
+            reader,
             path,
             &mut meter,
             &mut |f| {
@@ -217,6 +340,7 @@ fn metered_csv_thread(
             &mut |_| {},
         )?;
         write_batch(&mut batch, &mut out);
+        progress.finish();
         if let Some(e) = write_error {
             return Err(werr(e));
         }

@@ -1,50 +1,100 @@
-//! `netwarden alerts` and `netwarden history ...`: time-range queries over the stored history
+//! `netwarden history ...`: time-range queries over the stored history
 //! (the daemon must not be running on the same data directory: sled locks it).
 
 use std::path::Path;
+use std::process::ExitCode;
 
+use super::args::{DataDirArgs, JsonArgs, RangeArgs};
 use crate::sinks::history::TimeRange;
 use crate::sinks::store::{Store, StoreError};
 
-/// A `--since` / `--until` value: a duration back from `now_ms` ("2h", "7d", "90m") or a time
-/// (RFC 3339, e.g. 2026-11-23T08:00:00Z).
-pub fn parse_time(s: &str, now_ms: u64) -> Result<u64, String> {
-    if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(now_ms.saturating_sub(d.as_millis() as u64));
-    }
-    humantime::parse_rfc3339_weak(s)
-        .map_err(|_| format!("{s:?} is neither a duration (e.g. 2h, 7d) nor an RFC 3339 time"))
-        .map(|t| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0)
-        })
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    #[command(subcommand)]
+    pub command: HistoryCommand,
 }
 
-fn open(data_dir: &Path) -> Result<Store, StoreError> {
+#[derive(Debug, clap::Subcommand)]
+pub enum HistoryCommand {
+    /// Flow summaries (per `history.summary_interval`: totals and the busiest sources).
+    Flows {
+        #[command(flatten)]
+        range: RangeArgs,
+        #[command(flatten)]
+        output: JsonArgs,
+    },
+    /// Detector scores (flow detector per interval, series detector per interface window).
+    Scores {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Only this detector (flow_ae, series_lstm).
+        #[arg(long)]
+        detector: Option<String>,
+        #[command(flatten)]
+        output: JsonArgs,
+    },
+    /// SNMP rate samples of one interface; without --target/--if, lists the stored series.
+    Series {
+        #[arg(long)]
+        target: Option<String>,
+        /// Interface name (ifName, else ifDescr).
+        #[arg(long = "if", value_name = "IF_NAME")]
+        if_name: Option<String>,
+        #[command(flatten)]
+        range: RangeArgs,
+        #[command(flatten)]
+        output: JsonArgs,
+    },
+    /// Buckets, live and on-disk bytes.
+    Status,
+}
+
+pub fn execute(args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let dir = &args.data.data_dir;
+    let now = crate::now_ms();
+    let (n, what) = match args.command {
+        HistoryCommand::Flows { range, output } => {
+            (flows(dir, &range.range(now)?, output.json)?, "flow summaries")
+        }
+        HistoryCommand::Scores {
+            range,
+            detector,
+            output,
+        } => (
+            scores(dir, &range.range(now)?, detector.as_deref(), output.json)?,
+            "scores",
+        ),
+        HistoryCommand::Series {
+            target,
+            if_name,
+            range,
+            output,
+        } => (
+            series(
+                dir,
+                target.as_deref(),
+                if_name.as_deref(),
+                &range.range(now)?,
+                output.json,
+            )?,
+            "series rows",
+        ),
+        HistoryCommand::Status => {
+            status(dir)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    eprintln!("{n} {what}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn open(data_dir: &Path) -> Result<Store, StoreError> {
     Store::open(data_dir, 1 << 20, usize::MAX)
 }
 
-/// `netwarden alerts`: stored alerts in `range`, oldest first; returns how many.
-pub fn list_alerts(
-    data_dir: &Path,
-    range: &TimeRange,
-    severity: Option<&str>,
-    json: bool,
-) -> Result<usize, StoreError> {
-    let store = open(data_dir)?;
-    let alerts = store.alerts_in(range, severity)?;
-    for a in &alerts {
-        if json {
-            println!("{}", serde_json::to_string(a)?);
-        } else {
-            println!("{}  {:<6}  {}  {}", a.ts, a.severity, a.id, a.summary);
-        }
-    }
-    Ok(alerts.len())
-}
-
-fn time(ts_ms: u64) -> String {
+pub(super) fn time(ts_ms: u64) -> String {
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts_ms),
     )
@@ -167,21 +217,4 @@ pub fn status(data_dir: &Path) -> Result<(), StoreError> {
         println!("{:<7} {}  {:>12} bytes", kind.name(), time(start), bytes);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_durations_back_or_rfc3339() {
-        let now = 1_800_000_000_000;
-        assert_eq!(parse_time("2h", now), Ok(now - 7_200_000));
-        assert_eq!(parse_time("7d", now), Ok(now - 7 * 86_400_000));
-        assert_eq!(
-            parse_time("2026-11-23T00:00:00Z", now),
-            Ok(1_795_392_000_000)
-        );
-        assert!(parse_time("yesterday", now).is_err());
-    }
 }

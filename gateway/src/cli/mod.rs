@@ -1,11 +1,18 @@
-//! The offline commands of the `netwarden` CLI (everything but `run`). They print for humans;
-//! the daemon never does.
+//! The commands of the `netwarden` binary: one file per command holds its flags (clap derive),
+//! its body and its human output; `main.rs` only parses and dispatches. Shared flag groups are
+//! in [`args`]; `run` hands over to the daemon, everything else is offline.
 
+pub mod alerts;
+pub mod args;
+pub mod calibrate;
 pub mod demo;
 pub mod features;
 pub mod history;
+pub mod logging;
+pub mod model;
 pub mod plot;
+pub mod progress;
 pub mod raster;
+pub mod run;
 pub mod series;
-
-pub use history::list_alerts;
+pub mod validate;

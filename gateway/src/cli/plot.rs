@@ -11,8 +11,11 @@
 //! threshold and where a stored interface alert's window lies.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use netwarden_firmware::SeriesParams;
+
+use super::args::{time_flag, DataDirArgs, SeriesArgs};
 
 use super::raster::{Canvas, Rgb};
 use super::series::{window_scores, ScoredWindow, SeriesCliError};
@@ -20,6 +23,62 @@ use crate::models::{SeriesBundle, Trust};
 use crate::pipeline::live::{bin_lower, bin_of, HIST_BINS};
 use crate::pipeline::series::RateSample;
 use crate::sinks::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct PlotArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// Start: RFC 3339, Unix ms, or a duration ago (24h, 7d).
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// End: as --since [default: now].
+    #[arg(long)]
+    pub until: Option<String>,
+    /// SNMP target name of the interface to plot [default: the most anomalous].
+    #[arg(long, requires = "if_name")]
+    pub target: Option<String>,
+    /// Interface name (with --target).
+    #[arg(long, requires = "target")]
+    pub if_name: Option<String>,
+    /// The series bundle to score with [default: the built-in one].
+    #[arg(long, value_name = "DIR")]
+    pub series_model: Option<PathBuf>,
+    #[command(flatten)]
+    pub series_params: SeriesArgs,
+    /// The PNG to write.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+}
+
+/// Draws the plot and prints a summary line.
+pub fn execute(args: PlotArgs) -> anyhow::Result<ExitCode> {
+    let now = crate::now_ms();
+    let since_ms = time_flag("since", Some(&args.since), now)?.unwrap_or(0);
+    let until_ms = time_flag("until", args.until.as_deref(), now)?.unwrap_or(now.saturating_add(1));
+    let out = args.out;
+    let s = plot(&PlotRequest {
+        data_dir: args.data.data_dir,
+        since_ms,
+        until_ms,
+        interface: args.target.zip(args.if_name),
+        series_model: args.series_model,
+        trust: Trust::default(),
+        params: args.series_params.params(),
+        out: out.clone(),
+    })?;
+    eprintln!(
+        "{}: {} {}, {} samples, {} windows ({} over the threshold {}), {} alerts",
+        out.display(),
+        s.target,
+        s.if_name,
+        s.samples,
+        s.windows,
+        s.anomalous_windows,
+        s.threshold,
+        s.alerts
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {

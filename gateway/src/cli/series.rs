@@ -187,7 +187,12 @@ pub fn read_rates_file(path: &Path) -> Result<Vec<RateSample>, SeriesCliError> {
         path: path.to_path_buf(),
         error,
     })?;
-    read_rates(path, std::io::BufReader::new(f))
+    let label = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let progress = super::progress::Progress::for_file(path, &label);
+    read_rates(path, std::io::BufReader::new(progress.reader(f)))
 }
 
 /// Every rate sample stored in `data_dir`'s sled `series` tree at or after `since_ms`, each

@@ -172,7 +172,7 @@ impl MqttConfig {
         let prefix = raw
             .topic_prefix
             .clone()
-            .unwrap_or_else(|| format!("netwarden/{site}/{device}"))
+            .unwrap_or_else(|| crate::records::topic::default_prefix(site, device))
             .trim_end_matches('/')
             .to_string();
         if prefix.contains(['+', '#']) {
@@ -258,7 +258,7 @@ impl MqttConfig {
     }
 
     pub fn alert_topic(&self, severity: &str) -> String {
-        format!("{}/alerts/{severity}", self.prefix)
+        crate::records::topic::alert_topic(&self.prefix, severity)
     }
 
     pub fn status_topic(&self) -> String {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod dashboard;
 pub mod detect;
 pub mod prom;
+pub mod query;
 
 pub use config::{HttpConfig, RawHttp, Token};
 
@@ -28,7 +29,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +38,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
+use query::{BadQuery, Checked};
 use crate::models::ModelInfo;
 use crate::pipeline::alerting::Alert;
 use crate::pipeline::live::{self, LiveBoard};
@@ -238,52 +240,6 @@ async fn models(State(s): State<AppState>) -> Response {
     Json(serde_json::json!({ "models": &*s.models })).into_response()
 }
 
-/// Parses a time: Unix ms, RFC 3339, or a duration before `now_ms` (`15m`, `2h`, `1d`).
-pub fn parse_time(s: &str, now_ms: u64) -> Result<u64, String> {
-    let s = s.trim();
-    if let Ok(ms) = s.parse::<u64>() {
-        return Ok(ms);
-    }
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .map_err(|_| format!("{s:?} is before 1970"));
-    }
-    if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(now_ms.saturating_sub(d.as_millis() as u64));
-    }
-    Err(format!(
-        "{s:?} is not a time: use Unix ms, RFC 3339 (2026-11-23T10:00:00Z) or a duration ago (15m, 2h)"
-    ))
-}
-
-/// `since`/`until` of a query, defaulting to the last `default_span`.
-fn range(
-    since: Option<&str>,
-    until: Option<&str>,
-    default_span: Duration,
-) -> Result<(u64, u64), Box<Response>> {
-    let now = crate::now_ms();
-    let bad = |m: String| Box::new(error(StatusCode::BAD_REQUEST, "bad_time", m));
-    let until = match until {
-        Some(u) => parse_time(u, now).map_err(bad)?,
-        None => now.saturating_add(1),
-    };
-    let since = match since {
-        Some(s) => parse_time(s, now).map_err(bad)?,
-        None => until.saturating_sub(default_span.as_millis() as u64),
-    };
-    if since >= until {
-        return Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "bad_time",
-            "since must be before until",
-        )));
-    }
-    Ok((since, until))
-}
-
 /// Alerts returned per page at most.
 pub const MAX_ALERTS_PAGE: usize = 1000;
 
@@ -300,57 +256,22 @@ struct AlertsQuery {
 
 async fn alerts(
     State(s): State<AppState>,
-    q: Result<Query<AlertsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
-    };
-    let (since, until) = match range(
+    Checked(q): Checked<AlertsQuery>,
+) -> Result<Response, BadQuery> {
+    let (since, until) = query::time_range(
         q.since.as_deref(),
         q.until.as_deref(),
         Duration::from_secs(100 * 365 * 86_400),
-    ) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
-    if let Some(sev) = &q.severity {
-        if !matches!(sev.as_str(), "high" | "medium") {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                format!("severity {sev:?} is not \"high\" or \"medium\""),
-            );
-        }
-    }
-    if let Some(d) = &q.detector {
-        if !matches!(d.as_str(), "flow_ae" | "series_lstm") {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                format!("detector {d:?} is not \"flow_ae\" or \"series_lstm\""),
-            );
-        }
-    }
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_ALERTS_PAGE {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-            format!("limit must be 1 to {MAX_ALERTS_PAGE}"),
-        );
-    }
-    let cursor = match q.cursor.as_deref().map(decode_cursor) {
-        None => None,
-        Some(Some(c)) => Some(c),
-        Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                "cursor is not one this API returned",
-            )
-        }
-    };
+        crate::now_ms(),
+    )?;
+    query::one_of("severity", q.severity.as_deref(), &["high", "medium"])?;
+    query::one_of(
+        "detector",
+        q.detector.as_deref(),
+        &["flow_ae", "series_lstm"],
+    )?;
+    let limit = query::limit(q.limit, 100, MAX_ALERTS_PAGE)?;
+    let cursor = query::cursor(q.cursor.as_deref())?;
     let store = s.store.clone();
     let (severity, detector) = (q.severity, q.detector);
     let page = tokio::task::spawn_blocking(move || {
@@ -360,30 +281,15 @@ async fn alerts(
         })
     })
     .await;
-    match page {
+    Ok(match page {
         Ok(Ok((alerts, next))) => Json(serde_json::json!({
             "alerts": alerts,
-            "next_cursor": next.map(|c| encode_cursor(&c)),
+            "next_cursor": next.map(|c| query::encode_cursor(&c)),
         }))
         .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
-    }
-}
-
-fn encode_cursor(c: &[u8; 16]) -> String {
-    c.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -449,20 +355,14 @@ fn top_talkers(
 
 async fn history_flows(
     State(s): State<AppState>,
-    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
-    };
-    let (since, until) = match range(
+    Checked(q): Checked<RangeQuery>,
+) -> Result<Response, BadQuery> {
+    let (since, until) = query::time_range(
         q.since.as_deref(),
         q.until.as_deref(),
         Duration::from_secs(900),
-    ) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
+        crate::now_ms(),
+    )?;
     let store = s.store.clone();
     let read = tokio::task::spawn_blocking(move || {
         let range = TimeRange {
@@ -482,11 +382,11 @@ async fn history_flows(
     .await;
     let (summaries, talkers) = match read {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+        Ok(Err(e)) => return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)),
+        Err(e) => return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)),
     };
     let (flow_hist, _) = s.live.histograms();
-    Json(serde_json::json!({
+    Ok(Json(serde_json::json!({
         "since_ms": since,
         "until_ms": until,
         "threshold": threshold_of(&s, crate::pipeline::FLOW_DETECTOR),
@@ -498,7 +398,7 @@ async fn history_flows(
         "histogram": histogram_json(&flow_hist),
         "top_talkers": talkers,
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn history_interfaces(State(s): State<AppState>) -> Response {
@@ -543,20 +443,14 @@ pub const MAX_SAMPLES: usize = 20_000;
 
 async fn history_interface(
     State(s): State<AppState>,
-    q: Result<Query<InterfaceQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
-    };
-    let (since, until) = match range(
+    Checked(q): Checked<InterfaceQuery>,
+) -> Result<Response, BadQuery> {
+    let (since, until) = query::time_range(
         q.since.as_deref(),
         q.until.as_deref(),
         Duration::from_secs(6 * 3600),
-    ) {
-        Ok(r) => r,
-        Err(r) => return *r,
-    };
+        crate::now_ms(),
+    )?;
     let store = s.store.clone();
     let (target, if_name) = (q.target.clone(), q.if_name.clone());
     let read = tokio::task::spawn_blocking(move || {
@@ -584,8 +478,8 @@ async fn history_interface(
     .await;
     let (mut samples, alerts, scores) = match read {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+        Ok(Err(e)) => return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)),
+        Err(e) => return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)),
     };
     let truncated = samples.len() > MAX_SAMPLES;
     if truncated {
@@ -596,7 +490,7 @@ async fn history_interface(
         .map(|x| serde_json::json!([x.ts_ms, x.in_bps, x.out_bps]))
         .collect();
     let (_, series_hist) = s.live.histograms();
-    Json(serde_json::json!({
+    Ok(Json(serde_json::json!({
         "target": q.target,
         "if_name": q.if_name,
         "since_ms": since,
@@ -611,7 +505,7 @@ async fn history_interface(
         "alerts": alerts,
         "histogram": histogram_json(&series_hist),
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn detect(State(s): State<AppState>, body: axum::body::Body) -> Response {
@@ -646,25 +540,4 @@ async fn detect(State(s): State<AppState>, body: axum::body::Body) -> Response {
     };
     s.metrics.http_detect_latency.observe(started.elapsed());
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_in_ms_rfc3339_or_ago() {
-        assert_eq!(parse_time("1234", 0), Ok(1234));
-        assert_eq!(parse_time("1970-01-01T00:00:01Z", 0), Ok(1000));
-        assert_eq!(parse_time("15m", 1_000_000), Ok(100_000));
-        assert!(parse_time("yesterday-ish", 0).is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_junk_is_refused() {
-        let c = [7u8; 16];
-        assert_eq!(decode_cursor(&encode_cursor(&c)), Some(c));
-        assert_eq!(decode_cursor("zz"), None);
-        assert_eq!(decode_cursor(&"é".repeat(16)), None);
-    }
 }
