@@ -617,7 +617,12 @@ impl AlertSink {
         }
         let rows: Vec<(&Alert, String)> = alerts
             .iter()
-            .map(|a| (a, crate::records::topic::alert_topic(&self.prefix, &a.severity)))
+            .map(|a| {
+                (
+                    a,
+                    crate::records::topic::alert_topic(&self.prefix, &a.severity),
+                )
+            })
             .collect();
         match self.store.append_alerts(&rows) {
             Ok(dropped) => {

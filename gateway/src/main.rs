@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use netwarden::cli::logging::{self, LogFormat};
-use netwarden::cli::{
-    alerts, calibrate, demo, features, history, model, plot, run, validate,
-};
+use netwarden::cli::{alerts, calibrate, demo, features, history, model, plot, run, validate};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -17,7 +17,13 @@ fn daemon_stderr(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_netwarden"));
     cmd.args(args)
-        .args(["run", "--netflow-listen", "127.0.0.1:0", "--http-listen", "off"])
+        .args([
+            "run",
+            "--netflow-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "off",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .env_remove("NO_COLOR")
@@ -69,13 +75,12 @@ fn daemon_stderr(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
 fn text_logs_to_a_pipe_carry_no_escape_codes() {
     let lines = daemon_stderr(&[], &[]);
     let text = lines.join("\n");
-    assert!(
-        !text.contains('\u{1b}'),
-        "ESC in piped logs: {text:?}"
-    );
+    assert!(!text.contains('\u{1b}'), "ESC in piped logs: {text:?}");
     // Still the human format, level and message readable.
     assert!(
-        lines.iter().any(|l| l.contains("INFO") && l.contains(STARTED)),
+        lines
+            .iter()
+            .any(|l| l.contains("INFO") && l.contains(STARTED)),
         "{text}"
     );
 }
@@ -140,7 +145,10 @@ fn features_off_terminal_prints_only_the_summary_no_progress_bar() {
         .expect("run netwarden");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(!err.contains(['\u{1b}', '\r']), "terminal control in {err:?}");
+    assert!(
+        !err.contains(['\u{1b}', '\r']),
+        "terminal control in {err:?}"
+    );
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(

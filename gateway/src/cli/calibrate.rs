@@ -55,8 +55,7 @@ pub fn execute(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
             format!("rates CSV {}", r.display()),
         ),
         (None, Some(d)) => {
-            let since_ms =
-                time_flag("since", args.since.as_deref(), crate::now_ms())?.unwrap_or(0);
+            let since_ms = time_flag("since", args.since.as_deref(), crate::now_ms())?.unwrap_or(0);
             let samples = series::stored_samples(d, since_ms)?;
             (
                 samples,

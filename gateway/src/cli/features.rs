@@ -111,9 +111,7 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens a capture with a progress bar over its bytes (none off-terminal).
-fn open_with_progress(
-    path: &Path,
-) -> Result<(impl std::io::Read, Progress), CaptureError> {
+fn open_with_progress(path: &Path) -> Result<(impl std::io::Read, Progress), CaptureError> {
     let file = std::fs::File::open(path).map_err(|error| CaptureError::Open {
         path: path.to_path_buf(),
         error,

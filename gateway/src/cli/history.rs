@@ -55,9 +55,10 @@ pub fn execute(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.data.data_dir;
     let now = crate::now_ms();
     let (n, what) = match args.command {
-        HistoryCommand::Flows { range, output } => {
-            (flows(dir, &range.range(now)?, output.json)?, "flow summaries")
-        }
+        HistoryCommand::Flows { range, output } => (
+            flows(dir, &range.range(now)?, output.json)?,
+            "flow summaries",
+        ),
         HistoryCommand::Scores {
             range,
             detector,

@@ -96,11 +96,7 @@ fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_series(
-    mut bundle: SeriesBundle,
-    dir: &Path,
-    load: Duration,
-) -> anyhow::Result<ExitCode> {
+fn check_series(mut bundle: SeriesBundle, dir: &Path, load: Duration) -> anyhow::Result<ExitCode> {
     let m = &bundle.manifest;
     println!(
         "{}: {} {} ({}, variant {}, {}), schema {}, window {}, threshold {} ({}{})",

@@ -127,7 +127,9 @@ mod tests {
         let p = Progress::new(false, Some(10), BYTES, "t");
         assert!(!p.is_shown());
         let mut out = Vec::new();
-        p.reader(&b"0123456789"[..]).read_to_end(&mut out).unwrap();
+        p.reader(&b"0123456789"[..])
+            .read_to_end(&mut out)
+            .expect("read");
         assert_eq!(out, b"0123456789");
         p.inc(5);
         p.finish();
@@ -138,7 +140,9 @@ mod tests {
         let p = Progress::new(true, Some(10), BYTES, "t");
         assert!(p.is_shown());
         let mut out = Vec::new();
-        p.reader(&b"0123456789"[..]).read_to_end(&mut out).unwrap();
+        p.reader(&b"0123456789"[..])
+            .read_to_end(&mut out)
+            .expect("read");
         assert_eq!(p.bar.as_ref().map(ProgressBar::position), Some(10));
         assert_eq!(p.bar.as_ref().and_then(ProgressBar::length), Some(10));
     }

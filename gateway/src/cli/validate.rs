@@ -13,8 +13,7 @@ pub struct ValidateArgs {
 /// Success for a valid file, failure (after printing the problems) otherwise.
 pub fn execute(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let file = args.file;
-    match RawConfig::from_file(&file).and_then(|raw| raw.validate().map_err(ConfigError::Invalid))
-    {
+    match RawConfig::from_file(&file).and_then(|raw| raw.validate().map_err(ConfigError::Invalid)) {
         Ok(cfg) => {
             println!(
                 "{}: valid (NetFlow on {}, MQTT {}, data in {})",

@@ -77,7 +77,7 @@ mod tests {
     #[case::date_only("2026-11-23")]
     #[case::ms_overflow("99999999999999999999999")]
     fn refused_forms_name_the_accepted_ones(#[case] input: &str) {
-        let e = parse_time(input, NOW).unwrap_err();
+        let e = parse_time(input, NOW).expect_err("refused");
         assert_eq!(e, TimeError::Unrecognised(input.trim().to_string()));
         assert!(e.to_string().contains("RFC 3339"), "{e}");
     }

@@ -38,7 +38,6 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
-use query::{BadQuery, Checked};
 use crate::models::ModelInfo;
 use crate::pipeline::alerting::Alert;
 use crate::pipeline::live::{self, LiveBoard};
@@ -48,6 +47,7 @@ use crate::sinks::history::TimeRange;
 use crate::sinks::store::Store;
 use crate::sources::netflow::ExporterStats;
 use crate::sources::snmp::StatusBoard;
+use query::{BadQuery, Checked};
 
 /// Per-exporter counters as the pipeline thread last published them (once a second).
 pub type ExporterBoard = Arc<Mutex<BTreeMap<String, ExporterStats>>>;

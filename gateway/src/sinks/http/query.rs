@@ -109,7 +109,9 @@ pub fn limit(value: Option<usize>, default: usize, max: usize) -> Result<usize, 
 /// A paging cursor this API handed out (32 hex digits), if one was given.
 pub fn cursor(value: Option<&str>) -> Result<Option<[u8; 16]>, BadQuery> {
     value
-        .map(|c| decode_cursor(c).ok_or_else(|| BadQuery::query("cursor is not one this API returned")))
+        .map(|c| {
+            decode_cursor(c).ok_or_else(|| BadQuery::query("cursor is not one this API returned"))
+        })
         .transpose()
 }
 
@@ -163,7 +165,7 @@ mod tests {
         #[case] since: Option<&str>,
         #[case] until: Option<&str>,
     ) {
-        let e = time_range(since, until, HOUR, NOW).unwrap_err();
+        let e = time_range(since, until, HOUR, NOW).expect_err("refused");
         assert_eq!(e.code, "bad_time");
         assert!(e.message.contains("RFC 3339"), "{}", e.message);
     }
@@ -198,7 +200,7 @@ mod tests {
         assert_eq!(cursor(Some(&encode_cursor(&c))), Ok(Some(c)));
         assert_eq!(cursor(None), Ok(None));
         for junk in ["zz".to_string(), "é".repeat(16), "g".repeat(32)] {
-            assert_eq!(cursor(Some(&junk)).unwrap_err().code, "bad_query");
+            assert_eq!(cursor(Some(&junk)).expect_err("junk").code, "bad_query");
         }
     }
 }
