@@ -24,8 +24,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
 }
 
-const BYTES: &str = "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
-const RECORDS: &str = "{prefix} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}";
+const BYTES: &str = "{prefix} [{bar:20}] {bytes}/{total_bytes} eta {eta}";
+const RECORDS: &str = "{prefix} [{bar:20}] {human_pos}/{human_len} eta {eta}";
 
 impl Progress {
     /// Progress through the bytes of the file at `path` (its size now is the total; a file
