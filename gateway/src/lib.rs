@@ -13,10 +13,11 @@
 
 pub mod cli;
 pub mod config;
-pub mod daemon;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
+pub mod records;
+pub mod runtime;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

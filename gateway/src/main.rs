@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use netwarden::cli;
 use netwarden::config::{Config, ConfigError, Overrides, RawConfig};
-use netwarden::daemon;
+use netwarden::runtime;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -348,7 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(daemon::run(cfg))?;
+            rt.block_on(runtime::run(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Features {
@@ -567,7 +567,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn demo(data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let bundle = daemon::load_flow_bundle(None, 512, &netwarden::models::Trust::none())?;
+    let bundle = netwarden::models::load_flow_bundle(None, 512, &netwarden::models::Trust::none())?;
     println!(
         "Replaying {} through decoder, features, model {} {} (threshold {:.5}) and alerting\n",
         cli::demo::FIXTURE_NAME,
@@ -667,7 +667,7 @@ fn model_check(
     let any = netwarden::models::AnyBundle::load_dir(
         dir,
         512,
-        &netwarden::pipeline::series_detector::DEFAULT_BATCHES,
+        &netwarden::models::series_scorer::DEFAULT_BATCHES,
         trust,
     )
     .with_context(|| format!("bundle {} refused", dir.display()))?;

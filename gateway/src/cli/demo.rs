@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::Bundle;
-use crate::pipeline::alerting::Alert;
 use crate::pipeline::Pipeline;
+use crate::records::{Alert, ExporterStats};
+use crate::runtime::flow::FlowStage;
 use crate::sinks::store::Store;
 use crate::sources::netflow::capture::read_datagrams_from;
-use crate::sources::netflow::ExporterStats;
+use crate::sources::netflow::NetflowDecoder;
 
 /// The shipped fixture (see tests/data/README.md).
 pub const FIXTURE: &[u8] =
@@ -32,13 +33,15 @@ pub fn run(bundle: Bundle, data_dir: &Path) -> anyhow::Result<DemoResult> {
     let (datagrams, _) = read_datagrams_from(FIXTURE, Path::new(FIXTURE_NAME), None)?;
     let store = Store::open(data_dir, 4 << 20, 100_000)?;
     let metrics = Arc::new(Metrics::default());
-    let mut pipeline = Pipeline::new(
-        bundle,
-        "demo",
-        "demo",
-        Duration::from_secs(60),
-        16,
-        metrics.clone(),
+    let mut stage = FlowStage::new(
+        NetflowDecoder::new(16),
+        Pipeline::new(
+            bundle,
+            "demo",
+            "demo",
+            Duration::from_secs(60),
+            metrics.clone(),
+        ),
     );
     let mut alerts = Vec::new();
     let mut store_error = None;
@@ -51,16 +54,16 @@ pub fn run(bundle: Bundle, data_dir: &Path) -> anyhow::Result<DemoResult> {
         alerts.push(a);
     };
     for d in &datagrams {
-        pipeline.ingest(d.src, &d.payload, &mut on_alert);
+        stage.ingest_datagram(d.src, &d.payload, &mut on_alert);
     }
-    pipeline.flush(&mut on_alert);
+    stage.flush(&mut on_alert);
     if let Some(e) = store_error {
         return Err(e.into());
     }
     Ok(DemoResult {
         alerts,
         datagrams: datagrams.len(),
-        totals: pipeline.decoder.totals(),
+        totals: stage.decoder.totals(),
         metrics: metrics.snapshot(),
     })
 }

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 
 use crate::pipeline::HOST_WINDOWS;
+use crate::records::ExporterStats;
 use crate::sources::capture::{self, GatewayMeter, RecordBatch};
 use crate::sources::netflow::capture::{read_datagrams, CaptureError, CaptureStats};
-use crate::sources::netflow::{ExporterStats, NetflowDecoder};
+use crate::sources::netflow::NetflowDecoder;
 
 /// The identity columns before the features.
 pub const ID_COLUMNS: [&str; 9] = [

@@ -11,7 +11,7 @@ use super::{
     NetflowConfig, Overrides, StoreConfig,
 };
 use crate::models::{PublicKey, Trust};
-use crate::sinks::mqtt::MqttConfig;
+use crate::sinks::mqtt::RawMqtt;
 use crate::sources::capture::CaptureTimeouts;
 use crate::sources::snmp::RawSnmp;
 
@@ -112,28 +112,6 @@ pub struct RawDetector {
 #[serde(deny_unknown_fields)]
 pub struct RawAlerting {
     pub dedupe_window_secs: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMqtt {
-    /// `mqtt://host:port`; absent means alerts stay in the local outbox and the log.
-    pub url: Option<String>,
-    pub topic_prefix: Option<String>,
-    pub client_id: Option<String>,
-    pub keep_alive_secs: Option<u64>,
-    /// Seconds an acknowledged alert stays in the outbox, while the connection stays up,
-    /// before it leaves it; a broken connection sends it again (default 5).
-    pub ack_hold_secs: Option<u64>,
-    /// PEM CA certificate for `mqtts://` (required with TLS).
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate and key, for brokers that require client certificates.
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
-    /// User name (or `NETWARDEN_MQTT_USERNAME`).
-    pub username: Option<String>,
-    /// File holding the password (or `NETWARDEN_MQTT_PASSWORD`); never in the config itself.
-    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -282,16 +260,7 @@ impl RawConfig {
 
         let dedupe = Duration::from_secs(self.alerting.dedupe_window_secs.unwrap_or(60));
 
-        let mqtt = match &self.mqtt.url {
-            None => None,
-            Some(url) => match MqttConfig::from_raw(&self.mqtt, url, &site, &device) {
-                Ok(c) => Some(c),
-                Err(msg) => {
-                    problem("mqtt.url", msg);
-                    None
-                }
-            },
-        };
+        let mqtt = self.mqtt.validate(&site, &device, &mut problem);
         let outbox_max_alerts = positive(
             &mut problem,
             "store.outbox_max_alerts",

@@ -21,8 +21,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
-use crate::pipeline::detector::{DetectorError, FlowAe};
-use crate::pipeline::series_detector::{SeriesDetectorError, SeriesLstm};
+use crate::models::flow_scorer::{DetectorError, FlowAe};
+use crate::models::series_scorer::{SeriesDetectorError, SeriesLstm};
 
 /// `kind` of a flow autoencoder bundle.
 pub const KIND_FLOW: &str = "flow_ae";

@@ -25,7 +25,7 @@ pub use config::{HttpConfig, RawHttp, Token};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, Request, State};
@@ -38,17 +38,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 use crate::models::ModelInfo;
-use crate::pipeline::alerting::Alert;
-use crate::pipeline::live::{self, LiveBoard};
-use crate::pipeline::series::RateSample;
+use crate::records::live::{self, LiveBoard};
+use crate::records::Alert;
+use crate::records::ExporterBoard;
+use crate::records::RateSample;
+use crate::records::StatusBoard;
 use crate::shutdown::Shutdown;
 use crate::sinks::history::TimeRange;
 use crate::sinks::store::Store;
-use crate::sources::netflow::ExporterStats;
-use crate::sources::snmp::StatusBoard;
-
-/// Per-exporter counters as the pipeline thread last published them (once a second).
-pub type ExporterBoard = Arc<Mutex<BTreeMap<String, ExporterStats>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -472,7 +469,7 @@ async fn history_flows(
         };
         let summaries = store
             .history()
-            .scores(&range, Some(crate::pipeline::FLOW_DETECTOR))?;
+            .scores(&range, Some(crate::records::FLOW_DETECTOR))?;
         let talkers_since = crate::now_ms().saturating_sub(TALKER_WINDOW.as_millis() as u64);
         Ok::<_, crate::sinks::history::HistoryError>((
             summaries,
@@ -489,7 +486,7 @@ async fn history_flows(
     Json(serde_json::json!({
         "since_ms": since,
         "until_ms": until,
-        "threshold": threshold_of(&s, crate::pipeline::FLOW_DETECTOR),
+        "threshold": threshold_of(&s, crate::records::FLOW_DETECTOR),
         "points": s.live.flow_points(since, until)
             .iter()
             .map(|p| serde_json::json!([p.ts_ms, p.flows, p.anomalous, p.max_error, p.mean_error]))
@@ -575,7 +572,7 @@ async fn history_interface(
             .history()
             .scores_of(
                 &range,
-                crate::pipeline::series::SERIES_DETECTOR,
+                crate::records::SERIES_DETECTOR,
                 &format!("{target}/{if_name}"),
             )
             .map_err(crate::sinks::store::StoreError::from)?;
@@ -601,7 +598,7 @@ async fn history_interface(
         "if_name": q.if_name,
         "since_ms": since,
         "until_ms": until,
-        "threshold": threshold_of(&s, crate::pipeline::series::SERIES_DETECTOR),
+        "threshold": threshold_of(&s, crate::records::SERIES_DETECTOR),
         "samples": samples,
         "samples_truncated": truncated,
         "scores": scores

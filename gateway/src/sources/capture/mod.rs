@@ -139,16 +139,16 @@ impl StatsPublisher {
 /// The capture sources' end of the pipeline queue.
 #[derive(Debug)]
 pub struct RecordQueue {
-    queue: std::sync::mpsc::SyncSender<crate::sources::FlowInput>,
-    origin: crate::pipeline::FlowOrigin,
+    queue: std::sync::mpsc::SyncSender<crate::records::FlowInput>,
+    origin: crate::records::FlowOrigin,
     metrics: Arc<Metrics>,
     connected: bool,
 }
 
 impl RecordQueue {
     pub fn new(
-        queue: std::sync::mpsc::SyncSender<crate::sources::FlowInput>,
-        origin: crate::pipeline::FlowOrigin,
+        queue: std::sync::mpsc::SyncSender<crate::records::FlowInput>,
+        origin: crate::records::FlowOrigin,
         metrics: Arc<Metrics>,
     ) -> Self {
         RecordQueue {
@@ -168,7 +168,7 @@ impl RecordQueue {
                 .add(&self.metrics.capture_records, records.len() as u64);
             self.connected = self
                 .queue
-                .send(crate::sources::FlowInput::Records {
+                .send(crate::records::FlowInput::Records {
                     origin: self.origin.clone(),
                     records,
                 })

@@ -12,4 +12,4 @@ pub mod decode;
 pub mod listener;
 pub mod sequence;
 
-pub use decode::{DecodeSummary, ExporterStats, NetflowDecoder, Source};
+pub use decode::{DecodeSummary, NetflowDecoder, Source};

@@ -1,5 +1,5 @@
 //! SNMP interface polling: IF-MIB octet counters of routers and switches, turned into one
-//! [`RateSample`](crate::pipeline::series::RateSample) per interface per poll step.
+//! [`RateSample`](crate::records::RateSample) per interface per poll step.
 //!
 //! ```text
 //!  [[snmp.targets]] ──► poller task per target (jittered start, every interval)
@@ -28,5 +28,5 @@ pub mod state;
 
 pub use client::{Client, PollError};
 pub use config::{RawSnmp, SnmpConfig, TargetConfig};
-pub use poller::{run_target, StatusBoard, TargetStatus};
+pub use poller::run_target;
 pub use state::{IfRow, TargetState, Walk};
