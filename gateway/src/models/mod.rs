@@ -6,6 +6,7 @@
 //! other way round.
 
 pub mod bundle;
+pub mod config;
 pub mod flow_scorer;
 pub mod select;
 pub mod series_scorer;

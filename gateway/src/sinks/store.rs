@@ -35,6 +35,7 @@ use sled::Transactional;
 use super::history::{History, HistoryConfig, HistoryError, Kind, TimeRange};
 use crate::records::Alert;
 
+pub mod config;
 mod recovery;
 use crate::records::RateSample;
 pub use recovery::Recovery;

@@ -8,6 +8,7 @@
 //! - [`capture`]: reads capture files of export datagrams (for `features`, `demo`, tests).
 
 pub mod capture;
+pub mod config;
 pub mod decode;
 pub mod listener;
 pub mod sequence;
