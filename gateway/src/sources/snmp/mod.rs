@@ -7,8 +7,8 @@
 //!                                   SNMPv3 re-discovery
 //!                        state.rs:  ifIndex ⇄ name, renumbering, selection
 //!                        counter.rs: wrap / reset / gap rules → bits per second or unknown
-//!                      ──try_send──► bounded queue (full: dropped, counted) ──► daemon task:
-//!                                    sled `series` tree, then the series pipeline
+//!                      ──try_send──► bounded queue (full: dropped, counted) ──► series thread
+//!                                    (runtime/series.rs): series pipeline, then sled
 //! ```
 //!
 //! - [`config`]: the `[snmp]` section (v2c community or v3 USM user, interfaces, timing).
