@@ -16,7 +16,7 @@ use netwarden_firmware::SeriesParams;
 
 use super::raster::{Canvas, Rgb};
 use super::series::{window_scores, ScoredWindow, SeriesCliError};
-use crate::models::{SeriesBundle, Trust};
+use crate::models::Trust;
 use crate::records::live::{bin_lower, bin_of, HIST_BINS};
 use crate::records::RateSample;
 use crate::sinks::store::Store;
@@ -27,6 +27,8 @@ pub enum PlotError {
     Series(#[from] SeriesCliError),
     #[error(transparent)]
     Store(#[from] crate::sinks::store::StoreError),
+    #[error(transparent)]
+    Model(#[from] crate::models::LoadError),
     #[error("no interface samples in {dir} in that time range: `plot` needs SNMP interface history (`[[snmp.targets]]`)")]
     NoHistory { dir: PathBuf },
     #[error(
@@ -111,13 +113,12 @@ pub fn plot(req: &PlotRequest) -> Result<PlotSummary, PlotError> {
             dir: req.data_dir.clone(),
         });
     }
-    let batches = &crate::models::series_scorer::DEFAULT_BATCHES;
-    let mut bundle = match &req.series_model {
-        Some(dir) => {
-            SeriesBundle::load_dir(dir, batches, &req.trust).map_err(SeriesCliError::from)?
-        }
-        None => SeriesBundle::builtin(batches).map_err(SeriesCliError::from)?,
-    };
+    let mut bundle = crate::models::ModelSources {
+        flow_model: None,
+        series_model: req.series_model.clone(),
+        trust: req.trust.clone(),
+    }
+    .load_series()?;
     let threshold = bundle.detector.threshold;
     // Score every interface (for the histogram); plot the chosen or most anomalous one.
     let mut scored: Vec<(usize, Vec<ScoredWindow>)> = Vec::new();
@@ -580,7 +581,7 @@ mod tests {
         };
         // As an operator would: calibrate the series model on this interface's normal hours
         // (the built-in threshold is for the training data's traffic), then plot with it.
-        let mut bundle = SeriesBundle::builtin(&[1, 8]).expect("builtin");
+        let mut bundle = crate::models::SeriesBundle::builtin(&[1, 8]).expect("builtin");
         let cal = crate::cli::series::calibrate(
             &mut bundle,
             &samples[..340],
