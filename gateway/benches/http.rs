@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use netwarden::metrics::Metrics;
 use netwarden::models::{ModelInfo, SignatureStatus};
-use netwarden::pipeline::alerting::{Alert, FlowSubject, ModelRef, Subject};
-use netwarden::pipeline::live::{LiveBoard, LiveTally};
-use netwarden::pipeline::series::RateSample;
-use netwarden::sinks::history::{FlowSummary, HostSummary, ScoreSummary};
+use netwarden::records::live::{LiveBoard, LiveTally};
+use netwarden::records::ExporterStats;
+use netwarden::records::RateSample;
+use netwarden::records::{Alert, FlowSubject, ModelRef, Subject};
+use netwarden::records::{FlowSummary, HostSummary, ScoreSummary};
 use netwarden::sinks::http::{self, detect, AppState};
 use netwarden::sinks::store::Store;
-use netwarden::sources::netflow::ExporterStats;
 
 const EXPORTERS: usize = 100;
 const INTERFACES: usize = 1000;
@@ -168,7 +168,7 @@ fn main() {
             store.history().append_score(&sc).expect("score");
         }
     }
-    let exporters = http::ExporterBoard::default();
+    let exporters = netwarden::records::ExporterBoard::default();
     {
         let mut e = exporters.lock().expect("lock");
         for i in 0..EXPORTERS {
@@ -212,7 +212,7 @@ fn main() {
         exporters,
         snmp_board: Default::default(),
         models: Arc::new(models),
-        scorer: detect::Scorer::new(detect::ModelSources {
+        scorer: detect::Scorer::new(netwarden::models::ModelSources {
             flow_model: None,
             series_model: None,
             trust: Default::default(),

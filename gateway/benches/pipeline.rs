@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use netwarden::metrics::Metrics;
 use netwarden::models::Bundle;
 use netwarden::pipeline::{Pipeline, HOST_WINDOWS};
+use netwarden::runtime::flow::FlowStage;
 use netwarden::sources::netflow::capture::read_datagrams;
 use netwarden::sources::netflow::NetflowDecoder;
 use netwarden_firmware::features::HostWindows;
@@ -71,19 +72,13 @@ fn main() {
 
         let metrics = Arc::new(Metrics::default());
         let bundle = Bundle::builtin(512).expect("bundle");
-        let mut p = Pipeline::new(
-            bundle,
-            "b",
-            "b",
-            Duration::from_secs(60),
-            16,
-            metrics.clone(),
-        );
+        let pipeline = Pipeline::new(bundle, "b", "b", Duration::from_secs(60), metrics.clone());
+        let mut p = FlowStage::new(NetflowDecoder::new(16), pipeline);
         let (_, t) = time(|| {
             let mut alerts = 0usize;
             for _ in 0..ROUNDS {
                 for d in &datagrams {
-                    p.ingest(d.src, &d.payload, &mut |_| alerts += 1);
+                    p.ingest_datagram(d.src, &d.payload, &mut |_| alerts += 1);
                 }
             }
             p.flush(&mut |_| alerts += 1);

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netwarden::models::{SeriesBundle, Trust};
-use netwarden::pipeline::series::{RateSample, SeriesOptions, SeriesPipeline};
+use netwarden::pipeline::series::{SeriesOptions, SeriesPipeline};
+use netwarden::records::RateSample;
 
 const BATCHES: [usize; 4] = [1, 8, 32, 64];
 

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use netwarden::metrics::Metrics;
 use netwarden::models::Bundle;
-use netwarden::pipeline::alerting::Alert;
 use netwarden::pipeline::Pipeline;
+use netwarden::records::Alert;
+use netwarden::runtime::flow::FlowStage;
 use netwarden::sources::netflow::capture::read_datagrams;
+use netwarden::sources::netflow::NetflowDecoder;
 use rstest::rstest;
 
 fn fixture(name: &str) -> PathBuf {
@@ -23,18 +25,12 @@ fn replay(name: &str) -> (Vec<Alert>, Arc<Metrics>) {
     let (datagrams, _) = read_datagrams(&fixture(name), None).expect("fixture");
     let metrics = Arc::new(Metrics::default());
     let bundle = Bundle::builtin(512).expect("built-in bundle");
-    let mut p = Pipeline::new(
-        bundle,
-        "t",
-        "t",
-        Duration::from_secs(60),
-        16,
-        metrics.clone(),
-    )
-    .with_clock(|| 0);
+    let pipeline =
+        Pipeline::new(bundle, "t", "t", Duration::from_secs(60), metrics.clone()).with_clock(|| 0);
+    let mut p = FlowStage::new(NetflowDecoder::new(16), pipeline);
     let mut alerts = Vec::new();
     for d in &datagrams {
-        p.ingest(d.src, &d.payload, &mut |a| alerts.push(a));
+        p.ingest_datagram(d.src, &d.payload, &mut |a| alerts.push(a));
     }
     p.flush(&mut |a| alerts.push(a));
     (alerts, metrics)

@@ -11,8 +11,9 @@ use netwarden::cli::series::{
     calibrate, read_rates_file, window_errors, write_calibrated, write_features,
 };
 use netwarden::models::{Bundle, BundleError, SeriesBundle, Trust};
-use netwarden::pipeline::alerting::Alert;
-use netwarden::pipeline::series::{RateSample, SeriesOptions, SeriesPipeline};
+use netwarden::pipeline::series::{SeriesOptions, SeriesPipeline};
+use netwarden::records::Alert;
+use netwarden::records::RateSample;
 use netwarden_firmware::SeriesParams;
 
 fn data(p: &str) -> PathBuf {
@@ -409,7 +410,7 @@ fn run_config_loads_the_series_model_and_feeds_global_counters() {
     assert_eq!(cfg.detector.series_utc_offset_secs, 3600);
     assert_eq!(cfg.detector.series_dedupe, Duration::from_secs(600));
     let metrics = std::sync::Arc::new(netwarden::metrics::Metrics::default());
-    let mut p = netwarden::pipeline::series::from_config(&cfg, metrics.clone()).expect("loads");
+    let mut p = netwarden::runtime::series::series_pipeline(&cfg, metrics.clone()).expect("loads");
     replay_grouped(&mut p, &normal()[..400]);
     let s = metrics.snapshot();
     assert_eq!(s.series_windows_scored, p.counters().series_windows_scored);
@@ -430,7 +431,7 @@ fn run_config_loads_the_series_model_and_feeds_global_counters() {
         .validate()
         .expect("defaults");
     // No series_model: the built-in bundle.
-    let builtin = netwarden::pipeline::series::from_config(&none, metrics).expect("built in");
+    let builtin = netwarden::runtime::series::series_pipeline(&none, metrics).expect("built in");
     assert_eq!(builtin.detector().window(), 50);
 }
 

@@ -119,9 +119,38 @@ fn model_check_cli_takes_keys_as_files_or_text() {
     let bad = check(&Signer::new().public_b64());
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("does not verify"), "{stderr}");
+    // Each layer of the error chain adds its context once: the cause is not repeated.
+    assert_eq!(stderr.matches("does not verify").count(), 1, "{stderr}");
 
     let garbage = check("not-a-key");
     assert!(!garbage.status.success());
     assert!(String::from_utf8_lossy(&garbage.stderr).contains("--key"));
+}
+
+/// An error and its `source()` chain, joined as anyhow's `{:#}` prints it.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.join(": ")
+}
+
+#[test]
+fn a_refused_bundle_names_its_cause_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = copy_flow_bundle(tmp.path());
+    Signer::new().sign_dir(&dir);
+    let trust = Trust::keys(vec![Signer::new().public()]);
+    let err = netwarden::models::load_flow_bundle(Some(&dir), 8, &trust).expect_err("other key");
+    assert_eq!(
+        chain(&err),
+        format!(
+            "flow model {}: signature: manifest.sig does not verify against any of the 1 \
+             trusted key(s): the manifest was altered or signed with another key",
+            dir.display()
+        )
+    );
 }

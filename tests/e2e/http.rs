@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use netwarden::pipeline::series::RateSample;
+use netwarden::records::RateSample;
 use netwarden::sinks::store::Store;
 use netwarden_e2e::{
     capture_payloads, fixture, free_tcp_port, free_udp_port, gateway_in, netwarden_bin, replay,

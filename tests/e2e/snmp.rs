@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use netwarden::pipeline::series::RateSample;
+use netwarden::records::RateSample;
 use netwarden::sinks::store::Store;
 use netwarden_e2e::{
     free_udp_port, gateway_in, gateway_with_config, netwarden_bin, repo_root, tempdir, wait_for,

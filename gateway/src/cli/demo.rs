@@ -12,12 +12,12 @@ use anyhow::Context;
 
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::{Bundle, Trust};
-use crate::pipeline::alerting::Alert;
 use crate::pipeline::Pipeline;
-use crate::records::topic;
+use crate::records::{topic, Alert, ExporterStats};
+use crate::runtime::flow::FlowStage;
 use crate::sinks::store::Store;
 use crate::sources::netflow::capture::read_datagrams_from;
-use crate::sources::netflow::ExporterStats;
+use crate::sources::netflow::NetflowDecoder;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -28,7 +28,7 @@ pub struct DemoArgs {
 
 /// Runs the demo with the built-in model and prints the alerts and a summary.
 pub fn execute(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let bundle = crate::daemon::load_flow_bundle(None, 512, &Trust::none())?;
+    let bundle = crate::models::load_flow_bundle(None, 512, &Trust::none())?;
     println!(
         "Replaying {} through decoder, features, model {} {} (threshold {:.5}) and alerting\n",
         FIXTURE_NAME,
@@ -101,13 +101,15 @@ pub fn run(bundle: Bundle, data_dir: &Path) -> anyhow::Result<DemoResult> {
     let (datagrams, _) = read_datagrams_from(FIXTURE, Path::new(FIXTURE_NAME), None)?;
     let store = Store::open(data_dir, 4 << 20, 100_000)?;
     let metrics = Arc::new(Metrics::default());
-    let mut pipeline = Pipeline::new(
-        bundle,
-        "demo",
-        "demo",
-        Duration::from_secs(60),
-        16,
-        metrics.clone(),
+    let mut stage = FlowStage::new(
+        NetflowDecoder::new(16),
+        Pipeline::new(
+            bundle,
+            "demo",
+            "demo",
+            Duration::from_secs(60),
+            metrics.clone(),
+        ),
     );
     let mut alerts = Vec::new();
     let mut store_error = None;
@@ -119,16 +121,16 @@ pub fn run(bundle: Bundle, data_dir: &Path) -> anyhow::Result<DemoResult> {
         alerts.push(a);
     };
     for d in &datagrams {
-        pipeline.ingest(d.src, &d.payload, &mut on_alert);
+        stage.ingest_datagram(d.src, &d.payload, &mut on_alert);
     }
-    pipeline.flush(&mut on_alert);
+    stage.flush(&mut on_alert);
     if let Some(e) = store_error {
         return Err(e.into());
     }
     Ok(DemoResult {
         alerts,
         datagrams: datagrams.len(),
-        totals: pipeline.decoder.totals(),
+        totals: stage.decoder.totals(),
         metrics: metrics.snapshot(),
     })
 }

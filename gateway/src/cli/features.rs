@@ -13,9 +13,10 @@ use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 use super::args::SeriesArgs;
 use super::progress::Progress;
 use crate::pipeline::HOST_WINDOWS;
+use crate::records::ExporterStats;
 use crate::sources::capture::{self, GatewayMeter, RecordBatch};
 use crate::sources::netflow::capture::{read_datagrams_from, CaptureError, CaptureStats};
-use crate::sources::netflow::{ExporterStats, NetflowDecoder};
+use crate::sources::netflow::NetflowDecoder;
 
 #[derive(Debug, clap::Args)]
 pub struct FeaturesArgs {

@@ -46,7 +46,7 @@ fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
     let any = AnyBundle::load_dir(
         dir,
         512,
-        &crate::pipeline::series_detector::DEFAULT_BATCHES,
+        &crate::models::series_scorer::DEFAULT_BATCHES,
         trust,
     )
     .with_context(|| format!("bundle {} refused", dir.display()))?;

@@ -19,9 +19,9 @@ use super::args::{time_flag, DataDirArgs, SeriesArgs};
 
 use super::raster::{Canvas, Rgb};
 use super::series::{window_scores, ScoredWindow, SeriesCliError};
-use crate::models::{SeriesBundle, Trust};
-use crate::pipeline::live::{bin_lower, bin_of, HIST_BINS};
-use crate::pipeline::series::RateSample;
+use crate::models::Trust;
+use crate::records::live::{bin_lower, bin_of, HIST_BINS};
+use crate::records::RateSample;
 use crate::sinks::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +86,8 @@ pub enum PlotError {
     Series(#[from] SeriesCliError),
     #[error(transparent)]
     Store(#[from] crate::sinks::store::StoreError),
+    #[error(transparent)]
+    Model(#[from] crate::models::LoadError),
     #[error("no interface samples in {dir} in that time range: `plot` needs SNMP interface history (`[[snmp.targets]]`)")]
     NoHistory { dir: PathBuf },
     #[error(
@@ -170,13 +172,12 @@ pub fn plot(req: &PlotRequest) -> Result<PlotSummary, PlotError> {
             dir: req.data_dir.clone(),
         });
     }
-    let batches = &crate::pipeline::series_detector::DEFAULT_BATCHES;
-    let mut bundle = match &req.series_model {
-        Some(dir) => {
-            SeriesBundle::load_dir(dir, batches, &req.trust).map_err(SeriesCliError::from)?
-        }
-        None => SeriesBundle::builtin(batches).map_err(SeriesCliError::from)?,
-    };
+    let mut bundle = crate::models::ModelSources {
+        flow_model: None,
+        series_model: req.series_model.clone(),
+        trust: req.trust.clone(),
+    }
+    .load_series()?;
     let threshold = bundle.detector.threshold;
     // Score every interface (for the histogram); plot the chosen or most anomalous one.
     let mut scored: Vec<(usize, Vec<ScoredWindow>)> = Vec::new();
@@ -357,14 +358,14 @@ pub fn plot(req: &PlotRequest) -> Result<PlotSummary, PlotError> {
                 0.85,
             );
         }
-        if i % crate::pipeline::live::BINS_PER_DECADE == 0 {
+        if i % crate::records::live::BINS_PER_DECADE == 0 {
             c.line(x, p3.y + p3.h, x, p3.y + p3.h + 6.0, MUTE, 1.0);
             c.text(x, p3.y + p3.h + 12.0, &sci(bin_lower(i)), MUTE, 2, 1);
         }
     }
     let tx = p3.x
         + ((f64::from(threshold).log10() - bin_lower(first).log10())
-            * crate::pipeline::live::BINS_PER_DECADE as f64)
+            * crate::records::live::BINS_PER_DECADE as f64)
             * bw;
     c.dashed_vline(tx, p3.y, p3.y + p3.h, THR);
 
@@ -639,7 +640,7 @@ mod tests {
         };
         // As an operator would: calibrate the series model on this interface's normal hours
         // (the built-in threshold is for the training data's traffic), then plot with it.
-        let mut bundle = SeriesBundle::builtin(&[1, 8]).expect("builtin");
+        let mut bundle = crate::models::SeriesBundle::builtin(&[1, 8]).expect("builtin");
         let cal = crate::cli::series::calibrate(
             &mut bundle,
             &samples[..340],

@@ -92,6 +92,6 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(crate::daemon::run(cfg))?;
+    rt.block_on(crate::runtime::run(cfg))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,9 +18,9 @@ use netwarden_firmware::series::{
     judge_window, SeriesParams, SeriesWindow, Step, SERIES_FEATURES, WINDOW_STEPS,
 };
 
+use crate::models::series_scorer::SeriesDetectorError;
 use crate::models::{BundleError, SeriesBundle};
-use crate::pipeline::series::RateSample;
-use crate::pipeline::series_detector::SeriesDetectorError;
+use crate::records::RateSample;
 use crate::sinks::store::{Store, StoreError};
 
 /// The rates CSV header.
@@ -311,7 +311,7 @@ pub fn window_scores(
     let mut flush = |scaled: &mut Vec<f32>,
                      ends: &mut Vec<usize>,
                      out: &mut Vec<f32>,
-                     det: &mut crate::pipeline::series_detector::SeriesLstm|
+                     det: &mut crate::models::series_scorer::SeriesLstm|
      -> Result<(), SeriesCliError> {
         out.clear();
         det.run_scaled(scaled, out)?;

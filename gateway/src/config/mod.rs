@@ -1,5 +1,7 @@
 //! Configuration: a serde [`RawConfig`] exactly as written in TOML (unknown keys rejected), turned
-//! by [`RawConfig::validate`] into a [`Config`] of real types. Validation reports every problem
+//! by [`RawConfig::validate`] into a [`Config`] of real types. Each section belongs to its
+//! component (`sources/netflow/config.rs`, `sinks/mqtt/config.rs`, ...), which validates it; this
+//! folder only assembles the sections, so no component imports it. Validation reports every problem
 //! at once, so `netwarden validate FILE` shows the operator the whole list.
 //!
 //! Every key has a default: `netwarden run` needs no file at all.
@@ -8,11 +10,16 @@ pub mod raw;
 
 pub use raw::RawConfig;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
+use crate::models::Trust;
+use crate::pipeline::config::{AlertingConfig, DetectorConfig};
+use crate::sinks::history::HistoryConfig;
+use crate::sinks::http::HttpConfig;
 use crate::sinks::mqtt::MqttConfig;
+use crate::sinks::store::config::StoreConfig;
+use crate::sources::capture::config::CaptureConfig;
+use crate::sources::netflow::config::NetflowConfig;
 use crate::sources::snmp::SnmpConfig;
 
 /// The validated configuration the daemon runs with.
@@ -29,64 +36,13 @@ pub struct Config {
     /// SNMP targets to poll (none by default).
     pub snmp: SnmpConfig,
     /// Which bundle signatures are trusted (`[bundles]`; docs/keys.md).
-    pub trust: crate::models::Trust,
+    pub trust: Trust,
     /// History retention (`[history]`).
-    pub history: crate::sinks::history::HistoryConfig,
+    pub history: HistoryConfig,
     /// The HTTP API and dashboard (`[http]`; docs/http.md).
-    pub http: crate::sinks::http::HttpConfig,
+    pub http: HttpConfig,
     /// Packet capture sources (`[capture]`, `--capture`, `--pcap`); none by default.
     pub capture: CaptureConfig,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct CaptureConfig {
-    /// Live capture on this interface (needs root or CAP_NET_RAW).
-    pub interface: Option<String>,
-    /// A pcap file of raw traffic replayed once at start (`run --pcap`).
-    pub pcap: Option<PathBuf>,
-    pub timeouts: crate::sources::capture::CaptureTimeouts,
-    /// Requested receive queue of the capture socket (the kernel caps it at rmem_max).
-    pub recv_buffer_bytes: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct NetflowConfig {
-    pub listen: SocketAddr,
-    /// Requested `SO_RCVBUF`; the kernel may grant less (it is logged and exported).
-    pub recv_buffer_bytes: usize,
-    /// Datagrams queued between the socket and the decoder before new ones are dropped.
-    pub queue_datagrams: usize,
-    /// Exporters (address + domain) whose templates and sequence state are kept.
-    pub max_exporters: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct DetectorConfig {
-    /// A bundle directory replacing the built-in flow model.
-    pub flow_model: Option<PathBuf>,
-    /// Flows scored per model run at most.
-    pub batch_size: usize,
-    /// A `series_lstm` bundle for the SNMP interface series; none: series are stored, not
-    /// scored (there is no built-in series model yet).
-    pub series_model: Option<PathBuf>,
-    /// Added to UTC for the series' hour and day-of-week features (the site's local time).
-    pub series_utc_offset_secs: i32,
-    /// One interface alert per interface per this much poll time, unless severity escalates.
-    pub series_dedupe: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct AlertingConfig {
-    /// One alert per (detector, source host) per this much event time.
-    pub dedupe_window: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// sled page cache; sled's own default (1 GiB) is far too much for a router.
-    pub cache_bytes: u64,
-    /// Alerts kept in the outbox while the broker is unreachable; see docs/operations.md.
-    pub outbox_max_alerts: usize,
 }
 
 /// One problem found in a configuration, with the key it concerns.

@@ -21,8 +21,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
-use crate::pipeline::detector::{DetectorError, FlowAe};
-use crate::pipeline::series_detector::{SeriesDetectorError, SeriesLstm};
+use crate::models::flow_scorer::{DetectorError, FlowAe};
+use crate::models::series_scorer::{SeriesDetectorError, SeriesLstm};
 
 /// `kind` of a flow autoencoder bundle.
 pub const KIND_FLOW: &str = "flow_ae";
@@ -39,6 +39,8 @@ pub const BUILTIN_SERIES_MANIFEST: &str =
 pub const BUILTIN_SERIES_MODEL: &[u8] =
     include_bytes!("../../../models/bundles/series-lstm/model.onnx");
 
+/// Why a bundle was refused. Each variant's message includes its cause's, so none is also a
+/// `source` (a `{:#}` chain would print the cause twice); `?` still converts via `From`.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error("cannot read {path}: {error}")]
@@ -47,7 +49,7 @@ pub enum BundleError {
         error: std::io::Error,
     },
     #[error("manifest.json is not valid: {0}")]
-    Manifest(#[from] serde_json::Error),
+    Manifest(serde_json::Error),
     #[error("manifest format {0} is not supported (this gateway reads format 1)")]
     Format(u32),
     #[error("bundle kind {got:?} is not what this loader runs ({expected})")]
@@ -64,11 +66,11 @@ pub enum BundleError {
     #[error("manifest: {0}")]
     Invalid(String),
     #[error("signature: {0}")]
-    Signature(#[from] SignatureError),
+    Signature(SignatureError),
     #[error("tract cannot run the model: {0}")]
-    Model(#[from] DetectorError),
+    Model(DetectorError),
     #[error("tract cannot run the model: {0}")]
-    SeriesModel(#[from] SeriesDetectorError),
+    SeriesModel(SeriesDetectorError),
     #[error("golden vector {index} does not reproduce: {what} differs by {diff:e} (tolerance {tolerance:e})")]
     Golden {
         index: usize,
@@ -77,6 +79,23 @@ pub enum BundleError {
         tolerance: f32,
     },
 }
+
+macro_rules! bundle_error_from {
+    ($($from:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$from> for BundleError {
+            fn from(e: $from) -> Self {
+                BundleError::$variant(e)
+            }
+        }
+    )*};
+}
+
+bundle_error_from!(
+    serde_json::Error => Manifest,
+    SignatureError => Signature,
+    DetectorError => Model,
+    SeriesDetectorError => SeriesModel,
+);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {

@@ -16,99 +16,13 @@ use std::time::Duration;
 
 use netwarden_firmware::features::{FlowFeatures, FLOW_FEATURES};
 use netwarden_firmware::{FlowRecord, Severity, Verdict};
-use serde::{Deserialize, Serialize};
 
-/// The alert as stored in sled and published on MQTT (docs/mqtt.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
-    /// Stable unique id (UUIDv7); a republished alert keeps it, so subscribers can de-duplicate.
-    pub id: String,
-    pub ts_ms: u64,
-    pub ts: String,
-    pub site: String,
-    pub device: String,
-    pub detector: String,
-    pub model: ModelRef,
-    pub severity: String,
-    pub score: f32,
-    pub threshold: f32,
-    pub subject: Subject,
-    pub top_features: Vec<Contribution>,
-    /// Anomalous flows from the same source folded into earlier alerts since the last one.
-    pub suppressed_since_last: u64,
-    pub summary: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelRef {
-    pub name: String,
-    pub version: String,
-}
-
-/// What an alert is about, tagged by `kind` in JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Subject {
-    Flow(FlowSubject),
-    Interface(InterfaceSubject),
-}
-
-impl Subject {
-    pub fn flow(&self) -> Option<&FlowSubject> {
-        match self {
-            Subject::Flow(f) => Some(f),
-            Subject::Interface(_) => None,
-        }
-    }
-
-    pub fn interface(&self) -> Option<&InterfaceSubject> {
-        match self {
-            Subject::Interface(i) => Some(i),
-            Subject::Flow(_) => None,
-        }
-    }
-}
-
-/// The flow that triggered a flow alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlowSubject {
-    pub exporter: String,
-    pub src_addr: String,
-    pub dst_addr: String,
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub protocol: u8,
-    pub flow_first_ms: u64,
-    pub flow_last_ms: u64,
-}
-
-/// The interface whose traffic series looked wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InterfaceSubject {
-    /// The SNMP target's configured name (or address).
-    pub target: String,
-    pub if_index: u32,
-    pub if_name: String,
-    /// `in`, `out` or `both`: which direction's features carry most of the error.
-    pub direction: String,
-    /// Poll times (Unix ms) of the window's first and last steps.
-    pub window_first_ms: u64,
-    pub window_last_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Contribution {
-    pub feature: String,
-    /// The raw feature value.
-    pub value: f32,
-    /// Its share of the squared reconstruction error.
-    pub share: f32,
-}
+use crate::records::{Alert, Contribution, FlowOrigin, FlowSubject, ModelRef, Subject};
 
 /// One anomalous flow as the detector saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct Finding<'a> {
-    pub exporter: &'a super::FlowOrigin,
+    pub exporter: &'a FlowOrigin,
     pub flow: &'a FlowRecord,
     pub raw: &'a FlowFeatures,
     pub verdict: &'a Verdict<{ FLOW_FEATURES.len() }>,
@@ -293,6 +207,7 @@ impl Alerter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::InterfaceSubject;
     use std::net::Ipv4Addr;
 
     fn flow(src: u8, last_ms: u64) -> FlowRecord {
@@ -332,7 +247,7 @@ mod tests {
             2.0,
         );
         let f = Finding {
-            exporter: &super::super::FlowOrigin::Exporter("127.0.0.1:9".parse().expect("addr")),
+            exporter: &FlowOrigin::Exporter("127.0.0.1:9".parse().expect("addr")),
             flow: fl,
             raw: &raw,
             verdict: &verdict,

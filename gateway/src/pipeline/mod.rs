@@ -1,19 +1,17 @@
-//! The pipeline: datagram -> flow records -> `flow-v1` vectors -> batched autoencoder scores ->
-//! de-duplicated alerts. It runs on one dedicated thread and does no network I/O; alerts go to a
-//! callback (the daemon stores them durably and wakes the MQTT publisher).
+//! The pipeline: flow records -> `flow-v1` vectors -> batched autoencoder scores ->
+//! de-duplicated alerts. It runs on one dedicated thread and does no network I/O. It never
+//! decodes: the runtime's flow thread owns the NetFlow decoder and hands it the records; alerts
+//! go to a callback (the runtime's alert sink stores them durably and wakes the MQTT publisher).
 //!
 //! Batching: records are featurised as they are decoded (order matters for the host windows)
 //! and scored in batches of up to `batch_size`, flushed when the batch is full or when the input
 //! queue is momentarily empty, so a quiet network still gets sub-millisecond latency.
 
 pub mod alerting;
-pub mod detector;
-pub mod live;
+pub mod config;
 pub mod series;
-pub mod series_detector;
 pub mod summary;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,35 +19,15 @@ use netwarden_firmware::features::{FlowFeatures, HostWindows, FLOW_WIDTH};
 use netwarden_firmware::{FlowRecord, Verdict};
 
 use crate::metrics::Metrics;
+use crate::models::flow_scorer::FlowAe;
 use crate::models::Bundle;
-use crate::sources::netflow::{NetflowDecoder, Source};
-use alerting::{Alert, Alerter, Finding, ModelRef};
-use detector::FlowAe;
+use crate::records::live::LiveTally;
+use crate::records::{Alert, FlowOrigin, ModelRef, FLOW_DETECTOR};
+use alerting::{Alerter, Finding};
 
 /// Source hosts tracked for window features (a power of two; about 170 bytes each). Built on
 /// the stack before boxing in debug builds, so kept well under a test thread's 2 MiB stack.
 pub const HOST_WINDOWS: usize = 4096;
-
-/// Name of the flow detector in alerts and metrics.
-pub const FLOW_DETECTOR: &str = "flow_ae";
-
-/// Where a flow record came from; alerts name it (`subject.exporter`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlowOrigin {
-    /// A NetFlow/IPFIX exporter (address and port).
-    Exporter(SocketAddr),
-    /// The packet meter: `capture:IFACE` for a live interface, `pcap:FILE` for a replay.
-    Meter(Arc<str>),
-}
-
-impl std::fmt::Display for FlowOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FlowOrigin::Exporter(a) => a.fmt(f),
-            FlowOrigin::Meter(name) => f.write_str(name),
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Pending {
@@ -62,12 +40,10 @@ struct Pending {
 /// Everything between a datagram and an alert.
 #[derive(Debug)]
 pub struct Pipeline {
-    pub decoder: NetflowDecoder,
     windows: Box<HostWindows<HOST_WINDOWS>>,
     detector: FlowAe,
     alerter: Alerter,
     metrics: Arc<Metrics>,
-    decoded: Vec<(Source, FlowRecord)>,
     pending: Vec<Pending>,
     scaled: Vec<[f32; FLOW_WIDTH]>,
     outputs: Vec<f32>,
@@ -76,8 +52,9 @@ pub struct Pipeline {
     /// Flows and scores of the current summary interval (for the history).
     tally: summary::FlowTally,
     model_name: String,
-    /// Scores since the last hand-over to the dashboard's [`live::LiveBoard`].
-    pub live: live::LiveTally,
+    /// Scores since the last hand-over to the dashboard's
+    /// [`LiveBoard`](crate::records::live::LiveBoard).
+    pub live: LiveTally,
 }
 
 impl Pipeline {
@@ -86,7 +63,6 @@ impl Pipeline {
         site: &str,
         device: &str,
         dedupe: std::time::Duration,
-        max_exporters: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         let model = ModelRef {
@@ -96,12 +72,10 @@ impl Pipeline {
         let model_name = format!("{} {}", model.name, model.version);
         let batch = bundle.detector.batch_size();
         Pipeline {
-            decoder: NetflowDecoder::new(max_exporters),
             windows: Box::default(),
             detector: bundle.detector,
             alerter: Alerter::new(site, device, FLOW_DETECTOR, model, dedupe),
             metrics,
-            decoded: Vec::with_capacity(1024),
             pending: Vec::with_capacity(batch),
             scaled: Vec::with_capacity(batch),
             outputs: Vec::with_capacity(batch * FLOW_WIDTH),
@@ -109,7 +83,7 @@ impl Pipeline {
             now_ms: crate::now_ms,
             tally: summary::FlowTally::new(crate::now_ms()),
             model_name,
-            live: live::LiveTally::default(),
+            live: LiveTally::default(),
         }
     }
 
@@ -120,27 +94,13 @@ impl Pipeline {
         self
     }
 
-    /// Decodes and featurises one datagram; scores when a batch fills.
-    pub fn ingest(&mut self, exporter: SocketAddr, payload: &[u8], alerts: &mut impl FnMut(Alert)) {
-        self.decoded.clear();
-        self.decoder.decode(exporter, payload, &mut self.decoded);
-        let mut decoded = std::mem::take(&mut self.decoded);
-        for (src, flow) in decoded.drain(..) {
-            self.push(FlowOrigin::Exporter(src.exporter), flow, alerts);
-        }
-        self.decoded = decoded;
-    }
-
     /// Closes the summary interval when `interval_ms` has passed since it began: the flow and
     /// score summaries for the history, `top` busiest sources listed.
     pub fn take_summary(
         &mut self,
         interval_ms: u64,
         top: usize,
-    ) -> Option<(
-        crate::sinks::history::FlowSummary,
-        crate::sinks::history::ScoreSummary,
-    )> {
+    ) -> Option<(crate::records::FlowSummary, crate::records::ScoreSummary)> {
         let now_ms = (self.now_ms)();
         if now_ms < self.tally.start_ms().saturating_add(interval_ms) {
             return None;
@@ -154,8 +114,8 @@ impl Pipeline {
         ))
     }
 
-    /// Featurises flow records that did not come from NetFlow (the packet meter's
-    /// `BiFlow::records()`), exactly as decoded NetFlow records are; scores when a batch fills.
+    /// Featurises flow records (decoded NetFlow, or the packet meter's `BiFlow::records()`),
+    /// all alike; scores when a batch fills.
     pub fn ingest_records(
         &mut self,
         origin: &FlowOrigin,
@@ -163,11 +123,17 @@ impl Pipeline {
         alerts: &mut impl FnMut(Alert),
     ) {
         for flow in records {
-            self.push(origin.clone(), *flow, alerts);
+            self.ingest_record(origin.clone(), *flow, alerts);
         }
     }
 
-    fn push(&mut self, exporter: FlowOrigin, flow: FlowRecord, alerts: &mut impl FnMut(Alert)) {
+    /// Featurises one flow record; scores when a batch fills.
+    pub fn ingest_record(
+        &mut self,
+        exporter: FlowOrigin,
+        flow: FlowRecord,
+        alerts: &mut impl FnMut(Alert),
+    ) {
         let raw = self.windows.observe(&flow);
         let scaled = self.detector.scaler().scale(&raw);
         self.pending.push(Pending {

@@ -1,29 +1,8 @@
 //! Interface series: SNMP rate samples -> `series-v1` windows (firmware core) -> series
 //! autoencoder scores -> interface alerts.
 //!
-//! CONTRACT (shared by the SNMP source and the series detector; keep it stable):
-//! the SNMP source produces one [`RateSample`] per interface per poll step and hands it on;
-//! the series pipeline owns everything after that.
-
-/// One poll step's rates for one interface, as the SNMP source hands them on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateSample {
-    /// The target's name from the config (or its address when unnamed).
-    pub target: String,
-    pub if_index: u32,
-    /// ifName, else ifDescr, else `if<index>`.
-    pub if_name: String,
-    /// Poll time (end of the step), Unix ms.
-    pub ts_ms: u64,
-    /// Time since this interface's previous sample, ms.
-    pub step_ms: u64,
-    /// Bits per second over the step; `None` when the step is unknown (agent restart, counter
-    /// discontinuity, missed or failed poll): never a guessed value.
-    pub in_bps: Option<f64>,
-    pub out_bps: Option<f64>,
-}
-
-// ---- Everything below is the series pipeline (features, model scores, interface alerts). ----
+//! The SNMP source hands on one [`RateSample`] per interface per poll step (the contract is
+//! in [`crate::records::rate`]); the series pipeline owns everything after that.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,12 +16,12 @@ use netwarden_firmware::{Severity, Verdict};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
+use crate::models::series_scorer::SeriesLstm;
 use crate::models::SeriesBundle;
-use crate::pipeline::alerting::{Alert, Contribution, Dedupe, InterfaceSubject, ModelRef, Subject};
-use crate::pipeline::series_detector::SeriesLstm;
-
-/// Name of the series detector in alerts.
-pub const SERIES_DETECTOR: &str = "series_lstm";
+use crate::pipeline::alerting::Dedupe;
+use crate::records::{
+    Alert, Contribution, InterfaceSubject, ModelRef, RateSample, Subject, SERIES_DETECTOR,
+};
 
 /// Interfaces tracked at most by default (about 2 KiB each).
 pub const DEFAULT_MAX_INTERFACES: usize = 4096;
@@ -68,54 +47,6 @@ impl Default for SeriesOptions {
             max_interfaces: DEFAULT_MAX_INTERFACES,
         }
     }
-}
-
-impl SeriesOptions {
-    /// The options `netwarden run` uses.
-    pub fn from_config(cfg: &crate::config::Config) -> Self {
-        // A known step this long after the previous one means the daemon (or the target) was
-        // away: the window restarts instead of stitching old rows to new ones.
-        let longest = cfg
-            .snmp
-            .targets
-            .iter()
-            .map(|t| t.max_gap())
-            .max()
-            .unwrap_or(Duration::ZERO);
-        let max_gap = longest * (u32::from(SeriesParams::DEFAULT.max_unknown_steps) + 2);
-        SeriesOptions {
-            params: SeriesParams {
-                utc_offset_s: cfg.detector.series_utc_offset_secs,
-                max_gap_ms: max_gap.as_millis() as u64,
-                ..SeriesParams::DEFAULT
-            },
-            dedupe: cfg.detector.series_dedupe,
-            max_interfaces: DEFAULT_MAX_INTERFACES,
-        }
-    }
-}
-
-/// The series pipeline `netwarden run` feeds: the configured bundle
-/// (`detector.series_model` / `--series-model`), else the built-in one.
-pub fn from_config(
-    cfg: &crate::config::Config,
-    metrics: Arc<Metrics>,
-) -> Result<SeriesPipeline, crate::models::BundleError> {
-    let batches = &crate::pipeline::series_detector::DEFAULT_BATCHES;
-    let bundle = match &cfg.detector.series_model {
-        Some(dir) => SeriesBundle::load_dir(dir, batches, &cfg.trust)?,
-        None => SeriesBundle::builtin(batches)?,
-    };
-    tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
-        signature = %bundle.signature, threshold = bundle.manifest.threshold.value,
-        source = %bundle.source, "Series model loaded");
-    Ok(SeriesPipeline::new(
-        bundle,
-        &cfg.site,
-        &cfg.device,
-        SeriesOptions::from_config(cfg),
-    )
-    .with_metrics(metrics))
 }
 
 /// The series pipeline's counters (for stats.json / the heartbeat).
@@ -186,7 +117,7 @@ pub struct SeriesPipeline {
     now_ms: fn() -> u64,
     metrics: Option<(Arc<Metrics>, SeriesCounters)>,
     /// One score per window scored, for the history (drained by [`Self::take_scores`]).
-    scores: Vec<crate::sinks::history::ScoreSummary>,
+    scores: Vec<crate::records::ScoreSummary>,
     info: crate::models::ModelInfo,
 }
 
@@ -416,7 +347,7 @@ impl SeriesPipeline {
     }
 
     /// The window scores since the last call (at most [`MAX_PENDING_SCORES`]).
-    pub fn take_scores(&mut self) -> Vec<crate::sinks::history::ScoreSummary> {
+    pub fn take_scores(&mut self) -> Vec<crate::records::ScoreSummary> {
         std::mem::take(&mut self.scores)
     }
 
@@ -459,7 +390,7 @@ impl SeriesPipeline {
             let verdict = judge_window(scaled, out, threshold, high);
             if self.scores.len() < MAX_PENDING_SCORES {
                 let name = self.ifaces.get(&d.key).map(|i| i.if_name.as_str());
-                self.scores.push(crate::sinks::history::ScoreSummary {
+                self.scores.push(crate::records::ScoreSummary {
                     ts_ms: d.ts_ms,
                     detector: SERIES_DETECTOR.to_string(),
                     model: format!("{} {}", self.model.name, self.model.version),

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use netwarden_firmware::FlowRecord;
 
-use crate::sinks::history::{FlowSummary, HostSummary, ScoreSummary};
+use crate::records::{FlowSummary, HostSummary, ScoreSummary};
 
 /// Source hosts tracked per interval at most.
 const MAX_HOSTS: usize = 8192;

@@ -1,5 +1,24 @@
-//! Records that pass between layers (sources -> pipeline -> sinks, and the CLI). This module
-//! imports nothing of the crate but `firmware`.
+//! Records: the data that passes between layers. Sources produce [`FlowInput`] and
+//! [`RateSample`]s; the pipelines turn them into [`Alert`]s, [`summary`] rows and [`live`]
+//! scores; sinks store, publish and serve them; [`status`] carries the sources' counters.
+//!
+//! Rule: this folder imports nothing of the crate (only `netwarden_firmware` and external
+//! crates), so every layer can depend on it and none depends on another through it.
 
+pub mod alert;
+pub mod flow;
+pub mod live;
+pub mod rate;
+pub mod status;
+pub mod summary;
 pub mod time;
 pub mod topic;
+
+pub use alert::{
+    Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject, FLOW_DETECTOR,
+    SERIES_DETECTOR,
+};
+pub use flow::{Datagram, FlowInput, FlowOrigin};
+pub use rate::RateSample;
+pub use status::{ExporterBoard, ExporterStats, StatusBoard, TargetStatus};
+pub use summary::{FlowSummary, HostSummary, ScoreSummary};

@@ -33,10 +33,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::history::{History, HistoryConfig, HistoryError, Kind, TimeRange};
-use crate::pipeline::alerting::Alert;
+use crate::records::Alert;
 
+pub mod config;
 mod recovery;
-use crate::pipeline::series::RateSample;
+use crate::records::RateSample;
 pub use recovery::Recovery;
 
 #[derive(Debug, thiserror::Error)]
@@ -572,7 +573,7 @@ fn decode_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::alerting::{FlowSubject, ModelRef, Subject};
+    use crate::records::{FlowSubject, ModelRef, Subject};
 
     /// A flow alert with id `id-{n}` at `1000 + n` ms (also used by the recovery tests).
     pub(super) fn alert(n: u64, severity: &str) -> Alert {

@@ -9,19 +9,3 @@
 pub mod capture;
 pub mod netflow;
 pub mod snmp;
-
-use netwarden_firmware::FlowRecord;
-
-use crate::pipeline::FlowOrigin;
-
-/// What the flow sources queue for the pipeline thread.
-#[derive(Debug)]
-pub enum FlowInput {
-    /// A NetFlow/IPFIX datagram, decoded on the pipeline thread.
-    Datagram(netflow::listener::Datagram),
-    /// Records the packet meter emitted (in batches: one queue slot for many flows).
-    Records {
-        origin: FlowOrigin,
-        records: Vec<FlowRecord>,
-    },
-}

@@ -17,11 +17,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use netwarden::pipeline::alerting::{Alert, Contribution, FlowSubject, ModelRef, Subject};
-use netwarden::pipeline::series::RateSample;
-use netwarden::sinks::history::{
-    dir_disk_bytes, FlowSummary, HistoryConfig, HostSummary, ScoreSummary,
-};
+use netwarden::records::RateSample;
+use netwarden::records::{Alert, Contribution, FlowSubject, ModelRef, Subject};
+use netwarden::records::{FlowSummary, HostSummary, ScoreSummary};
+use netwarden::sinks::history::{dir_disk_bytes, HistoryConfig};
 use netwarden::sinks::store::Store;
 
 const MIN: u64 = 60_000;

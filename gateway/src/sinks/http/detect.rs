@@ -20,8 +20,8 @@ use netwarden_firmware::Verdict;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::models::{Bundle, SeriesBundle, Trust};
-use crate::pipeline::{series::SERIES_DETECTOR, FLOW_DETECTOR};
+use crate::models::{Bundle, ModelSources, SeriesBundle};
+use crate::records::{FLOW_DETECTOR, SERIES_DETECTOR};
 
 /// Bodies larger than this are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -291,17 +291,9 @@ pub struct DetectResult {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectReply {
     pub detector: &'static str,
-    pub model: crate::pipeline::alerting::ModelRef,
+    pub model: crate::records::ModelRef,
     pub threshold: f32,
     pub results: Vec<DetectResult>,
-}
-
-/// Where the scorer's bundles come from: the daemon's own configuration.
-#[derive(Debug, Clone)]
-pub struct ModelSources {
-    pub flow_model: Option<std::path::PathBuf>,
-    pub series_model: Option<std::path::PathBuf>,
-    pub trust: Trust,
 }
 
 /// The HTTP server's own model copies, loaded on first use.
@@ -331,12 +323,10 @@ impl Scorer {
             DetectRequest::Flows(rows) => {
                 let mut guard = self.flow.lock().unwrap_or_else(|p| p.into_inner());
                 if guard.is_none() {
-                    let b = crate::daemon::load_flow_bundle(
-                        self.sources.flow_model.as_deref(),
-                        SCORER_FLOW_BATCH,
-                        &self.sources.trust,
-                    )
-                    .map_err(|e| unavailable(&e))?;
+                    let b = self
+                        .sources
+                        .load_flow(SCORER_FLOW_BATCH)
+                        .map_err(|e| unavailable(&e))?;
                     *guard = Some(b);
                 }
                 let b = guard.as_mut().ok_or_else(|| unavailable(&"not loaded"))?;
@@ -365,12 +355,7 @@ impl Scorer {
             DetectRequest::Windows(windows) => {
                 let mut guard = self.series.lock().unwrap_or_else(|p| p.into_inner());
                 if guard.is_none() {
-                    let batches = &crate::pipeline::series_detector::DEFAULT_BATCHES;
-                    let b = match &self.sources.series_model {
-                        Some(dir) => SeriesBundle::load_dir(dir, batches, &self.sources.trust),
-                        None => SeriesBundle::builtin(batches),
-                    }
-                    .map_err(|e| unavailable(&e))?;
+                    let b = self.sources.load_series().map_err(|e| unavailable(&e))?;
                     *guard = Some(b);
                 }
                 let b = guard.as_mut().ok_or_else(|| unavailable(&"not loaded"))?;
@@ -403,8 +388,8 @@ impl Scorer {
     }
 }
 
-fn model_ref(m: &crate::models::Manifest) -> crate::pipeline::alerting::ModelRef {
-    crate::pipeline::alerting::ModelRef {
+fn model_ref(m: &crate::models::Manifest) -> crate::records::ModelRef {
+    crate::records::ModelRef {
         name: m.name.clone(),
         version: m.version.clone(),
     }
@@ -516,11 +501,7 @@ mod tests {
 
     #[test]
     fn scoring_with_the_builtin_models_flags_an_outlier() {
-        let scorer = Scorer::new(ModelSources {
-            flow_model: None,
-            series_model: None,
-            trust: Trust::default(),
-        });
+        let scorer = Scorer::new(ModelSources::default());
         let m = crate::models::bundle::BUILTIN_MANIFEST;
         let manifest: crate::models::Manifest = serde_json::from_str(m).expect("manifest");
         let normal: Vec<f32> = manifest.golden.inputs[0].clone();

@@ -26,7 +26,7 @@ pub use config::{HttpConfig, RawHttp, Token};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -39,18 +39,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 use crate::models::ModelInfo;
-use crate::pipeline::alerting::Alert;
-use crate::pipeline::live::{self, LiveBoard};
-use crate::pipeline::series::RateSample;
+use crate::records::live::{self, LiveBoard};
+use crate::records::Alert;
+use crate::records::ExporterBoard;
+use crate::records::RateSample;
+use crate::records::StatusBoard;
 use crate::shutdown::Shutdown;
 use crate::sinks::history::TimeRange;
 use crate::sinks::store::Store;
-use crate::sources::netflow::ExporterStats;
-use crate::sources::snmp::StatusBoard;
 use query::{BadQuery, Checked};
-
-/// Per-exporter counters as the pipeline thread last published them (once a second).
-pub type ExporterBoard = Arc<Mutex<BTreeMap<String, ExporterStats>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -372,7 +369,7 @@ async fn history_flows(
         };
         let summaries = store
             .history()
-            .scores(&range, Some(crate::pipeline::FLOW_DETECTOR))?;
+            .scores(&range, Some(crate::records::FLOW_DETECTOR))?;
         let talkers_since = crate::now_ms().saturating_sub(TALKER_WINDOW.as_millis() as u64);
         Ok::<_, crate::sinks::history::HistoryError>((
             summaries,
@@ -389,7 +386,7 @@ async fn history_flows(
     Ok(Json(serde_json::json!({
         "since_ms": since,
         "until_ms": until,
-        "threshold": threshold_of(&s, crate::pipeline::FLOW_DETECTOR),
+        "threshold": threshold_of(&s, crate::records::FLOW_DETECTOR),
         "points": s.live.flow_points(since, until)
             .iter()
             .map(|p| serde_json::json!([p.ts_ms, p.flows, p.anomalous, p.max_error, p.mean_error]))
@@ -469,7 +466,7 @@ async fn history_interface(
             .history()
             .scores_of(
                 &range,
-                crate::pipeline::series::SERIES_DETECTOR,
+                crate::records::SERIES_DETECTOR,
                 &format!("{target}/{if_name}"),
             )
             .map_err(crate::sinks::store::StoreError::from)?;
@@ -495,7 +492,7 @@ async fn history_interface(
         "if_name": q.if_name,
         "since_ms": since,
         "until_ms": until,
-        "threshold": threshold_of(&s, crate::pipeline::series::SERIES_DETECTOR),
+        "threshold": threshold_of(&s, crate::records::SERIES_DETECTOR),
         "samples": samples,
         "samples_truncated": truncated,
         "scores": scores

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::metrics::{HistogramSnapshot, MetricsSnapshot, LATENCY_BOUNDS_US};
-use crate::sources::netflow::ExporterStats;
-use crate::sources::snmp::TargetStatus;
+use crate::records::ExporterStats;
+use crate::records::TargetStatus;
 
 /// One interface's latest rates and window error.
 #[derive(Debug, Clone, Default, PartialEq)]

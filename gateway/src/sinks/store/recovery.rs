@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use super::{OutboxEntry, Store, StoreError};
-use crate::pipeline::alerting::Alert;
+use crate::records::Alert;
 use crate::sinks::history::{time_key, Kind};
 
 /// What one recovery did (also written to `recovery.json`).

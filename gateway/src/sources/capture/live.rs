@@ -8,7 +8,6 @@
 //! Kernel drops (the socket's receive queue overflowing) are not counted: pnet keeps its socket
 //! private, so `PACKET_STATISTICS` cannot be read. See docs/operations.md for how to watch them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ use super::{
     meter_stack_bytes, CaptureTimeouts, GatewayMeter, RecordBatch, RecordQueue, StatsPublisher,
 };
 use crate::metrics::Metrics;
-use crate::pipeline::FlowOrigin;
-use crate::sources::FlowInput;
+use crate::records::{FlowInput, FlowOrigin};
+use crate::shutdown::Shutdown;
 
 /// How long one read waits for a frame before the loop checks for shutdown and timeouts.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
@@ -160,14 +159,14 @@ impl LiveCapture {
         &self.iface
     }
 
-    /// Runs the capture on its own thread until `stop` is set, then flushes every open flow
+    /// Runs the capture on its own thread until the shutdown signal, then flushes every open flow
     /// into `queue` and returns.
     pub fn spawn(
         self,
         timeouts: CaptureTimeouts,
         queue: SyncSender<FlowInput>,
         metrics: Arc<Metrics>,
-        stop: Arc<AtomicBool>,
+        stop: Shutdown,
     ) -> Result<std::thread::JoinHandle<()>, CaptureError> {
         std::thread::Builder::new()
             .name("capture".into())
@@ -181,7 +180,7 @@ impl LiveCapture {
         timeouts: CaptureTimeouts,
         queue: SyncSender<FlowInput>,
         metrics: Arc<Metrics>,
-        stop: Arc<AtomicBool>,
+        mut stop: Shutdown,
     ) {
         let origin = FlowOrigin::Meter(format!("capture:{}", self.iface).into());
         let mut meter = GatewayMeter::new(timeouts.meter_config());
@@ -195,7 +194,7 @@ impl LiveCapture {
         tracing::info!(iface = %self.iface, link = ?self.link, flows = super::METER_FLOWS,
             idle_timeout_ms = timeouts.idle_ms, active_timeout_ms = timeouts.active_ms,
             "Capture started");
-        while out.is_connected() && !stop.load(Ordering::Relaxed) {
+        while out.is_connected() && !stop.check() {
             match self.rx.next() {
                 Ok(frame) => {
                     let ts_ms = crate::now_ms();

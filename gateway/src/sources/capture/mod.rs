@@ -15,6 +15,7 @@
 //! batches. Queueing blocks rather than drops: a flow already metered is never lost, and a
 //! pipeline that falls behind makes the kernel drop frames instead.
 
+pub mod config;
 pub mod live;
 pub mod pcap;
 
@@ -139,16 +140,16 @@ impl StatsPublisher {
 /// The capture sources' end of the pipeline queue.
 #[derive(Debug)]
 pub struct RecordQueue {
-    queue: std::sync::mpsc::SyncSender<crate::sources::FlowInput>,
-    origin: crate::pipeline::FlowOrigin,
+    queue: std::sync::mpsc::SyncSender<crate::records::FlowInput>,
+    origin: crate::records::FlowOrigin,
     metrics: Arc<Metrics>,
     connected: bool,
 }
 
 impl RecordQueue {
     pub fn new(
-        queue: std::sync::mpsc::SyncSender<crate::sources::FlowInput>,
-        origin: crate::pipeline::FlowOrigin,
+        queue: std::sync::mpsc::SyncSender<crate::records::FlowInput>,
+        origin: crate::records::FlowOrigin,
         metrics: Arc<Metrics>,
     ) -> Self {
         RecordQueue {
@@ -168,7 +169,7 @@ impl RecordQueue {
                 .add(&self.metrics.capture_records, records.len() as u64);
             self.connected = self
                 .queue
-                .send(crate::sources::FlowInput::Records {
+                .send(crate::records::FlowInput::Records {
                     origin: self.origin.clone(),
                     records,
                 })

@@ -14,9 +14,9 @@ use super::{
     meter_stack_bytes, CaptureTimeouts, GatewayMeter, RecordBatch, RecordQueue, StatsPublisher,
 };
 use crate::metrics::Metrics;
-use crate::pipeline::FlowOrigin;
+use crate::records::FlowInput;
+use crate::records::FlowOrigin;
 use crate::sources::netflow::capture::{open_pcap, CaptureError};
-use crate::sources::FlowInput;
 
 /// Frames between two progress callbacks.
 const PROGRESS_EVERY: u64 = 1 << 16;

@@ -21,53 +21,9 @@ use netflow_parser::{
     V9Field,
 };
 use netwarden_firmware::FlowRecord;
-use serde::Serialize;
 
 use super::sequence::{Advance, SeqOutcome, SequenceTracker};
-
-/// Counters for one exporter (source address and port of its datagrams).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ExporterStats {
-    pub datagrams: u64,
-    pub records: u64,
-    /// Records without the addresses a flow needs (not featurised).
-    pub records_incomplete: u64,
-    pub decode_errors_truncated: u64,
-    pub decode_errors_unsupported_version: u64,
-    pub decode_errors_malformed: u64,
-    /// Data sets that arrived before their template (kept pending when possible).
-    pub template_misses: u64,
-    /// Records (v5, IPFIX) or datagrams (v9) the sequence numbers say never arrived.
-    pub sequence_missing: u64,
-    /// Datagrams whose sequence number went backwards (duplicate, reorder or restart).
-    pub sequence_behind: u64,
-    pub v5_datagrams: u64,
-    pub v9_datagrams: u64,
-    pub ipfix_datagrams: u64,
-}
-
-impl ExporterStats {
-    pub fn decode_errors(&self) -> u64 {
-        self.decode_errors_truncated
-            + self.decode_errors_unsupported_version
-            + self.decode_errors_malformed
-    }
-
-    fn add(&mut self, o: &ExporterStats) {
-        self.datagrams += o.datagrams;
-        self.records += o.records;
-        self.records_incomplete += o.records_incomplete;
-        self.decode_errors_truncated += o.decode_errors_truncated;
-        self.decode_errors_unsupported_version += o.decode_errors_unsupported_version;
-        self.decode_errors_malformed += o.decode_errors_malformed;
-        self.template_misses += o.template_misses;
-        self.sequence_missing += o.sequence_missing;
-        self.sequence_behind += o.sequence_behind;
-        self.v5_datagrams += o.v5_datagrams;
-        self.v9_datagrams += o.v9_datagrams;
-        self.ipfix_datagrams += o.ipfix_datagrams;
-    }
-}
+use crate::records::ExporterStats;
 
 /// Where a record came from: the exporter's address and its v9 source id, IPFIX observation
 /// domain, or v5 engine type/id.

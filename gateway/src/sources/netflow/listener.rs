@@ -10,15 +10,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use crate::metrics::Metrics;
+use crate::records::{Datagram, FlowInput};
 use crate::shutdown::Shutdown;
-use crate::sources::FlowInput;
-
-/// A datagram as received, queued for the pipeline.
-#[derive(Debug)]
-pub struct Datagram {
-    pub from: SocketAddr,
-    pub payload: Vec<u8>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {

@@ -8,8 +8,9 @@
 //! - [`capture`]: reads capture files of export datagrams (for `features`, `demo`, tests).
 
 pub mod capture;
+pub mod config;
 pub mod decode;
 pub mod listener;
 pub mod sequence;
 
-pub use decode::{DecodeSummary, ExporterStats, NetflowDecoder, Source};
+pub use decode::{DecodeSummary, NetflowDecoder, Source};

@@ -1,5 +1,5 @@
 //! SNMP interface polling: IF-MIB octet counters of routers and switches, turned into one
-//! [`RateSample`](crate::pipeline::series::RateSample) per interface per poll step.
+//! [`RateSample`](crate::records::RateSample) per interface per poll step.
 //!
 //! ```text
 //!  [[snmp.targets]] ──► poller task per target (jittered start, every interval)
@@ -7,8 +7,8 @@
 //!                                   SNMPv3 re-discovery
 //!                        state.rs:  ifIndex ⇄ name, renumbering, selection
 //!                        counter.rs: wrap / reset / gap rules → bits per second or unknown
-//!                      ──try_send──► bounded queue (full: dropped, counted) ──► daemon task:
-//!                                    sled `series` tree, then the series pipeline
+//!                      ──try_send──► bounded queue (full: dropped, counted) ──► series thread
+//!                                    (runtime/series.rs): series pipeline, then sled
 //! ```
 //!
 //! - [`config`]: the `[snmp]` section (v2c community or v3 USM user, interfaces, timing).
@@ -28,5 +28,5 @@ pub mod state;
 
 pub use client::{Client, PollError};
 pub use config::{RawSnmp, SnmpConfig, TargetConfig};
-pub use poller::{run_target, StatusBoard, TargetStatus};
+pub use poller::run_target;
 pub use state::{IfRow, TargetState, Walk};

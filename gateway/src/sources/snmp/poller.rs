@@ -3,42 +3,18 @@
 //! [`TargetState`], and `try_send` the samples into the bounded queue (a full queue drops and
 //! counts). A dead agent is a status and a counter: the loop keeps polling at its interval.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::client::{Client, PollError};
 use super::config::TargetConfig;
 use super::state::{StepStats, TargetState};
 use crate::metrics::Metrics;
-use crate::pipeline::series::RateSample;
+use crate::records::{RateSample, StatusBoard, TargetStatus};
 use crate::shutdown::Shutdown;
-
-/// What `stats.json` says about a target.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct TargetStatus {
-    pub address: String,
-    pub security: String,
-    /// `starting`, `ok`, or the kind of the last error (`timeout`, `auth_error`, ...).
-    pub state: String,
-    pub last_error: Option<String>,
-    pub last_ok_ms: Option<u64>,
-    pub polls_ok: u64,
-    pub polls_failed: u64,
-    /// Selected interfaces in the last good walk, and how many had 64-bit counters.
-    pub interfaces: u64,
-    pub hc_interfaces: u64,
-    pub last_poll_ms: Option<u64>,
-    /// Duration of the last good poll.
-    pub last_poll_micros: u64,
-}
-
-/// Status of every target, keyed by target name.
-pub type StatusBoard = Arc<Mutex<BTreeMap<String, TargetStatus>>>;
 
 /// Polls one target until shutdown.
 pub async fn run_target(

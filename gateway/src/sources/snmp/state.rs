@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::config::Selection;
 use super::counter::{agent_restarted, CounterState, Reading, Step, Width};
-use crate::pipeline::series::RateSample;
+use crate::records::RateSample;
 
 /// One ifTable/ifXTable row as walked. Missing columns are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

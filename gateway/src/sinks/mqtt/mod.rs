@@ -29,8 +29,11 @@
 //! certificate); the password comes from `mqtt.password_file` or `NETWARDEN_MQTT_PASSWORD` and
 //! is never logged (see [`Secret`]).
 
+pub mod config;
+
+pub use config::{MqttConfig, RawMqtt, Secret, TlsFiles};
+
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +46,6 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::raw::RawMqtt;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::sinks::store::Store;
@@ -51,235 +53,7 @@ use crate::sinks::store::Store;
 /// Entries in flight at most.
 pub const WINDOW: usize = 32;
 
-/// The environment variable a password is read from when `mqtt.password_file` is not set.
-pub const PASSWORD_ENV: &str = "NETWARDEN_MQTT_PASSWORD";
-/// The environment variable a user name is read from when `mqtt.username` is not set.
-pub const USERNAME_ENV: &str = "NETWARDEN_MQTT_USERNAME";
-
-/// A secret (password, private key): compared and cloned, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn new(bytes: Vec<u8>) -> Secret {
-        Secret(bytes)
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// TLS material, read and checked when the configuration is loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub ca_file: PathBuf,
-    /// PEM CA certificate(s) the broker's certificate must chain to.
-    pub ca_pem: Vec<u8>,
-    /// PEM client certificate chain and private key, for brokers that require client certs.
-    pub client: Option<(Vec<u8>, Secret)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttConfig {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    /// `netwarden/<site>/<device>` (no trailing slash).
-    pub prefix: String,
-    pub keep_alive: Duration,
-    /// `Some` for `mqtts://`.
-    pub tls: Option<TlsFiles>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// How long an acknowledged entry stays in the outbox, while the connection stays up,
-    /// before it leaves it (see the module docs).
-    pub ack_hold: Duration,
-}
-
-/// `mqtt.ack_hold_secs` when not set.
-pub const ACK_HOLD_DEFAULT_SECS: u64 = 5;
-/// `mqtt.ack_hold_secs` at most (entries held count against the outbox cap).
-pub const ACK_HOLD_MAX_SECS: u64 = 3600;
-
-fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
-}
-
-fn check_pem(what: &str, path: &Path, pem: &[u8], label: &str) -> Result<(), String> {
-    let text = String::from_utf8_lossy(pem);
-    if text.contains("-----BEGIN ") && text.contains(label) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} {} holds no PEM {label} block",
-            path.display()
-        ))
-    }
-}
-
 impl MqttConfig {
-    pub fn from_raw(
-        raw: &RawMqtt,
-        url: &str,
-        site: &str,
-        device: &str,
-    ) -> Result<MqttConfig, String> {
-        Self::from_raw_env(raw, url, site, device, &|k| std::env::var(k).ok())
-    }
-
-    /// Like [`MqttConfig::from_raw`], with the environment given (for tests).
-    pub fn from_raw_env(
-        raw: &RawMqtt,
-        url: &str,
-        site: &str,
-        device: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<MqttConfig, String> {
-        // Error messages show the URL without any credentials it holds.
-        let shown = redact_url(url);
-        let parsed = url::Url::parse(url).map_err(|e| {
-            format!("{shown:?} is not a URL ({e}); expected mqtt://host:port or mqtts://host:port")
-        })?;
-        let tls = match parsed.scheme() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            other => {
-                return Err(format!(
-                    "{shown:?}: scheme {other:?} is not mqtt:// or mqtts://"
-                ))
-            }
-        };
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(format!(
-                "{shown:?}: put no credentials in the URL; use mqtt.username and mqtt.password_file or {PASSWORD_ENV}"
-            ));
-        }
-        let host = parsed
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or(format!("{shown:?} has no host"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let prefix = raw
-            .topic_prefix
-            .clone()
-            .unwrap_or_else(|| crate::records::topic::default_prefix(site, device))
-            .trim_end_matches('/')
-            .to_string();
-        if prefix.contains(['+', '#']) {
-            return Err(format!("topic prefix {prefix:?} may not contain wildcards"));
-        }
-        let tls = if tls {
-            let ca_file = raw.ca_file.clone().ok_or(format!(
-                "{shown:?} is TLS: set mqtt.ca_file to the PEM CA certificate that signed the broker's certificate"
-            ))?;
-            let ca_pem = read_file("mqtt.ca_file", &ca_file)?;
-            check_pem("mqtt.ca_file", &ca_file, &ca_pem, "CERTIFICATE")?;
-            let client = match (&raw.client_cert_file, &raw.client_key_file) {
-                (None, None) => None,
-                (Some(cert), Some(key)) => {
-                    let cert_pem = read_file("mqtt.client_cert_file", cert)?;
-                    check_pem("mqtt.client_cert_file", cert, &cert_pem, "CERTIFICATE")?;
-                    let key_pem = read_file("mqtt.client_key_file", key)?;
-                    check_pem("mqtt.client_key_file", key, &key_pem, "PRIVATE KEY")?;
-                    Some((cert_pem, Secret::new(key_pem)))
-                }
-                _ => {
-                    return Err(
-                        "set both mqtt.client_cert_file and mqtt.client_key_file, or neither"
-                            .to_string(),
-                    )
-                }
-            };
-            Some(TlsFiles {
-                ca_file,
-                ca_pem,
-                client,
-            })
-        } else {
-            if raw.ca_file.is_some() || raw.client_cert_file.is_some() {
-                return Err(format!(
-                    "{shown:?} is plain mqtt:// but mqtt.ca_file or a client certificate is set; use mqtts://"
-                ));
-            }
-            None
-        };
-        let username = raw
-            .username
-            .clone()
-            .or_else(|| env(USERNAME_ENV))
-            .filter(|u| !u.is_empty());
-        let password = match &raw.password_file {
-            Some(path) => {
-                let mut bytes = read_file("mqtt.password_file", path)?;
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
-                }
-                Some(Secret::new(bytes))
-            }
-            None => env(PASSWORD_ENV).map(|p| Secret::new(p.into_bytes())),
-        };
-        let ack_hold_secs = raw.ack_hold_secs.unwrap_or(ACK_HOLD_DEFAULT_SECS);
-        if ack_hold_secs > ACK_HOLD_MAX_SECS {
-            return Err(format!(
-                "mqtt.ack_hold_secs = {ack_hold_secs} is more than {ACK_HOLD_MAX_SECS}; it should just exceed the broker's save interval"
-            ));
-        }
-        if password.is_some() && username.is_none() {
-            return Err(format!(
-                "a password is set (mqtt.password_file or {PASSWORD_ENV}) but no mqtt.username"
-            ));
-        }
-        Ok(MqttConfig {
-            host,
-            port: parsed
-                .port()
-                .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
-            client_id: raw
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("netwarden-{site}-{device}")),
-            prefix,
-            keep_alive: Duration::from_secs(raw.keep_alive_secs.unwrap_or(30).max(5)),
-            tls,
-            username,
-            password,
-            ack_hold: Duration::from_secs(ack_hold_secs),
-        })
-    }
-
-    pub fn alert_topic(&self, severity: &str) -> String {
-        crate::records::topic::alert_topic(&self.prefix, severity)
-    }
-
-    pub fn status_topic(&self) -> String {
-        format!("{}/status", self.prefix)
-    }
-
-    pub fn heartbeat_topic(&self) -> String {
-        format!("{}/heartbeat", self.prefix)
-    }
-
-    /// Retained report of alerts dropped from the full outbox.
-    pub fn outbox_status_topic(&self) -> String {
-        format!("{}/status/outbox", self.prefix)
-    }
-
-    /// `mqtt://host:port` or `mqtts://host:port`, for logs (no credentials).
-    pub fn describe(&self) -> String {
-        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
-        format!("{scheme}://{}:{}", self.host, self.port)
-    }
-
     fn options(&self) -> MqttOptions {
         let mut opts = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
         opts.set_keep_alive(self.keep_alive);
@@ -311,17 +85,6 @@ impl MqttConfig {
         }
         opts
     }
-}
-
-/// `scheme://<credentials>@host...` when the URL has a user or password part.
-fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{scheme}://<credentials>@{}", &rest[at + 1..]);
-        }
-    }
-    url.to_string()
 }
 
 /// What an operator should read about a failed connection.
@@ -832,117 +595,5 @@ mod tests {
         f.on_puback(10, t0);
         assert_eq!(f.release_all(), vec![8]);
         assert_eq!(f.next_release(hold), None);
-    }
-
-    #[test]
-    fn ack_hold_has_a_default_and_a_limit() {
-        let c = MqttConfig::from_raw_env(&RawMqtt::default(), "mqtt://h", "a", "b", &no_env)
-            .expect("valid");
-        assert_eq!(c.ack_hold, Duration::from_secs(ACK_HOLD_DEFAULT_SECS));
-        let raw = RawMqtt {
-            ack_hold_secs: Some(ACK_HOLD_MAX_SECS + 1),
-            ..RawMqtt::default()
-        };
-        let e =
-            MqttConfig::from_raw_env(&raw, "mqtt://h", "a", "b", &no_env).expect_err("too long");
-        assert!(e.contains("mqtt.ack_hold_secs"), "{e}");
-    }
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    #[test]
-    fn url_parsing_and_topics() {
-        let c = MqttConfig::from_raw_env(
-            &RawMqtt::default(),
-            "mqtt://127.0.0.1:1884",
-            "hq",
-            "r1",
-            &no_env,
-        )
-        .expect("valid");
-        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 1884));
-        assert_eq!(c.alert_topic("high"), "netwarden/hq/r1/alerts/high");
-        assert_eq!(c.status_topic(), "netwarden/hq/r1/status");
-        assert_eq!(c.outbox_status_topic(), "netwarden/hq/r1/status/outbox");
-        let bad = |url: &str| MqttConfig::from_raw_env(&RawMqtt::default(), url, "a", "b", &no_env);
-        assert!(bad("http://x").is_err());
-        assert!(bad("mqtt://").is_err());
-        let e = bad("mqtt://u:hunter2@host").expect_err("credentials in the URL");
-        assert!(e.contains("no credentials in the URL"), "{e}");
-        assert!(!e.contains("hunter2"), "{e}");
-        let e = bad("http://u:hunter2@host/x").expect_err("scheme");
-        assert!(
-            !e.contains("hunter2") && e.contains("<credentials>@host/x"),
-            "{e}"
-        );
-        let e = bad("mqtts://host").expect_err("TLS without a CA");
-        assert!(e.contains("mqtt.ca_file"), "{e}");
-    }
-
-    #[test]
-    fn tls_and_credentials_from_files_and_env_are_never_printed() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(
-            &ca,
-            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-        )
-        .expect("write");
-        let key = dir.path().join("key.pem");
-        std::fs::write(
-            &key,
-            "-----BEGIN PRIVATE KEY-----\nKEYSECRET\n-----END PRIVATE KEY-----\n",
-        )
-        .expect("write");
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, "hunter2-file\n").expect("write");
-        let raw = RawMqtt {
-            ca_file: Some(ca.clone()),
-            client_cert_file: Some(ca.clone()),
-            client_key_file: Some(key),
-            username: Some("gw".into()),
-            password_file: Some(pw),
-            ..RawMqtt::default()
-        };
-        let c = MqttConfig::from_raw_env(&raw, "mqtts://broker.example", "hq", "r1", &no_env)
-            .expect("valid");
-        assert_eq!(c.port, 8883, "mqtts defaults to 8883");
-        assert_eq!(
-            c.password.as_ref().map(|p| p.expose()),
-            Some(&b"hunter2-file"[..])
-        );
-        let shown = format!("{c:?} {}", c.describe());
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(!shown.contains("KEYSECRET"), "{shown}");
-        assert_eq!(c.describe(), "mqtts://broker.example:8883");
-
-        let env = |k: &str| match k {
-            PASSWORD_ENV => Some("hunter2-env".to_string()),
-            USERNAME_ENV => Some("gw-env".to_string()),
-            _ => None,
-        };
-        let c = MqttConfig::from_raw_env(&RawMqtt::default(), "mqtt://h", "a", "b", &env)
-            .expect("valid");
-        assert_eq!(c.username.as_deref(), Some("gw-env"));
-        assert_eq!(
-            c.password.as_ref().map(|p| p.expose()),
-            Some(&b"hunter2-env"[..])
-        );
-        assert!(!format!("{c:?}").contains("hunter2"));
-
-        let only_pw = |k: &str| (k == PASSWORD_ENV).then(|| "x".to_string());
-        let e = MqttConfig::from_raw_env(&RawMqtt::default(), "mqtt://h", "a", "b", &only_pw)
-            .expect_err("password without user");
-        assert!(e.contains("no mqtt.username"), "{e}");
-
-        let raw = RawMqtt {
-            ca_file: Some(dir.path().join("pw")),
-            ..RawMqtt::default()
-        };
-        let e =
-            MqttConfig::from_raw_env(&raw, "mqtts://h", "a", "b", &no_env).expect_err("not a PEM");
-        assert!(e.contains("no PEM CERTIFICATE"), "{e}");
     }
 }

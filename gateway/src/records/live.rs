@@ -151,7 +151,7 @@ impl LiveBoard {
     }
 
     /// Adds the window scores of one series batch (`subject` is `target/if_name`).
-    pub fn publish_series(&self, scores: &[crate::sinks::history::ScoreSummary]) {
+    pub fn publish_series(&self, scores: &[crate::records::ScoreSummary]) {
         if scores.is_empty() {
             return;
         }
@@ -173,7 +173,7 @@ impl LiveBoard {
     }
 
     /// Remembers each interface's latest rates (for `/metrics`).
-    pub fn publish_rates(&self, samples: &[crate::pipeline::series::RateSample]) {
+    pub fn publish_rates(&self, samples: &[crate::records::RateSample]) {
         let mut s = self.lock();
         for x in samples {
             let key = (x.target.clone(), x.if_name.clone());
@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn interfaces_join_rates_and_scores() {
         let board = LiveBoard::default();
-        board.publish_rates(&[crate::pipeline::series::RateSample {
+        board.publish_rates(&[crate::records::RateSample {
             target: "r1".into(),
             if_index: 1,
             if_name: "eth0".into(),
@@ -267,7 +267,7 @@ mod tests {
             in_bps: Some(1.0),
             out_bps: None,
         }]);
-        board.publish_series(&[crate::sinks::history::ScoreSummary {
+        board.publish_series(&[crate::records::ScoreSummary {
             ts_ms: 5,
             detector: "series_lstm".into(),
             model: "m".into(),

@@ -14,10 +14,17 @@ use crate::models::Manifest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorError {
+    // The message is tract's whole chain, so the error is not also a `source`.
     #[error("{0:#}")]
-    Tract(#[from] TractError),
+    Tract(TractError),
     #[error("model output has {got} values for {rows} rows of {FLOW_WIDTH}")]
     OutputShape { got: usize, rows: usize },
+}
+
+impl From<TractError> for DetectorError {
+    fn from(e: TractError) -> Self {
+        DetectorError::Tract(e)
+    }
 }
 
 type Plan = Arc<TypedRunnableModel>;

@@ -28,8 +28,9 @@ use tract_onnx::prelude::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeriesDetectorError {
+    // The message is tract's whole chain, so the error is not also a `source`.
     #[error("{0:#}")]
-    Tract(#[from] TractError),
+    Tract(TractError),
     #[error("model output has {got} values for {windows} windows of {per} values")]
     OutputShape {
         got: usize,
@@ -38,6 +39,12 @@ pub enum SeriesDetectorError {
     },
     #[error("input has {got} values, not a whole number of {per}-value windows")]
     InputShape { got: usize, per: usize },
+}
+
+impl From<TractError> for SeriesDetectorError {
+    fn from(e: TractError) -> Self {
+        SeriesDetectorError::Tract(e)
+    }
 }
 
 type Plan = Arc<TypedRunnableModel>;

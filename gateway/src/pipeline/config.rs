@@ -1,0 +1,104 @@
+//! `[detector]` and `[alerting]`: which bundles score, how many flows per model run, the
+//! series' local time, and de-duplication windows.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetector {
+    pub flow_model: Option<PathBuf>,
+    pub batch_size: Option<usize>,
+    /// A `series_lstm` bundle directory for the SNMP interface series.
+    pub series_model: Option<PathBuf>,
+    /// Seconds added to UTC for the series' hour and day-of-week features.
+    pub series_utc_offset_secs: Option<i32>,
+    /// One interface alert per interface per this many seconds of poll time (default 1800).
+    pub series_dedupe_window_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    /// A bundle directory replacing the built-in flow model.
+    pub flow_model: Option<PathBuf>,
+    /// Flows scored per model run at most.
+    pub batch_size: usize,
+    /// A `series_lstm` bundle for the SNMP interface series; none: the built-in series model.
+    pub series_model: Option<PathBuf>,
+    /// Added to UTC for the series' hour and day-of-week features (the site's local time).
+    pub series_utc_offset_secs: i32,
+    /// One interface alert per interface per this much poll time, unless severity escalates.
+    pub series_dedupe: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerting {
+    pub dedupe_window_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertingConfig {
+    /// One alert per (detector, source host) per this much event time.
+    pub dedupe_window: Duration,
+}
+
+impl RawDetector {
+    /// The checked section; every problem goes to `problem`.
+    pub fn validate(&self, problem: &mut impl FnMut(&str, String)) -> DetectorConfig {
+        let batch_size = match self.batch_size {
+            Some(0) => {
+                problem("detector.batch_size", "must be at least 1".to_string());
+                512
+            }
+            v => v.unwrap_or(512),
+        };
+        if batch_size > 65_536 {
+            problem(
+                "detector.batch_size",
+                format!("{batch_size} is more than 65536"),
+            );
+        }
+        for (key, dir) in [
+            ("detector.flow_model", &self.flow_model),
+            ("detector.series_model", &self.series_model),
+        ] {
+            if let Some(dir) = dir {
+                if !dir.join("manifest.json").is_file() {
+                    problem(key, format!("{} has no manifest.json", dir.display()));
+                }
+            }
+        }
+        let series_utc_offset_secs = self.series_utc_offset_secs.unwrap_or(0);
+        if series_utc_offset_secs.abs() > 14 * 3600 {
+            problem(
+                "detector.series_utc_offset_secs",
+                format!("{series_utc_offset_secs} is more than 14 hours from UTC"),
+            );
+        }
+        let series_dedupe = self.series_dedupe_window_secs.unwrap_or(1800);
+        if series_dedupe == 0 {
+            problem(
+                "detector.series_dedupe_window_secs",
+                "must be at least 1".to_string(),
+            );
+        }
+        DetectorConfig {
+            flow_model: self.flow_model.clone(),
+            batch_size,
+            series_model: self.series_model.clone(),
+            series_utc_offset_secs,
+            series_dedupe: Duration::from_secs(series_dedupe),
+        }
+    }
+}
+
+impl RawAlerting {
+    pub fn validate(&self) -> AlertingConfig {
+        AlertingConfig {
+            dedupe_window: Duration::from_secs(self.dedupe_window_secs.unwrap_or(60)),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! `netwarden run`: wires sources -> pipelines -> sinks, and owns start-up and shutdown order.
+//! Only `main.rs` and `cli/` use it; the layers below never call each other.
+//!
+//! ```text
+//!  UDP socket ──(listener task)──► bounded queue ──► flow thread ───────────────► store (sled, flushed)
+//!  capture / pcap thread ─────────►  full: dropped,   decode (sources/netflow),     │ wake
+//!                                    counted          pipeline: features, score,    ▼
+//!                                                     alert                    MQTT task ◄─ outbox
+//! ```
+//! With `[[snmp.targets]]`, one poller task per target sends rate samples through a bounded
+//! queue (full: dropped, counted) to the series thread, which hands them to the series
+//! pipeline and then stores the samples, scores and alerts (same store-then-publish path).
+//!
+//! - [`flow`]: the flow thread (decoder + flow pipeline + its sinks), [`FlowStage`](flow::FlowStage);
+//! - [`series`]: the SNMP pollers and the series thread;
+//! - [`retention`]: the history retention thread.
+//!
+//! The HTTP API and dashboard (sinks/http) read the store, the counters and two boards the
+//! pipeline threads publish: per-exporter counters and recent scores ([`LiveBoard`]), once a
+//! second for flows, per batch for series.
+//!
+//! Shutdown is one broadcast ([`Shutdown`]): on SIGINT/SIGTERM every task and thread sees it.
+//! The sources stop and drop their queue senders; the flow and series threads then drain what
+//! was queued, score it and exit (the flow thread writes the final stats.json); the MQTT task
+//! gets two seconds to empty the outbox, publishes `offline` and disconnects; the store is
+//! flushed last.
+
+pub mod flow;
+mod retention;
+pub mod series;
+
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, Notify};
+
+use crate::config::Config;
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::models::{LoadError, ModelInfo};
+use crate::pipeline::Pipeline;
+use crate::records::live::LiveBoard;
+use crate::records::{
+    ExporterBoard, ExporterStats, FlowInput, StatusBoard, TargetStatus, FLOW_DETECTOR,
+};
+use crate::shutdown::Shutdown;
+use crate::sinks::alert_sink::AlertSink;
+use crate::sinks::history::HistoryStats;
+use crate::sinks::http;
+use crate::sinks::mqtt;
+use crate::sinks::store::{Store, StoreError};
+use crate::sources::capture;
+use crate::sources::netflow::listener::{self, ListenError};
+use crate::sources::netflow::NetflowDecoder;
+use flow::{FlowSinks, FlowStage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Model(#[from] LoadError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    Capture(#[from] capture::live::CaptureError),
+    #[error("cannot start the pipeline thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+}
+
+/// The counters written to `stats.json` and sent in the MQTT heartbeat.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub ts_ms: u64,
+    pub site: String,
+    pub device: String,
+    pub model: String,
+    pub netflow_listen: String,
+    pub netflow_recv_buffer_bytes: usize,
+    pub outbox_len: usize,
+    pub metrics: MetricsSnapshot,
+    pub netflow_totals: ExporterStats,
+    pub exporters: std::collections::BTreeMap<String, ExporterStats>,
+    /// Per SNMP target: state (`ok`, `timeout`, `auth_error`, ...), last error, poll counts.
+    pub snmp_targets: std::collections::BTreeMap<String, TargetStatus>,
+    /// History buckets, live and disk bytes, buckets dropped by retention.
+    pub history: HistoryStats,
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
+    let sources = series::model_sources(&cfg);
+    let bundle = sources.load_flow(cfg.detector.batch_size)?;
+    tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
+        source = %bundle.source, signature = %bundle.signature, "Flow model loaded");
+    let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
+    let mut models = vec![ModelInfo::from_manifest(
+        FLOW_DETECTOR,
+        &bundle.manifest,
+        &bundle.source,
+        &bundle.signature,
+        "active",
+    )];
+    let store = Arc::new(Store::open_with(
+        &cfg.data_dir,
+        cfg.store.cache_bytes,
+        cfg.store.outbox_max_alerts,
+        cfg.history.clone(),
+    )?);
+    let (socket, granted) = listener::bind(cfg.netflow.listen, cfg.netflow.recv_buffer_bytes)?;
+    let kernel_drops = listener::KernelDrops::of(&socket);
+    // Opened before anything runs, so a missing CAP_NET_RAW stops start-up with its remedy.
+    let live_capture = match &cfg.capture.interface {
+        Some(iface) => {
+            let (c, granted) = capture::live::open(iface, cfg.capture.recv_buffer_bytes)?;
+            if granted < cfg.capture.recv_buffer_bytes {
+                tracing::warn!(iface = %iface, requested = cfg.capture.recv_buffer_bytes, granted,
+                    "Kernel granted a smaller capture receive buffer; bursts may drop. Raise net.core.rmem_max");
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let listen = socket
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if granted < cfg.netflow.recv_buffer_bytes {
+        tracing::warn!(
+            requested = cfg.netflow.recv_buffer_bytes,
+            granted,
+            "Kernel granted a smaller NetFlow receive buffer; bursts may drop. Raise net.core.rmem_max"
+        );
+    }
+    tracing::info!(listen = %listen, model = %model, data_dir = %cfg.data_dir.display(),
+        mqtt = cfg.mqtt.as_ref().map(|m| m.describe()).unwrap_or_else(|| "off".into()),
+        outbox = store.outbox_len(), "netwarden started");
+
+    let metrics = Arc::new(Metrics::default());
+    let (shutdown_tx, _) = broadcast::channel(1);
+    let wake = Arc::new(Notify::new());
+    let latest_stats = Arc::new(Mutex::new(String::from("{}")));
+
+    let snmp_board = StatusBoard::default();
+    let live = LiveBoard::default();
+    let exporters = ExporterBoard::default();
+    // Bound before anything starts, so a busy port fails the start with a clear error.
+    let http_listener = match cfg.http.listen {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
+    let alert_prefix = match &cfg.mqtt {
+        Some(m) => m.prefix.clone(),
+        None => crate::records::topic::default_prefix(&cfg.site, &cfg.device),
+    };
+    let alerts = AlertSink::new(store.clone(), metrics.clone(), wake.clone(), alert_prefix);
+    let snmp_tasks = series::start_snmp(
+        &cfg,
+        alerts.clone(),
+        snmp_board.clone(),
+        live.clone(),
+        &shutdown_tx,
+    )?;
+    match &snmp_tasks {
+        Some(t) => models.push(t.model.clone()),
+        None => {
+            if let Some(info) = sources.idle_series_info() {
+                models.push(info);
+            }
+        }
+    }
+
+    let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
+    let stage = FlowStage::new(
+        NetflowDecoder::new(cfg.netflow.max_exporters),
+        Pipeline::new(
+            bundle,
+            &cfg.site,
+            &cfg.device,
+            cfg.alerting.dedupe_window,
+            metrics.clone(),
+        ),
+    );
+    let ctx = FlowSinks {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        alerts,
+        snmp_board: snmp_board.clone(),
+        live: live.clone(),
+        exporters: exporters.clone(),
+        latest_stats: latest_stats.clone(),
+        kernel_drops,
+        stats_path: cfg.data_dir.join("stats.json"),
+        stats_base: Stats {
+            ts_ms: 0,
+            site: cfg.site.clone(),
+            device: cfg.device.clone(),
+            model,
+            netflow_listen: listen,
+            netflow_recv_buffer_bytes: granted,
+            outbox_len: 0,
+            metrics: MetricsSnapshot::default(),
+            netflow_totals: ExporterStats::default(),
+            exporters: Default::default(),
+            snmp_targets: Default::default(),
+            history: Default::default(),
+        },
+        summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
+        top_hosts: cfg.history.top_hosts,
+    };
+    let worker = std::thread::Builder::new()
+        .name("pipeline".into())
+        .stack_size(8 << 20)
+        .spawn(move || flow::flow_thread(stage, queue_rx, ctx))
+        .map_err(RuntimeError::Thread)?;
+
+    let retention = {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        let stop = Shutdown::new(shutdown_tx.subscribe());
+        let every = cfg.history.check_interval;
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || retention::retention_thread(&store, &metrics, every, stop))
+            .map_err(RuntimeError::Thread)?
+    };
+    let capture_thread = match live_capture {
+        Some(c) => Some(c.spawn(
+            cfg.capture.timeouts,
+            queue_tx.clone(),
+            metrics.clone(),
+            Shutdown::new(shutdown_tx.subscribe()),
+        )?),
+        None => None,
+    };
+    if let Some(path) = &cfg.capture.pcap {
+        // Ends by itself after the file; its sender then leaves the queue.
+        capture::pcap::spawn(
+            path.clone(),
+            cfg.capture.timeouts,
+            queue_tx.clone(),
+            metrics.clone(),
+        )
+        .map_err(RuntimeError::Thread)?;
+    }
+
+    let http_task = http_listener.map(|l| {
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(listen = %addr, auth = cfg.http.token.is_some(), "HTTP API and dashboard listening");
+        let state = http::AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            live: live.clone(),
+            exporters: exporters.clone(),
+            snmp_board: snmp_board.clone(),
+            models: Arc::new(models.clone()),
+            scorer: http::detect::Scorer::new(sources.clone()),
+            token: cfg.http.token.clone(),
+            started: Instant::now(),
+            site: cfg.site.clone(),
+            device: cfg.device.clone(),
+            netflow_queue_capacity: cfg.netflow.queue_datagrams,
+            series_queue: snmp_tasks.as_ref().map(|t| t.queue.clone()),
+        };
+        tokio::spawn(http::serve(l, state, Shutdown::new(shutdown_tx.subscribe())))
+    });
+    let recv = tokio::spawn(listener::run(
+        socket,
+        queue_tx,
+        metrics.clone(),
+        Shutdown::new(shutdown_tx.subscribe()),
+    ));
+    let mqtt_task = cfg.mqtt.clone().map(|m| {
+        let latest = latest_stats.clone();
+        let heartbeat: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || latest.lock().map(|s| s.clone()).unwrap_or_default());
+        tokio::spawn(mqtt::run(
+            m,
+            store.clone(),
+            wake.clone(),
+            metrics.clone(),
+            heartbeat,
+            Shutdown::new(shutdown_tx.subscribe()),
+        ))
+    });
+
+    wait_for_signal().await?;
+    tracing::info!("Shutting down");
+    let _ = shutdown_tx.send(());
+    // The sources return on the signal and drop their queue senders (the capture after
+    // flushing its open flows); the flow thread then drains the queue and exits.
+    let _ = recv.await;
+    if let Some(t) = capture_thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    if let Some(t) = snmp_tasks {
+        for p in t.pollers {
+            let _ = p.await;
+        }
+        // The pollers held the queue's senders; the series thread drains it and exits.
+        let series = t.series;
+        let _ = tokio::task::spawn_blocking(move || series.join()).await;
+    }
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    if let Some(t) = mqtt_task {
+        let _ = t.await;
+    }
+    let _ = tokio::task::spawn_blocking(move || retention.join()).await;
+    store.flush()?;
+    tracing::info!(outbox = store.outbox_len(), "netwarden stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), RuntimeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::Signal)?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

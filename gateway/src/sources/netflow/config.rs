@@ -1,0 +1,61 @@
+//! `[netflow]`: where the collector listens and how much it buffers.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetflow {
+    pub listen: Option<String>,
+    pub recv_buffer_bytes: Option<usize>,
+    pub queue_datagrams: Option<usize>,
+    pub max_exporters: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetflowConfig {
+    pub listen: SocketAddr,
+    /// Requested `SO_RCVBUF`; the kernel may grant less (it is logged and exported).
+    pub recv_buffer_bytes: usize,
+    /// Datagrams queued between the socket and the decoder before new ones are dropped.
+    pub queue_datagrams: usize,
+    /// Exporters (address + domain) whose templates and sequence state are kept.
+    pub max_exporters: usize,
+}
+
+impl RawNetflow {
+    /// The checked section; every problem goes to `problem`.
+    pub fn validate(&self, problem: &mut impl FnMut(&str, String)) -> NetflowConfig {
+        let listen = self.listen.as_deref().unwrap_or("0.0.0.0:2055");
+        let listen = listen.parse::<SocketAddr>().unwrap_or_else(|e| {
+            problem(
+                "netflow.listen",
+                format!("{listen:?} is not an address:port ({e})"),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 2055))
+        });
+        let mut at_least_one = |key: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => {
+                problem(key, "must be at least 1".to_string());
+                default
+            }
+            v => v.unwrap_or(default),
+        };
+        let queue_datagrams = at_least_one("netflow.queue_datagrams", self.queue_datagrams, 8192);
+        let max_exporters = at_least_one("netflow.max_exporters", self.max_exporters, 1024);
+        let recv_buffer_bytes = self.recv_buffer_bytes.unwrap_or(8 << 20);
+        if recv_buffer_bytes < 65_536 {
+            problem(
+                "netflow.recv_buffer_bytes",
+                format!("{recv_buffer_bytes} is below one datagram (65536)"),
+            );
+        }
+        NetflowConfig {
+            listen,
+            recv_buffer_bytes,
+            queue_datagrams,
+            max_exporters,
+        }
+    }
+}
