@@ -40,6 +40,7 @@ PAGES = [
     ("/favicon.ico", 3), ("/old/index.php", 1), ("/prodcts.html", 1), ("/img/banner.jpg", 1),
 ]
 DOWNLOADS = [("/files/report.pdf", 6), ("/files/dataset.bin", 3), ("/files/backup.tar", 1)]
+DOWNLOAD_MB = {"/files/report.pdf": 1, "/files/dataset.bin": 4, "/files/backup.tar": 8}
 USER_AGENTS = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/119.0 Safari/537.36",
@@ -93,7 +94,10 @@ class Driver:
         return {"codes": codes}
 
     def download(self):
-        path = wchoice(self.rnd, DOWNLOADS)
+        allowed = [(p, w) for p, w in DOWNLOADS if DOWNLOAD_MB[p] <= self.a.download_max_mb]
+        if not allowed:
+            return self.http()
+        path = wchoice(self.rnd, allowed)
         conn = http.client.HTTPConnection(WEB, 80, timeout=30)
         conn.request("GET", path, headers={"User-Agent": self.rnd.choice(USER_AGENTS)})
         r = conn.getresponse()
@@ -287,6 +291,7 @@ def main():
     p.add_argument("--profile", choices=sorted(PROFILES), default="workstation")
     p.add_argument("--peers", default="", help="comma-separated other hosts to ping")
     p.add_argument("--pause-file", default="")
+    p.add_argument("--download-max-mb", type=int, default=8, help="largest download (1, 4 or 8 MB)")
     p.add_argument("--ssh-user", default="nwlab")
     p.add_argument("--ssh-password", default="")
     p.add_argument("--log", default="")

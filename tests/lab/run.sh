@@ -3,7 +3,8 @@
 #
 #   sudo tests/lab/run.sh --out DIR [--seed N] [--lead-in 60s] [--attacks all|shuffle|a,b,c]
 #        [--intensity low|medium|high] [--gap 15s] [--tail 30s] [--snaplen N]
-#        [--exfil-mb N] [--clients N] [--benign-rate R] [--no-install] [--keep-work]
+#        [--exfil-mb N] [--flood-count N] [--download-max-mb N] [--clients N]
+#        [--benign-rate R] [--no-install] [--keep-work]
 #
 # Builds network namespaces on a Linux bridge (the bridge in its own namespace, so no host
 # interface is touched), starts nginx + a JSON API, redis, postgresql, sshd and dnsmasq in
@@ -16,7 +17,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=${PYTHON:-/usr/bin/python3}
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 die() { echo "run.sh: $*" >&2; exit 2; }
 log() { printf '[lab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 now_ms() { date +%s%3N; }
@@ -46,6 +47,8 @@ OUT=${LAB_OUT:-}
 SNAPLEN=${LAB_SNAPLEN:-0}
 EXFIL_MB=${LAB_EXFIL_MB:-}
 CLIENTS=${LAB_CLIENTS:-3}
+FLOOD_COUNT=${LAB_FLOOD_COUNT:-}
+DOWNLOAD_MAX_MB=${LAB_DOWNLOAD_MAX_MB:-8}
 BENIGN_RATE=${LAB_BENIGN_RATE:-0.7}
 INSTALL=1
 KEEP_WORK=0
@@ -61,6 +64,8 @@ while [[ $# -gt 0 ]]; do
         --snaplen) SNAPLEN=$2; shift 2;;
         --exfil-mb) EXFIL_MB=$2; shift 2;;
         --clients) CLIENTS=$2; shift 2;;
+        --flood-count) FLOOD_COUNT=$2; shift 2;;
+        --download-max-mb) DOWNLOAD_MAX_MB=$2; shift 2;;
         --benign-rate) BENIGN_RATE=$2; shift 2;;
         --no-install) INSTALL=0; shift;;
         --keep-work) KEEP_WORK=1; shift;;
@@ -72,6 +77,9 @@ done
 [[ $SEED =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer"
 [[ $SNAPLEN =~ ^[0-9]+$ ]] || die "--snaplen must be an integer (0 = full frames)"
 [[ $CLIENTS =~ ^[1-9]$ ]] || die "--clients must be 1..9"
+[[ -z $FLOOD_COUNT || $FLOOD_COUNT =~ ^[1-9][0-9]*$ ]] || die "--flood-count must be a positive integer"
+[[ -z $EXFIL_MB || $EXFIL_MB =~ ^[1-9][0-9]*$ ]] || die "--exfil-mb must be a positive integer"
+[[ $DOWNLOAD_MAX_MB =~ ^[0-9]+$ ]] || die "--download-max-mb must be an integer (0: no downloads)"
 [[ $BENIGN_RATE =~ ^[0-9]*\.?[0-9]+$ ]] || die "--benign-rate must be a number (events/s per client)"
 LEAD_S=$(dur_s "$LEAD_IN"); GAP_S=$(dur_s "$GAP"); TAIL_S=$(dur_s "$TAIL")
 case $INTENSITY in low|medium|high) ;; *) die "--intensity must be low, medium or high";; esac
@@ -306,7 +314,7 @@ EOF
         useradd -M -d "$WORK/home" -s /bin/bash -c "$LAB_GECOS" "$SSH_USER"
         CREATED_USER=1
     fi
-    usermod -d "$WORK/home" "$SSH_USER"
+    usermod -d "$WORK/home" "$SSH_USER" 2>/dev/null || true
     mkdir -p "$WORK/home" && chown "$SSH_USER": "$WORK/home"
     echo "$SSH_USER:$SSH_PASS" | chpasswd
     [[ -d /run/sshd ]] || { mkdir -p /run/sshd; chmod 755 /run/sshd; CREATED_RUN_SSHD=1; }
@@ -420,7 +428,7 @@ start_benign() {  # TOTAL_SECONDS
         i=$((i + 1))
         ip netns exec "$P-$h" timeout $((total + 60)) "$PY" "$HERE/benign.py" --name "$h" \
             --seed $((SEED * 1000 + i)) --duration "$total" --rate "$rate" --profile "$profile" \
-            --peers "$peers" --ssh-user "$SSH_USER" --ssh-password "$SSH_PASS" \
+            --peers "$peers" --download-max-mb "$DOWNLOAD_MAX_MB" --ssh-user "$SSH_USER" --ssh-password "$SSH_PASS" \
             --log "$WORK/log/benign-$h.jsonl" $([[ $h == atk ]] && echo --pause-file "$PAUSE_FILE") \
             >"$WORK/log/benign-$h.log" 2>&1 &
         PIDS+=($!); BENIGN_PIDS+=($!)
@@ -516,7 +524,7 @@ attack_reverse_shell() {
 }
 attack_flood_syn() {
     local c iv h port
-    c=$(lvl 2000 20000 100000); iv=$(lvl u500 u100 u50)
+    c=${FLOOD_COUNT:-$(lvl 2000 20000 100000)}; iv=$(lvl u500 u100 u50)
     pick h web db; VICTIM=${IP[$h]}
     port=$([[ $h == web ]] && echo 80 || echo 5432)
     CMD="hping3 -S -p $port -c $c -i $iv $VICTIM"
@@ -526,7 +534,7 @@ attack_flood_syn() {
 }
 attack_flood_udp() {
     local c iv h port
-    c=$(lvl 2000 20000 100000); iv=$(lvl u500 u100 u50)
+    c=${FLOOD_COUNT:-$(lvl 2000 20000 100000)}; iv=$(lvl u500 u100 u50)
     pick h dns web; VICTIM=${IP[$h]}
     port=$([[ $h == dns ]] && echo 53 || echo 123)
     CMD="hping3 --udp -p $port -d 256 -c $c -i $iv $VICTIM"
@@ -661,7 +669,7 @@ write_params() {  # T_START T_END FLOWSUMMARY_JSON
         postgresql openssh-server nmap hping3 hydra dsniff sshpass dnsmasq-base netcat-openbsd \
         python3-scapy 2>/dev/null | paste -sd' ' || true)
     SEED=$SEED LEAD_S=$LEAD_S GAP_S=$GAP_S TAIL_S=$TAIL_S INTENSITY=$INTENSITY ATTACKS=$ATTACKS \
-    SNAPLEN=$SNAPLEN EXFIL_MB=$EXFIL_MB CLIENTS=$CLIENTS BENIGN_RATE=$BENIGN_RATE T0=$t0 T1=$t1 \
+    SNAPLEN=$SNAPLEN EXFIL_MB=$EXFIL_MB FLOOD_COUNT=$FLOOD_COUNT DOWNLOAD_MAX_MB=$DOWNLOAD_MAX_MB CLIENTS=$CLIENTS BENIGN_RATE=$BENIGN_RATE T0=$t0 T1=$t1 \
     CMDLINE="$CMDLINE" PKGS="$pkgs" KERNEL="$(uname -srm)" OS="$(. /etc/os-release && echo "$PRETTY_NAME")" \
     TCPDUMP_STATS="$(grep -E 'packets (captured|received|dropped)' "$WORK/log/tcpdump.log" | paste -sd';')" \
     BENIGN_STATS="$(cat "$WORK"/log/benign-*.log 2>/dev/null | grep '^benign' | paste -sd'|' || true)" \
@@ -683,6 +691,8 @@ p = {
     "snaplen_note": "capture.pcap frames cut to %s bytes (orig_len keeps the real length)" % e["SNAPLEN"]
                     if int(e["SNAPLEN"]) else "full frames",
     "exfil_mb_override": int(e["EXFIL_MB"]) if e["EXFIL_MB"] else None,
+    "flood_count_override": int(e["FLOOD_COUNT"]) if e["FLOOD_COUNT"] else None,
+    "download_max_mb": int(e["DOWNLOAD_MAX_MB"]),
     "benign_clients": int(e["CLIENTS"]), "benign_rate_per_client": float(e["BENIGN_RATE"]),
     "start_ms": int(e["T0"]), "end_ms": int(e["T1"]),
     "duration_s": round((int(e["T1"]) - int(e["T0"])) / 1000, 1),
@@ -707,7 +717,7 @@ EOF
 
 main() {
     local t0 t1 total
-    CMDLINE="tests/lab/run.sh --seed $SEED --lead-in $LEAD_IN --attacks $ATTACKS --intensity $INTENSITY --gap $GAP --tail $TAIL --snaplen $SNAPLEN${EXFIL_MB:+ --exfil-mb $EXFIL_MB} --clients $CLIENTS --benign-rate $BENIGN_RATE --out DIR"
+    CMDLINE="tests/lab/run.sh --seed $SEED --lead-in $LEAD_IN --attacks $ATTACKS --intensity $INTENSITY --gap $GAP --tail $TAIL --snaplen $SNAPLEN${EXFIL_MB:+ --exfil-mb $EXFIL_MB}${FLOOD_COUNT:+ --flood-count $FLOOD_COUNT} --download-max-mb $DOWNLOAD_MAX_MB --clients $CLIENTS --benign-rate $BENIGN_RATE --out DIR"
     log "seed $SEED, lead-in ${LEAD_S}s, gap ${GAP_S}s, tail ${TAIL_S}s, intensity $INTENSITY, attacks: ${ATTACKS:-none}"
     log "out $OUT, work $WORK"
     rm -f "$OUT/capture.pcap" "$OUT/netflow-v9.pcap" "$OUT/netflow-ipfix.pcap" "$OUT/labels.csv" \
