@@ -20,7 +20,7 @@ Rule (issue 15): inside a malicious phase a flow is malicious iff the phase's at
 is its source or destination. A record belongs to a malicious phase if the attacker is an
 endpoint and [first_ms, last_ms] overlaps [start_ms - 1000, end_ms + 1000] (the slack
 covers the v9 whole-second truncation; run.sh keeps the attacker host silent from 3 s
-before to 2 s after every attack phase, so the slack never catches benign attacker
+before to 3 s after every attack phase, so the slack never catches benign attacker
 flows). Every other record is benign and gets the phase that contains its first_ms.
 """
 import csv

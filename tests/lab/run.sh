@@ -421,8 +421,8 @@ start_benign() {  # TOTAL_SECONDS
         local profile rate
         case $h in
             cl*) profile=workstation; rate=$BENIGN_RATE;;
-            web) profile=backend; rate=$("$PY" -c "print($BENIGN_RATE * 0.8)");;
-            atk) profile=attacker; rate=$("$PY" -c "print($BENIGN_RATE * 0.25)");;
+            web) profile=backend; rate=$("$PY" -c "print(round($BENIGN_RATE * 0.8, 4))");;
+            atk) profile=attacker; rate=$("$PY" -c "print(round($BENIGN_RATE * 0.25, 4))");;
             *) continue;;
         esac
         i=$((i + 1))
@@ -606,10 +606,10 @@ run_timeline() {
         end=$(now_ms)
         phase_row "$a" "$a" malicious "$ATK" "$VICTIM" "$start" "$end" "$NOTES" "$CMD"
         prev=$end; prev_kind=gap
-        # ... and resumes 2 s after it
-        sleep 2
+        # ... and resumes 3 s after it (v9 times may be up to 1 s early; labels use 1 s slack)
+        sleep 3
         rm -f "$PAUSE_FILE"
-        if [[ $k -lt $n ]]; then sleep "$(( GAP_S > 2 ? GAP_S - 2 : 0 ))"; fi
+        if [[ $k -lt $n ]]; then sleep "$(( GAP_S > 3 ? GAP_S - 3 : 0 ))"; fi
     done
     sleep "$TAIL_S"
     end=$(now_ms)
