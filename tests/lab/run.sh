@@ -314,7 +314,7 @@ EOF
         useradd -M -d "$WORK/home" -s /bin/bash -c "$LAB_GECOS" "$SSH_USER"
         CREATED_USER=1
     fi
-    usermod -d "$WORK/home" "$SSH_USER" 2>/dev/null || true
+    usermod -d "$WORK/home" "$SSH_USER" >/dev/null 2>&1 || true
     mkdir -p "$WORK/home" && chown "$SSH_USER": "$WORK/home"
     echo "$SSH_USER:$SSH_PASS" | chpasswd
     [[ -d /run/sshd ]] || { mkdir -p /run/sshd; chmod 755 /run/sshd; CREATED_RUN_SSHD=1; }
