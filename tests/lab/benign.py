@@ -78,10 +78,21 @@ class Driver:
         self.log = open(args.log, "a") if args.log else None
         self.counts = {}
         self.fail = {}
+        self.next_port = args.source_port_base
+
+    def src(self):
+        """Source address for a new socket: the kernel's choice, or (attacker host) the next
+        port of a private range, so no 5-tuple of its benign traffic is ever reused: softflowd
+        would merge the two uses into one record that may span an attack phase."""
+        if not self.next_port:
+            return None
+        p = self.next_port
+        self.next_port = self.a.source_port_base + (p + 1 - self.a.source_port_base) % 10000
+        return ("", p)
 
     # ---- events ---------------------------------------------------------------------
     def http(self):
-        conn = http.client.HTTPConnection(WEB, 80, timeout=5)
+        conn = http.client.HTTPConnection(WEB, 80, timeout=5, source_address=self.src())
         ua = self.rnd.choice(USER_AGENTS)
         n = 1 if self.rnd.random() < 0.6 else self.rnd.randint(2, 5)  # keep-alive page + assets
         codes = []
@@ -113,7 +124,7 @@ class Driver:
         return {"path": path, "bytes": n, "code": r.status}
 
     def api(self):
-        conn = http.client.HTTPConnection(WEB, 8080, timeout=5)
+        conn = http.client.HTTPConnection(WEB, 8080, timeout=5, source_address=self.src())
         codes = []
         for _ in range(self.rnd.randint(1, 3)):
             x = self.rnd.random()
@@ -145,6 +156,9 @@ class Driver:
         q += b"\x00" + struct.pack(">HH", qtype, 1)
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(2)
+        src = self.src()
+        if src:
+            s.bind(src)
         try:
             s.sendto(q, (DNS, 53))
             data, _ = s.recvfrom(2048)
@@ -293,6 +307,8 @@ def main():
     p.add_argument("--profile", choices=sorted(PROFILES), default="workstation")
     p.add_argument("--peers", default="", help="comma-separated other hosts to ping")
     p.add_argument("--pause-file", default="")
+    p.add_argument("--source-port-base", type=int, default=0,
+                   help="use ports BASE..BASE+9999 in turn as source ports (0: the kernel picks)")
     p.add_argument("--download-max-mb", type=int, default=8, help="largest download (1, 4 or 8 MB)")
     p.add_argument("--ssh-user", default="nwlab")
     p.add_argument("--ssh-password", default="")

@@ -427,7 +427,9 @@ start_benign() {  # TOTAL_SECONDS
         esac
         i=$((i + 1))
         local pause=()
-        [[ $h == atk ]] && pause=(--pause-file "$PAUSE_FILE")
+        # the attacker's benign sockets use a private port range, below the kernel's
+        # ephemeral ports (which the attack tools use): no 5-tuple is used twice
+        [[ $h == atk ]] && pause=(--pause-file "$PAUSE_FILE" --source-port-base 20000)
         ip netns exec "$P-$h" timeout $((total + 60)) "$PY" "$HERE/benign.py" --name "$h" \
             --seed $((SEED * 1000 + i)) --duration "$total" --rate "$rate" --profile "$profile" \
             --peers "$peers" --download-max-mb "$DOWNLOAD_MAX_MB" --ssh-user "$SSH_USER" --ssh-password "$SSH_PASS" \
