@@ -120,9 +120,17 @@ if [[ -n $MISSING ]]; then
     [[ $INSTALL -eq 1 ]] || die "missing packages (run without --no-install): $(echo $MISSING)"
     log "installing: $(echo $MISSING)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
+    # the packages' own system services (nginx, redis, postgresql, ssh) are not started:
+    # the lab starts its own copies inside the namespaces (policy-rc.d, only if none exists)
+    POLICY_RC=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && POLICY_RC=1
+    fi
+    rc=0
     # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $MISSING python3 iproute2 >&2
+    { apt-get update -q && apt-get install -y -q --no-install-recommends $MISSING python3 iproute2; } >&2 || rc=$?
+    [[ $POLICY_RC -eq 0 ]] || rm -f /usr/sbin/policy-rc.d
+    [[ $rc -eq 0 ]] || die "apt-get failed (exit $rc)"
     MISSING=$(need_pkgs)
     [[ -z $MISSING ]] || die "still missing after apt-get: $(echo $MISSING)"
 fi
