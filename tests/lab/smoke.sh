@@ -3,7 +3,7 @@
 #
 #   sudo tests/lab/smoke.sh [--netwarden PATH] [--out DIR] [--keep]
 #
-# 1. runs a short lab (about 3-4 minutes: 30 s lead-in, every attack at low intensity,
+# 1. runs a short lab (about 5 minutes: 30 s lead-in, every attack at low intensity,
 #    5 MB exfiltration) into DIR (default: a temp dir, removed at the end unless --keep);
 # 2. checks the output layout: capture.pcap, netflow-v9.pcap, netflow-ipfix.pcap,
 #    labels.csv (header, one row per phase, every attack phase present), flow-labels.csv
