@@ -91,4 +91,7 @@ models/setup-venv.sh
 step "pytest (models/)"
 (cd models && .venv/bin/python -m pytest)
 
+step "lab tools (tests/lab: flow labeller against nfdump, committed run relabelled)"
+python3 -m unittest discover -s tests/lab -p 'test_*.py'
+
 step "all tests passed"
