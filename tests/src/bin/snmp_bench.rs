@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use netwarden::metrics::Metrics;
-use netwarden::sources::snmp::config::{
-    AuthProtocol, Credentials, PrivProtocol, Selection, TargetConfig, V3Credentials,
+use netwarden::sources::snmp::config::{Selection, TargetConfig};
+use netwarden::sources::snmp::credentials::{
+    AuthProtocol, Credentials, PrivProtocol, V3Credentials,
 };
 use netwarden::sources::snmp::{Client, TargetState};
 use netwarden_e2e::{SNMP_AUTH_PASSWORD, SNMP_COMMUNITY, SNMP_PRIV_PASSWORD, SNMP_USER};

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use snmp2::{v3, AsyncSession, Oid, Value};
 
-use super::config::{AuthProtocol, Credentials, PrivProtocol, TargetConfig};
+use super::config::TargetConfig;
+use super::credentials::{AuthProtocol, Credentials, PrivProtocol};
 use super::state::{IfRow, Walk};
 use crate::metrics::Metrics;
 

@@ -20,11 +20,16 @@
 //! Secrets can live outside the config: `community_file`, `auth_password_file` and
 //! `priv_password_file` name a file holding the value (one line; a trailing newline is
 //! ignored), instead of `community`, `auth_password` and `priv_password`.
+//!
+//! The credentials (v2c community, v3 user and keys) and the secret files they may come from
+//! are in [`super::credentials`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use super::credentials::Credentials;
 
 /// `[snmp]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -155,70 +160,6 @@ impl TargetConfig {
     }
 }
 
-#[derive(Clone)]
-pub enum Credentials {
-    V2c { community: String },
-    V3(V3Credentials),
-}
-
-// Hand-written so that secrets never reach a log line.
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credentials::V2c { .. } => f.write_str("V2c { community: <hidden> }"),
-            Credentials::V3(v3) => write!(f, "V3 {{ user: {:?}, level: {} }}", v3.user, v3.level()),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct V3Credentials {
-    pub user: String,
-    /// `None`: noAuthNoPriv.
-    pub auth: Option<(AuthProtocol, String)>,
-    /// `None`: no privacy (authNoPriv or noAuthNoPriv).
-    pub privacy: Option<(PrivProtocol, String)>,
-}
-
-impl std::fmt::Debug for V3Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "V3Credentials {{ user: {:?}, level: {} }}",
-            self.user,
-            self.level()
-        )
-    }
-}
-
-impl V3Credentials {
-    pub fn level(&self) -> &'static str {
-        match (&self.auth, &self.privacy) {
-            (None, _) => "noAuthNoPriv",
-            (Some(_), None) => "authNoPriv",
-            (Some(_), Some(_)) => "authPriv",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthProtocol {
-    Md5,
-    Sha1,
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrivProtocol {
-    Des,
-    Aes128,
-    Aes192,
-    Aes256,
-}
-
 /// Which interfaces of a target are reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -283,42 +224,6 @@ impl RawSnmp {
 }
 
 impl RawTarget {
-    /// A copy with each `*_file` secret read into its field.
-    fn with_secret_files(&self, report: &mut impl FnMut(&str, String)) -> RawTarget {
-        let mut t = self.clone();
-        let pairs: [(&str, &Option<std::path::PathBuf>, &mut Option<String>); 3] = [
-            ("community", &self.community_file, &mut t.community),
-            (
-                "auth_password",
-                &self.auth_password_file,
-                &mut t.auth_password,
-            ),
-            (
-                "priv_password",
-                &self.priv_password_file,
-                &mut t.priv_password,
-            ),
-        ];
-        for (field, file, value) in pairs {
-            let Some(path) = file else { continue };
-            if value.is_some() {
-                report(
-                    &format!("{field}_file"),
-                    format!("set {field} or {field}_file, not both"),
-                );
-                continue;
-            }
-            match std::fs::read_to_string(path) {
-                Ok(text) => *value = Some(text.trim_end_matches(['\n', '\r']).to_string()),
-                Err(e) => report(
-                    &format!("{field}_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                ),
-            }
-        }
-        t
-    }
-
     fn validate(&self, i: usize, problem: &mut impl FnMut(&str, String)) -> Option<TargetConfig> {
         let key = |field: &str| format!("snmp.targets[{i}].{field}");
         let mut bad = 0usize;
@@ -450,95 +355,6 @@ impl RawTarget {
             max_repetitions,
         })
     }
-
-    fn v3_credentials(&self, report: &mut impl FnMut(&str, String)) -> Option<Credentials> {
-        let user = match &self.user {
-            Some(u) if !u.is_empty() => u.clone(),
-            _ => {
-                report("user", "is required for version \"3\"".to_string());
-                return None;
-            }
-        };
-        let auth = match (&self.auth_password, self.auth_protocol.as_deref()) {
-            (None, None) => None,
-            (None, Some(_)) => {
-                report(
-                    "auth_password",
-                    "is required when auth_protocol is set".to_string(),
-                );
-                return None;
-            }
-            (Some(pw), proto) => {
-                if pw.len() < 8 {
-                    report(
-                        "auth_password",
-                        "must be at least 8 characters (RFC 3414)".to_string(),
-                    );
-                }
-                let p = match proto.unwrap_or("sha").to_ascii_lowercase().as_str() {
-                    "md5" => AuthProtocol::Md5,
-                    "sha" | "sha1" => AuthProtocol::Sha1,
-                    "sha224" => AuthProtocol::Sha224,
-                    "sha256" => AuthProtocol::Sha256,
-                    "sha384" => AuthProtocol::Sha384,
-                    "sha512" => AuthProtocol::Sha512,
-                    other => {
-                        report(
-                            "auth_protocol",
-                            format!(
-                                "{other:?} is not one of md5, sha, sha224, sha256, sha384, sha512"
-                            ),
-                        );
-                        return None;
-                    }
-                };
-                Some((p, pw.clone()))
-            }
-        };
-        let privacy = match (&self.priv_password, self.priv_protocol.as_deref()) {
-            (None, None) => None,
-            (None, Some(_)) => {
-                report(
-                    "priv_password",
-                    "is required when priv_protocol is set".to_string(),
-                );
-                return None;
-            }
-            (Some(pw), proto) => {
-                if auth.is_none() {
-                    report(
-                        "priv_password",
-                        "privacy needs authentication: set auth_password too".to_string(),
-                    );
-                }
-                if pw.len() < 8 {
-                    report(
-                        "priv_password",
-                        "must be at least 8 characters (RFC 3414)".to_string(),
-                    );
-                }
-                let p = match proto.unwrap_or("aes").to_ascii_lowercase().as_str() {
-                    "des" => PrivProtocol::Des,
-                    "aes" | "aes128" => PrivProtocol::Aes128,
-                    "aes192" => PrivProtocol::Aes192,
-                    "aes256" => PrivProtocol::Aes256,
-                    other => {
-                        report(
-                            "priv_protocol",
-                            format!("{other:?} is not one of des, aes, aes192, aes256"),
-                        );
-                        return None;
-                    }
-                };
-                Some((p, pw.clone()))
-            }
-        };
-        Some(Credentials::V3(V3Credentials {
-            user,
-            auth,
-            privacy,
-        }))
-    }
 }
 
 /// `host`, `host:port`, `[v6]:port`; the port defaults to 161. Names are resolved once, here.
@@ -562,7 +378,7 @@ fn resolve(a: &str) -> Result<SocketAddr, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::sources::snmp) mod tests {
     use super::*;
 
     #[test]
@@ -591,7 +407,7 @@ mod tests {
         );
     }
 
-    fn validate(toml_text: &str) -> (SnmpConfig, Vec<String>) {
+    pub(in crate::sources::snmp) fn validate(toml_text: &str) -> (SnmpConfig, Vec<String>) {
         #[derive(Deserialize)]
         struct Wrap {
             snmp: RawSnmp,
@@ -645,55 +461,6 @@ mod tests {
         assert!(t.interfaces.matches(7, Some("eth0"), None));
         assert!(!t.interfaces.matches(7, Some("eth1"), Some("eth1")));
         assert!(!format!("{:?}", t.credentials).contains("pass"));
-    }
-
-    #[test]
-    fn secrets_from_files() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let auth = dir.path().join("auth");
-        let privp = dir.path().join("priv");
-        std::fs::write(&auth, "authpass-from-file\n").expect("write");
-        std::fs::write(&privp, "privpass-from-file").expect("write");
-        let (c, p) = validate(&format!(
-            r#"
-            [[snmp.targets]]
-            address = "127.0.0.1"
-            version = "3"
-            user = "nw"
-            auth_protocol = "sha"
-            auth_password_file = "{}"
-            priv_protocol = "aes"
-            priv_password_file = "{}"
-            "#,
-            auth.display(),
-            privp.display()
-        ));
-        assert!(p.is_empty(), "{p:?}");
-        let Credentials::V3(v3) = &c.targets[0].credentials else {
-            panic!("v3 expected");
-        };
-        assert_eq!(v3.level(), "authPriv");
-        let (_, p) = validate(&format!(
-            r#"
-            [[snmp.targets]]
-            address = "127.0.0.1"
-            community = "x"
-            community_file = "{}"
-            [[snmp.targets]]
-            address = "127.0.0.2"
-            community_file = "/nonexistent/netwarden-community"
-            "#,
-            auth.display()
-        ));
-        let text = format!("{p:?}");
-        assert!(
-            text.contains("community or community_file, not both"),
-            "{text}"
-        );
-        assert!(
-            text.contains("cannot read /nonexistent/netwarden-community"),
-            "{text}"
-        );
     }
 
     #[test]

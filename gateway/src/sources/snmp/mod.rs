@@ -23,6 +23,7 @@
 pub mod client;
 pub mod config;
 pub mod counter;
+pub mod credentials;
 pub mod poller;
 pub mod state;
 
