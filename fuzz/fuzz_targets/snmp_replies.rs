@@ -8,8 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netwarden::sources::snmp::client::walk_from_replies;
 use netwarden::sources::snmp::config::Selection;
+use netwarden::sources::snmp::walk::walk_from_replies;
 use netwarden::sources::snmp::TargetState;
 use snmp2::v3::{Auth, AuthProtocol, Cipher, Security};
 

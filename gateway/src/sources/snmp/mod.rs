@@ -11,9 +11,11 @@
 //!                                    (runtime/series.rs): series pipeline, then sled
 //! ```
 //!
-//! - [`config`]: the `[snmp]` section (v2c community or v3 USM user, interfaces, timing).
+//! - [`config`]: the `[snmp]` section (targets, interfaces, timing); [`credentials`]: the v2c
+//!   community or v3 USM user, from the config or secret files.
 //! - [`counter`]: pure counter arithmetic with a caller-supplied clock.
 //! - [`state`]: one target's interface table between polls (pure, fake-clock tested).
+//! - [`walk`]: the GetBulk walk of a poll, reply by reply (pure, fuzzed).
 //! - [`client`]: snmp2 0.5 requests made robust (it has no timeouts or retries of its own).
 //! - [`poller`]: the async loop per target and the per-target status in `stats.json`.
 //!
@@ -26,6 +28,7 @@ pub mod counter;
 pub mod credentials;
 pub mod poller;
 pub mod state;
+pub mod walk;
 
 pub use client::{Client, PollError};
 pub use config::{RawSnmp, SnmpConfig, TargetConfig};
