@@ -19,9 +19,10 @@
 //!
 //! Keys within a bucket ([`keys`]):
 //! - `alerts`: `ts_ms (u64 BE) ++ seq (u64 BE)`, the alert JSON;
-//! - `flows`: `ts_ms ++ seq`, a [`FlowSummary`](crate::records::FlowSummary) JSON per summary interval (default a minute);
-//! - `scores`: `ts_ms ++ seq`, a [`ScoreSummary`](crate::records::ScoreSummary) JSON (flow detector: per interval; series
-//!   detector: per interface window scored);
+//! - `flows`: `ts_ms ++ seq`, a [`FlowSummary`](crate::records::FlowSummary) JSON per summary
+//!   interval (default a minute);
+//! - `scores`: `ts_ms ++ seq`, a [`ScoreSummary`](crate::records::ScoreSummary) JSON (flow
+//!   detector: per interval; series detector: per interface window scored);
 //! - `series`: `target 0 if_name 0 ts_ms`, 28 bytes per SNMP rate sample (see the store).
 //!
 //! One job per file: [`config`] (retention settings), [`keys`] (kinds, tree names, record

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  [[snmp.targets]] ──► poller task per target (jittered start, every interval)
-//!                        client.rs: GetBulk walk, timeout + retries, session rebuild,
+//!                        client.rs: GetBulk requests, timeout + retries, session rebuild,
 //!                                   SNMPv3 re-discovery
+//!                        walk.rs:   replies folded into interface rows
 //!                        state.rs:  ifIndex ⇄ name, renumbering, selection
 //!                        counter.rs: wrap / reset / gap rules → bits per second or unknown
 //!                      ──try_send──► bounded queue (full: dropped, counted) ──► series thread
