@@ -3,7 +3,9 @@
 //! - [`listener`]: the UDP socket; receives datagrams and queues them, nothing else (no parsing,
 //!   no formatting: a burst must not be dropped because the receive loop was busy).
 //! - [`decode`]: netflow_parser with template caches per exporter and observation domain
-//!   (`AutoScopedParser`) and pending-flow buffering, normalised into `FlowRecord`s.
+//!   (`AutoScopedParser`) and pending-flow buffering, per-exporter accounting.
+//! - [`normalise`]: one record's fields into a `FlowRecord` (element ids, uptime or absolute
+//!   times).
 //! - [`sequence`]: sequence-gap accounting per export stream (netflow_parser does none).
 //! - [`capture`]: reads capture files of export datagrams (for `features`, `demo`, tests).
 
@@ -11,6 +13,7 @@ pub mod capture;
 pub mod config;
 pub mod decode;
 pub mod listener;
+pub mod normalise;
 pub mod sequence;
 
 pub use decode::{DecodeSummary, NetflowDecoder, Source};
