@@ -8,9 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netwarden::models::bundle::{
-    check_flow_manifest, check_series_manifest, BUILTIN_MODEL, BUILTIN_SERIES_MODEL,
-};
+use netwarden::models::bundle::{BUILTIN_MODEL, BUILTIN_SERIES_MODEL};
+use netwarden::models::manifest::{check_flow_manifest, check_series_manifest};
 use netwarden::models::{PublicKey, Trust};
 
 fuzz_target!(|data: &[u8]| {

@@ -9,25 +9,20 @@
 //! differs from the gateway's, the model's SHA-256 differs from the manifest's, tract cannot
 //! load it, its golden vectors do not reproduce, or its `manifest.sig` fails the gateway's trust
 //! rule ([`Trust`], module [`super::signature`]).
+//!
+//! The manifest and the checks it must pass before tract sees the model are in
+//! [`super::manifest`].
 
 use std::path::{Path, PathBuf};
 
-use netwarden_firmware::features::{FLOW_FEATURES, FLOW_SCHEMA, FLOW_WIDTH};
-use netwarden_firmware::series::{
-    judge_window, SeriesRow, SERIES_FEATURES, SERIES_SCHEMA, SERIES_WIDTH, WINDOW_STEPS,
-};
-use netwarden_firmware::{Scaler, Verdict};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use netwarden_firmware::features::FLOW_WIDTH;
+use netwarden_firmware::series::{judge_window, SeriesRow, SERIES_FEATURES, SERIES_WIDTH};
+use netwarden_firmware::Verdict;
 
+use super::manifest::{check_flow_manifest, check_series_manifest, Manifest, KIND_SERIES};
 use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
 use crate::models::flow_scorer::{DetectorError, FlowAe};
 use crate::models::series_scorer::{SeriesDetectorError, SeriesLstm};
-
-/// `kind` of a flow autoencoder bundle.
-pub const KIND_FLOW: &str = "flow_ae";
-/// `kind` of an interface-series autoencoder bundle (the name is historical: conv or LSTM).
-pub const KIND_SERIES: &str = "series_lstm";
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
@@ -96,81 +91,6 @@ bundle_error_from!(
     DetectorError => Model,
     SeriesDetectorError => SeriesModel,
 );
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Manifest {
-    pub format: u32,
-    pub name: String,
-    pub kind: String,
-    pub version: String,
-    pub model: ModelSection,
-    pub features: FeatureSection,
-    pub threshold: ThresholdSection,
-    pub severity: SeveritySection,
-    pub golden: GoldenSection,
-    #[serde(default)]
-    pub training: serde_json::Value,
-    #[serde(default)]
-    pub created_utc: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ModelSection {
-    pub file: String,
-    pub sha256: String,
-    pub input_name: String,
-    pub output_name: String,
-    pub input_width: usize,
-    pub precision: String,
-    /// Steps per window (`series_lstm` only).
-    #[serde(default)]
-    pub window: Option<usize>,
-    /// Model family (`seed`, `edge`, `attention`, `ensemble`), informational.
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeatureSection {
-    pub schema: String,
-    pub names: Vec<String>,
-    pub scaling: Vec<ScalingEntry>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ScalingEntry {
-    pub name: String,
-    pub log1p: bool,
-    pub min: f64,
-    pub max: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ThresholdSection {
-    pub value: f32,
-    pub method: String,
-    #[serde(default)]
-    pub quantile: Option<f64>,
-    /// Errors the quantile was taken over.
-    #[serde(default)]
-    pub n: Option<u64>,
-    /// Where those errors came from (training set, a device's own history ...).
-    #[serde(default)]
-    pub source: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SeveritySection {
-    pub high_ratio: f32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct GoldenSection {
-    pub inputs: Vec<Vec<f32>>,
-    pub outputs: Vec<Vec<f32>>,
-    pub errors: Vec<f32>,
-    pub tolerance: f32,
-}
 
 /// A checked bundle, ready to run.
 #[derive(Debug)]
@@ -248,115 +168,6 @@ fn read_dir(dir: &Path, trust: &Trust) -> Result<DirParts, BundleError> {
     let parsed: Manifest = serde_json::from_str(&manifest)?;
     let model = read(dir.join(&parsed.model.file))?;
     Ok((manifest, parsed, model, status))
-}
-
-fn check_hash(m: &Manifest, model: &[u8]) -> Result<(), BundleError> {
-    let actual = hex(&Sha256::digest(model));
-    if !actual.eq_ignore_ascii_case(&m.model.sha256) {
-        return Err(BundleError::Hash {
-            expected: m.model.sha256.clone(),
-            actual,
-        });
-    }
-    Ok(())
-}
-
-/// Checks shared by both kinds; `golden_len` is the values per golden input/output.
-fn check_manifest(
-    m: &Manifest,
-    kind: &'static str,
-    schema: &'static str,
-    names: &'static [&'static str],
-    golden_len: usize,
-) -> Result<(), BundleError> {
-    if m.format != 1 {
-        return Err(BundleError::Format(m.format));
-    }
-    if m.kind != kind {
-        return Err(BundleError::Kind {
-            got: m.kind.clone(),
-            expected: kind,
-        });
-    }
-    if m.features.schema != schema
-        || m.features
-            .names
-            .iter()
-            .map(String::as_str)
-            .ne(names.iter().copied())
-    {
-        return Err(BundleError::Schema {
-            bundle: m.features.schema.clone(),
-            names: m.features.names.clone(),
-            schema,
-            expected: names,
-        });
-    }
-    if m.model.input_width != names.len() {
-        return Err(BundleError::Invalid(format!(
-            "model.input_width is {}, schema has {}",
-            m.model.input_width,
-            names.len()
-        )));
-    }
-    if !(m.threshold.value.is_finite() && m.threshold.value > 0.0) {
-        return Err(BundleError::Invalid(format!(
-            "threshold.value {} is not a positive number",
-            m.threshold.value
-        )));
-    }
-    if !(m.severity.high_ratio.is_finite() && m.severity.high_ratio >= 1.0) {
-        return Err(BundleError::Invalid(format!(
-            "severity.high_ratio {} is below 1",
-            m.severity.high_ratio
-        )));
-    }
-    let g = &m.golden;
-    if g.inputs.is_empty() || g.inputs.len() != g.outputs.len() || g.inputs.len() != g.errors.len()
-    {
-        return Err(BundleError::Invalid(
-            "golden inputs, outputs and errors must be non-empty and of equal length".into(),
-        ));
-    }
-    if g.inputs
-        .iter()
-        .chain(&g.outputs)
-        .any(|v| v.len() != golden_len)
-    {
-        return Err(BundleError::Invalid(format!(
-            "every golden vector must have {golden_len} values"
-        )));
-    }
-    if !(g.tolerance.is_finite() && g.tolerance > 0.0 && g.tolerance <= 0.1) {
-        return Err(BundleError::Invalid(format!(
-            "golden.tolerance {} is not in (0, 0.1]",
-            g.tolerance
-        )));
-    }
-    Ok(())
-}
-
-fn scaler<const N: usize>(m: &Manifest, names: &[&str; N]) -> Result<Scaler<N>, BundleError> {
-    let s = &m.features.scaling;
-    if s.len() != N || s.iter().zip(names).any(|(e, n)| e.name != *n) {
-        return Err(BundleError::Invalid(
-            "features.scaling must list the schema's features in order".into(),
-        ));
-    }
-    if s.iter().any(|e| !e.min.is_finite() || !e.max.is_finite()) {
-        return Err(BundleError::Invalid(
-            "features.scaling has a non-finite min or max".into(),
-        ));
-    }
-    let mut log1p = [false; N];
-    let mut min = [0.0; N];
-    let mut max = [0.0; N];
-    for (i, e) in s.iter().enumerate() {
-        log1p[i] = e.log1p;
-        min[i] = e.min;
-        max[i] = e.max;
-    }
-    Ok(Scaler::new(log1p, min, max))
 }
 
 fn check_golden(m: &Manifest, detector: &mut FlowAe) -> Result<(), BundleError> {
@@ -450,51 +261,6 @@ impl SeriesBundle {
             signature: SignatureStatus::NotChecked,
         })
     }
-}
-
-/// Everything a flow bundle must pass before tract sees its model: the manifest parses, its
-/// schema, shapes, threshold and golden vectors are well-formed, the model's SHA-256 matches,
-/// and the scaling is usable. (Fuzzed: `fuzz/fuzz_targets/bundle_manifest.rs`.)
-pub fn check_flow_manifest(
-    manifest: &str,
-    model: &[u8],
-) -> Result<(Manifest, Scaler<FLOW_WIDTH>), BundleError> {
-    let m: Manifest = serde_json::from_str(manifest)?;
-    check_manifest(&m, KIND_FLOW, FLOW_SCHEMA, &FLOW_FEATURES, FLOW_WIDTH)?;
-    check_hash(&m, model)?;
-    let scaler = scaler(&m, &FLOW_FEATURES)?;
-    Ok((m, scaler))
-}
-
-/// As [`check_flow_manifest`], for a `series_lstm` bundle; also returns its window length.
-pub fn check_series_manifest(
-    manifest: &str,
-    model: &[u8],
-) -> Result<(Manifest, usize, Scaler<SERIES_WIDTH>), BundleError> {
-    let m: Manifest = serde_json::from_str(manifest)?;
-    let window = match m.model.window {
-        Some(w) if (1..=10_000).contains(&w) => w,
-        other => {
-            return Err(BundleError::Invalid(format!(
-                "model.window is {other:?}; a series_lstm bundle needs the window length (50)"
-            )))
-        }
-    };
-    if window != WINDOW_STEPS {
-        return Err(BundleError::Invalid(format!(
-            "model.window is {window}, the gateway builds windows of {WINDOW_STEPS} steps"
-        )));
-    }
-    check_manifest(
-        &m,
-        KIND_SERIES,
-        SERIES_SCHEMA,
-        &SERIES_FEATURES,
-        window * SERIES_WIDTH,
-    )?;
-    check_hash(&m, model)?;
-    let scaler = scaler(&m, &SERIES_FEATURES)?;
-    Ok((m, window, scaler))
 }
 
 /// A bundle of either kind, for tools that take whatever directory they are given.
@@ -597,10 +363,6 @@ fn to_array(v: &[f32]) -> [f32; FLOW_WIDTH] {
         *d = *s;
     }
     a
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! Model management: loading, checking and verifying bundles ([`bundle`], [`signature`]), the
-//! scorers that run them with tract ([`flow_scorer`], [`series_scorer`]), and the choice between
-//! a configured bundle and the built-in one ([`select`]). Hot swap comes with issue 6.
+//! Model management: loading, checking and verifying bundles ([`bundle`], [`manifest`],
+//! [`signature`]), the scorers that run them with tract ([`flow_scorer`], [`series_scorer`]),
+//! and the choice between a configured bundle and the built-in one ([`select`]). Hot swap comes with issue 6.
 //!
 //! Imports only [`crate::records`] of the crate: the pipelines and sinks use models, never the
 //! other way round.
@@ -8,11 +8,13 @@
 pub mod bundle;
 pub mod config;
 pub mod flow_scorer;
+pub mod manifest;
 pub mod select;
 pub mod series_scorer;
 pub mod signature;
 
-pub use bundle::{AnyBundle, Bundle, BundleError, Manifest, SeriesBundle};
+pub use bundle::{AnyBundle, Bundle, BundleError, SeriesBundle};
+pub use manifest::Manifest;
 pub use select::{load_flow_bundle, LoadError, ModelSources};
 pub use signature::{PublicKey, SignatureError, SignatureStatus, Trust};
 
