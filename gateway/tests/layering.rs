@@ -268,7 +268,6 @@ fn the_checker_sees_grouped_and_relative_paths() {
 const MAX_LINES: usize = 600;
 
 #[test]
-#[ignore = "enabled when the sinks split lands"]
 fn no_logic_file_is_over_600_lines() {
     let src = src_dir();
     let mut files = Vec::new();

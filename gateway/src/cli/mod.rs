@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod args;
 pub mod calibrate;
+pub mod chart;
 pub mod demo;
 pub mod features;
 pub mod history;
