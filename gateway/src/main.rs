@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use netwarden::cli::logging::{self, LogFormat};
-use netwarden::cli::{alerts, calibrate, demo, features, history, model, plot, run, validate};
+use netwarden::cli::{
+    alerts, calibrate, demo, eval, features, history, model, plot, run, validate,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +47,10 @@ enum Command {
     Plot(plot::PlotArgs),
     /// Replay a shipped capture (benign traffic and a port scan) through the whole pipeline.
     Demo(demo::DemoArgs),
+    /// Replay a lab run directory (capture, NetFlow exports, labels) through every configured
+    /// detector and report detection, false alerts per hour and flow-level metrics
+    /// (docs/evaluation.md). Exit 0: targets met, 1: not met, 2: error.
+    Eval(eval::EvalArgs),
     /// Check a configuration file and print every problem in it.
     Validate(validate::ValidateArgs),
     /// Model bundle tools.
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
         Command::History(a) => history::execute(a),
         Command::Plot(a) => plot::execute(a),
         Command::Demo(a) => demo::execute(a),
+        Command::Eval(a) => eval::execute(a),
         Command::Validate(a) => validate::execute(a),
         Command::Model(a) => model::execute(a),
     };

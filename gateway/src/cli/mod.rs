@@ -7,6 +7,7 @@ pub mod args;
 pub mod calibrate;
 pub mod chart;
 pub mod demo;
+pub mod eval;
 pub mod features;
 pub mod history;
 pub mod logging;

@@ -29,6 +29,15 @@ use alerting::{Alerter, Finding};
 /// the stack before boxing in debug builds, so kept well under a test thread's 2 MiB stack.
 pub const HOST_WINDOWS: usize = 4096;
 
+/// A flow as the detector scored it; kept only when asked for ([`Pipeline::keep_scores`]), by
+/// `netwarden eval`, which needs every score, not only the alerts.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoredFlow {
+    pub flow: FlowRecord,
+    pub error: f32,
+    pub anomalous: bool,
+}
+
 #[derive(Debug)]
 struct Pending {
     exporter: FlowOrigin,
@@ -55,6 +64,8 @@ pub struct Pipeline {
     /// Scores since the last hand-over to the dashboard's
     /// [`LiveBoard`](crate::records::live::LiveBoard).
     pub live: LiveTally,
+    /// Every scored flow, when kept.
+    scored: Option<Vec<ScoredFlow>>,
 }
 
 impl Pipeline {
@@ -84,7 +95,20 @@ impl Pipeline {
             tally: summary::FlowTally::new(crate::now_ms()),
             model_name,
             live: LiveTally::default(),
+            scored: None,
         }
+    }
+
+    /// Keeps every scored flow for [`Pipeline::take_scores`] (offline evaluation; the daemon
+    /// never does: it would grow without bound).
+    pub fn keep_scores(mut self) -> Self {
+        self.scored = Some(Vec::new());
+        self
+    }
+
+    /// The flows scored since the last call (empty unless [`Pipeline::keep_scores`]).
+    pub fn take_scores(&mut self) -> Vec<ScoredFlow> {
+        self.scored.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Uses `clock` for alert timestamps (tests, demo replays).
@@ -176,6 +200,13 @@ impl Pipeline {
             self.tally
                 .observe(&p.flow, verdict.error, verdict.severity.is_some());
             self.live.record(verdict.error, verdict.severity.is_some());
+            if let Some(scored) = self.scored.as_mut() {
+                scored.push(ScoredFlow {
+                    flow: p.flow,
+                    error: verdict.error,
+                    anomalous: verdict.severity.is_some(),
+                });
+            }
             let Some(severity) = verdict.severity else {
                 continue;
             };
