@@ -7,9 +7,9 @@ errors. This module does that on one lab run (docs/evaluation.md):
 - flows: the NFStream columns of the run's capture, as metered by netwarden's packet meter
   (``netwarden eval DIR --paths capture --write-nfstream flows.csv``);
 - labels: the run's ``labels.csv``, with the rule ``netwarden eval`` applies: a flow is
-  malicious iff it starts inside a malicious phase (widened by ``--slack-ms``) and one of the
-  phase's attackers is an endpoint;
-- training: the benign lead-in only (flows that start before the first malicious phase,
+  malicious iff its [first, last] packet times overlap a malicious phase (widened by
+  ``--slack-ms``) and one of the phase's attackers is an endpoint;
+- training: the benign lead-in only (flows that end before the first malicious phase,
   minus the slack); min/max scaling fitted on those flows (the seed used scikit-learn's
   MinMaxScaler on raw columns); Dense 8-4-2-4 with ReLU, a sigmoid output, Adam, MSE;
 - threshold: the 95th percentile of the training flows' errors; a flow is flagged when its
@@ -99,16 +99,18 @@ class Flows:
     src: list
     dst: list
     first_ms: np.ndarray
+    last_ms: np.ndarray
     x: np.ndarray  # [n, len(columns)]
 
 
 def read_flows(path: str, columns: list[str]) -> Flows:
     """The CSV `netwarden eval --write-nfstream` writes: src_ip,dst_ip, then NFStream columns."""
-    src, dst, first, x = [], [], [], []
+    src, dst, first, last, x = [], [], [], [], []
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = csv.DictReader(f)
-            need = {"src_ip", "dst_ip", "bidirectional_first_seen_ms", *columns}
+            need = {"src_ip", "dst_ip", "bidirectional_first_seen_ms",
+                    "bidirectional_last_seen_ms", *columns}
             missing = need - set(rows.fieldnames or [])
             if missing:
                 raise BaselineError(f"{path}: header lacks {', '.join(sorted(missing))}")
@@ -117,6 +119,7 @@ def read_flows(path: str, columns: list[str]) -> Flows:
                     src.append(ipaddress.ip_address(row["src_ip"]))
                     dst.append(ipaddress.ip_address(row["dst_ip"]))
                     first.append(int(float(row["bidirectional_first_seen_ms"])))
+                    last.append(int(float(row["bidirectional_last_seen_ms"])))
                     x.append([float(row[c]) for c in columns])
                 except (TypeError, ValueError) as e:
                     raise BaselineError(f"{path} line {line}: {e}") from e
@@ -124,16 +127,18 @@ def read_flows(path: str, columns: list[str]) -> Flows:
         raise BaselineError(f"cannot read {path}: {e}") from e
     if not src:
         raise BaselineError(f"{path}: no flows")
-    return Flows(src, dst, np.asarray(first, dtype=np.int64), np.asarray(x, dtype=np.float64))
+    return Flows(src, dst, np.asarray(first, dtype=np.int64), np.asarray(last, dtype=np.int64),
+                 np.asarray(x, dtype=np.float64))
 
 
 def label_flows(flows: Flows, phases: list[Phase], slack_ms: int) -> np.ndarray:
-    """True where a flow starts in a malicious phase (± slack) with an attacker as endpoint."""
+    """True where a flow overlaps a malicious phase (± slack) with an attacker as endpoint."""
     y = np.zeros(len(flows.src), dtype=bool)
     for p in phases:
         if not p.malicious:
             continue
-        in_time = (flows.first_ms >= p.start_ms - slack_ms) & (flows.first_ms <= p.end_ms + slack_ms)
+        last = np.maximum(flows.last_ms, flows.first_ms)
+        in_time = (flows.first_ms <= p.end_ms + slack_ms) & (last >= p.start_ms - slack_ms)
         ends = np.array([(s in p.attackers) or (d in p.attackers)
                          for s, d in zip(flows.src, flows.dst)], dtype=bool)
         y |= in_time & ends
@@ -211,7 +216,7 @@ def evaluate(flows: Flows, phases: list[Phase], slack_ms: int, epochs: int, seed
     y = label_flows(flows, phases, slack_ms)
     attacks = [p.start_ms for p in phases if p.malicious]
     lead_in_end = (min(attacks) if attacks else max(p.end_ms for p in phases)) - slack_ms
-    train = flows.first_ms < lead_in_end
+    train = (np.maximum(flows.last_ms, flows.first_ms) < lead_in_end) & ~y
     if int(train.sum()) < 10:
         raise BaselineError(f"only {int(train.sum())} flows start in the benign lead-in "
                             f"(before {lead_in_end} ms); need at least 10 to train")
@@ -256,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", required=True, metavar="labels.csv")
     p.add_argument("--columns", default="bidirectional_packets",
                    help="comma-separated NFStream columns (default: bidirectional_packets)")
-    p.add_argument("--slack-ms", type=int, default=2000, help="as netwarden eval (default 2000)")
+    p.add_argument("--slack-ms", type=int, default=1000, help="as netwarden eval (default 1000)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--quantile", type=float, default=0.95)

@@ -33,7 +33,8 @@ def test_labels_follow_attacker_and_time(tmp_path):
     ip = ipaddress.ip_address
     flows = sb.Flows(src=[ip("10.0.0.9"), ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.9")],
                      dst=[ip("10.0.0.2"), ip("10.0.0.9"), ip("10.0.0.2"), ip("10.0.0.2")],
-                     first_ms=np.array([1500, 1500, 1500, 500]), x=np.zeros((4, 1)))
+                     first_ms=np.array([1500, 1500, 1500, 500]),
+                     last_ms=np.array([1500, 1600, 1500, 500]), x=np.zeros((4, 1)))
     assert sb.label_flows(flows, phases, 0).tolist() == [True, True, False, False]
     assert sb.label_flows(flows, phases, 600).tolist() == [True, True, False, True]
 
@@ -57,8 +58,9 @@ def test_end_to_end_flags_the_big_flows(tmp_path):
     flows = tmp_path / "flows.csv"
     with open(flows, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["src_ip", "dst_ip", "bidirectional_first_seen_ms", "bidirectional_packets"])
-        w.writerows(rows)
+        w.writerow(["src_ip", "dst_ip", "bidirectional_first_seen_ms",
+                    "bidirectional_last_seen_ms", "bidirectional_packets"])
+        w.writerows((s, d, t, t + 5, n) for s, d, t, n in rows)
     labels = write_labels(tmp_path, "lead,benign,benign,,,0,4000,\n"
                                     "flood,x,malicious,10.0.0.9,10.0.0.2,5000,5200,\n")
     r = sb.evaluate(sb.read_flows(str(flows), ["bidirectional_packets"]),

@@ -8,28 +8,34 @@ use std::net::IpAddr;
 
 use super::labels::{Label, Phase};
 
-/// Does a flow that started at `first_ms` belong to `phase`? Yes when it started inside the
-/// phase, widened by `slack_ms` on both sides: flow times come from exporters (NetFlow v9
-/// headers carry whole seconds, so softflowd's v9 times are up to a second early) and replies
-/// can trail the attacker's last packet.
-pub fn in_phase(first_ms: u64, phase: &Phase, slack_ms: u64) -> bool {
-    first_ms >= phase.start_ms.saturating_sub(slack_ms)
-        && first_ms <= phase.end_ms.saturating_add(slack_ms)
+/// A flow's time span, first to last packet (epoch ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub first_ms: u64,
+    pub last_ms: u64,
 }
 
-/// The index of the first malicious phase in which a flow between `a` and `b` that started at
-/// `first_ms` is malicious: the flow started in the phase and an attacker is one of its
-/// endpoints. `None`: the flow is benign.
+/// Does a flow belong to `phase` in time? Yes when `[first_ms, last_ms]` overlaps the phase
+/// widened by `slack_ms` on both sides: flow times come from exporters (NetFlow v9 headers
+/// carry whole seconds, so softflowd's v9 times are up to a second early). This is the rule
+/// the lab's own per-flow labels use (tests/lab/flowlabels.py, 1 s slack).
+pub fn in_phase(span: Span, phase: &Phase, slack_ms: u64) -> bool {
+    span.first_ms <= phase.end_ms.saturating_add(slack_ms)
+        && span.last_ms.max(span.first_ms) >= phase.start_ms.saturating_sub(slack_ms)
+}
+
+/// The index of the first malicious phase in which a flow between `a` and `b` is malicious:
+/// the flow overlaps the phase and an attacker is one of its endpoints. `None`: benign.
 pub fn malicious_phase(
     phases: &[Phase],
     a: IpAddr,
     b: IpAddr,
-    first_ms: u64,
+    span: Span,
     slack_ms: u64,
 ) -> Option<usize> {
     phases.iter().position(|p| {
         p.label == Label::Malicious
-            && in_phase(first_ms, p, slack_ms)
+            && in_phase(span, p, slack_ms)
             && (p.attackers.contains(&a) || p.attackers.contains(&b))
     })
 }
@@ -47,10 +53,10 @@ pub enum AlertClass {
     False,
 }
 
-/// Classifies an alert by its source host and its flow's start time. Attacker matches win over
+/// Classifies an alert by its source host and its flow's time. Attacker matches win over
 /// victim matches (a host can be both in overlapping phases).
-pub fn classify_alert(phases: &[Phase], src: IpAddr, first_ms: u64, slack_ms: u64) -> AlertClass {
-    let during = |p: &&Phase| p.label == Label::Malicious && in_phase(first_ms, p, slack_ms);
+pub fn classify_alert(phases: &[Phase], src: IpAddr, span: Span, slack_ms: u64) -> AlertClass {
+    let during = |p: &&Phase| p.label == Label::Malicious && in_phase(span, p, slack_ms);
     if let Some(i) = phases
         .iter()
         .position(|p| during(&p) && p.attackers.contains(&src))
@@ -199,6 +205,13 @@ mod tests {
         s.parse().expect("ip")
     }
 
+    fn at(first_ms: u64) -> Span {
+        Span {
+            first_ms,
+            last_ms: first_ms,
+        }
+    }
+
     #[test]
     fn auc_hand_checked_with_ties() {
         // Positives 0.9, 0.5, 0.5; negatives 0.5, 0.1. Pairs (pos, neg): (0.9,0.5)=1,
@@ -275,16 +288,22 @@ mod tests {
             phase(Label::Malicious, "10.0.0.9", "10.0.0.2", 10_000, 20_000),
         ];
         let (att, vic, other) = (ip("10.0.0.9"), ip("10.0.0.2"), ip("10.0.0.3"));
-        assert_eq!(malicious_phase(&phases, att, vic, 12_000, 0), Some(1));
+        assert_eq!(malicious_phase(&phases, att, vic, at(12_000), 0), Some(1));
         // Either direction: the victim's reply is malicious too.
-        assert_eq!(malicious_phase(&phases, vic, att, 12_000, 0), Some(1));
+        assert_eq!(malicious_phase(&phases, vic, att, at(12_000), 0), Some(1));
         // Another host during the attack is benign.
-        assert_eq!(malicious_phase(&phases, other, vic, 12_000, 0), None);
+        assert_eq!(malicious_phase(&phases, other, vic, at(12_000), 0), None);
         // The attacker before the phase is benign; within the slack it is not.
-        assert_eq!(malicious_phase(&phases, att, vic, 9_000, 0), None);
-        assert_eq!(malicious_phase(&phases, att, vic, 9_000, 1_000), Some(1));
-        assert_eq!(malicious_phase(&phases, att, vic, 21_000, 1_000), Some(1));
-        assert_eq!(malicious_phase(&phases, att, vic, 21_001, 1_000), None);
+        assert_eq!(malicious_phase(&phases, att, vic, at(9_000), 0), None);
+        assert_eq!(malicious_phase(&phases, att, vic, at(9_000), 1_000), Some(1));
+        assert_eq!(malicious_phase(&phases, att, vic, at(21_000), 1_000), Some(1));
+        assert_eq!(malicious_phase(&phases, att, vic, at(21_001), 1_000), None);
+        // A flow that began before the phase and ran into it overlaps it.
+        let long = Span {
+            first_ms: 2_000,
+            last_ms: 10_500,
+        };
+        assert_eq!(malicious_phase(&phases, att, vic, long, 0), Some(1));
     }
 
     #[test]
@@ -294,23 +313,23 @@ mod tests {
             phase(Label::Malicious, "10.0.0.7", "10.0.0.9", 30_000, 40_000),
         ];
         assert_eq!(
-            classify_alert(&phases, ip("10.0.0.9"), 15_000, 0),
+            classify_alert(&phases, ip("10.0.0.9"), at(15_000), 0),
             AlertClass::Attacker(0)
         );
         assert_eq!(
-            classify_alert(&phases, ip("10.0.0.2"), 15_000, 0),
+            classify_alert(&phases, ip("10.0.0.2"), at(15_000), 0),
             AlertClass::Victim(0)
         );
         assert_eq!(
-            classify_alert(&phases, ip("10.0.0.9"), 35_000, 0),
+            classify_alert(&phases, ip("10.0.0.9"), at(35_000), 0),
             AlertClass::Victim(1)
         );
         assert_eq!(
-            classify_alert(&phases, ip("10.0.0.9"), 25_000, 0),
+            classify_alert(&phases, ip("10.0.0.9"), at(25_000), 0),
             AlertClass::False
         );
         assert_eq!(
-            classify_alert(&phases, ip("10.0.0.3"), 15_000, 0),
+            classify_alert(&phases, ip("10.0.0.3"), at(15_000), 0),
             AlertClass::False
         );
     }

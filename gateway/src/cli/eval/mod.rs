@@ -56,9 +56,9 @@ pub struct EvalArgs {
     /// The daemon's configuration (detector, alerting and capture settings are used).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// How far (ms) outside a phase a flow may start and still belong to it: exporters' times
-    /// are coarse (NetFlow v9 headers carry whole seconds) and replies trail the attacker.
-    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    /// How far (ms) outside a phase a flow may lie and still belong to it: exporters' times
+    /// are coarse (NetFlow v9 headers carry whole seconds). The lab's per-flow labels use 1 s.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub slack_ms: u64,
     /// Also write the capture path's metered flows with NFStream's columns (src_ip, dst_ip,
     /// then the numeric columns) to this CSV, for the seed baseline (models/).
@@ -232,7 +232,11 @@ pub fn evaluate(
     for a in &run.alerts {
         counts.total += 1;
         let class = a.src.map_or(AlertClass::False, |src| {
-            metrics::classify_alert(phases, src, a.flow_first_ms, slack_ms)
+            let span = metrics::Span {
+                first_ms: a.flow_first_ms,
+                last_ms: a.flow_last_ms,
+            };
+            metrics::classify_alert(phases, src, span, slack_ms)
         });
         match class {
             AlertClass::Attacker(i) => {
@@ -263,7 +267,11 @@ pub fn evaluate(
     let mut ranked = Vec::with_capacity(run.scores.len());
     for s in &run.scores {
         let f = &s.flow;
-        let phase = metrics::malicious_phase(phases, f.src_addr, f.dst_addr, f.first_ms, slack_ms);
+        let span = metrics::Span {
+            first_ms: f.first_ms,
+            last_ms: f.last_ms,
+        };
+        let phase = metrics::malicious_phase(phases, f.src_addr, f.dst_addr, span, slack_ms);
         if let Some(i) = phase {
             outcomes[i].malicious_flows += 1;
             outcomes[i].flagged_flows += u64::from(s.anomalous);

@@ -17,7 +17,7 @@ pub struct Report {
     pub dir: String,
     /// `params.json` as written by the lab (`null` when absent).
     pub params: Option<serde_json::Value>,
-    /// How far outside a phase a flow may start and still belong to it.
+    /// How far outside a phase a flow may lie and still belong to it.
     pub slack_ms: u64,
     /// First start and last end in `labels.csv`.
     pub labelled_start_ms: u64,
@@ -164,7 +164,7 @@ pub fn human(r: &Report) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "netwarden eval {}{seed}: {} phases ({} attacks) over {:.3} h of labelled traffic; flows belong to a phase when they start within it, ±{:.1} s",
+        "netwarden eval {}{seed}: {} phases ({} attacks) over {:.3} h of labelled traffic; a flow belongs to a phase when it overlaps it ±{:.1} s",
         r.dir,
         r.phases,
         r.attack_phases,
