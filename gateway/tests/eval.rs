@@ -50,7 +50,10 @@ fn lab_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tmp");
     for (from, to) in [
         ("pcap/scan-mixed.pcap", "capture.pcap"),
-        ("netflow/softflowd-ipfix-scan-mixed.pcap", "netflow-ipfix.pcap"),
+        (
+            "netflow/softflowd-ipfix-scan-mixed.pcap",
+            "netflow-ipfix.pcap",
+        ),
         ("netflow/softflowd-v9-scan-mixed.pcap", "netflow-v9.pcap"),
     ] {
         std::fs::copy(data(from), dir.path().join(to)).expect("copy fixture");
@@ -122,7 +125,10 @@ fn the_scan_is_detected_on_every_path_and_the_counts_add_up() {
         let t_flow = phase["first_alert_flow_s"].as_f64().expect("flow time");
         let t_raised = phase["first_alert_raised_s"].as_f64().expect("raised");
         assert!(t_flow < 1.0, "{path}: {t_flow}");
-        assert!(t_raised >= t_flow, "{path}: raised {t_raised} before flow {t_flow}");
+        assert!(
+            t_raised >= t_flow,
+            "{path}: raised {t_raised} before flow {t_flow}"
+        );
         if path == "capture" {
             // The meter ends a flow 120 s after its last packet, or at the end of the file.
             let end = (s.last_ms - s.start_ms) as f64 / 1000.0;
@@ -167,7 +173,10 @@ fn the_human_report_is_a_table_and_unmet_targets_exit_1() {
     assert!(text.contains("netflow-v9 / flow_ae"), "{text}");
     assert!(!text.contains("netflow-ipfix"), "{text}");
     assert!(text.contains("targets NOT met"), "{text}");
-    assert!(text.contains("1 of 1 attack phases detected, --min-phases 2"), "{text}");
+    assert!(
+        text.contains("1 of 1 attack phases detected, --min-phases 2"),
+        "{text}"
+    );
     let row = text
         .lines()
         .find(|l| l.trim_start().starts_with("scan "))
@@ -196,11 +205,18 @@ fn missing_files_and_bad_labels_exit_2_with_the_file_and_line() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("labels.csv"), "{err}");
     assert!(err.contains("line 5: label \"malicous\""), "{err}");
-    assert!(err.contains("line 5: end_ms 5 is before start_ms 10"), "{err}");
+    assert!(
+        err.contains("line 5: end_ms 5 is before start_ms 10"),
+        "{err}"
+    );
 
     // A capture that is not one.
     std::fs::write(dir.path().join("netflow-v9.pcap"), b"garbage").expect("write");
-    std::fs::write(&labels, "phase,kind,label,attacker_ip,victim_ip,start_ms,end_ms,notes\nx,y,benign,,,1,2,\n").expect("write");
+    std::fs::write(
+        &labels,
+        "phase,kind,label,attacker_ip,victim_ip,start_ms,end_ms,notes\nx,y,benign,,,1,2,\n",
+    )
+    .expect("write");
     let out = eval(&[d, "--paths", "v9"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

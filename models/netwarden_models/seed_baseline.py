@@ -242,7 +242,7 @@ def _fmt(v) -> str:
 
 def human(r: dict) -> str:
     lines = [f"seed baseline: {r['method']}",
-             f"trained on {r['train_flows']} lead-in flows (start before {r['lead_in_end_ms']} ms), "
+             f"trained on {r['train_flows']} lead-in flows (ending before {r['lead_in_end_ms']} ms), "
              f"threshold {r['threshold']:.6g}"]
     for key, what in (("all_flows", "all flows"), ("after_lead_in", "after the lead-in")):
         m = r[key]

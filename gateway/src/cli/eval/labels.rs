@@ -327,7 +327,10 @@ mod tests {
             all.contains("line 4: a malicious phase needs an attacker_ip"),
             "{all}"
         );
-        assert!(all.contains("line 5: end_ms 2 is before start_ms 9"), "{all}");
+        assert!(
+            all.contains("line 5: end_ms 2 is before start_ms 9"),
+            "{all}"
+        );
         assert!(all.contains("line 6: start_ms \"soon\""), "{all}");
         assert!(all.contains("line 7: 2 fields, the header has 8"), "{all}");
     }
@@ -351,7 +354,10 @@ mod tests {
         let text = "start_ms,end_ms,label,phase,kind,attacker_ip,victim_ip,notes,extra\n\
                     1,2,malicious,p,k,10.0.0.1,,n,zzz\n";
         let p = parse_labels(text).expect("valid");
-        assert_eq!(p[0].attackers, vec!["10.0.0.1".parse::<IpAddr>().expect("ip")]);
+        assert_eq!(
+            p[0].attackers,
+            vec!["10.0.0.1".parse::<IpAddr>().expect("ip")]
+        );
         assert_eq!(p[0].phase, "p");
     }
 

@@ -295,8 +295,14 @@ mod tests {
         assert_eq!(malicious_phase(&phases, other, vic, at(12_000), 0), None);
         // The attacker before the phase is benign; within the slack it is not.
         assert_eq!(malicious_phase(&phases, att, vic, at(9_000), 0), None);
-        assert_eq!(malicious_phase(&phases, att, vic, at(9_000), 1_000), Some(1));
-        assert_eq!(malicious_phase(&phases, att, vic, at(21_000), 1_000), Some(1));
+        assert_eq!(
+            malicious_phase(&phases, att, vic, at(9_000), 1_000),
+            Some(1)
+        );
+        assert_eq!(
+            malicious_phase(&phases, att, vic, at(21_000), 1_000),
+            Some(1)
+        );
         assert_eq!(malicious_phase(&phases, att, vic, at(21_001), 1_000), None);
         // A flow that began before the phase and ran into it overlaps it.
         let long = Span {

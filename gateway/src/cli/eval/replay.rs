@@ -215,7 +215,9 @@ fn read_capture(
         let packet = match packet {
             Ok(p) => p,
             Err(e) => {
-                damage = Some(format!("; record {record} is damaged ({e}), read stopped there"));
+                damage = Some(format!(
+                    "; record {record} is damaged ({e}), read stopped there"
+                ));
                 break;
             }
         };
