@@ -253,4 +253,22 @@ fn nfstream_columns_are_written_for_the_seed_baseline() {
         .map(|r| r[col].parse::<f64>().expect("number"))
         .sum();
     assert_eq!(packets, 7520.0);
+    // netwarden's own verdict on each of those flows, for the comparison.
+    let err = header
+        .iter()
+        .position(|h| *h == "flow_ae_error")
+        .expect("flow_ae_error");
+    let flag = header
+        .iter()
+        .position(|h| *h == "flow_ae_anomalous")
+        .expect("flow_ae_anomalous");
+    assert!(rows
+        .iter()
+        .all(|r| r[err].parse::<f32>().is_ok_and(|e| e >= 0.0)));
+    let flagged = rows.iter().filter(|r| r[flag] == "1").count();
+    assert!(
+        flagged > 900 && flagged < rows.len(),
+        "{flagged} of {}",
+        rows.len()
+    );
 }

@@ -16,7 +16,9 @@ errors. This module does that on one lab run (docs/evaluation.md):
   error is above it.
 
 It reports ROC-AUC, precision, recall, F1 and false-positive rate over all flows of the run
-(what ``netwarden eval`` reports) and over the flows after the lead-in (never trained on).
+(what ``netwarden eval`` reports) and over the flows after the lead-in (never trained on),
+and, when the CSV carries netwarden's verdicts (``<detector>_error``/``_anomalous``, which
+``--write-nfstream`` adds), the same figures for netwarden's detectors on the same flows.
 Rates with an empty denominator are ``None`` (``n/a``), as in ``netwarden eval``.
 
 Self-contained on purpose (numpy and torch only), so it keeps working while the package's
@@ -101,11 +103,16 @@ class Flows:
     first_ms: np.ndarray
     last_ms: np.ndarray
     x: np.ndarray  # [n, len(columns)]
+    # netwarden's own verdicts on the same flows, when the CSV has them
+    # (`<detector>_error`, `<detector>_anomalous`): name -> (errors, flagged); NaN = not scored.
+    detectors: dict
 
 
 def read_flows(path: str, columns: list[str]) -> Flows:
     """The CSV `netwarden eval --write-nfstream` writes: src_ip,dst_ip, then NFStream columns."""
     src, dst, first, last, x = [], [], [], [], []
+    det_cols: list[str] = []
+    det: dict = {}
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = csv.DictReader(f)
@@ -114,8 +121,16 @@ def read_flows(path: str, columns: list[str]) -> Flows:
             missing = need - set(rows.fieldnames or [])
             if missing:
                 raise BaselineError(f"{path}: header lacks {', '.join(sorted(missing))}")
+            names = rows.fieldnames or []
+            det_cols = [c[:-len("_error")] for c in names
+                        if c.endswith("_error") and f"{c[:-len('_error')]}_anomalous" in names]
+            det = {d: ([], []) for d in det_cols}
             for line, row in enumerate(rows, start=2):
                 try:
+                    for d in det_cols:
+                        e = row[f"{d}_error"]
+                        det[d][0].append(float(e) if e else float("nan"))
+                        det[d][1].append(row[f"{d}_anomalous"] == "1")
                     src.append(ipaddress.ip_address(row["src_ip"]))
                     dst.append(ipaddress.ip_address(row["dst_ip"]))
                     first.append(int(float(row["bidirectional_first_seen_ms"])))
@@ -128,7 +143,9 @@ def read_flows(path: str, columns: list[str]) -> Flows:
     if not src:
         raise BaselineError(f"{path}: no flows")
     return Flows(src, dst, np.asarray(first, dtype=np.int64), np.asarray(last, dtype=np.int64),
-                 np.asarray(x, dtype=np.float64))
+                 np.asarray(x, dtype=np.float64),
+                 {d: (np.asarray(e, dtype=np.float64), np.asarray(f, dtype=bool))
+                  for d, (e, f) in det.items()})
 
 
 def label_flows(flows: Flows, phases: list[Phase], slack_ms: int) -> np.ndarray:
@@ -224,6 +241,14 @@ def evaluate(flows: Flows, phases: list[Phase], slack_ms: int, epochs: int, seed
     threshold = float(np.quantile(train_err, quantile))
     flagged = err > threshold
     after = ~train
+    same_flows = {}
+    for name, (derr, dflag) in flows.detectors.items():
+        ok = ~np.isnan(derr)
+        same_flows[name] = {
+            "scored": int(ok.sum()),
+            "all_flows": flow_metrics(derr[ok], dflag[ok], y[ok]),
+            "after_lead_in": flow_metrics(derr[ok & after], dflag[ok & after], y[ok & after]),
+        }
     return {
         "method": f"dense AE {'-'.join(map(str, (len(columns), *HIDDEN, len(columns))))} on "
                   f"{', '.join(columns)}, min/max on the lead-in, threshold = "
@@ -233,6 +258,7 @@ def evaluate(flows: Flows, phases: list[Phase], slack_ms: int, epochs: int, seed
         "threshold": threshold,
         "all_flows": flow_metrics(err, flagged, y),
         "after_lead_in": flow_metrics(err[after], flagged[after], y[after]),
+        "netwarden_same_flows": same_flows,
     }
 
 
@@ -244,12 +270,15 @@ def human(r: dict) -> str:
     lines = [f"seed baseline: {r['method']}",
              f"trained on {r['train_flows']} lead-in flows (ending before {r['lead_in_end_ms']} ms), "
              f"threshold {r['threshold']:.6g}"]
+    def row(who: str, what: str, m: dict) -> str:
+        return (f"{who} {what}: {m['flows']} flows ({m['malicious']} malicious), {m['flagged']} "
+                f"flagged: ROC-AUC {_fmt(m['roc_auc'])}, precision {_fmt(m['precision'])}, "
+                f"recall {_fmt(m['recall'])}, F1 {_fmt(m['f1'])}, FPR {_fmt(m['fpr'])}")
+
     for key, what in (("all_flows", "all flows"), ("after_lead_in", "after the lead-in")):
-        m = r[key]
-        lines.append(
-            f"{what}: {m['flows']} flows ({m['malicious']} malicious), {m['flagged']} flagged: "
-            f"ROC-AUC {_fmt(m['roc_auc'])}, precision {_fmt(m['precision'])}, recall "
-            f"{_fmt(m['recall'])}, F1 {_fmt(m['f1'])}, FPR {_fmt(m['fpr'])}")
+        lines.append(row("seed", what, r[key]))
+        for name, m in r["netwarden_same_flows"].items():
+            lines.append(row(f"netwarden {name}", what, m[key]))
     return "\n".join(lines)
 
 

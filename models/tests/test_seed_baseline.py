@@ -34,7 +34,8 @@ def test_labels_follow_attacker_and_time(tmp_path):
     flows = sb.Flows(src=[ip("10.0.0.9"), ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.9")],
                      dst=[ip("10.0.0.2"), ip("10.0.0.9"), ip("10.0.0.2"), ip("10.0.0.2")],
                      first_ms=np.array([1500, 1500, 1500, 500]),
-                     last_ms=np.array([1500, 1600, 1500, 500]), x=np.zeros((4, 1)))
+                     last_ms=np.array([1500, 1600, 1500, 500]), x=np.zeros((4, 1)),
+                     detectors={})
     assert sb.label_flows(flows, phases, 0).tolist() == [True, True, False, False]
     assert sb.label_flows(flows, phases, 600).tolist() == [True, True, False, True]
 
@@ -59,8 +60,12 @@ def test_end_to_end_flags_the_big_flows(tmp_path):
     with open(flows, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["src_ip", "dst_ip", "bidirectional_first_seen_ms",
-                    "bidirectional_last_seen_ms", "bidirectional_packets"])
-        w.writerows((s, d, t, t + 5, n) for s, d, t, n in rows)
+                    "bidirectional_last_seen_ms", "bidirectional_packets", "flow_ae_error",
+                    "flow_ae_anomalous"])
+        # A stand-in detector that flags every flow from the attacker (one flow unscored).
+        w.writerows((s, d, t, t + 5, n, "" if i == 0 else (1.0 if s == "10.0.0.9" else 0.1),
+                     int(s == "10.0.0.9"))
+                    for i, (s, d, t, n) in enumerate(rows))
     labels = write_labels(tmp_path, "lead,benign,benign,,,0,4000,\n"
                                     "flood,x,malicious,10.0.0.9,10.0.0.2,5000,5200,\n")
     r = sb.evaluate(sb.read_flows(str(flows), ["bidirectional_packets"]),
@@ -70,5 +75,9 @@ def test_end_to_end_flags_the_big_flows(tmp_path):
     assert m["flows"] == 500 and m["malicious"] == 100
     assert m["roc_auc"] > 0.9
     assert m["recall"] == 1.0
+    nw = r["netwarden_same_flows"]["flow_ae"]
+    assert nw["scored"] == 499
+    assert nw["all_flows"]["roc_auc"] == 1.0 and nw["all_flows"]["fpr"] == 0.0
+    assert nw["after_lead_in"]["flows"] == 200
     assert sb.main(["--flows", str(flows), "--labels", labels, "--epochs", "2", "--json"]) == 0
     assert sb.main(["--flows", str(tmp_path / "none.csv"), "--labels", labels]) == 2

@@ -167,19 +167,23 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     for kind in paths {
         let keep = kind == PathKind::Capture && args.write_nfstream.is_some();
         let input = replay::read_path(dir, kind, cfg.capture.timeouts, keep)?;
-        if let (true, Some(out)) = (keep, &args.write_nfstream) {
-            write_nfstream(out, &input)?;
-        }
+        let mut scored_by: Vec<(&'static str, DetectorRun)> = Vec::new();
         for d in detectors.iter_mut() {
             let run = d.run(&input)?;
             results.push(evaluate(
                 &phases,
                 &input,
                 d.name(),
-                run,
+                &run,
                 args.slack_ms,
                 labelled_ms,
             ));
+            if keep && !run.scores.is_empty() {
+                scored_by.push((d.name(), run));
+            }
+        }
+        if let (true, Some(out)) = (keep, &args.write_nfstream) {
+            write_nfstream(out, &input, &scored_by)?;
         }
     }
     let targets = targets(&results, args.min_phases, args.max_false_per_hour);
@@ -205,7 +209,7 @@ pub fn evaluate(
     phases: &[Phase],
     input: &PathInput,
     detector: &'static str,
-    run: DetectorRun,
+    run: &DetectorRun,
     slack_ms: u64,
     labelled_ms: u64,
 ) -> PathResult {
@@ -302,7 +306,7 @@ pub fn evaluate(
         file: input.file.display().to_string(),
         input: input.stats.clone(),
         detector,
-        model: run.model,
+        model: run.model.clone(),
         threshold: run.threshold,
         detected_phases: attack.iter().filter(|o| o.detected).count(),
         attack_phases: attack.len(),
@@ -354,8 +358,32 @@ fn targets(
     }
 }
 
-/// `--write-nfstream`: the metered bidirectional flows of the capture path, one per line.
-fn write_nfstream(path: &Path, input: &PathInput) -> Result<(), EvalError> {
+/// `--write-nfstream`: the metered bidirectional flows of the capture path, one per line, with
+/// each scoring detector's verdict on the flow (`<detector>_error`: the larger error of its one
+/// or two records; `<detector>_anomalous`: 1 when either record was over the threshold), so
+/// the seed baseline can be compared on exactly the same flows.
+fn write_nfstream(
+    path: &Path,
+    input: &PathInput,
+    scored_by: &[(&'static str, DetectorRun)],
+) -> Result<(), EvalError> {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+    type Key = (std::net::IpAddr, std::net::IpAddr, u16, u16, u8, u64, u64);
+    let key = |r: &netwarden_firmware::FlowRecord| -> Key {
+        (
+            r.src_addr, r.dst_addr, r.src_port, r.dst_port, r.protocol, r.first_ms, r.last_ms,
+        )
+    };
+    let verdicts: Vec<HashMap<Key, (f32, bool)>> = scored_by
+        .iter()
+        .map(|(_, run)| {
+            run.scores
+                .iter()
+                .map(|s| (key(&s.flow), (s.error, s.anomalous)))
+                .collect()
+        })
+        .collect();
     let werr = |error| EvalError::Write {
         path: path.to_path_buf(),
         error,
@@ -367,13 +395,33 @@ fn write_nfstream(path: &Path, input: &PathInput) -> Result<(), EvalError> {
         line.push(',');
         line.push_str(c);
     }
+    for (name, _) in scored_by {
+        let _ = write!(line, ",{name}_error,{name}_anomalous");
+    }
     writeln!(out, "{line}").map_err(werr)?;
     for f in &input.biflows {
         line.clear();
-        use std::fmt::Write as _;
         let _ = write!(line, "{},{}", f.src_addr, f.dst_addr);
         for v in f.nfstream_values() {
             let _ = write!(line, ",{v}");
+        }
+        let (fwd, rev) = f.records();
+        for v in &verdicts {
+            let mut error = None::<f32>;
+            let mut anomalous = false;
+            for r in std::iter::once(fwd).chain(rev) {
+                if let Some(&(e, a)) = v.get(&key(&r)) {
+                    error = Some(error.map_or(e, |x| x.max(e)));
+                    anomalous |= a;
+                }
+            }
+            match error {
+                Some(e) => {
+                    let _ = write!(line, ",{e},{}", u8::from(anomalous));
+                }
+                // Not scored (a model failure): empty cells, never a made-up score.
+                None => line.push_str(",,"),
+            }
         }
         writeln!(out, "{line}").map_err(werr)?;
     }
