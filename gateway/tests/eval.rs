@@ -224,6 +224,29 @@ fn missing_files_and_bad_labels_exit_2_with_the_file_and_line() {
 }
 
 #[test]
+fn a_capture_cut_off_mid_record_is_evaluated_up_to_the_cut() {
+    let dir = lab_dir();
+    let d = dir.path().to_str().expect("utf-8");
+    let cap = dir.path().join("capture.pcap");
+    let bytes = std::fs::read(&cap).expect("read");
+    // As if tcpdump had been killed while writing the last record.
+    std::fs::write(&cap, &bytes[..bytes.len() - 7]).expect("write");
+    let out = eval(&[d, "--paths", "capture", "--json"]);
+    let r = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    let input = &r["results"][0]["input"];
+    assert_eq!(input["damaged"], 1, "{input}");
+    assert!(
+        input["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("record 7522 is damaged"),
+        "{input}"
+    );
+    assert_eq!(r["results"][0]["phases"][0]["detected"], true);
+}
+
+#[test]
 fn nfstream_columns_are_written_for_the_seed_baseline() {
     let dir = lab_dir();
     let d = dir.path().to_str().expect("utf-8");
