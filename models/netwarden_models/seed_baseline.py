@@ -228,6 +228,22 @@ def train_and_score(x_train: np.ndarray, x_all: np.ndarray, epochs: int, seed: i
         return err(xt), err(scale(x_all))
 
 
+def per_phase(flows: Flows, phases: list[Phase], slack_ms: int, flagged: np.ndarray,
+              others: dict) -> list[dict]:
+    """Per malicious phase: its malicious flows, and how many each method flagged."""
+    out = []
+    for p in phases:
+        if not p.malicious:
+            continue
+        mine = label_flows(flows, [p], slack_ms)
+        row = {"phase": p.name, "kind": p.kind, "malicious": int(mine.sum()),
+               "seed_flagged": int((flagged & mine).sum())}
+        for name, f in others.items():
+            row[f"{name}_flagged"] = int((f & mine).sum())
+        out.append(row)
+    return out
+
+
 def evaluate(flows: Flows, phases: list[Phase], slack_ms: int, epochs: int, seed: int,
              quantile: float, columns: list[str]) -> dict:
     y = label_flows(flows, phases, slack_ms)
@@ -259,6 +275,8 @@ def evaluate(flows: Flows, phases: list[Phase], slack_ms: int, epochs: int, seed
         "all_flows": flow_metrics(err, flagged, y),
         "after_lead_in": flow_metrics(err[after], flagged[after], y[after]),
         "netwarden_same_flows": same_flows,
+        "per_phase": per_phase(flows, phases, slack_ms, flagged,
+                               {n: d[1] for n, d in flows.detectors.items()}),
     }
 
 
@@ -279,6 +297,12 @@ def human(r: dict) -> str:
         lines.append(row("seed", what, r[key]))
         for name, m in r["netwarden_same_flows"].items():
             lines.append(row(f"netwarden {name}", what, m[key]))
+    lines.append("flagged / malicious flows per attack phase:")
+    for ph in r["per_phase"]:
+        others = "".join(f", {k[:-len('_flagged')]} {v}" for k, v in ph.items()
+                         if k.endswith("_flagged") and k != "seed_flagged")
+        lines.append(f"  {ph['phase']:<24} {ph['kind']:<16} {ph['malicious']:>6} malicious: "
+                     f"seed {ph['seed_flagged']}{others}")
     return "\n".join(lines)
 
 

@@ -79,5 +79,8 @@ def test_end_to_end_flags_the_big_flows(tmp_path):
     assert nw["scored"] == 499
     assert nw["all_flows"]["roc_auc"] == 1.0 and nw["all_flows"]["fpr"] == 0.0
     assert nw["after_lead_in"]["flows"] == 200
+    [flood] = r["per_phase"]
+    assert flood == {"phase": "flood", "kind": "x", "malicious": 100, "seed_flagged": 100,
+                     "flow_ae_flagged": 100}
     assert sb.main(["--flows", str(flows), "--labels", labels, "--epochs", "2", "--json"]) == 0
     assert sb.main(["--flows", str(tmp_path / "none.csv"), "--labels", labels]) == 2
