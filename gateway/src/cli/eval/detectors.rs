@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::Metrics;
-use crate::models::{Bundle, BundleError, Trust};
-use crate::pipeline::alerting::Alert;
-use crate::pipeline::{Pipeline, ScoredFlow, FLOW_DETECTOR};
+use crate::models::{load_flow_bundle, Bundle, LoadError, Trust};
+use crate::pipeline::{Pipeline, ScoredFlow};
+use crate::records::{Alert, FLOW_DETECTOR};
 
 use super::replay::PathInput;
 
@@ -65,7 +65,7 @@ pub struct DetectorRun {
 pub trait Detector {
     /// Its name in alerts and in the report.
     fn name(&self) -> &'static str;
-    fn run(&mut self, input: &PathInput) -> Result<DetectorRun, BundleError>;
+    fn run(&mut self, input: &PathInput) -> Result<DetectorRun, LoadError>;
 }
 
 /// The flow autoencoder, through the daemon's pipeline: features (host windows), batched
@@ -77,16 +77,12 @@ pub struct FlowAeDetector {
     pub batch_size: usize,
     pub trust: Trust,
     pub dedupe: Duration,
-    pub max_exporters: usize,
 }
 
 impl FlowAeDetector {
     /// Loads the bundle as the daemon would (to fail early and name it in the report).
-    pub fn load(&self) -> Result<Bundle, BundleError> {
-        match &self.model {
-            Some(dir) => Bundle::load_dir(dir, self.batch_size, &self.trust),
-            None => Bundle::builtin(self.batch_size),
-        }
+    pub fn load(&self) -> Result<Bundle, LoadError> {
+        load_flow_bundle(self.model.as_deref(), self.batch_size, &self.trust)
     }
 }
 
@@ -95,7 +91,7 @@ impl Detector for FlowAeDetector {
         FLOW_DETECTOR
     }
 
-    fn run(&mut self, input: &PathInput) -> Result<DetectorRun, BundleError> {
+    fn run(&mut self, input: &PathInput) -> Result<DetectorRun, LoadError> {
         let bundle = self.load()?;
         let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
         let threshold = bundle.manifest.threshold.value;
@@ -104,7 +100,6 @@ impl Detector for FlowAeDetector {
             "eval",
             "eval",
             self.dedupe,
-            self.max_exporters,
             Arc::new(Metrics::default()),
         )
         .with_clock(|| 0)

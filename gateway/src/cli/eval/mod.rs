@@ -78,8 +78,8 @@ pub enum EvalError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Replay(#[from] replay::ReplayError),
-    #[error("flow model: {0}")]
-    Bundle(#[from] crate::models::BundleError),
+    #[error(transparent)]
+    Bundle(#[from] crate::models::LoadError),
     #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
@@ -154,7 +154,6 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
         batch_size: cfg.detector.batch_size,
         trust: cfg.trust.clone(),
         dedupe: cfg.alerting.dedupe_window,
-        max_exporters: cfg.netflow.max_exporters,
     };
     // Refuse a broken bundle before reading any capture.
     flow_ae.load()?;

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use netwarden_firmware::meter::{BiFlow, MeterStats};
 use netwarden_firmware::FlowRecord;
 
-use crate::pipeline::FlowOrigin;
+use crate::records::{ExporterStats, FlowOrigin};
 use crate::sources::capture::{meter_stack_bytes, CaptureTimeouts, GatewayMeter};
 use crate::sources::netflow::capture::{open_pcap, read_datagrams, CaptureError};
-use crate::sources::netflow::{ExporterStats, NetflowDecoder};
+use crate::sources::netflow::NetflowDecoder;
 
 /// One of the ways traffic reaches netwarden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
