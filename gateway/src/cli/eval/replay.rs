@@ -17,9 +17,10 @@ use std::sync::Arc;
 use netwarden_firmware::meter::{BiFlow, MeterStats};
 use netwarden_firmware::FlowRecord;
 
+use crate::cli::progress::Progress;
 use crate::records::{ExporterStats, FlowOrigin};
 use crate::sources::capture::{meter_stack_bytes, CaptureTimeouts, GatewayMeter};
-use crate::sources::netflow::capture::{open_pcap, read_datagrams, CaptureError};
+use crate::sources::netflow::capture::{open_pcap, read_datagrams_from, CaptureError};
 use crate::sources::netflow::NetflowDecoder;
 
 /// One of the ways traffic reaches netwarden.
@@ -122,8 +123,21 @@ pub fn read_path(
     }
 }
 
+/// Opens `file` with a progress bar over its bytes (shown only on a terminal).
+fn open(file: &Path, kind: PathKind) -> Result<(impl std::io::Read, Progress), CaptureError> {
+    let f = std::fs::File::open(file).map_err(|error| CaptureError::Open {
+        path: file.to_path_buf(),
+        error,
+    })?;
+    let progress = Progress::for_file(file, kind.name());
+    let reader = progress.reader(std::io::BufReader::with_capacity(1 << 20, f));
+    Ok((reader, progress))
+}
+
 fn read_netflow(kind: PathKind, file: PathBuf) -> Result<PathInput, ReplayError> {
-    let (datagrams, capture) = read_datagrams(&file, None)?;
+    let (reader, progress) = open(&file, kind)?;
+    let (datagrams, capture) = read_datagrams_from(reader, &file, None)?;
+    progress.finish();
     let mut decoder = NetflowDecoder::new(1024);
     let mut decoded = Vec::new();
     let mut arrivals = Vec::with_capacity(datagrams.len());
@@ -172,11 +186,8 @@ fn read_capture(
     timeouts: CaptureTimeouts,
     keep_biflows: bool,
 ) -> Result<PathInput, ReplayError> {
-    let f = std::fs::File::open(&file).map_err(|error| CaptureError::Open {
-        path: file.clone(),
-        error,
-    })?;
-    let (mut reader, link) = open_pcap(std::io::BufReader::with_capacity(1 << 20, f), &file)?;
+    let (reader, progress) = open(&file, PathKind::Capture)?;
+    let (mut reader, link) = open_pcap(reader, &file)?;
     let nanos = reader.header().ts_resolution == pcap_file::TsResolution::NanoSecond;
     let name = file
         .file_name()
@@ -234,6 +245,7 @@ fn read_capture(
         });
     }
     meter.flush(&mut |f| emit(now_ms, f, &mut arrivals));
+    progress.finish();
     let s: MeterStats = meter.stats();
     let records = arrivals.iter().map(|a| a.records.len() as u64).sum();
     Ok(PathInput {
