@@ -94,14 +94,19 @@ def machine() -> dict:
 
 
 def files_of(path: Path) -> list[tuple[Path, ModelKind, str]]:
-    """(ONNX file, kind, label) of a bundle directory or a run directory."""
+    """(ONNX file, kind, label) of a bundle directory, a run directory, or a directory of runs
+    (what make-series-bundle.sh keeps)."""
     if (path / "manifest.json").exists():
         m = json.loads((path / "manifest.json").read_text())
         return [(path / m["model"]["file"], registry.get(m["kind"]), f"{path.name}/{m['model']['file']}")]
     if (path / "run.json").exists():
         kind = registry.get(json.loads((path / "run.json").read_text())["kind"])
         return [(f, kind, f"{path.name}/{f.name}") for f in sorted(path.glob("model-*.onnx"))]
-    raise ValueError(f"{path}: neither a bundle (manifest.json) nor a run directory (run.json)")
+    runs = sorted(p.parent for p in path.glob("*/run.json"))
+    if runs:
+        return [f for r in runs for f in files_of(r)]
+    raise ValueError(f"{path}: not a bundle (manifest.json), a run directory (run.json) or a "
+                     "directory of runs")
 
 
 def bench(args) -> int:
