@@ -67,7 +67,7 @@ def bundle(args) -> dict:
     x_ref = kind.scale(scaling, raw_ref)
     sess = R.ort_session(src)
     recon = R.run_ort(src, x_ref, sess=sess)
-    errors = R.recon_mse(x_ref, recon)
+    errors = kind.score_outputs(x_ref, recon)
     thr = threshold_of(errors, args, SPLIT_NAMES[kind.threshold_split])
     if not thr["value"] > 0:
         raise BundleError(f"threshold is {thr['value']!r}; expected > 0")
@@ -75,11 +75,12 @@ def bundle(args) -> dict:
     # The golden rows again, as one batch: that is how the gateway replays them, and dynamic
     # int8 takes its activation scale from the whole batch (zero padding does not move it).
     g_out = R.run_ort(src, x_ref[golden], sess=sess)
-    g_err = R.recon_mse(x_ref[golden], g_out)
+    g_err = kind.score_outputs(x_ref[golden], g_out)
     evaluation = None
     test = ds.test_part(samples)
     if samples.labelled and len(test):
-        t_err = R.recon_mse(kind.scale(scaling, test.raw), R.run_ort(src, kind.scale(scaling, test.raw), sess=sess))
+        x_test = kind.scale(scaling, test.raw)
+        t_err = kind.score_outputs(x_test, R.run_ort(src, x_test, sess=sess))
         rep = metrics.classification_report(t_err, test.labels, thr["value"])
         evaluation = {k: rep[k] for k in ("samples", "positives", "accuracy", "precision",
                                           "recall", "f1", "macro_f1", "roc_auc",

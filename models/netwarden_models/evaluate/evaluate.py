@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data import dataset as ds
 from ..data.build import open_dataset
-from ..export.runtimes import recon_mse, run_ort
+from ..export.runtimes import run_ort
 from ..kinds.base import SPLIT_NAMES
 from ..log import say
 from ..train.run import REPORT_METRICS, load_run
@@ -19,9 +19,9 @@ from . import metrics, plots
 from .threshold import threshold_of
 
 
-def onnx_scorer(path: str | Path):
+def onnx_scorer(kind, path: str | Path):
     def score(x: np.ndarray) -> np.ndarray:
-        return recon_mse(x, run_ort(path, x))
+        return kind.score_outputs(x, run_ort(path, x))
 
     return score
 
@@ -32,7 +32,7 @@ def evaluate(args) -> dict:
     if dkind.name != kind.name:
         raise ValueError(f"dataset is {dkind.name}, run is {kind.name}")
     if args.onnx:
-        score = onnx_scorer(args.onnx)
+        score = onnx_scorer(kind, args.onnx)
     else:
         def score(x):
             return kind.scores(model, x)

@@ -37,7 +37,7 @@ def quantize(args) -> dict:
     x, labels = eval_samples(kind, run, scaling)
     score = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        score[name] = R.recon_mse(x, R.run_ort(path, x))
+        score[name] = kind.score_outputs(x, R.run_ort(path, x))
     info: dict = {
         "rule": (f"int8 only if tract loads and runs it at batches {list(BATCHES)}, tract matches "
                  f"onnxruntime within {PARITY_INT8:g}, ranking holds (ROC-AUC within "

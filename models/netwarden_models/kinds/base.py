@@ -33,6 +33,7 @@ from torch import nn
 
 from ..data.scaling import FeatureScaling
 from ..export.onnx_export import export_onnx
+from ..export.runtimes import recon_mse
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
@@ -131,6 +132,12 @@ class ModelKind:
             d = (model(xb) - xb).double()
             out.append((d * d).reshape(len(xb), -1).mean(dim=1).numpy())
         return np.concatenate(out) if out else np.zeros(0)
+
+    def score_outputs(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-sample score of scaled samples ``x`` from an ONNX file's outputs ``y`` (what
+        evaluate --onnx, quantize, select and bundle compare with the threshold, and what the
+        gateway computes): reconstruction MSE by default, like ``scores``."""
+        return recon_mse(x, y)
 
     # --- export / bundle --------------------------------------------------------------------
     forms: tuple[str, ...] = ("default",)

@@ -50,7 +50,7 @@ def candidates_of(run_dir: Path) -> list[dict]:
         e = {"file": f"{run['variant']}-{form}-{precision}.onnx", "run": str(run_dir.resolve()),
              "path": str(path.resolve()), "kind": kind.name, "variant": run["variant"],
              "form": form, "precision": precision, "bytes": path.stat().st_size}
-        e["roc_auc"] = metrics.roc_auc(R.recon_mse(x_test, R.run_ort(path, x_test)), test.labels)
+        e["roc_auc"] = metrics.roc_auc(kind.score_outputs(x_test, R.run_ort(path, x_test)), test.labels)
         try:
             y_tract = R.run_tract(path, x_ref, PARITY_BATCH)
         except Exception as err:  # noqa: BLE001 - tract's errors are one Python type
