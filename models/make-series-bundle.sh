@@ -6,7 +6,7 @@
 #   2. dataset --kind series_ae --rates: the gateway exports their series-v1 features
 #      (`netwarden features --series`), split by time, windows labelled;
 #   3. per variant (conv, seed, edge, attention, ensemble): train (early stopping, curves),
-#      export (the `onnx` LSTM form; with FORMS also `unrolled`, from the same weights),
+#      evaluate (metrics and plots in RUN/eval), export (the `onnx` LSTM form; with FORMS also `unrolled`, from the same weights),
 #      quantize (int8 copy, measured in tract);
 #   4. select: ROC-AUC, tract parity and tract speed of every file; the rule in
 #      netwarden_models/select/rule.py picks variant, form and precision;
@@ -63,6 +63,7 @@ runs=()
 for v in "${variants[@]}"; do
     py train --dataset "$run_dir/dataset" --out "$run_dir/$v" --variant "$v" --seed "$seed" \
         --epochs "$epochs" --device cpu
+    py evaluate --run "$run_dir/$v"  # RUN/eval: metrics, error histogram, traffic plot
     for form in "${forms[@]}"; do
         run="$run_dir/$v"
         if [[ "$form" != "${forms[0]}" ]]; then
