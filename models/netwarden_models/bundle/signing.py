@@ -20,6 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..log import say
+
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 
@@ -121,3 +123,21 @@ def verify_bundle_signature(bundle_dir: str | Path, public_keys) -> int:
         except InvalidSignature:
             continue
     raise SigningError(f"{d}: {SIGNATURE_FILE} does not verify with any of {len(keys)} trusted key(s)")
+
+
+# --- commands `keygen` and `sign` ----------------------------------------------------------
+def cmd_keygen(args) -> int:
+    key, pub = keygen(args.out, force=args.force)
+    print(pub.read_text().strip())
+    say(args.quiet, f"wrote {key} (private, mode 0600: keep it offline, never commit it) and "
+        f"{pub} (public: goes in the gateways' [bundles] trusted_keys)")
+    return 0
+
+
+def cmd_sign(args) -> int:
+    sig = sign_bundle(args.bundle, args.key)
+    pub = public_key_b64(load_private_key(args.key).public_key())
+    verify_bundle_signature(args.bundle, [pub])
+    print(pub)
+    say(args.quiet, f"wrote {sig} (verifies with public key {pub})")
+    return 0

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,3 +228,17 @@ def read_labels_csv(path: str | Path) -> list[Anomaly]:
         if header is None or tuple(h.strip() for h in header) != LABELS_HEADER:
             raise ValueError(f"{path}: expected header {','.join(LABELS_HEADER)}")
         return [Anomaly(t, n, k, int(s), int(e)) for t, n, k, s, e in r]
+
+
+def cmd_synth(args) -> int:
+    """The ``synth-series-rates`` command: prints the evaluation start (ms) on stdout."""
+    rows, anomalies, eval_start = generate(days=args.days, seed=args.seed, eval_days=args.eval_days,
+                                           anomalies_per_kind=args.anomalies_per_kind)
+    write_rates_csv(args.out, rows)
+    if args.labels:
+        write_labels_csv(args.labels, anomalies)
+    if not args.quiet:
+        print(f"wrote {args.out}: {len(rows)} samples, {len(anomalies)} injected anomalies",
+              file=sys.stderr)
+    print(eval_start)
+    return 0

@@ -1,4 +1,5 @@
-"""LSTM autoencoders over `series-v1` windows ([batch, 50, 8], already scaled).
+"""The series_ae networks: convolutional and LSTM autoencoders over `series-v1` windows
+([batch, 50, 8], already scaled).
 
 Every variant maps a window to its reconstruction of the same shape; the anomaly score is the
 window's mean squared reconstruction error (docs/models.md, "Series LSTM family").
@@ -24,7 +25,7 @@ Two LSTM forms give the same maths and weights (``lstm_form``):
 - ``"unrolled"``: the same cells written out as one input projection (one MatMul for all steps)
   plus a per-step recurrent MatMul, so the graph holds only MatMul/Add/Sigmoid/Tanh/Mul. tract
   runs its ONNX ``LSTM`` as a generic Scan loop; the unrolled form lets it fuse and batch the
-  matrix products. Which form ships is decided by measurement (models/bench/series_bench.py).
+  matrix products. Which form ships is decided by measurement (``select``, select/rule.py).
 """
 
 from __future__ import annotations

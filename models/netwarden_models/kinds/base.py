@@ -1,5 +1,6 @@
-"""Model kinds: what the pipeline (dataset -> train -> evaluate -> export -> quantize -> bundle)
-needs to know about one family of models, and the registry the CLI looks them up in.
+"""The kind interface: what the stages (dataset -> train -> evaluate -> export -> quantize ->
+select -> bundle) need to know about one family of models. The registry of kinds is
+``netwarden_models.registry``; this module imports no kind and not the registry.
 
 A kind is the bundle's ``kind`` (the gateway loader that runs it). Everything in the pipeline
 that is not specific to one kind is written once against ``ModelKind``: the training loop
@@ -10,12 +11,12 @@ parity and speed in tract, int8, golden vectors, signing and the gateway check. 
   and the shape of one sample (``sample_shape``);
 - how a raw sample is scaled (``scaling_rows``: the rows the per-feature min/max is fitted on);
 - its variants and how to build one (``build``), and the training defaults;
-- how to export it (``export``), what its bundle's ``model`` section adds (``manifest_model``)
-  and how the gateway is told the input (``tract_fact``);
+- how to export it (``export``) and what its bundle's ``model`` section adds
+  (``manifest_model``);
 - which split its threshold comes from (``threshold_split``).
 
-Adding the temporal graph model (issue: temporal graph) means one more subclass registered with
-``register``: its dataset reads the gateway's edge export, ``sample_shape`` is the K recent
+Adding the temporal graph model (issue: temporal graph) means one more subclass, listed in
+``registry.BUILTIN``: its dataset reads the gateway's edge export, ``sample_shape`` is the K recent
 interactions per endpoint, and a score that is not a reconstruction error overrides ``scores``.
 See docs/models.md, "Adding a model kind".
 """
@@ -30,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .scaling import FeatureScaling
+from ..data.scaling import FeatureScaling
+from ..export.onnx_export import export_onnx
+from ..export.runtimes import recon_mse
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
@@ -76,6 +79,8 @@ class ModelKind:
     threshold_split: int = TRAIN
     defaults = TrainDefaults(epochs=100, batch_size=64, learning_rate=1e-3, patience=10,
                              clip_grad=None)
+    # The bundle's default ``name`` (``kind`` with dashes when empty).
+    bundle_name: str = ""
     # A column of the raw sample that stands for "traffic volume" in the plots.
     traffic_feature: str = ""
     golden_typical, golden_worst = 4, 4
@@ -128,57 +133,25 @@ class ModelKind:
             out.append((d * d).reshape(len(xb), -1).mean(dim=1).numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
+    def score_outputs(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-sample score of scaled samples ``x`` from an ONNX file's outputs ``y`` (what
+        evaluate --onnx, quantize, select and bundle compare with the threshold, and what the
+        gateway computes): reconstruction MSE by default, like ``scores``."""
+        return recon_mse(x, y)
+
     # --- export / bundle --------------------------------------------------------------------
     forms: tuple[str, ...] = ("default",)
 
     def export(self, model: nn.Module, path: Path, variant: str, form: str) -> str:
         """Default: the dynamo exporter, ``input`` [batch, *sample_shape] -> ``reconstruction``."""
-        from .export_generic import export_dynamo
-
-        export_dynamo(model, path, self.sample_shape)
-        return "dynamo"
+        return export_onnx(model, path, self.sample_shape)
 
     def manifest_model(self, variant: str, form: str) -> dict:
         """Extra fields of the bundle's ``model`` section."""
         return {}
 
-    def tract_fact(self, batch: int) -> str:
-        return ",".join(str(d) for d in (batch, *self.sample_shape)) + ",f32"
+    def default_bundle_name(self) -> str:
+        return self.bundle_name or self.name.replace("_", "-")
 
     def golden_tolerance(self, precision: str) -> float:
         return 1e-4 if precision == "fp32" else 1e-3
-
-
-# --- registry --------------------------------------------------------------------------------
-_KINDS: dict[str, ModelKind] = {}
-
-
-def register(kind: ModelKind) -> ModelKind:
-    _load_builtin()
-    if kind.name in _KINDS:
-        raise ValueError(f"model kind {kind.name!r} registered twice")
-    _KINDS[kind.name] = kind
-    return kind
-
-
-def get(name: str) -> ModelKind:
-    _load_builtin()
-    try:
-        return _KINDS[name]
-    except KeyError:
-        raise ValueError(f"unknown model kind {name!r}; known: {', '.join(sorted(_KINDS))}") from None
-
-
-def names() -> list[str]:
-    _load_builtin()
-    return sorted(_KINDS)
-
-
-_builtin_loaded = False
-
-
-def _load_builtin() -> None:
-    global _builtin_loaded
-    if not _builtin_loaded:
-        _builtin_loaded = True
-        from . import kind_flow, kind_series  # noqa: F401 - they register themselves

@@ -1,6 +1,7 @@
-"""The pipeline's first half, for every model kind: dataset -> train (-> k-fold CV) -> evaluate.
+"""The ``train`` command, for every model kind: one model (or K cross-validation folds first)
+from a dataset directory into a run directory, with the one training loop (``trainer``).
 
-A *run directory* is what ``train`` writes and every later step reads:
+A *run directory* is what ``train`` writes and every later stage reads:
 
     RUN/run.json     kind, variant, dataset, scaling, training summary and history, config
     RUN/model.pt     trained weights (state dict)
@@ -14,18 +15,19 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import dataset as ds
-from . import kinds, metrics, plots
-from .kinds import SPLIT_NAMES, TRAIN, VAL, ModelKind, Samples
-from .scaling import FeatureScaling
-from .spot import Spot
+from .. import registry
+from ..data import dataset as ds
+from ..data.build import open_dataset
+from ..data.scaling import FeatureScaling
+from ..evaluate import metrics, plots
+from ..evaluate.threshold import threshold_of
+from ..kinds.base import SPLIT_NAMES, TRAIN, VAL, ModelKind, Samples
+from ..log import say
 from .trainer import (Dist, FitConfig, FitResult, dist_from_env, fit, seed_everything,
                       steady_seconds_per_epoch)
 
@@ -44,49 +46,6 @@ def _accelerator_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
     return "cpu"
-
-
-def _say(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
-
-
-# --- dataset -----------------------------------------------------------------------------------
-def build_dataset(args) -> dict:
-    kind = kinds.get(args.kind)
-    with tempfile.TemporaryDirectory(prefix="netwarden-dataset-") as work:
-        samples, sources = kind.read_dataset(args, Path(work))
-    m = ds.write(args.out, kind, samples, sources, args.seed)
-    _say(args.quiet, f"wrote dataset {args.out}: {m['samples']} samples of {kind.name} "
-         f"(train {m['split']['train']}, val {m['split']['val']}, test {m['split']['test']}"
-         + (f"; {m['positives']['test']} anomalous in test" if m["labelled"] else "; unlabelled")
-         + ")")
-    return m
-
-
-# --- thresholds --------------------------------------------------------------------------------
-def add_threshold_args(p) -> None:
-    g = p.add_argument_group("threshold")
-    g.add_argument("--threshold", choices=("quantile", "spot"), default="quantile",
-                   help="quantile of the reference errors (default), or SPOT (extreme values)")
-    g.add_argument("--quantile", type=float, default=0.95, help="for --threshold quantile (0.95)")
-    g.add_argument("--spot-q", type=float, default=1e-3,
-                   help="SPOT risk: probability that a normal score exceeds the threshold (1e-3)")
-    g.add_argument("--spot-level", type=float, default=0.98,
-                   help="SPOT initial threshold: this quantile of the reference errors (0.98)")
-
-
-def threshold_of(scores: np.ndarray, args, split_name: str) -> dict:
-    """The manifest's ``threshold`` section for these reference scores."""
-    method_for_split = {"train": "train_error_quantile",
-                        "val": "heldout_normal_window_quantile"}
-    if args.threshold == "spot":
-        s = Spot(q=args.spot_q, level=args.spot_level).fit(scores)
-        return {"value": s.z, "method": "spot", "n": int(len(scores)), "source": split_name,
-                "spot": {k: v for k, v in s.summary().items() if k != "z_q"}}
-    return {"value": metrics.quantile_threshold(scores, args.quantile),
-            "method": method_for_split.get(split_name, f"{split_name}_error_quantile"),
-            "quantile": args.quantile, "n": int(len(scores)), "source": split_name}
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -109,7 +68,7 @@ def train_on(kind: ModelKind, variant: str, raw_train: np.ndarray, raw_val: np.n
 
 
 def train(args) -> dict | None:
-    manifest, kind, samples = ds.read(args.dataset)
+    manifest, kind, samples = open_dataset(args.dataset)
     variant = kind.check_variant(args.variant)
     dist = dist_from_env()
     out = Path(args.out)
@@ -161,18 +120,19 @@ def train(args) -> dict | None:
         "cv": None if cv_report is None else cv_report["summary"],
     }
     (out / RUN_JSON).write_text(json.dumps(run, indent=2) + "\n")
-    _say(args.quiet, f"wrote run {out}: {kind.name}/{variant}, {result.epochs_run} epochs, "
-         f"{result.seconds_per_epoch:.3f} s/epoch on {result.device} x{result.world_size}")
+    say(args.quiet, f"wrote run {out}: {kind.name}/{variant}, {result.epochs_run} epochs, "
+        f"{result.seconds_per_epoch:.3f} s/epoch on {result.device} x{result.world_size}")
     return run
 
 
 def load_run(run_dir: str | Path) -> tuple[dict, ModelKind, torch.nn.Module, FeatureScaling]:
+    """(run.json, kind, the trained model in eval mode, its scaling)."""
     d = Path(run_dir)
     try:
         run = json.loads((d / RUN_JSON).read_text())
     except OSError as e:
         raise ValueError(f"{d}: not a run directory (no {RUN_JSON}; `train` writes one)") from e
-    kind = kinds.get(run["kind"])
+    kind = registry.get(run["kind"])
     model = kind.build(run["variant"])
     model.load_state_dict(torch.load(d / WEIGHTS, map_location="cpu", weights_only=True))
     return run, kind, model.eval(), FeatureScaling.from_manifest(run["scaling"])
@@ -222,87 +182,7 @@ def cross_validate(kind: ModelKind, variant: str, samples: Samples, args, dist: 
                             c["tp"], c["fp"], c["tn"], c["fn"], r["threshold"]])
             w.writerow(["mean", *[summary[m]["mean"] for m in REPORT_METRICS], "", "", "", "", ""])
             w.writerow(["std", *[summary[m]["std"] for m in REPORT_METRICS], "", "", "", "", ""])
-        _say(args.quiet, f"{args.folds}-fold CV: " + ", ".join(
+        say(args.quiet, f"{args.folds}-fold CV: " + ", ".join(
             f"{m} {summary[m]['mean']:.4f}±{summary[m]['std']:.4f}"
             for m in ("f1", "macro_f1", "roc_auc")))
     return report
-
-
-# --- evaluation ----------------------------------------------------------------------------
-def onnx_scorer(path: str | Path):
-    from .export_generic import run_ort
-
-    def score(x: np.ndarray) -> np.ndarray:
-        y = run_ort(path, x)
-        d = x.astype(np.float64) - y.astype(np.float64)
-        return (d * d).reshape(len(x), -1).mean(axis=1)
-
-    return score
-
-
-def evaluate(args) -> dict:
-    run, kind, model, scaling = load_run(args.run)
-    _, dkind, samples = ds.read(args.dataset or run["dataset"])
-    if dkind.name != kind.name:
-        raise ValueError(f"dataset is {dkind.name}, run is {kind.name}")
-    if args.onnx:
-        score = onnx_scorer(args.onnx)
-    else:
-        def score(x):
-            return kind.scores(model, x)
-    ref_split = kind.threshold_split
-    ref_idx = np.nonzero((samples.split == ref_split) & (samples.labels == 0))[0]
-    ref = score(kind.scale(scaling, samples.raw[ref_idx]))
-    thr = threshold_of(ref, args, SPLIT_NAMES[ref_split])
-    test = ds.test_part(samples)
-    test_scores = score(kind.scale(scaling, test.raw)) if len(test) else np.zeros(0)
-    out = Path(args.out or Path(args.run) / "eval")
-    out.mkdir(parents=True, exist_ok=True)
-    report = {
-        "kind": kind.name, "variant": run["variant"], "scored_with": args.onnx or "torch (model.pt)",
-        "threshold": thr,
-        "reference_errors": _stats(ref),
-        "test": None,
-    }
-    if len(test):
-        report["test_errors"] = _stats(test_scores)
-        if samples.labelled:
-            report["test"] = metrics.classification_report(test_scores, test.labels, thr["value"])
-        else:
-            report["test"] = {"samples": int(len(test)), "flagged": int(np.sum(test_scores > thr["value"])),
-                              "note": "unlabelled: no accuracy/precision/recall"}
-    plots.error_histogram(ref, test_scores, test.labels if len(test) else [], thr["value"],
-                          thr["method"], out / "error-histogram.png")
-    if len(test):
-        plots.traffic_with_anomalies(test.time_ms, kind.traffic(test.raw), test_scores, test.labels,
-                                     thr["value"], kind.traffic_feature, out / "traffic-anomalies.png")
-    report["figures"] = sorted(p.name for p in out.glob("*.png"))
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    with (out / "report.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["metric", "value"])
-        w.writerow(["threshold", thr["value"]])
-        w.writerow(["threshold_method", thr["method"]])
-        t = report["test"] or {}
-        for name in ("samples", "positives", "flagged", *REPORT_METRICS):
-            if name in t:
-                w.writerow([name, t[name]])
-        for name in ("tp", "fp", "tn", "fn"):
-            if "confusion_matrix" in t:
-                w.writerow([name, t["confusion_matrix"][name]])
-    t = report["test"]
-    _say(args.quiet, f"wrote {out}: threshold {thr['value']:.6g} ({thr['method']})" + (
-        f", F1 {t['f1']:.4f}, macro F1 {t['macro_f1']:.4f}, ROC-AUC {t['roc_auc']:.4f}"
-        if t and "f1" in t else ""))
-    return report
-
-
-def _stats(x: np.ndarray) -> dict:
-    if not len(x):
-        return {"n": 0}
-    return {"n": int(len(x)), "mean": float(np.mean(x)), "p50": float(np.quantile(x, 0.5)),
-            "p95": float(np.quantile(x, 0.95)), "p99": float(np.quantile(x, 0.99)),
-            "max": float(np.max(x))}
-
-
-__all__ = ["build_dataset", "train", "evaluate", "load_run", "threshold_of", "cross_validate"]

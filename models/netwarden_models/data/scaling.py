@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import FEATURE_NAMES
+from ..features import FEATURE_NAMES
 
 MIN_RANGE = 1e-6
 

@@ -1,4 +1,4 @@
-"""The dense flow autoencoder: the seed's Keras model in PyTorch.
+"""The flow_ae network, a dense autoencoder: the seed's Keras model in PyTorch.
 
 Seed (Keras, 8-wide input): Dense(8, relu) Dense(4, relu) Dense(2, relu) Dense(4, relu)
 Dense(8, sigmoid). Layer widths 8 -> 8 -> 4 -> 2 -> 4 -> 8. Weights are initialised like

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import gateway
-from .bundle import sha256_file
-from .dense_ae import DenseAutoencoder
-from .export import export_onnx
-from .features import FEATURE_NAMES, SCHEMA, read_feature_rows
-from .kinds import TEST, TRAIN, VAL, ModelKind, Samples, TrainDefaults, register
-from .scaling import FLOW_V1_LOG1P
+from .. import gateway
+from ..data.dataset import sha256_file
+from ..data.scaling import FLOW_V1_LOG1P
+from ..features import FEATURE_NAMES, SCHEMA, read_feature_rows
+from .base import TEST, TRAIN, VAL, ModelKind, Samples, TrainDefaults
+from .flow_nets import DenseAutoencoder
 
 
 class FlowAeKind(ModelKind):
@@ -92,11 +91,6 @@ class FlowAeKind(ModelKind):
         self.check_variant(variant)
         return DenseAutoencoder(len(FEATURE_NAMES))
 
-    forms = ("default",)
-
-    def export(self, model, path: Path, variant: str, form: str) -> str:
-        return export_onnx(model, path, len(FEATURE_NAMES))
-
 
 def scan_labels(identity: list[list[str]], scan: dict) -> np.ndarray:
     """1 for flows between the scanner and the target that start while nmap ran (±1 s)."""
@@ -123,6 +117,3 @@ def random_split(labels: np.ndarray, val_fraction: float, test_fraction: float,
     split[order[n_test : n_test + n_val]] = VAL
     split[order[n_test + n_val :]] = TRAIN
     return split
-
-
-KIND = register(FlowAeKind())

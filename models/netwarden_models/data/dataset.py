@@ -13,20 +13,28 @@ travels in the run and the bundle. The features are only ever the gateway's
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from . import kinds
-from .kinds import SPLIT_NAMES, TEST, Samples
+from ..kinds.base import SPLIT_NAMES, TEST, ModelKind, Samples
 
 FORMAT = 1
 MANIFEST = "dataset.json"
 DATA = "data.npz"
 
 
-def write(out: str | Path, kind: kinds.ModelKind, samples: Samples, sources: list[dict],
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write(out: str | Path, kind: ModelKind, samples: Samples, sources: list[dict],
           seed: int) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +62,9 @@ def write(out: str | Path, kind: kinds.ModelKind, samples: Samples, sources: lis
     return manifest
 
 
-def read(path: str | Path) -> tuple[dict, kinds.ModelKind, Samples]:
+def read(path: str | Path, kind_of) -> tuple[dict, ModelKind, Samples]:
+    """(dataset.json, its kind, the samples); ``kind_of`` is ``registry.get`` (passed in: the
+    kinds import this module, so it cannot import the registry)."""
     d = Path(path)
     try:
         manifest = json.loads((d / MANIFEST).read_text())
@@ -63,7 +73,7 @@ def read(path: str | Path) -> tuple[dict, kinds.ModelKind, Samples]:
                          f"`netwarden_models dataset`)") from e
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{d}/{MANIFEST}: format {manifest.get('format')}, expected {FORMAT}")
-    kind = kinds.get(manifest["kind"])
+    kind = kind_of(manifest["kind"])
     if manifest["feature_names"] != list(kind.feature_names):
         raise ValueError(f"{d}: feature names differ from kind {kind.name}'s schema {kind.schema}")
     z = np.load(d / DATA)

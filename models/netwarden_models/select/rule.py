@@ -1,4 +1,7 @@
-"""Which series file ships: the rule, applied to a run's report and a bench's figures.
+"""Which candidate file ships: the rule, applied to the candidates' quality figures and a
+bench's speed figures (``select`` gathers both). Written for the series family (several
+variants, LSTM forms and precisions compete); it holds for any kind whose score is ranked by
+ROC-AUC. A candidate is named ``<variant>-<form>-<precision>.onnx``.
 
 Rule (recorded in the bundle's ``selection``):
 1. a candidate must match onnxruntime in tract (``tract_vs_ort_max_abs`` <= 1e-3 on the
@@ -15,7 +18,7 @@ Rule (recorded in the bundle's ``selection``):
 
 from __future__ import annotations
 
-from .series_bench import gateway_tract
+from .bench import gateway_tract
 
 AUC_SLACK = 0.01
 INT8_SLACK = 0.005
@@ -99,12 +102,3 @@ def select(report: dict, bench: dict) -> dict:
             for f, why, fig in considered
         ],
     }
-
-
-def manual_selection(report: dict, variant: str, form: str, precision: str) -> dict:
-    f = f"{variant}-{form}-{precision}.onnx"
-    if f not in report["files"]:
-        raise SelectionError(f"{f} is not in the run")
-    return {"rule": "chosen by hand (no bench given)",
-            "chosen": {"variant": variant, "form": form, "precision": precision},
-            "roc_auc": report["files"][f].get("roc_auc")}
