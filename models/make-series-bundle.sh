@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the default series bundle (models/bundles/series-lstm/) from scratch, with the stage
+# Regenerate the default series bundle (models/bundles/series-ae/) from scratch, with the stage
 # commands (models/README.md):
 #   1. synth-series-rates: synthetic NORMAL interface rates with injected anomalies in the last
 #      days (netwarden_models/data/series_synth.py, seeded);
@@ -35,7 +35,7 @@ epochs="${EPOCHS:-40}"
 read -r -a variants <<< "${VARIANTS:-conv seed edge attention ensemble}"
 read -r -a forms <<< "${FORMS:-onnx unrolled}"
 run_dir="${RUN_DIR:-$root/models/runs/series-$(date -u +%Y%m%dT%H%M%S)}"
-dest="$root/models/bundles/series-lstm"
+dest="$root/models/bundles/series-ae"
 
 "$root/models/setup-venv.sh"
 

@@ -7,14 +7,14 @@
 # Optionally also every ONNX file of a run directory (or of a directory of runs, as
 # make-series-bundle.sh keeps them).
 #
-#   models/series-bench.sh [BUNDLE_DIR] [RUN_DIR]     (BUNDLE_DIR: models/bundles/series-lstm)
+#   models/series-bench.sh [BUNDLE_DIR] [RUN_DIR]     (BUNDLE_DIR: models/bundles/series-ae)
 #
 # Env: NETWARDEN_BIN (default: cargo build -p netwarden, debug; pass a release build for
 # figures comparable with a router build). Figures go to stdout; see docs/models.md.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bundle="$(cd "${1:-$root/models/bundles/series-lstm}" && pwd)"
+bundle="$(cd "${1:-$root/models/bundles/series-ae}" && pwd)"
 run_dir="${2:-}"
 
 "$root/models/setup-venv.sh"

@@ -144,8 +144,8 @@ fn main() {
         });
         scores.push(ScoreSummary {
             ts_ms: now,
-            detector: "series_lstm".into(),
-            model: "series-lstm".into(),
+            detector: "series_ae".into(),
+            model: "series-ae".into(),
             subject: format!("{target}/{if_name}"),
             count: 1,
             anomalous: 0,
@@ -198,7 +198,7 @@ fn main() {
             "active",
         ),
         ModelInfo::from_manifest(
-            "series_lstm",
+            "series_ae",
             &series,
             "built-in",
             &SignatureStatus::Builtin,
@@ -304,7 +304,7 @@ fn main() {
     );
     let srow = "[8000.0, 8000.0, 12.0, 3.0, 0.0, 0.0, 0.0, 0.0]";
     let window = format!(
-        r#"{{"detector":"series_lstm","sequence":[{}]}}"#,
+        r#"{{"detector":"series_ae","sequence":[{}]}}"#,
         vec![srow; 50].join(",")
     );
     for (name, body) in [

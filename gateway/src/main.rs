@@ -48,7 +48,7 @@ enum Command {
         /// A model bundle directory replacing the built-in flow model.
         #[arg(long, value_name = "DIR")]
         flow_model: Option<PathBuf>,
-        /// A series_lstm bundle directory scoring the SNMP interface series.
+        /// A series_ae bundle directory scoring the SNMP interface series.
         #[arg(long, value_name = "DIR")]
         series_model: Option<PathBuf>,
         /// Capture packets on this interface and meter them into flows (needs root or
@@ -256,7 +256,7 @@ enum HistoryCommand {
     Scores {
         #[command(flatten)]
         range: RangeArgs,
-        /// Only this detector (flow_ae, series_lstm).
+        /// Only this detector (flow_ae, series_ae).
         #[arg(long)]
         detector: Option<String>,
         #[arg(long)]

@@ -156,7 +156,7 @@ def test_gateway_verifies_the_python_signature(shipped, tmp_path):
         gateway.model_check(bundle, key=str(other_pub))
 
 
-@pytest.mark.parametrize("name", ["flow-ae", "series-lstm"])
+@pytest.mark.parametrize("name", ["flow-ae", "series-ae"])
 def test_the_shipped_bundles_pass_check(name):
     """`check` (Python: hash, golden vectors in onnxruntime and tract; then the gateway) on the
     bundles in models/bundles/, which predate the pipeline (value_info, no signature)."""

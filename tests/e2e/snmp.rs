@@ -507,7 +507,7 @@ fn burst_far_above_the_learnt_normal_raises_a_series_alert_over_mqtt() -> anyhow
     let out = std::process::Command::new(netwarden_bin()?)
         .arg("calibrate")
         .arg("--series-model")
-        .arg(repo_root().join("models/bundles/series-lstm"))
+        .arg(repo_root().join("models/bundles/series-ae"))
         .arg("--data-dir")
         .arg(&data)
         .arg("--out")
@@ -587,8 +587,8 @@ fn burst_far_above_the_learnt_normal_raises_a_series_alert_over_mqtt() -> anyhow
         )
     })?;
     assert_eq!(topic, "netwarden/e2e/r1/alerts/high", "{a}");
-    assert_eq!(a["detector"], "series_lstm", "{a}");
-    assert_eq!(a["model"]["name"], "series-lstm", "{a}");
+    assert_eq!(a["detector"], "series_ae", "{a}");
+    assert_eq!(a["model"]["name"], "series-ae", "{a}");
     assert_eq!(a["subject"]["target"], "branch", "{a}");
     assert_eq!(a["subject"]["if_name"], ns.ns_if.as_str(), "{a}");
     assert_eq!(a["subject"]["if_index"].as_u64(), Some(u64::from(if_index)));

@@ -591,7 +591,7 @@ mod tests {
         )
         .expect("calibrate");
         let model = dir.path().join("calibrated");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/series-lstm");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/series-ae");
         crate::cli::series::write_calibrated(&src, &model, &cal, start).expect("bundle");
         let out = dir.path().join("plot.png");
         let s = plot(&PlotRequest {

@@ -1,7 +1,7 @@
 //! Model bundles: `manifest.json` + `model.onnx`, checked before use (docs/bundle-format.md).
 //!
 //! Two kinds share format 1: `flow_ae` (dense autoencoder on `flow-v1` vectors, [`Bundle`]) and
-//! `series_lstm` (the series autoencoder, convolutional or LSTM, on 50-step `series-v1` windows,
+//! `series_ae` (the series autoencoder, convolutional or LSTM, on 50-step `series-v1` windows,
 //! [`SeriesBundle`]). Each loader refuses the other kind; [`AnyBundle::load_dir`] picks by the
 //! manifest's `kind`.
 //!
@@ -22,12 +22,25 @@ use sha2::{Digest, Sha256};
 
 use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
 use crate::models::flow_scorer::{DetectorError, FlowAe};
-use crate::models::series_scorer::{SeriesDetectorError, SeriesLstm};
+use crate::models::series_scorer::{SeriesAe, SeriesDetectorError};
 
 /// `kind` of a flow autoencoder bundle.
 pub const KIND_FLOW: &str = "flow_ae";
-/// `kind` of an interface-series autoencoder bundle (the name is historical: conv or LSTM).
-pub const KIND_SERIES: &str = "series_lstm";
+/// `kind` of an interface-series autoencoder bundle (convolutional or LSTM: `model.variant`).
+pub const KIND_SERIES: &str = "series_ae";
+/// The series kind's name before issue 14; a manifest that says it loads as [`KIND_SERIES`]
+/// (docs/bundle-format.md), so bundles made before the rename keep working.
+pub const KIND_SERIES_ALIAS: &str = "series_lstm";
+
+/// Reads `kind`, mapping [`KIND_SERIES_ALIAS`] to [`KIND_SERIES`].
+fn kind_with_alias<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let kind = String::deserialize(d)?;
+    Ok(if kind == KIND_SERIES_ALIAS {
+        KIND_SERIES.to_string()
+    } else {
+        kind
+    })
+}
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
@@ -35,9 +48,9 @@ pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/bundles/flow-ae
 /// The default interface-series bundle, used when SNMP targets are polled and no
 /// `detector.series_model` is configured.
 pub const BUILTIN_SERIES_MANIFEST: &str =
-    include_str!("../../../models/bundles/series-lstm/manifest.json");
+    include_str!("../../../models/bundles/series-ae/manifest.json");
 pub const BUILTIN_SERIES_MODEL: &[u8] =
-    include_bytes!("../../../models/bundles/series-lstm/model.onnx");
+    include_bytes!("../../../models/bundles/series-ae/model.onnx");
 
 /// Why a bundle was refused. Each variant's message includes its cause's, so none is also a
 /// `source` (a `{:#}` chain would print the cause twice); `?` still converts via `From`.
@@ -101,6 +114,8 @@ bundle_error_from!(
 pub struct Manifest {
     pub format: u32,
     pub name: String,
+    /// The bundle's kind, [`KIND_SERIES_ALIAS`] already mapped to [`KIND_SERIES`].
+    #[serde(deserialize_with = "kind_with_alias")]
     pub kind: String,
     pub version: String,
     pub model: ModelSection,
@@ -122,7 +137,7 @@ pub struct ModelSection {
     pub output_name: String,
     pub input_width: usize,
     pub precision: String,
-    /// Steps per window (`series_lstm` only).
+    /// Steps per window (`series_ae` only).
     #[serde(default)]
     pub window: Option<usize>,
     /// Model family (`seed`, `edge`, `attention`, `ensemble`), informational.
@@ -392,12 +407,12 @@ fn check_golden(m: &Manifest, detector: &mut FlowAe) -> Result<(), BundleError> 
     Ok(())
 }
 
-/// A checked `series_lstm` bundle, ready to run.
+/// A checked `series_ae` bundle, ready to run.
 #[derive(Debug)]
 pub struct SeriesBundle {
     pub manifest: Manifest,
     pub source: String,
-    pub detector: SeriesLstm,
+    pub detector: SeriesAe,
     pub signature: SignatureStatus,
 }
 
@@ -407,7 +422,7 @@ impl SeriesBundle {
         let mut b = SeriesBundle::from_parts(
             BUILTIN_SERIES_MANIFEST,
             BUILTIN_SERIES_MODEL,
-            "built-in series-lstm bundle".to_string(),
+            "built-in series-ae bundle".to_string(),
             batches,
         )?;
         b.signature = SignatureStatus::Builtin;
@@ -434,7 +449,7 @@ impl SeriesBundle {
         batches: &[usize],
     ) -> Result<SeriesBundle, BundleError> {
         let (m, window, scaler) = check_series_manifest(manifest, model)?;
-        let mut detector = SeriesLstm::load(
+        let mut detector = SeriesAe::load(
             model,
             window,
             scaler,
@@ -466,7 +481,7 @@ pub fn check_flow_manifest(
     Ok((m, scaler))
 }
 
-/// As [`check_flow_manifest`], for a `series_lstm` bundle; also returns its window length.
+/// As [`check_flow_manifest`], for a `series_ae` bundle; also returns its window length.
 pub fn check_series_manifest(
     manifest: &str,
     model: &[u8],
@@ -476,7 +491,7 @@ pub fn check_series_manifest(
         Some(w) if (1..=10_000).contains(&w) => w,
         other => {
             return Err(BundleError::Invalid(format!(
-                "model.window is {other:?}; a series_lstm bundle needs the window length (50)"
+                "model.window is {other:?}; a series_ae bundle needs the window length (50)"
             )))
         }
     };
@@ -545,7 +560,7 @@ impl AnyBundle {
     }
 }
 
-fn check_series_golden(m: &Manifest, detector: &mut SeriesLstm) -> Result<(), BundleError> {
+fn check_series_golden(m: &Manifest, detector: &mut SeriesAe) -> Result<(), BundleError> {
     let g = &m.golden;
     let raw: Vec<f32> = g.inputs.iter().flatten().copied().collect();
     let outputs = detector.reconstruct_raw(&raw)?;
@@ -619,6 +634,31 @@ mod tests {
         let b = SeriesBundle::builtin(&[1, 8]).expect("built-in series bundle is valid");
         assert_eq!(b.manifest.kind, KIND_SERIES);
         assert_eq!(b.signature, SignatureStatus::Builtin);
+    }
+
+    #[test]
+    fn a_manifest_of_the_old_series_lstm_kind_loads_as_series_ae() {
+        // A bundle directory made before issue 14 renamed the kind: same model, old `kind`.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = BUILTIN_SERIES_MANIFEST.replace(
+            &format!("\"kind\": \"{KIND_SERIES}\""),
+            &format!("\"kind\": \"{KIND_SERIES_ALIAS}\""),
+        );
+        assert!(
+            old.contains("\"series_lstm\""),
+            "the fixture must say the old kind"
+        );
+        std::fs::write(dir.path().join("manifest.json"), &old).expect("write manifest");
+        std::fs::write(dir.path().join("model.onnx"), BUILTIN_SERIES_MODEL).expect("write model");
+        let any = AnyBundle::load_dir(dir.path(), 8, &[1], &Trust::none()).expect("alias loads");
+        let AnyBundle::Series(b) = any else {
+            panic!("a series_lstm manifest must load with the series loader")
+        };
+        assert_eq!(b.manifest.kind, KIND_SERIES);
+        // The series loader itself accepts it too; the flow loader still refuses it.
+        SeriesBundle::from_parts(&old, BUILTIN_SERIES_MODEL, "t".into(), &[1]).expect("series");
+        let err = Bundle::from_parts(&old, BUILTIN_SERIES_MODEL, "t".into(), 8).expect_err("flow");
+        assert!(matches!(err, BundleError::Kind { .. }), "{err}");
     }
 
     #[test]

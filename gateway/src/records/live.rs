@@ -269,7 +269,7 @@ mod tests {
         }]);
         board.publish_series(&[crate::records::ScoreSummary {
             ts_ms: 5,
-            detector: "series_lstm".into(),
+            detector: "series_ae".into(),
             model: "m".into(),
             subject: "r1/eth0".into(),
             count: 1,

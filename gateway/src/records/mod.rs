@@ -13,8 +13,8 @@ pub mod status;
 pub mod summary;
 
 pub use alert::{
-    Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject, FLOW_DETECTOR,
-    SERIES_DETECTOR,
+    canonical_detector, Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject,
+    FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

@@ -39,10 +39,10 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::Metrics;
 use crate::models::ModelInfo;
 use crate::records::live::{self, LiveBoard};
-use crate::records::Alert;
 use crate::records::ExporterBoard;
 use crate::records::RateSample;
 use crate::records::StatusBoard;
+use crate::records::{canonical_detector, Alert, FLOW_DETECTOR, SERIES_DETECTOR};
 use crate::shutdown::Shutdown;
 use crate::sinks::history::TimeRange;
 use crate::sinks::store::Store;
@@ -321,11 +321,11 @@ async fn alerts(
         }
     }
     if let Some(d) = &q.detector {
-        if !matches!(d.as_str(), "flow_ae" | "series_lstm") {
+        if !matches!(canonical_detector(d), FLOW_DETECTOR | SERIES_DETECTOR) {
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad_query",
-                format!("detector {d:?} is not \"flow_ae\" or \"series_lstm\""),
+                format!("detector {d:?} is not \"{FLOW_DETECTOR}\" or \"{SERIES_DETECTOR}\""),
             );
         }
     }
@@ -353,7 +353,9 @@ async fn alerts(
     let page = tokio::task::spawn_blocking(move || {
         store.alerts_page(since, until, cursor, limit, |a: &Alert| {
             severity.as_deref().is_none_or(|x| a.severity == x)
-                && detector.as_deref().is_none_or(|x| a.detector == x)
+                && detector
+                    .as_deref()
+                    .is_none_or(|x| canonical_detector(&a.detector) == canonical_detector(x))
         })
     })
     .await;
