@@ -17,7 +17,7 @@ use netwarden_firmware::SeriesParams;
 use super::raster::{Canvas, Rgb};
 use super::series::{window_scores, ScoredWindow, SeriesCliError};
 use crate::models::Trust;
-use crate::records::live::{bin_lower, bin_of, HIST_BINS};
+use crate::records::scoreboard::{bin_lower, bin_of, HIST_BINS};
 use crate::records::RateSample;
 use crate::sinks::store::Store;
 
@@ -299,14 +299,14 @@ pub fn plot(req: &PlotRequest) -> Result<PlotSummary, PlotError> {
                 0.85,
             );
         }
-        if i % crate::records::live::BINS_PER_DECADE == 0 {
+        if i % crate::records::scoreboard::BINS_PER_DECADE == 0 {
             c.line(x, p3.y + p3.h, x, p3.y + p3.h + 6.0, MUTE, 1.0);
             c.text(x, p3.y + p3.h + 12.0, &sci(bin_lower(i)), MUTE, 2, 1);
         }
     }
     let tx = p3.x
         + ((f64::from(threshold).log10() - bin_lower(first).log10())
-            * crate::records::live::BINS_PER_DECADE as f64)
+            * crate::records::scoreboard::BINS_PER_DECADE as f64)
             * bw;
     c.dashed_vline(tx, p3.y, p3.y + p3.h, THR);
 

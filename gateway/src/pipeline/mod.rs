@@ -21,7 +21,7 @@ use netwarden_firmware::{FlowRecord, Verdict};
 use crate::metrics::Metrics;
 use crate::models::flow_scorer::FlowAe;
 use crate::models::Bundle;
-use crate::records::live::LiveTally;
+use crate::records::scoreboard::ScoreTally;
 use crate::records::{Alert, FlowOrigin, ModelRef, FLOW_DETECTOR};
 use alerting::{Alerter, Finding};
 
@@ -53,8 +53,8 @@ pub struct Pipeline {
     tally: summary::FlowTally,
     model_name: String,
     /// Scores since the last hand-over to the dashboard's
-    /// [`LiveBoard`](crate::records::live::LiveBoard).
-    pub live: LiveTally,
+    /// [`ScoreBoard`](crate::records::scoreboard::ScoreBoard).
+    pub scores: ScoreTally,
 }
 
 impl Pipeline {
@@ -83,7 +83,7 @@ impl Pipeline {
             now_ms: crate::now_ms,
             tally: summary::FlowTally::new(crate::now_ms()),
             model_name,
-            live: LiveTally::default(),
+            scores: ScoreTally::default(),
         }
     }
 
@@ -175,7 +175,8 @@ impl Pipeline {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
             self.tally
                 .observe(&p.flow, verdict.error, verdict.severity.is_some());
-            self.live.record(verdict.error, verdict.severity.is_some());
+            self.scores
+                .record(verdict.error, verdict.severity.is_some());
             let Some(severity) = verdict.severity else {
                 continue;
             };

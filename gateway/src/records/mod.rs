@@ -1,5 +1,5 @@
 //! Records: the data that passes between layers. Sources produce [`FlowInput`] and
-//! [`RateSample`]s; the pipelines turn them into [`Alert`]s, [`summary`] rows and [`live`]
+//! [`RateSample`]s; the pipelines turn them into [`Alert`]s, [`summary`] rows and [`scoreboard`]
 //! scores; sinks store, publish and serve them; [`status`] carries the sources' counters.
 //!
 //! Rule: this folder imports nothing of the crate (only `netwarden_firmware` and external
@@ -7,8 +7,8 @@
 
 pub mod alert;
 pub mod flow;
-pub mod live;
 pub mod rate;
+pub mod scoreboard;
 pub mod status;
 pub mod summary;
 

@@ -1,7 +1,7 @@
 //! The flow thread: pops what the flow sources queued, decodes NetFlow datagrams (the decoder
 //! belongs to `sources/netflow`), hands the records to the flow pipeline, and passes what comes
 //! out to the sinks: alerts to the [`AlertSink`], summaries to the history, recent scores to
-//! the dashboard's [`LiveBoard`], counters to `stats.json`.
+//! the dashboard's [`ScoreBoard`], counters to `stats.json`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use netwarden_firmware::FlowRecord;
 use super::Stats;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::records::live::LiveBoard;
+use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
     Alert, ExporterBoard, ExporterStats, FlowInput, FlowOrigin, FlowSummary, ScoreSummary,
     StatusBoard,
@@ -82,7 +82,7 @@ pub(super) struct FlowSinks {
     pub metrics: Arc<Metrics>,
     pub alerts: AlertSink,
     pub snmp_board: StatusBoard,
-    pub live: LiveBoard,
+    pub scoreboard: ScoreBoard,
     pub exporters: ExporterBoard,
     pub latest_stats: Arc<Mutex<String>>,
     pub kernel_drops: Option<KernelDrops>,
@@ -173,8 +173,8 @@ impl FlowSinks {
     /// Hands the last second's scores to the dashboard board and the exporter counters to
     /// `/metrics`, then writes stats.json.
     fn publish(&self, stage: &mut FlowStage) {
-        self.live
-            .publish_flow(crate::now_ms(), stage.pipeline.live.take());
+        self.scoreboard
+            .publish_flow(crate::now_ms(), stage.pipeline.scores.take());
         let exporters: BTreeMap<String, ExporterStats> =
             stage.decoder.stats().map(|(k, v)| (k, v.clone())).collect();
         if let Ok(mut board) = self.exporters.lock() {

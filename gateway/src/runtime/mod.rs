@@ -16,7 +16,7 @@
 //! - [`retention`]: the history retention thread.
 //!
 //! The HTTP API and dashboard (sinks/http) read the store, the counters and two boards the
-//! pipeline threads publish: per-exporter counters and recent scores ([`LiveBoard`]), once a
+//! pipeline threads publish: per-exporter counters and recent scores ([`ScoreBoard`]), once a
 //! second for flows, per batch for series.
 //!
 //! Shutdown is one broadcast ([`Shutdown`]): on SIGINT/SIGTERM every task and thread sees it.
@@ -40,7 +40,7 @@ use crate::config::Config;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::{LoadError, ModelInfo};
 use crate::pipeline::Pipeline;
-use crate::records::live::LiveBoard;
+use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
     ExporterBoard, ExporterStats, FlowInput, StatusBoard, TargetStatus, FLOW_DETECTOR,
 };
@@ -147,7 +147,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let latest_stats = Arc::new(Mutex::new(String::from("{}")));
 
     let snmp_board = StatusBoard::default();
-    let live = LiveBoard::default();
+    let scoreboard = ScoreBoard::default();
     let exporters = ExporterBoard::default();
     // Bound before anything starts, so a busy port fails the start with a clear error.
     let http_listener = match cfg.http.listen {
@@ -163,7 +163,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         &cfg,
         alerts.clone(),
         snmp_board.clone(),
-        live.clone(),
+        scoreboard.clone(),
         &shutdown_tx,
     )?;
     match &snmp_tasks {
@@ -191,7 +191,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         metrics: metrics.clone(),
         alerts,
         snmp_board: snmp_board.clone(),
-        live: live.clone(),
+        scoreboard: scoreboard.clone(),
         exporters: exporters.clone(),
         latest_stats: latest_stats.clone(),
         kernel_drops,
@@ -254,7 +254,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         let state = http::AppState {
             store: store.clone(),
             metrics: metrics.clone(),
-            live: live.clone(),
+            scoreboard: scoreboard.clone(),
             exporters: exporters.clone(),
             snmp_board: snmp_board.clone(),
             models: Arc::new(models.clone()),

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 use crate::models::ModelInfo;
-use crate::records::live::{self, LiveBoard};
+use crate::records::scoreboard::{self, ScoreBoard};
 use crate::records::ExporterBoard;
 use crate::records::RateSample;
 use crate::records::StatusBoard;
@@ -61,7 +61,7 @@ pub enum HttpError {
 pub struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
-    pub live: LiveBoard,
+    pub scoreboard: ScoreBoard,
     pub exporters: ExporterBoard,
     pub snmp_board: StatusBoard,
     pub models: Arc<Vec<ModelInfo>>,
@@ -193,7 +193,7 @@ pub fn metrics_view(s: &AppState) -> prom::MetricsView {
         exporters: s.exporters.lock().map(|e| e.clone()).unwrap_or_default(),
         snmp_targets: s.snmp_board.lock().map(|b| b.clone()).unwrap_or_default(),
         interfaces: s
-            .live
+            .scoreboard
             .interfaces()
             .into_iter()
             .map(|((target, if_name), rates, error)| prom::InterfaceView {
@@ -394,8 +394,8 @@ struct RangeQuery {
 
 fn histogram_json(counts: &[u64]) -> serde_json::Value {
     serde_json::json!({
-        "log10_min": live::LOG_MIN,
-        "bins_per_decade": live::BINS_PER_DECADE,
+        "log10_min": scoreboard::LOG_MIN,
+        "bins_per_decade": scoreboard::BINS_PER_DECADE,
         "counts": counts,
     })
 }
@@ -484,12 +484,12 @@ async fn history_flows(
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
     };
-    let (flow_hist, _) = s.live.histograms();
+    let (flow_hist, _) = s.scoreboard.histograms();
     Json(serde_json::json!({
         "since_ms": since,
         "until_ms": until,
         "threshold": threshold_of(&s, crate::records::FLOW_DETECTOR),
-        "points": s.live.flow_points(since, until)
+        "points": s.scoreboard.flow_points(since, until)
             .iter()
             .map(|p| serde_json::json!([p.ts_ms, p.flows, p.anomalous, p.max_error, p.mean_error]))
             .collect::<Vec<_>>(),
@@ -508,7 +508,7 @@ async fn history_interfaces(State(s): State<AppState>) -> Response {
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
     };
-    let live = s.live.interfaces();
+    let live = s.scoreboard.interfaces();
     for (k, _, _) in &live {
         if !names.contains(k) {
             names.push(k.clone());
@@ -594,7 +594,7 @@ async fn history_interface(
         .iter()
         .map(|x| serde_json::json!([x.ts_ms, x.in_bps, x.out_bps]))
         .collect();
-    let (_, series_hist) = s.live.histograms();
+    let (_, series_hist) = s.scoreboard.histograms();
     Json(serde_json::json!({
         "target": q.target,
         "if_name": q.if_name,

@@ -2,9 +2,9 @@
 //! a finer grain than the history's per-minute summaries ([`crate::sinks::history`]).
 //!
 //! The flow pipeline scores up to millions of records a second, so nothing here is touched per
-//! record under a lock: the pipeline thread keeps a plain [`LiveTally`] (counts, the maximum and
+//! record under a lock: the pipeline thread keeps a plain [`ScoreTally`] (counts, the maximum and
 //! mean error, an error histogram: no hashing, no allocation) and hands it to the shared
-//! [`LiveBoard`] once a second, one lock per second. Series windows are few (one per interface
+//! [`ScoreBoard`] once a second, one lock per second. Series windows are few (one per interface
 //! per poll) and are published per batch. Top talkers and stored scores come from the history.
 //!
 //! Memory is bounded: an hour of per-second flow points, the latest rates and window error of
@@ -51,7 +51,7 @@ pub fn bin_lower(i: usize) -> f64 {
 
 /// What the flow pipeline scored since the last hand-over; owned by the pipeline thread.
 #[derive(Debug)]
-pub struct LiveTally {
+pub struct ScoreTally {
     pub flows: u64,
     pub anomalous: u64,
     pub max_error: f32,
@@ -59,9 +59,9 @@ pub struct LiveTally {
     pub hist: Box<[u64; HIST_BINS]>,
 }
 
-impl Default for LiveTally {
+impl Default for ScoreTally {
     fn default() -> Self {
-        LiveTally {
+        ScoreTally {
             flows: 0,
             anomalous: 0,
             max_error: 0.0,
@@ -71,7 +71,7 @@ impl Default for LiveTally {
     }
 }
 
-impl LiveTally {
+impl ScoreTally {
     /// One scored flow: a few adds and a log10, no hashing, no locks.
     #[inline]
     pub fn record(&mut self, error: f32, anomalous: bool) {
@@ -85,7 +85,7 @@ impl LiveTally {
     }
 
     /// Hands the tally over and starts a new one.
-    pub fn take(&mut self) -> LiveTally {
+    pub fn take(&mut self) -> ScoreTally {
         std::mem::take(self)
     }
 }
@@ -117,18 +117,18 @@ struct State {
 
 /// The shared board: written by the pipeline threads, read by the HTTP handlers.
 #[derive(Debug, Clone, Default)]
-pub struct LiveBoard {
+pub struct ScoreBoard {
     state: Arc<Mutex<State>>,
 }
 
-impl LiveBoard {
+impl ScoreBoard {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds one second's tally (`now_ms` is when it was handed over).
-    pub fn publish_flow(&self, now_ms: u64, t: LiveTally) {
+    pub fn publish_flow(&self, now_ms: u64, t: ScoreTally) {
         let mut s = self.lock();
         if t.flows > 0 {
             if s.flow.len() >= FLOW_POINTS {
@@ -236,8 +236,8 @@ mod tests {
 
     #[test]
     fn tallies_become_points_and_histograms() {
-        let board = LiveBoard::default();
-        let mut t = LiveTally::default();
+        let board = ScoreBoard::default();
+        let mut t = ScoreTally::default();
         t.record(0.01, false);
         t.record(0.5, true);
         t.record(0.001, false);
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn interfaces_join_rates_and_scores() {
-        let board = LiveBoard::default();
+        let board = ScoreBoard::default();
         board.publish_rates(&[crate::records::RateSample {
             target: "r1".into(),
             if_index: 1,
