@@ -12,7 +12,7 @@ use netwarden::metrics::Metrics;
 use netwarden::models::Bundle;
 use netwarden::pipeline::{Pipeline, HOST_WINDOWS};
 use netwarden::runtime::flow::FlowStage;
-use netwarden::sources::netflow::capture::read_datagrams;
+use netwarden::sources::netflow::export_pcap::read_datagrams;
 use netwarden::sources::netflow::NetflowDecoder;
 use netwarden_firmware::features::HostWindows;
 

@@ -11,7 +11,7 @@ use netwarden::models::Bundle;
 use netwarden::pipeline::Pipeline;
 use netwarden::records::Alert;
 use netwarden::runtime::flow::FlowStage;
-use netwarden::sources::netflow::capture::read_datagrams;
+use netwarden::sources::netflow::export_pcap::read_datagrams;
 use netwarden::sources::netflow::NetflowDecoder;
 use rstest::rstest;
 

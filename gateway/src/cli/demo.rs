@@ -12,7 +12,7 @@ use crate::pipeline::Pipeline;
 use crate::records::{Alert, ExporterStats};
 use crate::runtime::flow::FlowStage;
 use crate::sinks::store::Store;
-use crate::sources::netflow::capture::read_datagrams_from;
+use crate::sources::netflow::export_pcap::read_datagrams_from;
 use crate::sources::netflow::NetflowDecoder;
 
 /// The shipped fixture (see tests/data/README.md).

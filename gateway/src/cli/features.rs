@@ -10,7 +10,7 @@ use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 use crate::pipeline::HOST_WINDOWS;
 use crate::records::ExporterStats;
 use crate::sources::capture::{self, GatewayMeter, RecordBatch};
-use crate::sources::netflow::capture::{read_datagrams, CaptureError, CaptureStats};
+use crate::sources::netflow::export_pcap::{read_datagrams, ExportPcapStats, PcapError};
 use crate::sources::netflow::NetflowDecoder;
 
 /// The identity columns before the features.
@@ -29,7 +29,7 @@ pub const ID_COLUMNS: [&str; 9] = [
 #[derive(Debug, thiserror::Error)]
 pub enum FeaturesError {
     #[error(transparent)]
-    Capture(#[from] CaptureError),
+    Capture(#[from] PcapError),
     #[error("cannot start the meter thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot write {path}: {error}")]
@@ -45,7 +45,7 @@ pub struct FileSummary {
     pub path: PathBuf,
     pub datagrams: usize,
     /// Frames of the file, and those skipped (not UDP, cut by the snap length).
-    pub capture: CaptureStats,
+    pub capture: ExportPcapStats,
     pub rows: usize,
     pub totals: ExporterStats,
 }

@@ -1,7 +1,7 @@
 //! Capture files of raw traffic (classic pcap; Ethernet with VLAN tags, Linux SLL/SLL2, raw IP,
 //! BSD loopback) metered with the file's own timestamps, so a replay meters exactly what a live
 //! capture of the same traffic did. Not to be confused with captures of NetFlow export
-//! datagrams (`--netflow-pcap`, [`crate::sources::netflow::capture`]).
+//! datagrams (`--netflow-pcap`, [`crate::sources::netflow::export_pcap`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use super::{
 use crate::metrics::Metrics;
 use crate::records::FlowInput;
 use crate::records::FlowOrigin;
-use crate::sources::netflow::capture::{open_pcap, CaptureError};
+use crate::sources::netflow::export_pcap::{open_pcap, PcapError};
 
 /// Frames between two progress callbacks.
 const PROGRESS_EVERY: u64 = 1 << 16;
@@ -29,8 +29,8 @@ pub fn replay(
     meter: &mut GatewayMeter,
     emit: &mut impl FnMut(&BiFlow),
     progress: &mut impl FnMut(&MeterStats),
-) -> Result<MeterStats, CaptureError> {
-    let file = std::fs::File::open(path).map_err(|error| CaptureError::Open {
+) -> Result<MeterStats, PcapError> {
+    let file = std::fs::File::open(path).map_err(|error| PcapError::Open {
         path: path.to_path_buf(),
         error,
     })?;
@@ -50,7 +50,7 @@ pub fn replay_from<R: Read>(
     meter: &mut GatewayMeter,
     emit: &mut impl FnMut(&BiFlow),
     progress: &mut impl FnMut(&MeterStats),
-) -> Result<MeterStats, CaptureError> {
+) -> Result<MeterStats, PcapError> {
     let (mut reader, link) = open_pcap(reader, path)?;
     // Raw records: pcap-file's checked packets refuse every record of a snap-length capture
     // (`orig_len > snap_len`), which is exactly what `tcpdump -s 128` writes.
@@ -62,7 +62,7 @@ pub fn replay_from<R: Read>(
         let packet = match packet {
             Ok(p) => p,
             Err(e) => {
-                result = Err(CaptureError::Record {
+                result = Err(PcapError::Record {
                     path: path.to_path_buf(),
                     record,
                     message: e.to_string(),

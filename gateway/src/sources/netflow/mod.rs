@@ -5,11 +5,11 @@
 //! - [`decode`]: netflow_parser with template caches per exporter and observation domain
 //!   (`AutoScopedParser`) and pending-flow buffering, normalised into `FlowRecord`s.
 //! - [`sequence`]: sequence-gap accounting per export stream (netflow_parser does none).
-//! - [`capture`]: reads capture files of export datagrams (for `features`, `demo`, tests).
+//! - [`export_pcap`]: reads pcap files of export datagrams (for `features`, `demo`, tests).
 
-pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod export_pcap;
 pub mod listener;
 pub mod sequence;
 

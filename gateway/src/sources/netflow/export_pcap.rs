@@ -11,7 +11,7 @@ use netwarden_firmware::wire::{udp_datagram, LinkType};
 use pcap_file::pcap::PcapReader;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
+pub enum PcapError {
     #[error("cannot open {path}: {error}")]
     Open {
         path: PathBuf,
@@ -31,7 +31,7 @@ pub enum CaptureError {
 
 /// One export datagram from a capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapturedDatagram {
+pub struct ExportDatagram {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub ts_ms: u64,
@@ -40,7 +40,7 @@ pub struct CapturedDatagram {
 
 /// What a capture held besides the datagrams.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaptureStats {
+pub struct ExportPcapStats {
     pub frames: u64,
     pub skipped_not_udp: u64,
     /// Records cut short by the capture's snap length (`tcpdump -s N`): a part of an export
@@ -52,8 +52,8 @@ pub struct CaptureStats {
 pub fn read_datagrams(
     path: &Path,
     dst_port: Option<u16>,
-) -> Result<(Vec<CapturedDatagram>, CaptureStats), CaptureError> {
-    let file = std::fs::File::open(path).map_err(|error| CaptureError::Open {
+) -> Result<(Vec<ExportDatagram>, ExportPcapStats), PcapError> {
+    let file = std::fs::File::open(path).map_err(|error| PcapError::Open {
         path: path.to_path_buf(),
         error,
     })?;
@@ -65,13 +65,13 @@ pub fn read_datagrams(
 pub fn open_pcap<R: std::io::Read>(
     reader: R,
     path: &Path,
-) -> Result<(PcapReader<R>, LinkType), CaptureError> {
-    let reader = PcapReader::new(reader).map_err(|e| CaptureError::Format {
+) -> Result<(PcapReader<R>, LinkType), PcapError> {
+    let reader = PcapReader::new(reader).map_err(|e| PcapError::Format {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
     let linktype = u32::from(reader.header().datalink);
-    let link = LinkType::from_pcap(linktype).ok_or(CaptureError::LinkType {
+    let link = LinkType::from_pcap(linktype).ok_or(PcapError::LinkType {
         path: path.to_path_buf(),
         linktype,
     })?;
@@ -83,16 +83,16 @@ pub fn read_datagrams_from<R: std::io::Read>(
     reader: R,
     path: &Path,
     dst_port: Option<u16>,
-) -> Result<(Vec<CapturedDatagram>, CaptureStats), CaptureError> {
+) -> Result<(Vec<ExportDatagram>, ExportPcapStats), PcapError> {
     let (mut reader, link) = open_pcap(reader, path)?;
     // Raw records, checked here: pcap-file's checked packets end the read at the first record
     // cut by the snap length, where one skipped (and counted) datagram is the right answer.
     let nanos = reader.header().ts_resolution == pcap_file::TsResolution::NanoSecond;
     let mut out = Vec::new();
-    let mut stats = CaptureStats::default();
+    let mut stats = ExportPcapStats::default();
     while let Some(packet) = reader.next_raw_packet() {
         stats.frames += 1;
-        let packet = packet.map_err(|e| CaptureError::Record {
+        let packet = packet.map_err(|e| PcapError::Record {
             path: path.to_path_buf(),
             record: stats.frames,
             message: e.to_string(),
@@ -107,7 +107,7 @@ pub fn read_datagrams_from<R: std::io::Read>(
             packet.ts_frac / 1_000
         };
         match udp_datagram(link, &packet.data) {
-            Ok(d) if dst_port.is_none_or(|p| d.dst.port() == p) => out.push(CapturedDatagram {
+            Ok(d) if dst_port.is_none_or(|p| d.dst.port() == p) => out.push(ExportDatagram {
                 src: d.src,
                 dst: d.dst,
                 ts_ms: u64::from(packet.ts_sec) * 1000 + u64::from(frac_ms),
@@ -188,7 +188,7 @@ mod tests {
             read_datagrams_from(&file[..], Path::new("cut.pcap"), None).expect("read");
         assert_eq!(
             stats,
-            CaptureStats {
+            ExportPcapStats {
                 frames: 2,
                 skipped_not_udp: 0,
                 skipped_truncated: 1
