@@ -9,9 +9,9 @@ use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 
 use crate::pipeline::HOST_WINDOWS;
 use crate::records::ExporterStats;
-use crate::sources::capture::{self, GatewayMeter, RecordBatch};
 use crate::sources::netflow::export_pcap::{read_datagrams, ExportPcapStats, PcapError};
 use crate::sources::netflow::NetflowDecoder;
+use crate::sources::packets::{self, GatewayMeter, RecordBatch};
 
 /// The identity columns before the features.
 pub const ID_COLUMNS: [&str; 9] = [
@@ -134,7 +134,7 @@ pub fn write_metered_csv(
     let out = out.to_path_buf();
     std::thread::Builder::new()
         .name("features-meter".into())
-        .stack_size(capture::meter_stack_bytes())
+        .stack_size(packets::meter_stack_bytes())
         .spawn(move || metered_csv_thread(&inputs, &out))
         .map_err(FeaturesError::Thread)?
         .join()
@@ -173,9 +173,9 @@ fn metered_csv_thread(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let origin = format!("pcap:{name}");
-        let mut meter = GatewayMeter::new(capture::CaptureTimeouts::default().meter_config());
+        let mut meter = GatewayMeter::new(packets::CaptureTimeouts::default().meter_config());
         let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
-        let mut batch = RecordBatch::with_capacity(capture::RECORDS_PER_BATCH);
+        let mut batch = RecordBatch::with_capacity(packets::RECORDS_PER_BATCH);
         let mut rows = 0;
         let mut write_error = None;
         let mut write_batch = |batch: &mut RecordBatch, out: &mut dyn Write| {
@@ -206,7 +206,7 @@ fn metered_csv_thread(
                 }
             }
         };
-        let stats = capture::pcap::replay(
+        let stats = packets::pcap::replay(
             path,
             &mut meter,
             &mut |f| {

@@ -50,9 +50,9 @@ use crate::sinks::history::HistoryStats;
 use crate::sinks::http;
 use crate::sinks::mqtt;
 use crate::sinks::store::{Store, StoreError};
-use crate::sources::capture;
 use crate::sources::netflow::listener::{self, ListenError};
 use crate::sources::netflow::NetflowDecoder;
+use crate::sources::packets;
 use flow::{FlowSinks, FlowStage};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Listen(#[from] ListenError),
     #[error(transparent)]
-    Capture(#[from] capture::live::CaptureError),
+    Capture(#[from] packets::interface::CaptureError),
     #[error("cannot start the pipeline thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
@@ -117,7 +117,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     // Opened before anything runs, so a missing CAP_NET_RAW stops start-up with its remedy.
     let live_capture = match &cfg.capture.interface {
         Some(iface) => {
-            let (c, granted) = capture::live::open(iface, cfg.capture.recv_buffer_bytes)?;
+            let (c, granted) = packets::interface::open(iface, cfg.capture.recv_buffer_bytes)?;
             if granted < cfg.capture.recv_buffer_bytes {
                 tracing::warn!(iface = %iface, requested = cfg.capture.recv_buffer_bytes, granted,
                     "Kernel granted a smaller capture receive buffer; bursts may drop. Raise net.core.rmem_max");
@@ -239,7 +239,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     };
     if let Some(path) = &cfg.capture.pcap {
         // Ends by itself after the file; its sender then leaves the queue.
-        capture::pcap::spawn(
+        packets::pcap::spawn(
             path.clone(),
             cfg.capture.timeouts,
             queue_tx.clone(),

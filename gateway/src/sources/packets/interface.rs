@@ -52,15 +52,15 @@ pub enum CaptureError {
 
 /// An opened capture: checked at start-up, so a missing capability stops `run` at once with a
 /// clear error instead of failing later on a thread.
-pub struct LiveCapture {
+pub struct InterfaceCapture {
     iface: String,
     link: LinkType,
     rx: Box<dyn DataLinkReceiver>,
 }
 
-impl std::fmt::Debug for LiveCapture {
+impl std::fmt::Debug for InterfaceCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveCapture")
+        f.debug_struct("InterfaceCapture")
             .field("iface", &self.iface)
             .field("link", &self.link)
             .finish_non_exhaustive()
@@ -69,7 +69,7 @@ impl std::fmt::Debug for LiveCapture {
 
 /// Opens `iface` for capture (promiscuous), asking the kernel for a `recv_buffer` byte receive
 /// queue (it grants at most `net.core.rmem_max`; the grant is returned and logged).
-pub fn open(iface: &str, recv_buffer: usize) -> Result<(LiveCapture, usize), CaptureError> {
+pub fn open(iface: &str, recv_buffer: usize) -> Result<(InterfaceCapture, usize), CaptureError> {
     let interfaces = pnet_datalink::interfaces();
     let Some(ni) = interfaces.iter().find(|i| i.name == iface) else {
         let available = interfaces
@@ -119,7 +119,7 @@ pub fn open(iface: &str, recv_buffer: usize) -> Result<(LiveCapture, usize), Cap
     };
     match pnet_datalink::channel(ni, config) {
         Ok(Channel::Ethernet(_tx, rx)) => Ok((
-            LiveCapture {
+            InterfaceCapture {
                 iface: iface.to_string(),
                 link: link_type(ni),
                 rx,
@@ -154,7 +154,7 @@ fn link_type(ni: &NetworkInterface) -> LinkType {
     }
 }
 
-impl LiveCapture {
+impl InterfaceCapture {
     pub fn iface(&self) -> &str {
         &self.iface
     }

@@ -2,7 +2,7 @@
 //! ([`netwarden_firmware::meter`]), then handed to the pipeline as the same `FlowRecord`s that
 //! NetFlow yields.
 //!
-//! - [`live`]: an interface read with pnet (an `AF_PACKET` socket); needs root or
+//! - [`interface`]: an interface read with pnet (an `AF_PACKET` socket); needs root or
 //!   `CAP_NET_RAW`, and says so when it has neither.
 //! - [`pcap`]: a classic pcap file replayed with its own timestamps (`netwarden run --pcap`,
 //!   `netwarden features --pcap`).
@@ -16,7 +16,7 @@
 //! pipeline that falls behind makes the kernel drop frames instead.
 
 pub mod config;
-pub mod live;
+pub mod interface;
 pub mod pcap;
 
 use std::sync::atomic::AtomicU64;
