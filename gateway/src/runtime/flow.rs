@@ -24,7 +24,7 @@ use crate::records::{
 use crate::sinks::alert_sink::AlertSink;
 use crate::sinks::store::Store;
 use crate::sources::netflow::listener::KernelDrops;
-use crate::sources::netflow::{NetflowDecoder, Source};
+use crate::sources::netflow::{ExporterDomain, NetflowDecoder};
 
 /// The NetFlow decoder and the flow pipeline, wired: what the flow thread runs, and what the
 /// offline commands (`demo`) and tests run on captured datagrams.
@@ -32,7 +32,7 @@ use crate::sources::netflow::{NetflowDecoder, Source};
 pub struct FlowStage {
     pub decoder: NetflowDecoder,
     pub pipeline: Pipeline,
-    decoded: Vec<(Source, FlowRecord)>,
+    decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
 impl FlowStage {

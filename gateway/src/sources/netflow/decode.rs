@@ -28,7 +28,7 @@ use crate::records::ExporterStats;
 /// Where a record came from: the exporter's address and its v9 source id, IPFIX observation
 /// domain, or v5 engine type/id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Source {
+pub struct ExporterDomain {
     pub exporter: SocketAddr,
     pub domain: u32,
 }
@@ -112,7 +112,7 @@ impl NetflowDecoder {
         &mut self,
         exporter: SocketAddr,
         data: &[u8],
-        out: &mut Vec<(Source, FlowRecord)>,
+        out: &mut Vec<(ExporterDomain, FlowRecord)>,
     ) -> DecodeSummary {
         let mut local = ExporterStats {
             datagrams: 1,
@@ -142,7 +142,7 @@ impl NetflowDecoder {
                         u16::from(v5.header.engine_type) << 8 | u16::from(v5.header.engine_id);
                     let n = normalise_v5(
                         v5,
-                        Source {
+                        ExporterDomain {
                             exporter,
                             domain: u32::from(engine),
                         },
@@ -161,7 +161,7 @@ impl NetflowDecoder {
                     local.v9_datagrams += 1;
                     normalise_v9(
                         v9,
-                        Source {
+                        ExporterDomain {
                             exporter,
                             domain: v9.header.source_id,
                         },
@@ -247,10 +247,10 @@ impl NetflowDecoder {
         p: &IPFix,
         wire_sets: usize,
         exporter: SocketAddr,
-        out: &mut Vec<(Source, FlowRecord)>,
+        out: &mut Vec<(ExporterDomain, FlowRecord)>,
         stats: &mut ExporterStats,
     ) -> (Advance, bool) {
-        let src = Source {
+        let src = ExporterDomain {
             exporter,
             domain: p.header.observation_domain_id,
         };
@@ -381,8 +381,8 @@ fn account(stats: &mut ExporterStats, outcome: SeqOutcome) {
 
 fn push(
     rec: Option<FlowRecord>,
-    src: Source,
-    out: &mut Vec<(Source, FlowRecord)>,
+    src: ExporterDomain,
+    out: &mut Vec<(ExporterDomain, FlowRecord)>,
     stats: &mut ExporterStats,
 ) {
     match rec {
@@ -399,8 +399,8 @@ fn uptime_to_epoch(now_ms: u64, now_up: u32, at: u32) -> u64 {
 
 fn normalise_v5(
     p: &V5,
-    src: Source,
-    out: &mut Vec<(Source, FlowRecord)>,
+    src: ExporterDomain,
+    out: &mut Vec<(ExporterDomain, FlowRecord)>,
     stats: &mut ExporterStats,
 ) -> usize {
     let now_ms = u64::from(p.header.unix_secs) * 1000 + u64::from(p.header.unix_nsecs) / 1_000_000;
@@ -425,8 +425,8 @@ fn normalise_v5(
 
 fn normalise_v9(
     p: &V9,
-    src: Source,
-    out: &mut Vec<(Source, FlowRecord)>,
+    src: ExporterDomain,
+    out: &mut Vec<(ExporterDomain, FlowRecord)>,
     stats: &mut ExporterStats,
 ) {
     let now_ms = u64::from(p.header.unix_secs) * 1000;

@@ -13,4 +13,4 @@ pub mod export_pcap;
 pub mod listener;
 pub mod sequence;
 
-pub use decode::{DecodeSummary, NetflowDecoder, Source};
+pub use decode::{DecodeSummary, ExporterDomain, NetflowDecoder};
