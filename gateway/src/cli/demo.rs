@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::Bundle;
-use crate::pipeline::Pipeline;
+use crate::pipeline::FlowPipeline;
 use crate::records::{Alert, ExporterStats};
 use crate::runtime::flow::FlowStage;
 use crate::sinks::store::Store;
@@ -35,7 +35,7 @@ pub fn run(bundle: Bundle, data_dir: &Path) -> anyhow::Result<DemoResult> {
     let metrics = Arc::new(Metrics::default());
     let mut stage = FlowStage::new(
         NetflowDecoder::new(16),
-        Pipeline::new(
+        FlowPipeline::new(
             bundle,
             "demo",
             "demo",

@@ -39,7 +39,7 @@ struct Pending {
 
 /// Everything between a datagram and an alert.
 #[derive(Debug)]
-pub struct Pipeline {
+pub struct FlowPipeline {
     windows: Box<HostWindows<HOST_WINDOWS>>,
     detector: FlowAe,
     alerter: Alerter,
@@ -57,7 +57,7 @@ pub struct Pipeline {
     pub scores: ScoreTally,
 }
 
-impl Pipeline {
+impl FlowPipeline {
     pub fn new(
         bundle: Bundle,
         site: &str,
@@ -71,7 +71,7 @@ impl Pipeline {
         };
         let model_name = format!("{} {}", model.name, model.version);
         let batch = bundle.detector.batch_size();
-        Pipeline {
+        FlowPipeline {
             windows: Box::default(),
             detector: bundle.detector,
             alerter: Alerter::new(site, device, FLOW_DETECTOR, model, dedupe),

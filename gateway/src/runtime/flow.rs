@@ -15,7 +15,7 @@ use netwarden_firmware::FlowRecord;
 
 use super::Stats;
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::pipeline::FlowPipeline;
 use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
     Alert, ExporterBoard, ExporterStats, FlowInput, FlowOrigin, FlowSummary, ScoreSummary,
@@ -31,12 +31,12 @@ use crate::sources::netflow::{ExporterDomain, NetflowDecoder};
 #[derive(Debug)]
 pub struct FlowStage {
     pub decoder: NetflowDecoder,
-    pub pipeline: Pipeline,
+    pub pipeline: FlowPipeline,
     decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
 impl FlowStage {
-    pub fn new(decoder: NetflowDecoder, pipeline: Pipeline) -> FlowStage {
+    pub fn new(decoder: NetflowDecoder, pipeline: FlowPipeline) -> FlowStage {
         FlowStage {
             decoder,
             pipeline,

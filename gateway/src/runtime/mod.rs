@@ -39,7 +39,7 @@ use tokio::sync::{broadcast, Notify};
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::{LoadError, ModelInfo};
-use crate::pipeline::Pipeline;
+use crate::pipeline::FlowPipeline;
 use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
     ExporterBoard, ExporterStats, FlowInput, StatusBoard, TargetStatus, FLOW_DETECTOR,
@@ -178,7 +178,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
     let stage = FlowStage::new(
         NetflowDecoder::new(cfg.netflow.max_exporters),
-        Pipeline::new(
+        FlowPipeline::new(
             bundle,
             &cfg.site,
             &cfg.device,
