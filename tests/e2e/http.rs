@@ -1,5 +1,5 @@
 //! The HTTP API and the dashboard end to end: a gateway fed a NetFlow scan capture and polling
-//! a real snmpd (its interface history pre-filled so the LSTM scores from the first poll),
+//! a real snmpd (its interface history pre-filled so the series model scores from the first poll),
 //! queried over HTTP, and its dashboard loaded in headless Chromium (Debian's package), which
 //! must draw the plots and the alert; screenshots go to target/test-output/.
 

@@ -8,7 +8,7 @@
 //! the bytes in the steps that end up to one cache period plus one interval after the traffic.
 //!
 //! The last test runs the whole series path: stored normal history, `netwarden calibrate` on it,
-//! a restart that warms the windows from the store, and a burst that the LSTM reports over MQTT.
+//! a restart that warms the windows from the store, and a burst that the series detector (`series_ae`) reports over MQTT.
 //!
 //! Needs root (network namespaces) and the `snmpd` and `snmp` packages (scripts/test.sh).
 
@@ -495,7 +495,7 @@ fn burst_far_above_the_learnt_normal_raises_a_series_alert_over_mqtt() -> anyhow
 
     // The learnt normal: 20 minutes of that load as the daemon stores it, and the shipped
     // model's threshold recalibrated on it with the operator's command.
-    let dir = tempdir::Dir::new("snmp-lstm")?;
+    let dir = tempdir::Dir::new("snmp-series")?;
     let data = dir.path().join("data");
     let mut stale = Staleness(7);
     let start = now_ms() - HISTORY_STEPS * INTERVAL_MS;
