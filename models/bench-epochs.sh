@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Seconds per training epoch of every model kind/variant, on the data the shipped bundles use:
 #   flow_ae/seed        the 5 benign NetFlow fixtures (+ the softflowd v5 scan capture as test)
-#   series_lstm/*       14 days of synthetic rates (seed 11), 3000 training / 600 validation
+#   series_ae/*         14 days of synthetic rates (seed 11), 3000 training / 600 validation
 #                       windows, as make-series-bundle.sh
 # Prints a Markdown table (wall and process CPU seconds per epoch, device, threads) and keeps
 # every run.json under OUT (default models/runs/bench-epochs-<UTC time>).
@@ -47,11 +47,12 @@ else
         --anomalous-pcap "$root/tests/data/netflow/softflowd-v5-scan-mixed.pcap" \
         --scan-json "$root/tests/data/pcap/scan-mixed.scan.json" --quiet
     eval_start="$(py synth-series-rates --out "$out/rates.csv" --labels "$out/labels.csv" --seed 11)"
-    py dataset --kind series_lstm --out "$out/series-ds" --rates "$out/rates.csv" \
+    py dataset --kind series_ae --out "$out/series-ds" --rates "$out/rates.csv" \
         --labels "$out/labels.csv" --eval-start-ms "$eval_start" --quiet
 fi
 
-runs=("flow-ds seed" "series-ds edge" "series-ds attention" "series-ds seed" "series-ds ensemble")
+runs=("flow-ds seed" "series-ds conv" "series-ds edge" "series-ds attention" "series-ds seed"
+      "series-ds ensemble")
 for r in "${runs[@]}"; do
     set -- $r
     py train --dataset "$out/$1" --out "$out/run-$1-$2" --variant "$2" --epochs "$epochs" \

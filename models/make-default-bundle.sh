@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the bundle the gateway ships (models/bundles/flow-ae/) from the benign NetFlow
-# fixtures: export their flow-v1 features with the gateway itself, then train on all of them.
+# fixtures, with the stage commands (models/README.md): dataset (the gateway exports the
+# flow-v1 features; no test split: 90 % train, 10 % validation) -> train -> export -> quantize
+# (the measured fp32/int8 choice) -> bundle (threshold, golden vectors, signature, and the
+# gateway's own `netwarden model check`).
 #
 #   models/make-default-bundle.sh [VERSION]      (VERSION defaults to YYYY.MM.DD.1, UTC)
 #
@@ -19,14 +22,16 @@ dest="$root/models/bundles/flow-ae"
 
 # NETWARDEN_BIN skips the release build (any build computes the same features).
 if [[ -n "${NETWARDEN_BIN:-}" ]]; then
-    netwarden="$NETWARDEN_BIN"
+    netwarden="$(realpath "$NETWARDEN_BIN")"
 else
     (cd "$root" && cargo build --release -p netwarden)
     netwarden="${CARGO_TARGET_DIR:-$root/target}/release/netwarden"
 fi
 
+export NETWARDEN_BIN="$netwarden"  # dataset and bundle call the gateway
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+py() { (cd "$root/models" && .venv/bin/python -m netwarden_models "$@"); }
 
 shopt -s nullglob
 pcaps=("$root"/tests/data/netflow/*-benign.pcap)
@@ -34,29 +39,24 @@ if (( ${#pcaps[@]} == 0 )); then
     echo "make-default-bundle: no tests/data/netflow/*-benign.pcap found" >&2
     exit 1
 fi
-
 args=()
-for pcap in "${pcaps[@]}"; do
-    csv="$tmp/$(basename "$pcap" .pcap).csv"
-    echo "make-default-bundle: features from ${pcap#"$root"/}" >&2
-    "$netwarden" features --netflow-pcap "$pcap" --out "$csv"
-    args+=(--features "$csv")
-done
+for pcap in "${pcaps[@]}"; do args+=(--netflow-pcap "$pcap"); done
 
-# Train into a scratch directory so a failure never leaves a half-written shipped bundle.
-(cd "$root/models" && .venv/bin/python -m netwarden_models train-flow-ae \
-    "${args[@]}" --out "$tmp/bundle" --seed "$seed" --epochs "$epochs" --version "$version")
+py dataset --kind flow_ae --out "$tmp/dataset" "${args[@]}" --test-fraction 0 --seed "$seed"
+py train --dataset "$tmp/dataset" --out "$tmp/run" --seed "$seed" --epochs "$epochs"
+py export --run "$tmp/run"
+py quantize --run "$tmp/run"
 
-# The gateway's own check (tract load, golden vectors); with SIGN_KEY also sign the bundle and
-# have the gateway verify the signature (docs/keys.md). Nothing is copied unless this passes.
+# Into a scratch directory, so a failure never leaves a half-written shipped bundle. `bundle`
+# runs `netwarden model check` (with the key when signing) and fails if it fails.
+sign=()
 if [[ -n "${SIGN_KEY:-}" ]]; then
-    key="$(realpath "$SIGN_KEY")"
-    pub="$(cd "$root/models" && .venv/bin/python -m netwarden_models sign --key "$key" "$tmp/bundle" --quiet)"
-    "$netwarden" model check "$tmp/bundle" --key "$pub"
+    sign=(--sign-key "$(realpath "$SIGN_KEY")")
 else
     rm -f "$dest/manifest.sig"  # a signature of an older manifest would no longer verify
-    "$netwarden" model check "$tmp/bundle"
 fi
+py bundle --run "$tmp/run" --out "$tmp/bundle" --version "$version" "${sign[@]}" \
+    --data-note "the benign NetFlow fixtures tests/data/netflow/*-benign.pcap"
 
 mkdir -p "$dest"
 cp "$tmp/bundle/model.onnx" "$tmp/bundle/manifest.json" "$dest/"

@@ -1,12 +1,12 @@
 //! Capture files of export datagrams, the path of `netwarden features --netflow-pcap` and
-//! `netwarden demo`: the pcap reader (`sources/netflow/capture.rs`, pcap-file plus the
+//! `netwarden demo`: the pcap reader (`sources/netflow/export_pcap.rs`, pcap-file plus the
 //! firmware's smoltcp link/IP/UDP views) and then every datagram through the decoder.
 #![no_main]
 
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use netwarden::sources::netflow::capture::read_datagrams_from;
+use netwarden::sources::netflow::export_pcap::read_datagrams_from;
 use netwarden::sources::netflow::NetflowDecoder;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 //! - the dashboard's first load: the page, its script and every API response its first
 //!   refresh requests, in bytes on the wire (headers included);
 //! - `/detect` latency for one flow, 100 flows and one series window;
-//! - what the dashboard adds per scored flow on the NetFlow hot path (`LiveTally::record`).
+//! - what the dashboard adds per scored flow on the NetFlow hot path (`ScoreTally::record`).
 //!
 //! Run: `cargo bench -p netwarden --bench http`.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use netwarden::metrics::Metrics;
 use netwarden::models::{ModelInfo, SignatureStatus};
-use netwarden::records::live::{LiveBoard, LiveTally};
+use netwarden::records::scoreboard::{ScoreBoard, ScoreTally};
 use netwarden::records::ExporterStats;
 use netwarden::records::RateSample;
 use netwarden::records::{Alert, FlowSubject, ModelRef, Subject};
@@ -95,14 +95,14 @@ fn main() {
     let refs: Vec<(&Alert, String)> = rows.iter().map(|(a, t)| (a, t.clone())).collect();
     store.append_alerts(&refs).expect("alerts");
 
-    let live = LiveBoard::default();
+    let scoreboard = ScoreBoard::default();
     // 15 minutes of per-second flow points; five per-minute flow summaries with 50 hosts each.
     for s in 0..900u64 {
-        let mut t = LiveTally::default();
+        let mut t = ScoreTally::default();
         for h in 0..50u8 {
             t.record(0.001 * f32::from(h + 1), h == 49);
         }
-        live.publish_flow(now - (900 - s) * 1000, t);
+        scoreboard.publish_flow(now - (900 - s) * 1000, t);
     }
     for m in 0..5u64 {
         store
@@ -144,8 +144,8 @@ fn main() {
         });
         scores.push(ScoreSummary {
             ts_ms: now,
-            detector: "series_lstm".into(),
-            model: "series-lstm".into(),
+            detector: "series_ae".into(),
+            model: "series-ae".into(),
             subject: format!("{target}/{if_name}"),
             count: 1,
             anomalous: 0,
@@ -154,8 +154,8 @@ fn main() {
             threshold: 0.0011,
         });
     }
-    live.publish_rates(&samples);
-    live.publish_series(&scores);
+    scoreboard.publish_rates(&samples);
+    scoreboard.publish_series(&scores);
     // The dashboard's interface view reads one interface's stored series and scores: 6 h at
     // 60 s (the scores of every interface share the history's score buckets).
     for k in 0..360u64 {
@@ -198,7 +198,7 @@ fn main() {
             "active",
         ),
         ModelInfo::from_manifest(
-            "series_lstm",
+            "series_ae",
             &series,
             "built-in",
             &SignatureStatus::Builtin,
@@ -208,7 +208,7 @@ fn main() {
     let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::default()),
-        live,
+        scoreboard,
         exporters,
         snmp_board: Default::default(),
         models: Arc::new(models),
@@ -304,7 +304,7 @@ fn main() {
     );
     let srow = "[8000.0, 8000.0, 12.0, 3.0, 0.0, 0.0, 0.0, 0.0]";
     let window = format!(
-        r#"{{"detector":"series_lstm","sequence":[{}]}}"#,
+        r#"{{"detector":"series_ae","sequence":[{}]}}"#,
         vec![srow; 50].join(",")
     );
     for (name, body) in [
@@ -323,8 +323,8 @@ fn main() {
         println!("/detect {name}: {} bytes in; median {:.3} ms, p99 {:.3} ms over HTTP (parse alone {:.3} ms; first request also loads the model)",
             body.len(), ms(med), ms(p99), ms(pmed));
     }
-    // The dashboard's cost on the NetFlow hot path: one LiveTally::record per scored flow.
-    let mut t = LiveTally::default();
+    // The dashboard's cost on the NetFlow hot path: one ScoreTally::record per scored flow.
+    let mut t = ScoreTally::default();
     let errors: Vec<f32> = (0..4096).map(|i| 1e-4 * (1.0 + (i % 997) as f32)).collect();
     let n = 20_000_000usize;
     let started = Instant::now();
@@ -334,7 +334,7 @@ fn main() {
     }
     let per = started.elapsed().as_secs_f64() * 1e9 / n as f64;
     std::hint::black_box(t.take());
-    println!("LiveTally::record (per scored flow, pipeline thread): {per:.1} ns");
+    println!("ScoreTally::record (per scored flow, pipeline thread): {per:.1} ns");
     drop(tx);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use netwarden::metrics::Metrics;
 use netwarden::models::Bundle;
-use netwarden::pipeline::{Pipeline, HOST_WINDOWS};
+use netwarden::pipeline::{FlowPipeline, HOST_WINDOWS};
 use netwarden::runtime::flow::FlowStage;
-use netwarden::sources::netflow::capture::read_datagrams;
+use netwarden::sources::netflow::export_pcap::read_datagrams;
 use netwarden::sources::netflow::NetflowDecoder;
 use netwarden_firmware::features::HostWindows;
 
@@ -72,7 +72,8 @@ fn main() {
 
         let metrics = Arc::new(Metrics::default());
         let bundle = Bundle::builtin(512).expect("bundle");
-        let pipeline = Pipeline::new(bundle, "b", "b", Duration::from_secs(60), metrics.clone());
+        let pipeline =
+            FlowPipeline::new(bundle, "b", "b", Duration::from_secs(60), metrics.clone());
         let mut p = FlowStage::new(NetflowDecoder::new(16), pipeline);
         let (_, t) = time(|| {
             let mut alerts = 0usize;

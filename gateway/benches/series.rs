@@ -1,5 +1,5 @@
 //! Per-window latency of every series bundle found, in tract, at batch 1 and batched, plus the
-//! whole series pipeline (features, scaling, batched LSTM, verdicts) for 32 interfaces polled
+//! whole series pipeline (features, scaling, batched model runs, verdicts) for 32 interfaces polled
 //! together. Bundles: `models/bundles/series-*`, `gateway/tests/data/series-tiny`, and any
 //! directories given as arguments.
 //!

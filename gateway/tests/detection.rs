@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use netwarden::metrics::Metrics;
 use netwarden::models::Bundle;
-use netwarden::pipeline::Pipeline;
+use netwarden::pipeline::FlowPipeline;
 use netwarden::records::Alert;
 use netwarden::runtime::flow::FlowStage;
-use netwarden::sources::netflow::capture::read_datagrams;
+use netwarden::sources::netflow::export_pcap::read_datagrams;
 use netwarden::sources::netflow::NetflowDecoder;
 use rstest::rstest;
 
@@ -25,8 +25,8 @@ fn replay(name: &str) -> (Vec<Alert>, Arc<Metrics>) {
     let (datagrams, _) = read_datagrams(&fixture(name), None).expect("fixture");
     let metrics = Arc::new(Metrics::default());
     let bundle = Bundle::builtin(512).expect("built-in bundle");
-    let pipeline =
-        Pipeline::new(bundle, "t", "t", Duration::from_secs(60), metrics.clone()).with_clock(|| 0);
+    let pipeline = FlowPipeline::new(bundle, "t", "t", Duration::from_secs(60), metrics.clone())
+        .with_clock(|| 0);
     let mut p = FlowStage::new(NetflowDecoder::new(16), pipeline);
     let mut alerts = Vec::new();
     for d in &datagrams {

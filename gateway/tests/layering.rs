@@ -244,7 +244,7 @@ fn the_checker_sees_grouped_and_relative_paths() {
             .collect()
     };
     assert_eq!(
-        tops("use crate::{records::Alert, pipeline::{Pipeline, x}};"),
+        tops("use crate::{records::Alert, pipeline::{FlowPipeline, x}};"),
         [
             Some("records".into()),
             Some("pipeline".into()),

@@ -250,7 +250,7 @@ fn metered_capture_matches_softflowds_export_of_it() {
         }
     }
 
-    let (datagrams, _) = netwarden::sources::netflow::capture::read_datagrams(
+    let (datagrams, _) = netwarden::sources::netflow::export_pcap::read_datagrams(
         &data.join("netflow/softflowd-v5-scan-mixed.pcap"),
         None,
     )

@@ -50,8 +50,9 @@ fn replay_grouped(p: &mut SeriesPipeline, samples: &[RateSample]) -> Vec<Alert> 
 
 #[test]
 fn bundle_kinds_are_kept_apart_and_checked() {
+    // series-tiny's manifest says the kind's old name, `series_lstm`: it loads as `series_ae`.
     let b = tiny(&[1, 4]);
-    assert_eq!(b.manifest.kind, "series_lstm");
+    assert_eq!(b.manifest.kind, "series_ae");
     assert_eq!(b.detector.batch_sizes(), [1, 4]);
     let err =
         Bundle::load_dir(&data("series-tiny"), 8, &Trust::none()).expect_err("flow loader refuses");
@@ -195,7 +196,7 @@ fn normal_traffic_stays_quiet_and_a_surge_alerts_on_its_interface() {
     );
     assert_eq!(first.top_features.len(), 3);
     assert!(first.score > 2.0 * first.threshold);
-    assert_eq!(first.detector, "series_lstm");
+    assert_eq!(first.detector, "series_ae");
     assert!(
         first.summary.starts_with("high r1 ge-0/0/1 (ifIndex 2) "),
         "{}",
@@ -456,4 +457,63 @@ fn warm_history_makes_the_next_live_step_scored() {
     );
     let _ = p.ingest(&live[0]);
     assert_eq!(p.counters().series_windows_scored, 1);
+}
+
+/// Configs written before issue 14 name a bundle directory whose manifest says the old kind
+/// `series_lstm` (and often a directory called `series-lstm`): the daemon still loads it.
+#[test]
+fn a_config_naming_an_old_series_lstm_bundle_still_loads_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let old_dir = tmp.path().join("series-lstm");
+    std::fs::create_dir(&old_dir).expect("mkdir");
+    for f in ["manifest.json", "model.onnx"] {
+        std::fs::copy(data("series-tiny").join(f), old_dir.join(f)).expect("copy");
+    }
+    let manifest = std::fs::read_to_string(old_dir.join("manifest.json")).expect("read");
+    assert!(
+        manifest.contains(r#""kind": "series_lstm""#),
+        "fixture keeps the old kind"
+    );
+    let file = tmp.path().join("netwarden.toml");
+    let toml = format!(
+        "[detector]\nseries_model = {:?}\n",
+        old_dir.display().to_string()
+    );
+    std::fs::write(&file, toml).expect("write config");
+    let cfg = netwarden::config::RawConfig::from_file(&file)
+        .expect("parses")
+        .validate()
+        .expect("valid");
+    let b = netwarden::runtime::series::model_sources(&cfg)
+        .load_series()
+        .expect("the old-kind bundle loads");
+    assert_eq!(b.manifest.kind, "series_ae");
+    assert_eq!(b.manifest.name, "series-tiny");
+}
+
+/// `netwarden model check` takes the shipped bundle (kind `series_ae`) and one made before the
+/// rename (kind `series_lstm`), and reports both as `series_ae`.
+#[test]
+fn model_check_accepts_the_series_kind_and_its_old_name() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/series-ae");
+    for dir in [shipped, data("series-tiny")] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netwarden"))
+            .args(["model", "check"])
+            .arg(&dir)
+            .output()
+            .expect("run netwarden");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {stdout}{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("series_ae"), "{}: {stdout}", dir.display());
+        assert!(
+            !stdout.contains("series_lstm"),
+            "{}: {stdout}",
+            dir.display()
+        );
+    }
 }

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from netwarden_models.dense_ae import DenseAutoencoder
+from netwarden_models.kinds.flow_nets import DenseAutoencoder
 
 
 def test_layers_match_the_seed_model():

@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from netwarden_models import dataset as ds
-from netwarden_models import kinds, ship
+from netwarden_models import registry
+from netwarden_models.bundle.verify import verify_python
 from netwarden_models.cli import main
-from netwarden_models.kinds import TEST, TRAIN, VAL, ModelKind, Samples, TrainDefaults
+from netwarden_models.data import dataset as ds
+from netwarden_models.kinds.base import TEST, TRAIN, VAL, ModelKind, Samples, TrainDefaults
 
 
 class ToyKind(ModelKind):
@@ -35,9 +36,9 @@ class ToyKind(ModelKind):
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     try:
-        kind = kinds.register(ToyKind())
+        kind = registry.register(ToyKind())
     except ValueError:
-        kind = kinds.get("toy_pairs")
+        kind = registry.get("toy_pairs")
     d = tmp_path_factory.mktemp("toy")
     rng = np.random.default_rng(0)
     n = 400
@@ -54,11 +55,11 @@ def toy(tmp_path_factory):
 
 
 def test_registry_names_and_errors(toy):
-    assert {"flow_ae", "series_lstm", "toy_pairs"} <= set(kinds.names())
+    assert {"flow_ae", "series_ae", "toy_pairs"} <= set(registry.names())
     with pytest.raises(ValueError, match="unknown model kind 'nope'"):
-        kinds.get("nope")
+        registry.get("nope")
     with pytest.raises(ValueError, match="registered twice"):
-        kinds.register(ToyKind())
+        registry.register(ToyKind())
 
 
 def test_a_new_kind_goes_through_the_whole_pipeline(toy):
@@ -73,4 +74,26 @@ def test_a_new_kind_goes_through_the_whole_pipeline(toy):
     m = json.loads((out / "manifest.json").read_text())
     assert (m["kind"], m["name"], m["features"]["schema"]) == ("toy_pairs", "toy-pairs", "toy-v1")
     assert len(m["golden"]["inputs"][0]) == 8
-    ship.verify_python(out)  # golden vectors replay in onnxruntime and tract
+    verify_python(out)  # golden vectors replay in onnxruntime and tract
+
+
+def test_series_lstm_is_an_alias_of_series_ae_on_input(tmp_path):
+    """The series kind was renamed (it is a convolutional autoencoder now); the old name is read
+    everywhere a kind is read, and what is written says series_ae."""
+    assert registry.get("series_lstm") is registry.get("series_ae")
+    assert "series_lstm" in registry.names(aliases=True)
+    assert "series_lstm" not in registry.names()
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register(type("Old", (ToyKind,), {"name": "series_lstm"})())
+    # A dataset directory written before the rename (kind series_lstm in dataset.json).
+    kind = registry.get("series_ae")
+    n = 6
+    samples = Samples(raw=np.ones((n, 50, 8), dtype=np.float32), labels=np.zeros(n, dtype=np.int8),
+                      split=np.zeros(n, dtype=np.int8), time_ms=np.arange(n, dtype=np.int64),
+                      source=np.zeros(n, dtype=np.int32), labelled=False)
+    m = ds.write(tmp_path / "ds", kind, samples, [], seed=1)
+    assert m["kind"] == "series_ae"
+    path = tmp_path / "ds" / "dataset.json"
+    path.write_text(path.read_text().replace('"series_ae"', '"series_lstm"'))
+    _, old_kind, _ = ds.read(tmp_path / "ds", registry.get)
+    assert old_kind is kind

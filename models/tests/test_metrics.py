@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from netwarden_models import metrics
+from netwarden_models.evaluate import metrics
 
 # 10 samples: labels and scores; threshold 0.5 -> predicted = score > 0.5
 LABELS = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_rows, write_csv
-from netwarden_models import gateway, signing
+from netwarden_models import gateway
+from netwarden_models.bundle import signing
 from netwarden_models.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +156,7 @@ def test_gateway_verifies_the_python_signature(shipped, tmp_path):
         gateway.model_check(bundle, key=str(other_pub))
 
 
-@pytest.mark.parametrize("name", ["flow-ae", "series-lstm"])
+@pytest.mark.parametrize("name", ["flow-ae", "series-ae"])
 def test_the_shipped_bundles_pass_check(name):
     """`check` (Python: hash, golden vectors in onnxruntime and tract; then the gateway) on the
     bundles in models/bundles/, which predate the pipeline (value_info, no signature)."""
@@ -164,7 +165,7 @@ def test_the_shipped_bundles_pass_check(name):
 
 
 def test_steady_seconds_per_epoch_is_the_median_after_the_first():
-    from netwarden_models.trainer import steady_seconds_per_epoch
+    from netwarden_models.train.trainer import steady_seconds_per_epoch
 
     assert steady_seconds_per_epoch([]) is None
     assert steady_seconds_per_epoch([9.0]) is None

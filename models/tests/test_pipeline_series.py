@@ -1,6 +1,7 @@
 """The same pipeline for the series kind, with the gateway's own features (`--rates` runs
 `netwarden features --series`): dataset -> train -> evaluate -> export -> bundle -> gateway
-check. Skipped without the gateway binary (scripts/test.sh builds it)."""
+check. The kind is given by its old name, series_lstm, which is read as series_ae. Skipped
+without the gateway binary (scripts/test.sh builds it)."""
 
 import json
 
@@ -23,7 +24,7 @@ def test_series_pipeline_end_to_end(tmp_path):
                  "--max-train-windows", "200", "--max-val-windows", "80", "--eval-stride", "25",
                  "--quiet"]) == 0
     m = json.loads((ds / "dataset.json").read_text())
-    assert m["kind"] == "series_lstm" and m["sample_shape"] == [50, 8]
+    assert m["kind"] == "series_ae" and m["sample_shape"] == [50, 8]
     assert m["split"]["train"] == 200 and m["positives"]["test"] > 0
     run = tmp_path / "run"
     assert main(["train", "--dataset", str(ds), "--out", str(run), "--variant", "edge",
@@ -38,6 +39,6 @@ def test_series_pipeline_end_to_end(tmp_path):
                  "--version", "t.1", "--quiet"]) == 0  # includes `netwarden model check`
     b = json.loads((out / "manifest.json").read_text())
     assert (b["kind"], b["name"], b["model"]["window"], b["model"]["variant"]) == (
-        "series_lstm", "series-lstm", 50, "edge")
+        "series_ae", "series-ae", 50, "edge")
     assert len(b["golden"]["inputs"][0]) == 400 and b["quantization"]["measured"] is False
     assert "ok:" in gateway.model_check(out)

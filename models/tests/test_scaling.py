@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from netwarden_models.features import FEATURE_NAMES
-from netwarden_models.scaling import FeatureScaling
+from netwarden_models.data.scaling import FeatureScaling
 
 
 def test_fit_and_transform_match_the_doc_formula():

@@ -5,10 +5,10 @@ import csv
 import numpy as np
 import pytest
 
-from netwarden_models import series_synth
+from netwarden_models.data import series_synth
 from netwarden_models.series_data import (CSV_HEADER, SERIES_FEATURES, SeriesCsvError,
                                           label_windows, make_windows, read_series_csvs)
-from netwarden_models.series_run import roc_auc
+from netwarden_models.evaluate.metrics import roc_auc
 
 
 def test_generator_is_seeded_and_keeps_anomalies_in_the_eval_days():

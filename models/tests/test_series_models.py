@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from netwarden_models import series_ae, series_export
+from netwarden_models.export import runtimes
+from netwarden_models.export.onnx_export import export_onnx, quantize_dynamic_int8
+from netwarden_models.kinds import series_nets as series_ae
+
+SHAPE = (50, 8)
+
+
+def export_series(model, path, form):
+    """As the series kind exports: dynamo for the onnx form, TorchScript for unrolled."""
+    export_onnx(model, path, SHAPE, exporter="dynamo" if form == "onnx" else "torchscript")
+    return path
 
 torch.set_num_threads(1)
 
@@ -56,9 +66,9 @@ def exported(tmp_path_factory):
     files = {}
     for form in series_ae.LSTM_FORMS:
         m = series_ae.convert_form(model, "edge", form)
-        fp32 = series_export.export_series(m, d / f"edge-{form}-fp32.onnx", form)
+        fp32 = export_series(m, d / f"edge-{form}-fp32.onnx", form)
         files[(form, "fp32")] = fp32
-        files[(form, "int8")] = series_export.quantize_int8(fp32, d / f"edge-{form}-int8.onnx")
+        files[(form, "int8")] = quantize_dynamic_int8(fp32, d / f"edge-{form}-int8.onnx")
     return model, files
 
 
@@ -69,8 +79,8 @@ def test_exported_files_match_torch_in_onnxruntime_and_tract(exported):
         ref = model(torch.from_numpy(x)).numpy()
     for (form, precision), path in files.items():
         tol = 1e-5 if precision == "fp32" else 2e-2
-        ort = series_export.run_ort(path, x)
-        tract = series_export.run_tract(path, x, batch=4)  # 4 + a zero-padded 1
+        ort = runtimes.run_ort(path, x)
+        tract = runtimes.run_tract(path, x, 4)  # 4 + a zero-padded 1
         assert ort.shape == tract.shape == (5, 50, 8)
         assert np.abs(ort - ref).max() < tol, (form, precision)
         # Dynamic int8 picks its scales from the whole batch (zero padding included), so an
@@ -97,7 +107,7 @@ def test_regression_tract_reused_state_carries_the_onnx_lstm_state(exported):
     rng = np.random.default_rng(3)
     a, b = rng.random((2, 1, 50, 8), dtype=np.float32)
     for form, carries in (("onnx", True), ("unrolled", False)):
-        plan = series_export.TractPlan(files[(form, "fp32")], 1)
+        plan = runtimes.TractPlan(files[(form, "fp32")], 1, SHAPE)
         fresh = plan.run(a)
         plan.run_reused(b)
         reused = plan.run_reused(a)
@@ -111,15 +121,15 @@ def test_conv_variant_is_not_recurrent_and_runs_alike_in_tract_even_with_a_reuse
 
     torch.manual_seed(4)
     model = series_ae.build("conv").eval()
-    path = series_export.export_series(model, tmp_path / "conv.onnx", "onnx")
+    path = export_series(model, tmp_path / "conv.onnx", "onnx")
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert "Conv" in ops and not ops & {"LSTM", "GRU", "Scan", "Loop"}, ops
     rng = np.random.default_rng(5)
     x = rng.random((3, 50, 8), dtype=np.float32)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
-    assert np.abs(series_export.run_ort(path, x) - ref).max() < 1e-5
-    plan = series_export.TractPlan(path, 1)
+    assert np.abs(runtimes.run_ort(path, x) - ref).max() < 1e-5
+    plan = runtimes.TractPlan(path, 1, SHAPE)
     for i, window in enumerate(x):
         fresh = plan.run(window[None])
         assert np.abs(fresh[0] - ref[i]).max() < 1e-5

@@ -2,7 +2,7 @@
 
 import pytest
 
-from netwarden_models.series_select import SelectionError, select
+from netwarden_models.select.rule import SelectionError, select
 
 
 def entry(variant, form, precision, auc, parity=0.0, error=None):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from netwarden_models import signing
+from netwarden_models.bundle import signing
 from netwarden_models.cli import main
 
 

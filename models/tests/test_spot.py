@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from netwarden_models.spot import Spot, fit_gpd, gpd_log_likelihood, spot_quantile
+from netwarden_models.evaluate.spot import Spot, fit_gpd, gpd_log_likelihood, spot_quantile
 
 
 def gpd_samples(rng, gamma, sigma, n):

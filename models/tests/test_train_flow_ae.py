@@ -1,4 +1,6 @@
-"""End to end: synthetic CSVs -> `train-flow-ae` -> bundle checked against docs/bundle-format.md."""
+"""A flow_ae bundle as make-default-bundle.sh makes it (dataset with no test split -> train ->
+export -> bundle), checked against docs/bundle-format.md with the doc's formulas written out
+independently of the package."""
 
 import hashlib
 import json
@@ -20,21 +22,27 @@ def train_bundle(tmp, out_name, seed=SEED):
     rows = synthetic_rows(500)
     a = write_csv(tmp / "part-a.csv", rows[:400])
     b = write_csv(tmp / "part-b.csv", rows[400:])
-    out = tmp / out_name
-    rc = main([
-        "train-flow-ae", "--features", str(a), "--features", str(b), "--out", str(out),
-        "--epochs", str(EPOCHS), "--seed", str(seed), "--version", "test.1", "--log-every", "0",
-    ])
-    assert rc == 0
+    out, ds, run = tmp / out_name, tmp / f"{out_name}-ds", tmp / f"{out_name}-run"
+    for argv in (
+        ["dataset", "--kind", "flow_ae", "--out", str(ds), "--features", str(a), "--features",
+         str(b), "--test-fraction", "0", "--seed", str(seed)],
+        ["train", "--dataset", str(ds), "--out", str(run), "--epochs", str(EPOCHS), "--seed",
+         str(seed), "--device", "cpu"],
+        ["export", "--run", str(run)],
+        ["bundle", "--run", str(run), "--out", str(out), "--version", "test.1",
+         "--no-gateway-check"],
+    ):
+        assert main([*argv, "--quiet"]) == 0, argv
     raw = np.array([f for _, f in rows], dtype=np.float64)
-    return out, raw
+    train_rows = np.load(ds / "data.npz")["split"] == 0
+    return out, raw, train_rows
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    out, raw = train_bundle(tmp_path_factory.mktemp("train"), "flow-ae")
+    out, raw, train_rows = train_bundle(tmp_path_factory.mktemp("train"), "flow-ae")
     manifest = json.loads((out / "manifest.json").read_text())
-    return out, manifest, raw
+    return out, manifest, raw, train_rows
 
 
 def doc_scale(manifest, raw):
@@ -62,9 +70,13 @@ def errors(x, y):
 
 
 def test_manifest_follows_the_doc(bundle):
-    out, m, raw = bundle
+    out, m, raw, train_rows = bundle
     assert set(m) == {"format", "name", "kind", "version", "created_utc", "model", "features",
-                      "threshold", "severity", "training", "golden"}
+                      "threshold", "severity", "training", "evaluation", "cross_validation",
+                      "quantization", "golden"}
+    # no test split, no quantize run: nothing to report there
+    assert m["evaluation"] is None and m["cross_validation"] is None
+    assert m["quantization"] == {"chosen": "fp32", "measured": False}
     assert (m["format"], m["name"], m["kind"], m["version"]) == (1, "flow-ae", "flow_ae", "test.1")
     assert len(m["created_utc"]) == 20 and m["created_utc"].endswith("Z")
 
@@ -84,16 +96,19 @@ def test_manifest_follows_the_doc(bundle):
         assert isinstance(s["log1p"], bool) and s["min"] <= s["max"]
 
     t = m["threshold"]
-    assert set(t) == {"value", "method", "quantile"}
+    assert set(t) == {"value", "method", "quantile", "n", "source"}
     assert t["value"] > 0 and math.isfinite(t["value"])
-    assert (t["method"], t["quantile"]) == ("train_error_quantile", 0.95)
+    assert (t["method"], t["quantile"], t["source"]) == ("train_error_quantile", 0.95, "train")
+    assert t["n"] == int(train_rows.sum()) == 450  # 10 % of the rows validate
     assert m["severity"] == {"high_ratio": 2.0}
 
     tr = m["training"]
-    assert set(tr) == {"rows", "epochs", "seed", "final_loss", "sources"}
-    assert tr["rows"] == 500 and 1 <= tr["epochs"] <= EPOCHS and tr["seed"] == SEED
-    assert tr["final_loss"] > 0
+    assert set(tr) == {"variant", "rows", "epochs", "best_epoch", "best_val_loss", "seed",
+                       "device", "world_size", "sources", "source_sha256"}
+    assert tr["rows"] == 450 and 1 <= tr["epochs"] <= EPOCHS and tr["seed"] == SEED
+    assert 0 < tr["best_val_loss"] and 1 <= tr["best_epoch"] <= tr["epochs"]
     assert tr["sources"] == ["part-a.csv", "part-b.csv"]
+    assert set(tr["source_sha256"]) == {"part-a.csv", "part-b.csv"}
 
     g = m["golden"]
     assert set(g) == {"inputs", "outputs", "errors", "tolerance"}
@@ -109,7 +124,7 @@ def test_manifest_follows_the_doc(bundle):
 
 
 def test_onnx_graph_is_simple_with_dynamic_batch(bundle):
-    out, m, _ = bundle
+    out, m, _, _ = bundle
     model = onnx.load(str(out / "model.onnx"))
     onnx.checker.check_model(model, full_check=True)
     assert {n.op_type for n in model.graph.node} <= {"Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Transpose"}
@@ -123,7 +138,7 @@ def test_onnx_graph_is_simple_with_dynamic_batch(bundle):
 
 
 def test_runs_at_batch_1_and_37(bundle):
-    out, m, raw = bundle
+    out, m, raw, train_rows = bundle
     sess = session(out, m)
     x = doc_scale(m, raw[:37])
     y37 = run(sess, m, x)
@@ -133,7 +148,7 @@ def test_runs_at_batch_1_and_37(bundle):
 
 
 def test_golden_vectors_reproduce(bundle):
-    out, m, _ = bundle
+    out, m, _, _ = bundle
     g = m["golden"]
     x = doc_scale(m, g["inputs"])
     y = run(session(out, m), m, x)
@@ -144,17 +159,19 @@ def test_golden_vectors_reproduce(bundle):
 
 
 def test_threshold_is_the_95th_percentile_of_training_errors(bundle):
-    out, m, raw = bundle
+    out, m, raw, train_rows = bundle
     x = doc_scale(m, raw)
     e = errors(x, run(session(out, m), m, x))
-    # the quantile is over the training split (~90% of rows), so ~5% of all rows lie above it
+    # the quantile is over the training split (90% of rows), so ~5% of all rows lie above it
     above = float(np.mean(e > m["threshold"]["value"]))
     assert 0.02 <= above <= 0.10
-    assert max(m["golden"]["errors"]) == pytest.approx(e.max(), abs=1e-9)
+    assert m["threshold"]["value"] == pytest.approx(np.quantile(e[train_rows], 0.95), rel=1e-6)
+    # the golden vectors include the worst-reconstructed training row
+    assert max(m["golden"]["errors"]) == pytest.approx(e[train_rows].max(), abs=1e-9)
 
 
 def test_far_out_rows_score_above_threshold(bundle):
-    out, m, raw = bundle
+    out, m, raw, train_rows = bundle
     sess = session(out, m)
     typical = raw[:20]
     e_typical = errors(doc_scale(m, typical), run(sess, m, doc_scale(m, typical)))
@@ -165,8 +182,8 @@ def test_far_out_rows_score_above_threshold(bundle):
 
 
 def test_same_seed_same_model(bundle, tmp_path):
-    out, m, _ = bundle
-    out2, _ = train_bundle(tmp_path, "again")
+    out, m, _, _ = bundle
+    out2, _, _ = train_bundle(tmp_path, "again")
     m2 = json.loads((out2 / "manifest.json").read_text())
     assert m2["model"]["sha256"] == m["model"]["sha256"]
     assert m2["threshold"] == m["threshold"]

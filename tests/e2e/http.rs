@@ -1,5 +1,5 @@
 //! The HTTP API and the dashboard end to end: a gateway fed a NetFlow scan capture and polling
-//! a real snmpd (its interface history pre-filled so the LSTM scores from the first poll),
+//! a real snmpd (its interface history pre-filled so the series model scores from the first poll),
 //! queried over HTTP, and its dashboard loaded in headless Chromium (Debian's package), which
 //! must draw the plots and the alert; screenshots go to target/test-output/.
 
@@ -159,7 +159,7 @@ fn api_and_dashboard_show_the_scan_alert_and_the_interface_plots() -> anyhow::Re
         .flatten()
         .map(|m| m["detector"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(detectors, ["flow_ae", "series_lstm"], "{models}");
+    assert_eq!(detectors, ["flow_ae", "series_ae"], "{models}");
     assert_eq!(models["models"][0]["signature"], "built in");
     assert!(models["models"][0]["threshold"]
         .as_f64()
@@ -205,12 +205,19 @@ fn api_and_dashboard_show_the_scan_alert_and_the_interface_plots() -> anyhow::Re
     }
     let none = get_json(
         port,
-        "/alerts?since=2h&detector=series_lstm&severity=high",
+        "/alerts?since=2h&detector=series_ae&severity=high",
         None,
     )?;
     assert!(none["alerts"].as_array().is_some_and(|a| a
         .iter()
-        .all(|x| x["detector"] == "series_lstm" && x["severity"] == "high")));
+        .all(|x| x["detector"] == "series_ae" && x["severity"] == "high")));
+    // `series_lstm`, the series detector's name before issue 14, filters as `series_ae`.
+    let old = get_json(
+        port,
+        "/alerts?since=2h&detector=series_lstm&severity=high",
+        None,
+    )?;
+    assert_eq!(old["alerts"], none["alerts"], "{old}");
     let (status, _, body) = http(port, "GET", "/alerts?severity=urgent", None, b"")?;
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     let e: serde_json::Value = serde_json::from_slice(&body)?;
@@ -292,6 +299,19 @@ fn api_and_dashboard_show_the_scan_alert_and_the_interface_plots() -> anyhow::Re
     }
     let (status, _, _) = http(port, "POST", "/detect", None, &vec![b' '; 2 << 20])?;
     assert_eq!(status, 413);
+    // A series window, under the detector's current name and its old one (`series_lstm`).
+    let window = vec!["[8000,8000,12,3,0,0,0,0]"; 50].join(",");
+    let mut series_replies = Vec::new();
+    for name in ["series_ae", "series_lstm"] {
+        let body = format!(r#"{{"detector":"{name}","sequence":[{window}]}}"#);
+        let (status, _, b) = http(port, "POST", "/detect", None, body.as_bytes())?;
+        assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&b));
+        let d: serde_json::Value = serde_json::from_slice(&b)?;
+        assert_eq!(d["detector"], "series_ae", "{d}");
+        assert_eq!(d["results"].as_array().map(Vec::len), Some(1), "{d}");
+        series_replies.push(d);
+    }
+    assert_eq!(series_replies[0], series_replies[1]);
 
     // The series: the pre-filled window plus live polls of snmpd give scores.
     let q = "/history/interface?target=edge&if_name=lo&since=10m";

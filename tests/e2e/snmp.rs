@@ -8,7 +8,7 @@
 //! the bytes in the steps that end up to one cache period plus one interval after the traffic.
 //!
 //! The last test runs the whole series path: stored normal history, `netwarden calibrate` on it,
-//! a restart that warms the windows from the store, and a burst that the LSTM reports over MQTT.
+//! a restart that warms the windows from the store, and a burst that the series detector (`series_ae`) reports over MQTT.
 //!
 //! Needs root (network namespaces) and the `snmpd` and `snmp` packages (scripts/test.sh).
 
@@ -495,7 +495,7 @@ fn burst_far_above_the_learnt_normal_raises_a_series_alert_over_mqtt() -> anyhow
 
     // The learnt normal: 20 minutes of that load as the daemon stores it, and the shipped
     // model's threshold recalibrated on it with the operator's command.
-    let dir = tempdir::Dir::new("snmp-lstm")?;
+    let dir = tempdir::Dir::new("snmp-series")?;
     let data = dir.path().join("data");
     let mut stale = Staleness(7);
     let start = now_ms() - HISTORY_STEPS * INTERVAL_MS;
@@ -507,7 +507,7 @@ fn burst_far_above_the_learnt_normal_raises_a_series_alert_over_mqtt() -> anyhow
     let out = std::process::Command::new(netwarden_bin()?)
         .arg("calibrate")
         .arg("--series-model")
-        .arg(repo_root().join("models/bundles/series-lstm"))
+        .arg(repo_root().join("models/bundles/series-ae"))
         .arg("--data-dir")
         .arg(&data)
         .arg("--out")
@@ -587,8 +587,8 @@ fn burst_far_above_the_learnt_normal_raises_a_series_alert_over_mqtt() -> anyhow
         )
     })?;
     assert_eq!(topic, "netwarden/e2e/r1/alerts/high", "{a}");
-    assert_eq!(a["detector"], "series_lstm", "{a}");
-    assert_eq!(a["model"]["name"], "series-lstm", "{a}");
+    assert_eq!(a["detector"], "series_ae", "{a}");
+    assert_eq!(a["model"]["name"], "series-ae", "{a}");
     assert_eq!(a["subject"]["target"], "branch", "{a}");
     assert_eq!(a["subject"]["if_name"], ns.ns_if.as_str(), "{a}");
     assert_eq!(a["subject"]["if_index"].as_u64(), Some(u64::from(if_index)));

@@ -12,11 +12,11 @@ use anyhow::Context;
 
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::{Bundle, Trust};
-use crate::pipeline::Pipeline;
+use crate::pipeline::FlowPipeline;
 use crate::records::{topic, Alert, ExporterStats};
 use crate::runtime::flow::FlowStage;
 use crate::sinks::store::Store;
-use crate::sources::netflow::capture::read_datagrams_from;
+use crate::sources::netflow::export_pcap::read_datagrams_from;
 use crate::sources::netflow::NetflowDecoder;
 
 #[derive(Debug, clap::Args)]
@@ -103,7 +103,7 @@ pub fn run(bundle: Bundle, data_dir: &Path) -> anyhow::Result<DemoResult> {
     let metrics = Arc::new(Metrics::default());
     let mut stage = FlowStage::new(
         NetflowDecoder::new(16),
-        Pipeline::new(
+        FlowPipeline::new(
             bundle,
             "demo",
             "demo",

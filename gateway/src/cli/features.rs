@@ -14,8 +14,8 @@ use super::args::SeriesArgs;
 use super::progress::Progress;
 use crate::pipeline::HOST_WINDOWS;
 use crate::records::ExporterStats;
-use crate::sources::capture::{self, GatewayMeter, RecordBatch};
-use crate::sources::netflow::capture::{read_datagrams_from, CaptureError, CaptureStats};
+use crate::sources::packets::{self, GatewayMeter, RecordBatch};
+use crate::sources::netflow::export_pcap::{read_datagrams_from, PcapError, ExportPcapStats};
 use crate::sources::netflow::NetflowDecoder;
 
 #[derive(Debug, clap::Args)]
@@ -112,8 +112,8 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens a capture with a progress bar over its bytes (none off-terminal).
-fn open_with_progress(path: &Path) -> Result<(impl std::io::Read, Progress), CaptureError> {
-    let file = std::fs::File::open(path).map_err(|error| CaptureError::Open {
+fn open_with_progress(path: &Path) -> Result<(impl std::io::Read, Progress), PcapError> {
+    let file = std::fs::File::open(path).map_err(|error| PcapError::Open {
         path: path.to_path_buf(),
         error,
     })?;
@@ -144,7 +144,7 @@ pub const ID_COLUMNS: [&str; 9] = [
 #[derive(Debug, thiserror::Error)]
 pub enum FeaturesError {
     #[error(transparent)]
-    Capture(#[from] CaptureError),
+    Capture(#[from] PcapError),
     #[error("cannot start the meter thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot write {path}: {error}")]
@@ -160,7 +160,7 @@ pub struct FileSummary {
     pub path: PathBuf,
     pub datagrams: usize,
     /// Frames of the file, and those skipped (not UDP, cut by the snap length).
-    pub capture: CaptureStats,
+    pub capture: ExportPcapStats,
     pub rows: usize,
     pub totals: ExporterStats,
 }
@@ -253,7 +253,7 @@ pub fn write_metered_csv(
     let out = out.to_path_buf();
     std::thread::Builder::new()
         .name("features-meter".into())
-        .stack_size(capture::meter_stack_bytes())
+        .stack_size(packets::meter_stack_bytes())
         .spawn(move || metered_csv_thread(&inputs, &out))
         .map_err(FeaturesError::Thread)?
         .join()
@@ -292,9 +292,9 @@ fn metered_csv_thread(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let origin = format!("pcap:{name}");
-        let mut meter = GatewayMeter::new(capture::CaptureTimeouts::default().meter_config());
+        let mut meter = GatewayMeter::new(packets::CaptureTimeouts::default().meter_config());
         let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
-        let mut batch = RecordBatch::with_capacity(capture::RECORDS_PER_BATCH);
+        let mut batch = RecordBatch::with_capacity(packets::RECORDS_PER_BATCH);
         let mut rows = 0;
         let mut write_error = None;
         let mut write_batch = |batch: &mut RecordBatch, out: &mut dyn Write| {
@@ -326,7 +326,7 @@ fn metered_csv_thread(
             }
         };
         let (reader, progress) = open_with_progress(path)?;
-        let stats = capture::pcap::replay_from(
+        let stats = packets::pcap::replay_from(
             reader,
             path,
             &mut meter,

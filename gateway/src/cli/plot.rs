@@ -23,7 +23,7 @@ use super::chart::{fmt_time, log_range, sci, si, Panel, INK, MUTE};
 use super::raster::{Canvas, Rgb};
 use super::series::{window_scores, ScoredWindow, SeriesCliError};
 use crate::models::Trust;
-use crate::records::live::{bin_lower, bin_of, HIST_BINS};
+use crate::records::scoreboard::{bin_lower, bin_of, HIST_BINS};
 use crate::records::RateSample;
 use crate::sinks::store::Store;
 
@@ -357,14 +357,14 @@ pub fn plot(req: &PlotRequest) -> Result<PlotSummary, PlotError> {
                 0.85,
             );
         }
-        if i % crate::records::live::BINS_PER_DECADE == 0 {
+        if i % crate::records::scoreboard::BINS_PER_DECADE == 0 {
             c.line(x, p3.y + p3.h, x, p3.y + p3.h + 6.0, MUTE, 1.0);
             c.text(x, p3.y + p3.h + 12.0, &sci(bin_lower(i)), MUTE, 2, 1);
         }
     }
     let tx = p3.x
         + ((f64::from(threshold).log10() - bin_lower(first).log10())
-            * crate::records::live::BINS_PER_DECADE as f64)
+            * crate::records::scoreboard::BINS_PER_DECADE as f64)
             * bw;
     c.dashed_vline(tx, p3.y, p3.y + p3.h, THR);
 
@@ -474,7 +474,7 @@ mod tests {
         )
         .expect("calibrate");
         let model = dir.path().join("calibrated");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/series-lstm");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/series-ae");
         crate::cli::series::write_calibrated(&src, &model, &cal, start).expect("bundle");
         let out = dir.path().join("plot.png");
         let s = plot(&PlotRequest {

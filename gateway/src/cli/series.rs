@@ -311,7 +311,7 @@ pub fn window_scores(
     let mut flush = |scaled: &mut Vec<f32>,
                      ends: &mut Vec<usize>,
                      out: &mut Vec<f32>,
-                     det: &mut crate::models::series_scorer::SeriesLstm|
+                     det: &mut crate::models::series_scorer::SeriesAe|
      -> Result<(), SeriesCliError> {
         out.clear();
         det.run_scaled(scaled, out)?;

@@ -18,8 +18,8 @@ use crate::sinks::history::HistoryConfig;
 use crate::sinks::http::HttpConfig;
 use crate::sinks::mqtt::MqttConfig;
 use crate::sinks::store::config::StoreConfig;
-use crate::sources::capture::config::CaptureConfig;
 use crate::sources::netflow::config::NetflowConfig;
+use crate::sources::packets::config::CaptureConfig;
 use crate::sources::snmp::SnmpConfig;
 
 /// The validated configuration the daemon runs with.

@@ -13,8 +13,8 @@ use crate::sinks::http::config::TOKEN_ENV;
 use crate::sinks::http::RawHttp;
 use crate::sinks::mqtt::RawMqtt;
 use crate::sinks::store::config::{RawHistory, RawStore};
-use crate::sources::capture::config::RawCapture;
 use crate::sources::netflow::config::RawNetflow;
+use crate::sources::packets::config::RawCapture;
 use crate::sources::snmp::RawSnmp;
 
 #[derive(Debug, Clone, Default, Deserialize)]

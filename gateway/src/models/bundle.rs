@@ -20,9 +20,11 @@ use netwarden_firmware::series::{judge_window, SeriesRow, SERIES_FEATURES, SERIE
 use netwarden_firmware::Verdict;
 
 use super::manifest::{check_flow_manifest, check_series_manifest, Manifest, KIND_SERIES};
+#[cfg(test)]
+use super::manifest::KIND_SERIES_ALIAS;
 use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
 use crate::models::flow_scorer::{DetectorError, FlowAe};
-use crate::models::series_scorer::{SeriesDetectorError, SeriesLstm};
+use crate::models::series_scorer::{SeriesDetectorError, SeriesAe};
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
@@ -30,9 +32,9 @@ pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/bundles/flow-ae
 /// The default interface-series bundle, used when SNMP targets are polled and no
 /// `detector.series_model` is configured.
 pub const BUILTIN_SERIES_MANIFEST: &str =
-    include_str!("../../../models/bundles/series-lstm/manifest.json");
+    include_str!("../../../models/bundles/series-ae/manifest.json");
 pub const BUILTIN_SERIES_MODEL: &[u8] =
-    include_bytes!("../../../models/bundles/series-lstm/model.onnx");
+    include_bytes!("../../../models/bundles/series-ae/model.onnx");
 
 /// Why a bundle was refused. Each variant's message includes its cause's, so none is also a
 /// `source` (a `{:#}` chain would print the cause twice); `?` still converts via `From`.
@@ -208,7 +210,7 @@ fn check_golden(m: &Manifest, detector: &mut FlowAe) -> Result<(), BundleError> 
 pub struct SeriesBundle {
     pub manifest: Manifest,
     pub source: String,
-    pub detector: SeriesLstm,
+    pub detector: SeriesAe,
     pub signature: SignatureStatus,
 }
 
@@ -218,7 +220,7 @@ impl SeriesBundle {
         let mut b = SeriesBundle::from_parts(
             BUILTIN_SERIES_MANIFEST,
             BUILTIN_SERIES_MODEL,
-            "built-in series-lstm bundle".to_string(),
+            "built-in series-ae bundle".to_string(),
             batches,
         )?;
         b.signature = SignatureStatus::Builtin;
@@ -245,7 +247,7 @@ impl SeriesBundle {
         batches: &[usize],
     ) -> Result<SeriesBundle, BundleError> {
         let (m, window, scaler) = check_series_manifest(manifest, model)?;
-        let mut detector = SeriesLstm::load(
+        let mut detector = SeriesAe::load(
             model,
             window,
             scaler,
@@ -311,7 +313,7 @@ impl AnyBundle {
     }
 }
 
-fn check_series_golden(m: &Manifest, detector: &mut SeriesLstm) -> Result<(), BundleError> {
+fn check_series_golden(m: &Manifest, detector: &mut SeriesAe) -> Result<(), BundleError> {
     let g = &m.golden;
     let raw: Vec<f32> = g.inputs.iter().flatten().copied().collect();
     let outputs = detector.reconstruct_raw(&raw)?;
@@ -409,5 +411,30 @@ mod tests {
         let err =
             Bundle::from_parts(&m.to_string(), BUILTIN_MODEL, "t".into(), 8).expect_err("schema");
         assert!(err.to_string().contains("feature schema mismatch"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_of_the_old_series_lstm_kind_loads_as_series_ae() {
+        // A bundle directory made before issue 14 renamed the kind: same model, old `kind`.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = BUILTIN_SERIES_MANIFEST.replace(
+            &format!("\"kind\": \"{KIND_SERIES}\""),
+            &format!("\"kind\": \"{KIND_SERIES_ALIAS}\""),
+        );
+        assert!(
+            old.contains("\"series_lstm\""),
+            "the fixture must say the old kind"
+        );
+        std::fs::write(dir.path().join("manifest.json"), &old).expect("write manifest");
+        std::fs::write(dir.path().join("model.onnx"), BUILTIN_SERIES_MODEL).expect("write model");
+        let any = AnyBundle::load_dir(dir.path(), 8, &[1], &Trust::none()).expect("alias loads");
+        let AnyBundle::Series(b) = any else {
+            panic!("a series_lstm manifest must load with the series loader")
+        };
+        assert_eq!(b.manifest.kind, KIND_SERIES);
+        // The series loader itself accepts it too; the flow loader still refuses it.
+        SeriesBundle::from_parts(&old, BUILTIN_SERIES_MODEL, "t".into(), &[1]).expect("series");
+        let err = Bundle::from_parts(&old, BUILTIN_SERIES_MODEL, "t".into(), 8).expect_err("flow");
+        assert!(matches!(err, BundleError::Kind { .. }), "{err}");
     }
 }

@@ -12,13 +12,28 @@ use super::bundle::BundleError;
 
 /// `kind` of a flow autoencoder bundle.
 pub const KIND_FLOW: &str = "flow_ae";
-/// `kind` of an interface-series autoencoder bundle (the name is historical: conv or LSTM).
-pub const KIND_SERIES: &str = "series_lstm";
+/// `kind` of an interface-series autoencoder bundle (convolutional or LSTM: `model.variant`).
+pub const KIND_SERIES: &str = "series_ae";
+/// The series kind's name before issue 14; a manifest that says it loads as [`KIND_SERIES`]
+/// (docs/bundle-format.md), so bundles made before the rename keep working.
+pub const KIND_SERIES_ALIAS: &str = "series_lstm";
+
+/// Reads `kind`, mapping [`KIND_SERIES_ALIAS`] to [`KIND_SERIES`].
+fn kind_with_alias<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let kind = String::deserialize(d)?;
+    Ok(if kind == KIND_SERIES_ALIAS {
+        KIND_SERIES.to_string()
+    } else {
+        kind
+    })
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
     pub format: u32,
     pub name: String,
+    /// The bundle's kind, [`KIND_SERIES_ALIAS`] already mapped to [`KIND_SERIES`].
+    #[serde(deserialize_with = "kind_with_alias")]
     pub kind: String,
     pub version: String,
     pub model: ModelSection,
@@ -223,7 +238,7 @@ pub fn check_series_manifest(
         Some(w) if (1..=10_000).contains(&w) => w,
         other => {
             return Err(BundleError::Invalid(format!(
-                "model.window is {other:?}; a series_lstm bundle needs the window length (50)"
+                "model.window is {other:?}; a series_ae bundle needs the window length (50)"
             )))
         }
     };

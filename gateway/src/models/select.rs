@@ -65,7 +65,7 @@ impl ModelSources {
             ),
             None => (
                 BUILTIN_SERIES_MANIFEST.to_string(),
-                "built-in series-lstm bundle".to_string(),
+                "built-in series-ae bundle".to_string(),
                 SignatureStatus::Builtin,
             ),
         };

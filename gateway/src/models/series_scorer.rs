@@ -82,7 +82,7 @@ pub const DEFAULT_BATCHES: [usize; 3] = [1, 8, 32];
 
 /// A loaded, optimised series autoencoder.
 #[derive(Debug)]
-pub struct SeriesLstm {
+pub struct SeriesAe {
     /// Ascending batch sizes.
     plans: Vec<Shaped>,
     scaler: Scaler<SERIES_WIDTH>,
@@ -104,7 +104,7 @@ fn plan(bytes: &[u8], batch: usize, window: usize) -> TractResult<Plan> {
         .into_runnable()
 }
 
-impl SeriesLstm {
+impl SeriesAe {
     /// Loads `bytes` (ONNX, input `[batch, window, 8]`) and optimises one plan per batch size.
     pub fn load(
         bytes: &[u8],
@@ -113,7 +113,7 @@ impl SeriesLstm {
         threshold: f32,
         high_ratio: f32,
         batches: &[usize],
-    ) -> Result<SeriesLstm, SeriesDetectorError> {
+    ) -> Result<SeriesAe, SeriesDetectorError> {
         let mut sizes: Vec<usize> = batches.iter().copied().filter(|b| *b > 0).collect();
         if sizes.is_empty() {
             sizes.push(1);
@@ -125,7 +125,7 @@ impl SeriesLstm {
             plans.push(Shaped::new(batch, plan(bytes, batch, window)?)?);
         }
         let largest = plans.last().map_or(1, |p| p.batch);
-        let mut det = SeriesLstm {
+        let mut det = SeriesAe {
             plans,
             scaler,
             window,

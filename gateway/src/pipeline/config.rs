@@ -11,7 +11,7 @@ use serde::Deserialize;
 pub struct RawDetector {
     pub flow_model: Option<PathBuf>,
     pub batch_size: Option<usize>,
-    /// A `series_lstm` bundle directory for the SNMP interface series.
+    /// A `series_ae` bundle directory for the SNMP interface series.
     pub series_model: Option<PathBuf>,
     /// Seconds added to UTC for the series' hour and day-of-week features.
     pub series_utc_offset_secs: Option<i32>,
@@ -25,7 +25,7 @@ pub struct DetectorConfig {
     pub flow_model: Option<PathBuf>,
     /// Flows scored per model run at most.
     pub batch_size: usize,
-    /// A `series_lstm` bundle for the SNMP interface series; none: the built-in series model.
+    /// A `series_ae` bundle for the SNMP interface series; none: the built-in series model.
     pub series_model: Option<PathBuf>,
     /// Added to UTC for the series' hour and day-of-week features (the site's local time).
     pub series_utc_offset_secs: i32,

@@ -21,7 +21,7 @@ use netwarden_firmware::{FlowRecord, Verdict};
 use crate::metrics::Metrics;
 use crate::models::flow_scorer::FlowAe;
 use crate::models::Bundle;
-use crate::records::live::LiveTally;
+use crate::records::scoreboard::ScoreTally;
 use crate::records::{Alert, FlowOrigin, ModelRef, FLOW_DETECTOR};
 use alerting::{Alerter, Finding};
 
@@ -29,7 +29,7 @@ use alerting::{Alerter, Finding};
 /// the stack before boxing in debug builds, so kept well under a test thread's 2 MiB stack.
 pub const HOST_WINDOWS: usize = 4096;
 
-/// A flow as the detector scored it; kept only when asked for ([`Pipeline::keep_scores`]), by
+/// A flow as the detector scored it; kept only when asked for ([`FlowPipeline::keep_scores`]), by
 /// `netwarden eval`, which needs every score, not only the alerts.
 #[derive(Debug, Clone, Copy)]
 pub struct ScoredFlow {
@@ -48,7 +48,7 @@ struct Pending {
 
 /// Everything between a datagram and an alert.
 #[derive(Debug)]
-pub struct Pipeline {
+pub struct FlowPipeline {
     windows: Box<HostWindows<HOST_WINDOWS>>,
     detector: FlowAe,
     alerter: Alerter,
@@ -62,13 +62,13 @@ pub struct Pipeline {
     tally: summary::FlowTally,
     model_name: String,
     /// Scores since the last hand-over to the dashboard's
-    /// [`LiveBoard`](crate::records::live::LiveBoard).
-    pub live: LiveTally,
+    /// [`ScoreBoard`](crate::records::scoreboard::ScoreBoard).
+    pub scores: ScoreTally,
     /// Every scored flow, when kept.
     scored: Option<Vec<ScoredFlow>>,
 }
 
-impl Pipeline {
+impl FlowPipeline {
     pub fn new(
         bundle: Bundle,
         site: &str,
@@ -82,7 +82,7 @@ impl Pipeline {
         };
         let model_name = format!("{} {}", model.name, model.version);
         let batch = bundle.detector.batch_size();
-        Pipeline {
+        FlowPipeline {
             windows: Box::default(),
             detector: bundle.detector,
             alerter: Alerter::new(site, device, FLOW_DETECTOR, model, dedupe),
@@ -94,19 +94,19 @@ impl Pipeline {
             now_ms: crate::now_ms,
             tally: summary::FlowTally::new(crate::now_ms()),
             model_name,
-            live: LiveTally::default(),
+            scores: ScoreTally::default(),
             scored: None,
         }
     }
 
-    /// Keeps every scored flow for [`Pipeline::take_scores`] (offline evaluation; the daemon
+    /// Keeps every scored flow for [`FlowPipeline::take_scores`] (offline evaluation; the daemon
     /// never does: it would grow without bound).
     pub fn keep_scores(mut self) -> Self {
         self.scored = Some(Vec::new());
         self
     }
 
-    /// The flows scored since the last call (empty unless [`Pipeline::keep_scores`]).
+    /// The flows scored since the last call (empty unless [`FlowPipeline::keep_scores`]).
     pub fn take_scores(&mut self) -> Vec<ScoredFlow> {
         self.scored.as_mut().map(std::mem::take).unwrap_or_default()
     }
@@ -199,7 +199,7 @@ impl Pipeline {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
             self.tally
                 .observe(&p.flow, verdict.error, verdict.severity.is_some());
-            self.live.record(verdict.error, verdict.severity.is_some());
+            self.scores.record(verdict.error, verdict.severity.is_some());
             if let Some(scored) = self.scored.as_mut() {
                 scored.push(ScoredFlow {
                     flow: p.flow,

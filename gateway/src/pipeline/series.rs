@@ -16,7 +16,7 @@ use netwarden_firmware::{Severity, Verdict};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
-use crate::models::series_scorer::SeriesLstm;
+use crate::models::series_scorer::SeriesAe;
 use crate::models::SeriesBundle;
 use crate::pipeline::alerting::Dedupe;
 use crate::records::{
@@ -102,7 +102,7 @@ struct Due {
 /// injected clock), so the SNMP source's task can own it and tests can drive it.
 #[derive(Debug)]
 pub struct SeriesPipeline {
-    detector: SeriesLstm,
+    detector: SeriesAe,
     params: SeriesParams,
     ifaces: HashMap<IfaceKey, Iface>,
     max_interfaces: usize,
@@ -241,7 +241,7 @@ impl SeriesPipeline {
         self.ifaces.len()
     }
 
-    pub fn detector(&self) -> &SeriesLstm {
+    pub fn detector(&self) -> &SeriesAe {
         &self.detector
     }
 

@@ -6,8 +6,23 @@ use serde::{Deserialize, Serialize};
 /// Name of the flow detector in alerts and metrics.
 pub const FLOW_DETECTOR: &str = "flow_ae";
 
-/// Name of the series detector in alerts.
-pub const SERIES_DETECTOR: &str = "series_lstm";
+/// Name of the series detector in alerts and metrics (`series_lstm` until issue 14, docs/mqtt.md).
+pub const SERIES_DETECTOR: &str = "series_ae";
+
+/// The series detector's name before issue 14 renamed it (the model is a convolutional
+/// autoencoder, not an LSTM). Input that names a detector (`POST /detect`, `?detector=`,
+/// `history scores --detector`) still accepts it, and alerts or scores stored under it are read
+/// as [`SERIES_DETECTOR`].
+pub const SERIES_DETECTOR_ALIAS: &str = "series_lstm";
+
+/// The current name of `name`: [`SERIES_DETECTOR`] for its old alias, `name` otherwise.
+pub fn canonical_detector(name: &str) -> &str {
+    if name == SERIES_DETECTOR_ALIAS {
+        SERIES_DETECTOR
+    } else {
+        name
+    }
+}
 
 /// The alert as stored in sled and published on MQTT (docs/mqtt.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

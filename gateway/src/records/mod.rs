@@ -1,5 +1,5 @@
 //! Records: the data that passes between layers. Sources produce [`FlowInput`] and
-//! [`RateSample`]s; the pipelines turn them into [`Alert`]s, [`summary`] rows and [`live`]
+//! [`RateSample`]s; the pipelines turn them into [`Alert`]s, [`summary`] rows and [`scoreboard`]
 //! scores; sinks store, publish and serve them; [`status`] carries the sources' counters.
 //!
 //! Rule: this folder imports nothing of the crate (only `netwarden_firmware` and external
@@ -7,16 +7,16 @@
 
 pub mod alert;
 pub mod flow;
-pub mod live;
 pub mod rate;
+pub mod scoreboard;
 pub mod status;
 pub mod summary;
 pub mod time;
 pub mod topic;
 
 pub use alert::{
-    Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject, FLOW_DETECTOR,
-    SERIES_DETECTOR,
+    canonical_detector, Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject,
+    FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

@@ -1,7 +1,7 @@
 //! The flow thread: pops what the flow sources queued, decodes NetFlow datagrams (the decoder
 //! belongs to `sources/netflow`), hands the records to the flow pipeline, and passes what comes
 //! out to the sinks: alerts to the [`AlertSink`], summaries to the history, recent scores to
-//! the dashboard's [`LiveBoard`], counters to `stats.json`.
+//! the dashboard's [`ScoreBoard`], counters to `stats.json`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,8 +15,8 @@ use netwarden_firmware::FlowRecord;
 
 use super::Stats;
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
-use crate::records::live::LiveBoard;
+use crate::pipeline::FlowPipeline;
+use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
     Alert, ExporterBoard, ExporterStats, FlowInput, FlowOrigin, FlowSummary, ScoreSummary,
     StatusBoard,
@@ -24,19 +24,19 @@ use crate::records::{
 use crate::sinks::alert_sink::AlertSink;
 use crate::sinks::store::Store;
 use crate::sources::netflow::listener::KernelDrops;
-use crate::sources::netflow::{NetflowDecoder, Source};
+use crate::sources::netflow::{ExporterDomain, NetflowDecoder};
 
 /// The NetFlow decoder and the flow pipeline, wired: what the flow thread runs, and what the
 /// offline commands (`demo`) and tests run on captured datagrams.
 #[derive(Debug)]
 pub struct FlowStage {
     pub decoder: NetflowDecoder,
-    pub pipeline: Pipeline,
-    decoded: Vec<(Source, FlowRecord)>,
+    pub pipeline: FlowPipeline,
+    decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
 impl FlowStage {
-    pub fn new(decoder: NetflowDecoder, pipeline: Pipeline) -> FlowStage {
+    pub fn new(decoder: NetflowDecoder, pipeline: FlowPipeline) -> FlowStage {
         FlowStage {
             decoder,
             pipeline,
@@ -82,7 +82,7 @@ pub(super) struct FlowSinks {
     pub metrics: Arc<Metrics>,
     pub alerts: AlertSink,
     pub snmp_board: StatusBoard,
-    pub live: LiveBoard,
+    pub scoreboard: ScoreBoard,
     pub exporters: ExporterBoard,
     pub latest_stats: Arc<Mutex<String>>,
     pub kernel_drops: Option<KernelDrops>,
@@ -173,8 +173,8 @@ impl FlowSinks {
     /// Hands the last second's scores to the dashboard board and the exporter counters to
     /// `/metrics`, then writes stats.json.
     fn publish(&self, stage: &mut FlowStage) {
-        self.live
-            .publish_flow(crate::now_ms(), stage.pipeline.live.take());
+        self.scoreboard
+            .publish_flow(crate::now_ms(), stage.pipeline.scores.take());
         let exporters: BTreeMap<String, ExporterStats> =
             stage.decoder.stats().map(|(k, v)| (k, v.clone())).collect();
         if let Ok(mut board) = self.exporters.lock() {

@@ -16,7 +16,7 @@
 //! - [`retention`]: the history retention thread.
 //!
 //! The HTTP API and dashboard (sinks/http) read the store, the counters and two boards the
-//! pipeline threads publish: per-exporter counters and recent scores ([`LiveBoard`]), once a
+//! pipeline threads publish: per-exporter counters and recent scores ([`ScoreBoard`]), once a
 //! second for flows, per batch for series.
 //!
 //! Shutdown is one broadcast ([`Shutdown`]): on SIGINT/SIGTERM every task and thread sees it.
@@ -39,8 +39,8 @@ use tokio::sync::{broadcast, Notify};
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::models::{LoadError, ModelInfo};
-use crate::pipeline::Pipeline;
-use crate::records::live::LiveBoard;
+use crate::pipeline::FlowPipeline;
+use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
     ExporterBoard, ExporterStats, FlowInput, StatusBoard, TargetStatus, FLOW_DETECTOR,
 };
@@ -50,9 +50,9 @@ use crate::sinks::history::HistoryStats;
 use crate::sinks::http;
 use crate::sinks::mqtt;
 use crate::sinks::store::{Store, StoreError};
-use crate::sources::capture;
 use crate::sources::netflow::listener::{self, ListenError};
 use crate::sources::netflow::NetflowDecoder;
+use crate::sources::packets;
 use flow::{FlowSinks, FlowStage};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Listen(#[from] ListenError),
     #[error(transparent)]
-    Capture(#[from] capture::live::CaptureError),
+    Capture(#[from] packets::interface::CaptureError),
     #[error("cannot start the pipeline thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
@@ -117,7 +117,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     // Opened before anything runs, so a missing CAP_NET_RAW stops start-up with its remedy.
     let live_capture = match &cfg.capture.interface {
         Some(iface) => {
-            let (c, granted) = capture::live::open(iface, cfg.capture.recv_buffer_bytes)?;
+            let (c, granted) = packets::interface::open(iface, cfg.capture.recv_buffer_bytes)?;
             if granted < cfg.capture.recv_buffer_bytes {
                 tracing::warn!(iface = %iface, requested = cfg.capture.recv_buffer_bytes, granted,
                     "Kernel granted a smaller capture receive buffer; bursts may drop. Raise net.core.rmem_max");
@@ -147,7 +147,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let latest_stats = Arc::new(Mutex::new(String::from("{}")));
 
     let snmp_board = StatusBoard::default();
-    let live = LiveBoard::default();
+    let scoreboard = ScoreBoard::default();
     let exporters = ExporterBoard::default();
     // Bound before anything starts, so a busy port fails the start with a clear error.
     let http_listener = match cfg.http.listen {
@@ -163,7 +163,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         &cfg,
         alerts.clone(),
         snmp_board.clone(),
-        live.clone(),
+        scoreboard.clone(),
         &shutdown_tx,
     )?;
     match &snmp_tasks {
@@ -178,7 +178,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
     let stage = FlowStage::new(
         NetflowDecoder::new(cfg.netflow.max_exporters),
-        Pipeline::new(
+        FlowPipeline::new(
             bundle,
             &cfg.site,
             &cfg.device,
@@ -191,7 +191,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         metrics: metrics.clone(),
         alerts,
         snmp_board: snmp_board.clone(),
-        live: live.clone(),
+        scoreboard: scoreboard.clone(),
         exporters: exporters.clone(),
         latest_stats: latest_stats.clone(),
         kernel_drops,
@@ -239,7 +239,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     };
     if let Some(path) = &cfg.capture.pcap {
         // Ends by itself after the file; its sender then leaves the queue.
-        capture::pcap::spawn(
+        packets::pcap::spawn(
             path.clone(),
             cfg.capture.timeouts,
             queue_tx.clone(),
@@ -254,7 +254,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         let state = http::AppState {
             store: store.clone(),
             metrics: metrics.clone(),
-            live: live.clone(),
+            scoreboard: scoreboard.clone(),
             exporters: exporters.clone(),
             snmp_board: snmp_board.clone(),
             models: Arc::new(models.clone()),

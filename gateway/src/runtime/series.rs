@@ -1,6 +1,6 @@
 //! SNMP wiring: one poller task per target (sources/snmp) feeds a bounded queue; the series
 //! thread hands each batch to the series pipeline, then to the sinks: rate samples and scores
-//! to the store, alerts to the [`AlertSink`], rates and scores to the dashboard's [`LiveBoard`].
+//! to the store, alerts to the [`AlertSink`], rates and scores to the dashboard's [`ScoreBoard`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::models::{ModelInfo, ModelSources};
 use crate::pipeline::series::{SeriesOptions, SeriesPipeline, DEFAULT_MAX_INTERFACES};
-use crate::records::live::LiveBoard;
+use crate::records::scoreboard::ScoreBoard;
 use crate::records::{RateSample, StatusBoard};
 use crate::shutdown::Shutdown;
 use crate::sinks::alert_sink::AlertSink;
@@ -84,7 +84,7 @@ pub(super) fn start_snmp(
     cfg: &Config,
     alerts: AlertSink,
     board: StatusBoard,
-    live: LiveBoard,
+    scoreboard: ScoreBoard,
     shutdown_tx: &broadcast::Sender<()>,
 ) -> Result<Option<SnmpTasks>, RuntimeError> {
     if cfg.snmp.targets.is_empty() {
@@ -98,7 +98,7 @@ pub(super) fn start_snmp(
     let sink = alerts.clone();
     let series = std::thread::Builder::new()
         .name("series".into())
-        .spawn(move || series_thread(rx, sink, retention, pipeline, live))
+        .spawn(move || series_thread(rx, sink, retention, pipeline, scoreboard))
         .map_err(RuntimeError::Thread)?;
     let pollers = cfg
         .snmp
@@ -175,7 +175,7 @@ fn series_thread(
     alerts: AlertSink,
     retention: Duration,
     mut pipeline: SeriesPipeline,
-    live: LiveBoard,
+    scoreboard: ScoreBoard,
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
@@ -195,8 +195,8 @@ fn series_thread(
         for sample in &batch {
             store_sample(&alerts, sample, &mut last_error_log);
         }
-        live.publish_rates(&batch);
-        live.publish_series(&scores);
+        scoreboard.publish_rates(&batch);
+        scoreboard.publish_series(&scores);
         alerts.on_alerts(&raised);
         for score in scores {
             if let Err(e) = alerts.store.history().append_score(&score) {

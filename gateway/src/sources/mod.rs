@@ -3,9 +3,9 @@
 //!
 //! - [`netflow`]: NetFlow v5/v9/IPFIX datagrams -> [`netwarden_firmware::FlowRecord`]s;
 //! - [`snmp`]: IF-MIB polling -> per-interface rate samples for the series pipeline;
-//! - [`capture`]: raw packets (a live interface with pnet, or a pcap file) metered into flows
+//! - [`packets`]: raw packets (a live interface with pnet, or a pcap file) metered into flows
 //!   by the firmware's packet meter -> the same `FlowRecord`s NetFlow yields.
 
-pub mod capture;
 pub mod netflow;
+pub mod packets;
 pub mod snmp;

@@ -160,8 +160,8 @@ fn main() -> anyhow::Result<()> {
                 })?;
                 h.append_score(&ScoreSummary {
                     ts_ms: ts,
-                    detector: "series_lstm".into(),
-                    model: "series-lstm 1.0.0".into(),
+                    detector: "series_ae".into(),
+                    model: "series-ae 1.0.0".into(),
                     subject: format!("core-sw/GigabitEthernet0/{i}"),
                     count: 1,
                     anomalous: 0,

@@ -1,7 +1,7 @@
 //! The detectors `netwarden eval` replays a path through. Each one consumes a path's
 //! [`Arrival`]s with fresh state and returns its alerts and, when it scores flows, every flow's
 //! score against its threshold. Today that is the flow autoencoder, run by the daemon's own
-//! [`Pipeline`]; a graph model, EVE correlation or learned thresholds plug in as further
+//! [`FlowPipeline`]; a graph model, EVE correlation or learned thresholds plug in as further
 //! [`Detector`]s.
 
 use std::net::IpAddr;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::metrics::Metrics;
 use crate::models::{load_flow_bundle, Bundle, LoadError, Trust};
-use crate::pipeline::{Pipeline, ScoredFlow};
+use crate::pipeline::{FlowPipeline, ScoredFlow};
 use crate::records::{Alert, FLOW_DETECTOR};
 
 use super::replay::PathInput;
@@ -95,7 +95,7 @@ impl Detector for FlowAeDetector {
         let bundle = self.load()?;
         let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
         let threshold = bundle.manifest.threshold.value;
-        let mut pipeline = Pipeline::new(
+        let mut pipeline = FlowPipeline::new(
             bundle,
             "eval",
             "eval",

@@ -19,8 +19,8 @@ use netwarden_firmware::FlowRecord;
 
 use crate::cli::progress::Progress;
 use crate::records::{ExporterStats, FlowOrigin};
-use crate::sources::capture::{meter_stack_bytes, CaptureTimeouts, GatewayMeter};
-use crate::sources::netflow::capture::{open_pcap, read_datagrams_from, CaptureError};
+use crate::sources::packets::{meter_stack_bytes, CaptureTimeouts, GatewayMeter};
+use crate::sources::netflow::export_pcap::{open_pcap, read_datagrams_from, PcapError};
 use crate::sources::netflow::NetflowDecoder;
 
 /// One of the ways traffic reaches netwarden.
@@ -91,7 +91,7 @@ pub struct PathInput {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
-    Capture(#[from] CaptureError),
+    Capture(#[from] PcapError),
     #[error("cannot start the meter thread: {0}")]
     Thread(std::io::Error),
 }
@@ -124,8 +124,8 @@ pub fn read_path(
 }
 
 /// Opens `file` with a progress bar over its bytes (shown only on a terminal).
-fn open(file: &Path, kind: PathKind) -> Result<(impl std::io::Read, Progress), CaptureError> {
-    let f = std::fs::File::open(file).map_err(|error| CaptureError::Open {
+fn open(file: &Path, kind: PathKind) -> Result<(impl std::io::Read, Progress), PcapError> {
+    let f = std::fs::File::open(file).map_err(|error| PcapError::Open {
         path: file.to_path_buf(),
         error,
     })?;
@@ -179,7 +179,7 @@ fn read_netflow(kind: PathKind, file: PathBuf) -> Result<PathInput, ReplayError>
     })
 }
 
-/// Meters the capture as `sources::capture::pcap::replay` does, noting the packet time at which
+/// Meters the capture as `sources::packets::pcap::replay` does, noting the packet time at which
 /// each flow is emitted (that function does not expose it).
 fn read_capture(
     file: PathBuf,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{time_key, History, HistoryError, Kind};
-use crate::records::{FlowSummary, ScoreSummary};
+use crate::records::{canonical_detector, FlowSummary, ScoreSummary};
 
 /// A time range `[from_ms, to_ms)` and how many records at most (the newest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl History {
         detector: Option<&str>,
     ) -> Result<Vec<ScoreSummary>, HistoryError> {
         self.query_json(Kind::Scores, range, |s: &ScoreSummary| {
-            detector.is_none_or(|d| s.detector == d)
+            detector.is_none_or(|d| canonical_detector(&s.detector) == canonical_detector(d))
         })
     }
 
@@ -101,7 +101,7 @@ impl History {
         subject: &str,
     ) -> Result<Vec<ScoreSummary>, HistoryError> {
         self.query_json(Kind::Scores, range, |s: &ScoreSummary| {
-            s.detector == detector && s.subject == subject
+            canonical_detector(&s.detector) == canonical_detector(detector) && s.subject == subject
         })
     }
 
@@ -134,7 +134,7 @@ mod tests {
         };
         let h = open(dir.path(), cfg);
         for i in 0..10u64 {
-            let det = if i % 2 == 0 { "flow_ae" } else { "series_lstm" };
+            let det = if i % 2 == 0 { "flow_ae" } else { "series_ae" };
             h.append_score(&score(i * 30_000, det)).expect("append");
         }
         assert_eq!(h.stats().buckets, 5, "two records per one-minute bucket");
@@ -164,5 +164,41 @@ mod tests {
             .map(|s| s.ts_ms)
             .collect();
         assert_eq!(newest, [210_000, 240_000, 270_000]);
+    }
+
+    #[test]
+    fn scores_stored_under_the_old_series_lstm_name_are_read_as_series_ae() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let h = open(dir.path(), HistoryConfig::default());
+        // 1 and 3: written before issue 14 renamed the detector; 2: after; 4: the flow detector.
+        for (ts, det) in [
+            (1, "series_lstm"),
+            (2, "series_ae"),
+            (3, "series_lstm"),
+            (4, "flow_ae"),
+        ] {
+            let mut s = score(ts, det);
+            s.subject = "r1/eth0".into();
+            h.append_score(&s).expect("append");
+        }
+        let r = TimeRange::since(0, 100);
+        for name in ["series_ae", "series_lstm"] {
+            let ts: Vec<u64> = h
+                .scores(&r, Some(name))
+                .expect("q")
+                .iter()
+                .map(|s| s.ts_ms)
+                .collect();
+            assert_eq!(ts, [1, 2, 3], "detector {name}");
+            let of: Vec<u64> = h
+                .scores_of(&r, name, "r1/eth0")
+                .expect("q")
+                .iter()
+                .map(|s| s.ts_ms)
+                .collect();
+            assert_eq!(of, [1, 2, 3], "detector {name}");
+        }
+        let flow = h.scores(&r, Some("flow_ae")).expect("q");
+        assert_eq!(flow.len(), 1);
     }
 }

@@ -6,9 +6,10 @@
 //! Request (one of `flows`, `windows`, `sequence`):
 //! ```json
 //! {"detector": "flow_ae", "flows": [[8 raw flow-v1 values], ...]}
-//! {"detector": "series_lstm", "windows": [[[8 raw series-v1 values] x 50], ...]}
-//! {"detector": "series_lstm", "sequence": [[8 values] x 50]}
+//! {"detector": "series_ae", "windows": [[[8 raw series-v1 values] x 50], ...]}
+//! {"detector": "series_ae", "sequence": [[8 values] x 50]}
 //! ```
+//! `series_lstm`, the series detector's name before issue 14, is accepted as `series_ae`.
 //! Reply: `{"detector", "model": {"name", "version"}, "threshold", "results": [{"is_anomaly",
 //! "error", "threshold", "severity"}]}`, one result per row or window, in order.
 
@@ -21,7 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::models::{Bundle, ModelSources, SeriesBundle};
-use crate::records::{FLOW_DETECTOR, SERIES_DETECTOR};
+use crate::records::{canonical_detector, FLOW_DETECTOR, SERIES_DETECTOR};
 
 /// Bodies larger than this are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -73,9 +74,9 @@ pub enum DetectError {
     NonFiniteToken,
     #[error("body must be a JSON object")]
     NotObject,
-    #[error("missing \"detector\" (one of \"flow_ae\", \"series_lstm\")")]
+    #[error("missing \"detector\" (one of \"flow_ae\", \"series_ae\")")]
     MissingDetector,
-    #[error("unknown detector {0:?} (known: \"flow_ae\", \"series_lstm\")")]
+    #[error("unknown detector {0:?} (known: \"flow_ae\", \"series_ae\")")]
     UnknownDetector(String),
     #[error("unknown field {0:?} (expected \"detector\" and one of \"flows\", \"windows\", \"sequence\")")]
     UnknownField(String),
@@ -138,7 +139,7 @@ pub fn parse_detect(body: &[u8]) -> Result<DetectRequest, DetectError> {
     let detector = match obj.get("detector") {
         None => return Err(DetectError::MissingDetector),
         Some(Value::String(s)) if s == FLOW_DETECTOR => DetectorKind::Flow,
-        Some(Value::String(s)) if s == SERIES_DETECTOR => DetectorKind::Series,
+        Some(Value::String(s)) if canonical_detector(s) == SERIES_DETECTOR => DetectorKind::Series,
         Some(Value::String(s)) => return Err(DetectError::UnknownDetector(s.clone())),
         Some(other) => return Err(DetectError::UnknownDetector(other.to_string())),
     };
@@ -469,23 +470,41 @@ mod tests {
         let row = "[1,2,3,4,5,6,7,8]";
         let window = format!("[{}]", vec![row; WINDOW_STEPS].join(","));
         let one =
-            parse_detect(format!(r#"{{"detector":"series_lstm","sequence":{window}}}"#).as_bytes())
+            parse_detect(format!(r#"{{"detector":"series_ae","sequence":{window}}}"#).as_bytes())
                 .expect("sequence");
         assert!(matches!(one, DetectRequest::Windows(ref w) if w.len() == 1));
         let two = parse_detect(
-            format!(r#"{{"detector":"series_lstm","windows":[{window},{window}]}}"#).as_bytes(),
+            format!(r#"{{"detector":"series_ae","windows":[{window},{window}]}}"#).as_bytes(),
         )
         .expect("windows");
         assert!(
             matches!(two, DetectRequest::Windows(ref w) if w.len() == 2 && w[1].len() == WINDOW_STEPS)
         );
         let short = format!("[{}]", [row; 3].join(","));
-        let e = err(&format!(
-            r#"{{"detector":"series_lstm","sequence":{short}}}"#
-        ));
+        let e = err(&format!(r#"{{"detector":"series_ae","sequence":{short}}}"#));
         assert!(e.to_string().contains("a window has 50 rows"), "{e}");
-        let e = err(r#"{"detector":"series_lstm","flows":[[1,2,3,4,5,6,7,8]]}"#);
+        let e = err(r#"{"detector":"series_ae","flows":[[1,2,3,4,5,6,7,8]]}"#);
         assert_eq!(e.code(), "bad_request");
+    }
+
+    #[test]
+    fn the_old_detector_name_series_lstm_is_an_alias_of_series_ae() {
+        let row = "[1,2,3,4,5,6,7,8]";
+        let window = format!("[{}]", vec![row; WINDOW_STEPS].join(","));
+        let body = |detector: &str| format!(r#"{{"detector":"{detector}","sequence":{window}}}"#);
+        let old = parse_detect(body("series_lstm").as_bytes()).expect("old name accepted");
+        let new = parse_detect(body("series_ae").as_bytes()).expect("new name");
+        assert_eq!(old, new);
+        // The reply names the detector by its current name.
+        let reply = Scorer::new(ModelSources::default())
+            .score(&old)
+            .expect("scored");
+        assert_eq!(reply.detector, SERIES_DETECTOR);
+        // Only the one old name is an alias.
+        assert_eq!(
+            err(&body("series_lst")),
+            DetectError::UnknownDetector("series_lst".into())
+        );
     }
 
     #[test]
@@ -519,7 +538,7 @@ mod tests {
         let reply = scorer
             .score(&DetectRequest::Windows(vec![window]))
             .expect("series scored");
-        assert_eq!(reply.detector, "series_lstm");
+        assert_eq!(reply.detector, "series_ae");
         assert_eq!(reply.results.len(), 1);
         assert!(reply.results[0].error.is_finite());
     }

@@ -39,8 +39,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 use crate::models::ModelInfo;
-use crate::records::live::{self, LiveBoard};
-use crate::records::Alert;
+use crate::records::scoreboard::{self, ScoreBoard};
+use crate::records::{canonical_detector, Alert, FLOW_DETECTOR, SERIES_DETECTOR};
 use crate::records::ExporterBoard;
 use crate::records::RateSample;
 use crate::records::StatusBoard;
@@ -63,7 +63,7 @@ pub enum HttpError {
 pub struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
-    pub live: LiveBoard,
+    pub scoreboard: ScoreBoard,
     pub exporters: ExporterBoard,
     pub snmp_board: StatusBoard,
     pub models: Arc<Vec<ModelInfo>>,
@@ -195,7 +195,7 @@ pub fn metrics_view(s: &AppState) -> prom::MetricsView {
         exporters: s.exporters.lock().map(|e| e.clone()).unwrap_or_default(),
         snmp_targets: s.snmp_board.lock().map(|b| b.clone()).unwrap_or_default(),
         interfaces: s
-            .live
+            .scoreboard
             .interfaces()
             .into_iter()
             .map(|((target, if_name), rates, error)| prom::InterfaceView {
@@ -264,8 +264,8 @@ async fn alerts(
     query::one_of("severity", q.severity.as_deref(), &["high", "medium"])?;
     query::one_of(
         "detector",
-        q.detector.as_deref(),
-        &["flow_ae", "series_lstm"],
+        q.detector.as_deref().map(canonical_detector),
+        &[FLOW_DETECTOR, SERIES_DETECTOR],
     )?;
     let limit = query::limit(q.limit, 100, MAX_ALERTS_PAGE)?;
     let cursor = query::cursor(q.cursor.as_deref())?;
@@ -274,7 +274,9 @@ async fn alerts(
     let page = tokio::task::spawn_blocking(move || {
         store.alerts_page(since, until, cursor, limit, |a: &Alert| {
             severity.as_deref().is_none_or(|x| a.severity == x)
-                && detector.as_deref().is_none_or(|x| a.detector == x)
+                && detector
+                    .as_deref()
+                    .is_none_or(|x| canonical_detector(&a.detector) == canonical_detector(x))
         })
     })
     .await;
@@ -298,8 +300,8 @@ struct RangeQuery {
 
 fn histogram_json(counts: &[u64]) -> serde_json::Value {
     serde_json::json!({
-        "log10_min": live::LOG_MIN,
-        "bins_per_decade": live::BINS_PER_DECADE,
+        "log10_min": scoreboard::LOG_MIN,
+        "bins_per_decade": scoreboard::BINS_PER_DECADE,
         "counts": counts,
     })
 }
@@ -382,12 +384,12 @@ async fn history_flows(
         Ok(Err(e)) => return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "store", e)),
         Err(e) => return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)),
     };
-    let (flow_hist, _) = s.live.histograms();
+    let (flow_hist, _) = s.scoreboard.histograms();
     Ok(Json(serde_json::json!({
         "since_ms": since,
         "until_ms": until,
         "threshold": threshold_of(&s, crate::records::FLOW_DETECTOR),
-        "points": s.live.flow_points(since, until)
+        "points": s.scoreboard.flow_points(since, until)
             .iter()
             .map(|p| serde_json::json!([p.ts_ms, p.flows, p.anomalous, p.max_error, p.mean_error]))
             .collect::<Vec<_>>(),
@@ -406,7 +408,7 @@ async fn history_interfaces(State(s): State<AppState>) -> Response {
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
     };
-    let live = s.live.interfaces();
+    let live = s.scoreboard.interfaces();
     for (k, _, _) in &live {
         if !names.contains(k) {
             names.push(k.clone());
@@ -486,7 +488,7 @@ async fn history_interface(
         .iter()
         .map(|x| serde_json::json!([x.ts_ms, x.in_bps, x.out_bps]))
         .collect();
-    let (_, series_hist) = s.live.histograms();
+    let (_, series_hist) = s.scoreboard.histograms();
     Ok(Json(serde_json::json!({
         "target": q.target,
         "if_name": q.if_name,

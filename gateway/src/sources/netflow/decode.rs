@@ -30,7 +30,7 @@ use crate::records::ExporterStats;
 /// Where a record came from: the exporter's address and its v9 source id, IPFIX observation
 /// domain, or v5 engine type/id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Source {
+pub struct ExporterDomain {
     pub exporter: SocketAddr,
     pub domain: u32,
 }
@@ -114,7 +114,7 @@ impl NetflowDecoder {
         &mut self,
         exporter: SocketAddr,
         data: &[u8],
-        out: &mut Vec<(Source, FlowRecord)>,
+        out: &mut Vec<(ExporterDomain, FlowRecord)>,
     ) -> DecodeSummary {
         let mut local = ExporterStats {
             datagrams: 1,
@@ -144,7 +144,7 @@ impl NetflowDecoder {
                         u16::from(v5.header.engine_type) << 8 | u16::from(v5.header.engine_id);
                     let n = normalise_v5(
                         v5,
-                        Source {
+                        ExporterDomain {
                             exporter,
                             domain: u32::from(engine),
                         },
@@ -163,7 +163,7 @@ impl NetflowDecoder {
                     local.v9_datagrams += 1;
                     normalise_v9(
                         v9,
-                        Source {
+                        ExporterDomain {
                             exporter,
                             domain: v9.header.source_id,
                         },
@@ -249,10 +249,10 @@ impl NetflowDecoder {
         p: &IPFix,
         wire_sets: usize,
         exporter: SocketAddr,
-        out: &mut Vec<(Source, FlowRecord)>,
+        out: &mut Vec<(ExporterDomain, FlowRecord)>,
         stats: &mut ExporterStats,
     ) -> (Advance, bool) {
-        let src = Source {
+        let src = ExporterDomain {
             exporter,
             domain: p.header.observation_domain_id,
         };

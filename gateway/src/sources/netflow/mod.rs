@@ -7,13 +7,13 @@
 //! - [`normalise`]: one record's fields into a `FlowRecord` (element ids, uptime or absolute
 //!   times).
 //! - [`sequence`]: sequence-gap accounting per export stream (netflow_parser does none).
-//! - [`capture`]: reads capture files of export datagrams (for `features`, `demo`, tests).
+//! - [`export_pcap`]: reads pcap files of export datagrams (for `features`, `demo`, tests).
 
-pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod export_pcap;
 pub mod listener;
 pub mod normalise;
 pub mod sequence;
 
-pub use decode::{DecodeSummary, NetflowDecoder, Source};
+pub use decode::{DecodeSummary, ExporterDomain, NetflowDecoder};

@@ -9,14 +9,14 @@ use netflow_parser::variable_versions::v9::{FlowSetBody as V9Body, V9};
 use netflow_parser::{FieldValue, V9Field};
 use netwarden_firmware::FlowRecord;
 
-use super::decode::Source;
+use super::decode::ExporterDomain;
 use crate::records::ExporterStats;
 
 /// A normalised record goes to `out`; one without both addresses is counted incomplete.
 pub(super) fn push(
     rec: Option<FlowRecord>,
-    src: Source,
-    out: &mut Vec<(Source, FlowRecord)>,
+    src: ExporterDomain,
+    out: &mut Vec<(ExporterDomain, FlowRecord)>,
     stats: &mut ExporterStats,
 ) {
     match rec {
@@ -33,8 +33,8 @@ fn uptime_to_epoch(now_ms: u64, now_up: u32, at: u32) -> u64 {
 
 pub(super) fn normalise_v5(
     p: &V5,
-    src: Source,
-    out: &mut Vec<(Source, FlowRecord)>,
+    src: ExporterDomain,
+    out: &mut Vec<(ExporterDomain, FlowRecord)>,
     stats: &mut ExporterStats,
 ) -> usize {
     let now_ms = u64::from(p.header.unix_secs) * 1000 + u64::from(p.header.unix_nsecs) / 1_000_000;
@@ -59,8 +59,8 @@ pub(super) fn normalise_v5(
 
 pub(super) fn normalise_v9(
     p: &V9,
-    src: Source,
-    out: &mut Vec<(Source, FlowRecord)>,
+    src: ExporterDomain,
+    out: &mut Vec<(ExporterDomain, FlowRecord)>,
     stats: &mut ExporterStats,
 ) {
     let now_ms = u64::from(p.header.unix_secs) * 1000;

@@ -178,7 +178,7 @@ async function drawInterface(target, ifName) {
   const [e0, e1] = logRange(sc.map((p) => p.error), thr);
   plot($("error-svg"), sc.length ? { x0, x1, y0: e0, y1: e1, ylog: true, shade, xticks: timeAxis(x0, x1), xfmt: hhmm,
     lines: [{ pts: sc.map((p) => [p.ts_ms, p.error]), color: "var(--err)" }], hline: thr ? { y: thr, color: "var(--thr)" } : null } : { empty: "no windows scored yet (a window needs 50 polls)" });
-  drawHistogram(d.histogram, thr, "series_lstm, per window, all interfaces");
+  drawHistogram(d.histogram, thr, "series_ae, per window, all interfaces");
   $("talkers").innerHTML = f.top_talkers.length ? "<table><tr><th>source</th><th class=num>bytes</th><th class=num>flows</th></tr>" +
     f.top_talkers.map((t) => `<tr><td>${esc(t.addr)}</td><td class=num>${si(t.bytes, "B")}</td><td class=num>${t.flows.toLocaleString()}</td></tr>`).join("") + "</table>" : '<div class="empty">no flows in the last 5 minutes</div>';
 }

@@ -1,0 +1,2 @@
+"""Stage 3, evaluate: thresholds (quantile, SPOT), metrics, plots and the ``evaluate``
+command."""

@@ -1,0 +1,118 @@
+"""Writing ONNX files: the export of a trained model and its dynamic int8 copy.
+
+Contract (docs/bundle-format.md): input ``input`` [batch, *sample_shape] float32 (batch
+dynamic, already scaled), output ``reconstruction`` of the same shape, one file (no external
+data), opset 18. ``value_info`` is dropped from every written file: it carries the export's
+example batch, which tract's Python loader cannot be told to ignore (the gateway ignores it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "reconstruction"
+OPSET = 18
+EXPORTERS = ("dynamo", "torchscript")
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, sample_shape: tuple[int, ...],
+                exporter: str = "dynamo") -> str:
+    """Write ``model`` (moved to CPU, eval mode) to ``path`` atomically, checked against the
+    contract; returns the exporter used. ``dynamo`` is the default; ``torchscript`` is for
+    graphs dynamo is slow on (the unrolled LSTM form)."""
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown exporter {exporter!r}; expected one of {EXPORTERS}")
+    path = Path(path)
+    model = model.cpu().eval()
+    example = torch.rand(3, *sample_shape, generator=torch.Generator().manual_seed(0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        # The exporters log a line per missing optional op library and warn about tracing.
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if exporter == "dynamo":
+                program = torch.onnx.export(
+                    model, (example,), dynamo=True, external_data=False,
+                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                    opset_version=OPSET, optimize=True, verbose=False)
+                program.save(str(tmp), external_data=False)
+            else:
+                torch.onnx.export(
+                    model, (example,), str(tmp), dynamo=False,
+                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                    opset_version=OPSET)
+        strip_value_info(tmp)
+        check_contract(tmp, sample_shape)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return exporter
+
+
+def check_contract(path: Path, sample_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """The structure the gateway relies on: names, [batch, *sample_shape] float32, one file."""
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    g = m.graph
+    inits = {i.name for i in g.initializer}
+    inputs = [i for i in g.input if i.name not in inits]
+    if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in g.output] != [OUTPUT_NAME]:
+        raise ExportError(
+            f"{path.name}: inputs {[i.name for i in inputs]}, outputs {[o.name for o in g.output]}; "
+            f"expected [{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]")
+    for vi in (inputs[0], g.output[0]):
+        dims = vi.type.tensor_type.shape.dim
+        if (len(dims) != 1 + len(sample_shape) or dims[0].HasField("dim_value")
+                or tuple(d.dim_value for d in dims[1:]) != tuple(sample_shape)):
+            raise ExportError(f"{vi.name} has shape {dims}, expected [batch, {sample_shape}]")
+        if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            raise ExportError(f"{vi.name} is not float32")
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in g.initializer):
+        raise ExportError(f"{path.name} has external data; the bundle needs one file")
+    return m
+
+
+def strip_value_info(path: Path) -> None:
+    m = onnx.load(str(path))
+    del m.graph.value_info[:]
+    onnx.save(m, str(path))
+
+
+def quantize_dynamic_int8(src: str | Path, dst: str | Path) -> Path:
+    """onnxruntime dynamic quantisation of MatMul/Gemm weights to int8 (activations quantised
+    at run time). Only those two op types: the default list also rewrites ops (LSTM, ...)
+    into com.microsoft ops that tract lacks."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst = Path(dst)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs "consider pre-processing" advice
+    try:
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"],
+                         weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    strip_value_info(dst)
+    onnx.checker.check_model(onnx.load(str(dst)))
+    os.chmod(dst, 0o644)
+    return dst
