@@ -14,9 +14,9 @@ use super::args::SeriesArgs;
 use super::progress::Progress;
 use crate::pipeline::HOST_WINDOWS;
 use crate::records::ExporterStats;
-use crate::sources::packets::{self, GatewayMeter, RecordBatch};
-use crate::sources::netflow::export_pcap::{read_datagrams_from, PcapError, ExportPcapStats};
+use crate::sources::netflow::export_pcap::{read_datagrams_from, ExportPcapStats, PcapError};
 use crate::sources::netflow::NetflowDecoder;
+use crate::sources::packets::{self, GatewayMeter, RecordBatch};
 
 #[derive(Debug, clap::Args)]
 pub struct FeaturesArgs {

@@ -1,7 +1,7 @@
 //! Model bundles: `manifest.json` + `model.onnx`, checked before use (docs/bundle-format.md).
 //!
 //! Two kinds share format 1: `flow_ae` (dense autoencoder on `flow-v1` vectors, [`Bundle`]) and
-//! `series_lstm` (the series autoencoder, convolutional or LSTM, on 50-step `series-v1` windows,
+//! `series_ae` (the series autoencoder, convolutional or LSTM, on 50-step `series-v1` windows,
 //! [`SeriesBundle`]). Each loader refuses the other kind; [`AnyBundle::load_dir`] picks by the
 //! manifest's `kind`.
 //!
@@ -19,12 +19,12 @@ use netwarden_firmware::features::FLOW_WIDTH;
 use netwarden_firmware::series::{judge_window, SeriesRow, SERIES_FEATURES, SERIES_WIDTH};
 use netwarden_firmware::Verdict;
 
-use super::manifest::{check_flow_manifest, check_series_manifest, Manifest, KIND_SERIES};
 #[cfg(test)]
 use super::manifest::KIND_SERIES_ALIAS;
+use super::manifest::{check_flow_manifest, check_series_manifest, Manifest, KIND_SERIES};
 use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
 use crate::models::flow_scorer::{DetectorError, FlowAe};
-use crate::models::series_scorer::{SeriesDetectorError, SeriesAe};
+use crate::models::series_scorer::{SeriesAe, SeriesDetectorError};
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
 pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
@@ -205,7 +205,7 @@ fn check_golden(m: &Manifest, detector: &mut FlowAe) -> Result<(), BundleError> 
     Ok(())
 }
 
-/// A checked `series_lstm` bundle, ready to run.
+/// A checked `series_ae` bundle, ready to run.
 #[derive(Debug)]
 pub struct SeriesBundle {
     pub manifest: Manifest,

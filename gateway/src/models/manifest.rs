@@ -55,7 +55,7 @@ pub struct ModelSection {
     pub output_name: String,
     pub input_width: usize,
     pub precision: String,
-    /// Steps per window (`series_lstm` only).
+    /// Steps per window (`series_ae` only).
     #[serde(default)]
     pub window: Option<usize>,
     /// Model family (`seed`, `edge`, `attention`, `ensemble`), informational.
@@ -228,7 +228,7 @@ pub fn check_flow_manifest(
     Ok((m, scaler))
 }
 
-/// As [`check_flow_manifest`], for a `series_lstm` bundle; also returns its window length.
+/// As [`check_flow_manifest`], for a `series_ae` bundle; also returns its window length.
 pub fn check_series_manifest(
     manifest: &str,
     model: &[u8],

@@ -199,7 +199,8 @@ impl FlowPipeline {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
             self.tally
                 .observe(&p.flow, verdict.error, verdict.severity.is_some());
-            self.scores.record(verdict.error, verdict.severity.is_some());
+            self.scores
+                .record(verdict.error, verdict.severity.is_some());
             if let Some(scored) = self.scored.as_mut() {
                 scored.push(ScoredFlow {
                     flow: p.flow,

@@ -19,9 +19,9 @@ use netwarden_firmware::FlowRecord;
 
 use crate::cli::progress::Progress;
 use crate::records::{ExporterStats, FlowOrigin};
-use crate::sources::packets::{meter_stack_bytes, CaptureTimeouts, GatewayMeter};
 use crate::sources::netflow::export_pcap::{open_pcap, read_datagrams_from, PcapError};
 use crate::sources::netflow::NetflowDecoder;
+use crate::sources::packets::{meter_stack_bytes, CaptureTimeouts, GatewayMeter};
 
 /// One of the ways traffic reaches netwarden.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
