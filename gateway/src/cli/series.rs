@@ -54,13 +54,21 @@ pub enum SeriesCliError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("series model failed: {0}")]
-    Model(#[from] SeriesDetectorError),
+    Model(SeriesDetectorError),
     #[error("--quantile {0} is not in (0, 1)")]
     Quantile(f64),
     #[error("only {got} complete windows of normal traffic; calibration needs at least {need} (more history, or a longer rates file)")]
     TooFew { got: usize, need: usize },
     #[error("{0} exists; calibrate writes a new bundle directory and will not overwrite one")]
     Exists(PathBuf),
+}
+
+// The messages above include their cause, so it is not also a `source` (a `{:#}` chain would
+// print it twice); `?` still converts.
+impl From<SeriesDetectorError> for SeriesCliError {
+    fn from(e: SeriesDetectorError) -> Self {
+        SeriesCliError::Model(e)
+    }
 }
 
 /// Splits one CSV line, honouring double quotes.

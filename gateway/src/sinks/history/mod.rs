@@ -48,9 +48,23 @@ pub use retention::{dir_disk_bytes, HistoryStats, RetentionReport};
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error("database error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     #[error("stored record is not valid: {0}")]
-    Corrupt(#[from] serde_json::Error),
+    Corrupt(serde_json::Error),
+}
+
+// The messages above include their cause, so it is not also a `source` (a `{:#}` chain would
+// print it twice); `?` still converts.
+impl From<sled::Error> for HistoryError {
+    fn from(e: sled::Error) -> Self {
+        HistoryError::Sled(e)
+    }
+}
+
+impl From<serde_json::Error> for HistoryError {
+    fn from(e: serde_json::Error) -> Self {
+        HistoryError::Corrupt(e)
+    }
 }
 
 /// History in time buckets: alerts as trees of the main database (they share a transaction

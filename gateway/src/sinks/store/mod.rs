@@ -50,13 +50,27 @@ pub enum StoreError {
     #[error("cannot open the database in {path}: {error}")]
     Open { path: PathBuf, error: sled::Error },
     #[error("database error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     #[error("stored record is not valid: {0}")]
-    Corrupt(#[from] serde_json::Error),
+    Corrupt(serde_json::Error),
     #[error("stored series record is not valid ({len} bytes)")]
     BadSeriesRecord { len: usize },
     #[error(transparent)]
     History(#[from] HistoryError),
+}
+
+// The messages above include their cause, so it is not also a `source` (a `{:#}` chain would
+// print it twice); `?` still converts.
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e)
+    }
 }
 
 /// How long `open` waits for a lock held by a store that is still closing.
@@ -187,6 +201,21 @@ fn open_parts(
 mod tests {
     use super::*;
     use crate::records::{Alert, FlowSubject, ModelRef, Subject};
+
+    #[test]
+    fn a_store_error_chain_names_its_cause_once() {
+        let cause = serde_json::from_str::<u8>("x").expect_err("not JSON");
+        let shown = cause.to_string();
+        for e in [
+            StoreError::from(serde_json::from_str::<u8>("x").expect_err("not JSON")),
+            StoreError::History(HistoryError::from(
+                serde_json::from_str::<u8>("x").expect_err("not JSON"),
+            )),
+        ] {
+            let chain = format!("{:#}", anyhow::Error::from(e));
+            assert_eq!(chain.matches(&shown).count(), 1, "{chain}");
+        }
+    }
 
     /// A flow alert with id `id-{n}` at `1000 + n` ms (used by the tests of every file here).
     pub(super) fn alert(n: u64, severity: &str) -> Alert {
