@@ -80,13 +80,10 @@ fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
     for rows in [1usize, 512] {
         let batch: Vec<_> = zero.iter().cycle().take(rows).copied().collect();
         let mut out = Vec::new();
-        let iters = 200;
-        let t = Instant::now();
-        for _ in 0..iters {
+        let per = seconds_per_run(200, || {
             out.clear();
-            bundle.detector.run_scaled(&batch, &mut out)?;
-        }
-        let per = t.elapsed().as_secs_f64() / iters as f64;
+            bundle.detector.run_scaled(&batch, &mut out)
+        })?;
         println!(
             "batch {rows:>4}: {:>8.1} us per run, {:>6.0} ns per row",
             per * 1e6,
@@ -144,14 +141,11 @@ fn check_series(mut bundle: SeriesBundle, dir: &Path, load: Duration) -> anyhow:
     for b in bundle.detector.batch_sizes() {
         let batch: Vec<f32> = one.iter().copied().cycle().take(b * one.len()).collect();
         let mut out = Vec::new();
-        let iters = (2000 / b).clamp(20, 500);
         bundle.detector.run_scaled(&batch, &mut out)?;
-        let t = Instant::now();
-        for _ in 0..iters {
+        let per = seconds_per_run((2000 / b).clamp(20, 500), || {
             out.clear();
-            bundle.detector.run_scaled(&batch, &mut out)?;
-        }
-        let per = t.elapsed().as_secs_f64() / iters as f64;
+            bundle.detector.run_scaled(&batch, &mut out)
+        })?;
         println!(
             "batch {b:>4}: {:>9.1} us per run, {:>8.1} us per window",
             per * 1e6,
@@ -159,4 +153,13 @@ fn check_series(mut bundle: SeriesBundle, dir: &Path, load: Duration) -> anyhow:
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Mean wall time of `iters` calls of `run`, in seconds.
+fn seconds_per_run<E>(iters: usize, mut run: impl FnMut() -> Result<(), E>) -> Result<f64, E> {
+    let t = Instant::now();
+    for _ in 0..iters {
+        run()?;
+    }
+    Ok(t.elapsed().as_secs_f64() / iters as f64)
 }

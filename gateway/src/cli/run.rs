@@ -31,7 +31,7 @@ pub struct RunArgs {
     /// A model bundle directory replacing the built-in flow model.
     #[arg(long, value_name = "DIR")]
     pub flow_model: Option<PathBuf>,
-    /// A series_lstm bundle directory scoring the SNMP interface series.
+    /// A series_ae bundle directory scoring the SNMP interface series.
     #[arg(long, value_name = "DIR")]
     pub series_model: Option<PathBuf>,
     /// Capture packets on this interface and meter them into flows (needs root or

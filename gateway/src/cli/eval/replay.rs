@@ -232,12 +232,8 @@ fn read_capture(
                 break;
             }
         };
-        let frac_ms = if nanos {
-            packet.ts_frac / 1_000_000
-        } else {
-            packet.ts_frac / 1_000
-        };
-        let ts_ms = u64::from(packet.ts_sec) * 1000 + u64::from(frac_ms);
+        let ts_ms =
+            crate::sources::packets::pcap::packet_ts_ms(packet.ts_sec, packet.ts_frac, nanos);
         now_ms = now_ms.max(ts_ms);
         // Refusals are counted by the meter.
         let _ = meter.observe(link, ts_ms, &packet.data, &mut |f| {

@@ -70,12 +70,7 @@ pub fn replay_from<R: Read>(
                 break;
             }
         };
-        let frac_ms = if nanos {
-            packet.ts_frac / 1_000_000
-        } else {
-            packet.ts_frac / 1_000
-        };
-        let ts_ms = u64::from(packet.ts_sec) * 1000 + u64::from(frac_ms);
+        let ts_ms = packet_ts_ms(packet.ts_sec, packet.ts_frac, nanos);
         // Refusals are counted by the meter.
         let _ = meter.observe(link, ts_ms, &packet.data, emit);
         if record.is_multiple_of(PROGRESS_EVERY) {
@@ -85,6 +80,16 @@ pub fn replay_from<R: Read>(
     meter.flush(emit);
     progress(&meter.stats());
     result.map(|()| meter.stats())
+}
+
+/// A pcap record's time stamp in epoch ms (`frac` is in ns for nanosecond captures, else µs).
+pub fn packet_ts_ms(sec: u32, frac: u32, nanos: bool) -> u64 {
+    let frac_ms = if nanos {
+        frac / 1_000_000
+    } else {
+        frac / 1_000
+    };
+    u64::from(sec) * 1000 + u64::from(frac_ms)
 }
 
 /// `netwarden run --pcap FILE`: replays the file on its own thread into the pipeline queue.
