@@ -28,6 +28,8 @@ for tool in ip tcpdump softflowd softflowctl pmacctd nmap curl ethtool timeout n
 done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/data/softflowd-wait.sh
+. "$HERE/softflowd-wait.sh"
 PCAP_DIR=$HERE/pcap
 NF_DIR=$HERE/netflow
 PY=${PYTHON:-python3}
@@ -435,25 +437,7 @@ export_softflowd() {  # TRAFFIC VERSION_ARG LABEL [EXTRA_ARGS...]
     (cd "$(dirname "$in")" && exec timeout 120 softflowd -d -a -r "$(basename "$in")" \
         -n "127.0.0.1:$port" -v "$ver" -c "$ctl" -p "$pidf" "$@") >"$log" 2>&1 &
     local sfpid=$!
-    # softflowd 1.1.0 here reads the file, flushes every flow ("Shutting down after pcap
-    # EOF") and exits by itself. Some builds instead keep waiting on the control socket
-    # after EOF; then ask for statistics and shut it down (which flushes all flows).
-    local prev=-1 cur
-    for _ in $(seq 1 120); do
-        kill -0 "$sfpid" 2>/dev/null || break
-        sleep 0.5
-        if [[ -S $ctl ]] && kill -0 "$sfpid" 2>/dev/null; then
-            timeout 10 softflowctl -c "$ctl" statistics >"$WORK/sf-stats.txt" 2>&1 || true
-            cur=$(awk -F': *' '/^Packets processed/ {print $2 + 0; exit}' "$WORK/sf-stats.txt")
-            if [[ -n $cur && $cur == "$prev" ]]; then
-                cat "$WORK/sf-stats.txt" >>"$log"
-                timeout 10 softflowctl -c "$ctl" shutdown >/dev/null 2>&1 || true
-                break
-            fi
-            prev=${cur:-$prev}
-        fi
-    done
-    wait "$sfpid" || { cat "$log" >&2; return 1; }
+    softflowd_wait_eof "$sfpid" "$ctl" "$log" "$WORK/sf-stats.txt" 120 || { cat "$log" >&2; return 1; }
     end_export_capture
     # softflowd's own accounting, to compare with what nfdump decodes later
     log "  softflowd: $(grep -E '^(Packets processed|Flows expired|Flows exported)' "$log" | tr '\n' ';')"

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/data/softflowd-wait.sh
+. "$HERE/../data/softflowd-wait.sh"
 PY=${PYTHON:-/usr/bin/python3}
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -647,24 +649,11 @@ export_softflowd() {  # VERSION OUTFILE PORT [EXTRA...]
     # run from the out dir: softflowd exports the -r argument as the interface name
     (cd "$OUT" && exec timeout 1500 softflowd -d -a -r capture.pcap -n "127.0.0.1:$port" -v "$ver" \
         -c "$ctl" -p "$pidf" "$@") >"$slog" 2>&1 &
-    local sf=$! prev=-1 cur
+    local sf=$!
     PIDS+=("$sf")
     # softflowd 1.1.0 either exits at EOF by itself or waits on its control socket
-    for _ in $(seq 1 3000); do
-        kill -0 "$sf" 2>/dev/null || break
-        sleep 0.5
-        if [[ -S $ctl ]] && kill -0 "$sf" 2>/dev/null; then
-            timeout 10 softflowctl -c "$ctl" statistics >"$WORK/sf-stats.txt" 2>&1 || true
-            cur=$(awk -F': *' '/^Packets processed/ {print $2 + 0; exit}' "$WORK/sf-stats.txt")
-            if [[ -n $cur && $cur == "$prev" ]]; then
-                cat "$WORK/sf-stats.txt" >>"$slog"
-                timeout 10 softflowctl -c "$ctl" shutdown >/dev/null 2>&1 || true
-                break
-            fi
-            prev=${cur:-$prev}
-        fi
-    done
-    wait "$sf" || { cat "$slog" >&2; die "softflowd -v $ver failed"; }
+    softflowd_wait_eof "$sf" "$ctl" "$slog" "$WORK/sf-stats.txt" 3000 \
+        || { cat "$slog" >&2; die "softflowd -v $ver failed"; }
     sleep 1
     kill -INT "$tpid" 2>/dev/null || true
     wait "$tpid" 2>/dev/null || true
