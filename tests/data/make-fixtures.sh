@@ -28,8 +28,8 @@ for tool in ip tcpdump softflowd softflowctl pmacctd nmap curl ethtool timeout n
 done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/data/softflowd-wait.sh
-. "$HERE/softflowd-wait.sh"
+# shellcheck source=tests/data/helpers.sh
+. "$HERE/helpers.sh"
 PCAP_DIR=$HERE/pcap
 NF_DIR=$HERE/netflow
 PY=${PYTHON:-python3}
@@ -52,21 +52,10 @@ WORK=$(mktemp -d /tmp/nwfx-fixtures.XXXXXX)
 log() { printf '[make-fixtures %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 ns_teardown() {
-    local ns pids
+    local ns
     for ns in "$NS_A" "$NS_B"; do
-        if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
-            # processes still running inside *our* namespaces (left-over generators/servers)
-            pids=$(ip netns pids "$ns" 2>/dev/null || true)
-            if [[ -n $pids ]]; then
-                # shellcheck disable=SC2086
-                kill $pids 2>/dev/null || true
-                sleep 0.5
-                pids=$(ip netns pids "$ns" 2>/dev/null || true)
-                # shellcheck disable=SC2086
-                [[ -z $pids ]] || kill -9 $pids 2>/dev/null || true
-            fi
-            ip netns del "$ns" || true
-        fi
+        # processes still running inside *our* namespaces (left-over generators/servers)
+        netns_remove "$ns"
     done
     # a veth left in the root namespace by an interrupted setup
     ip link del "$VETH_A" 2>/dev/null || true

@@ -15,8 +15,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/data/softflowd-wait.sh
-. "$HERE/../data/softflowd-wait.sh"
+# shellcheck source=tests/data/helpers.sh
+. "$HERE/../data/helpers.sh"
 PY=${PYTHON:-/usr/bin/python3}
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -165,19 +165,9 @@ CREATED_RUN_SSHD=0
 
 ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
 ns_sweep() {   # kill what still runs inside our namespaces (by PID), then delete them
-    local ns pids
+    local ns
     for ns in "$SW" "${HOSTS[@]/#/$P-}"; do
-        ns_exists "$ns" || continue
-        pids=$(ip netns pids "$ns" 2>/dev/null || true)
-        if [[ -n $pids ]]; then
-            # shellcheck disable=SC2086
-            kill $pids 2>/dev/null || true
-            sleep 0.5
-            pids=$(ip netns pids "$ns" 2>/dev/null || true)
-            # shellcheck disable=SC2086
-            [[ -z $pids ]] || kill -9 $pids 2>/dev/null || true
-        fi
-        ip netns del "$ns" 2>/dev/null || true
+        netns_remove "$ns"
     done
 }
 cleanup() {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by tests/data/make-fixtures.sh and tests/lab/run.sh.
+# Shell helpers sourced by tests/data/make-fixtures.sh and tests/lab/run.sh.
 #
 # softflowd_wait_eof PID CTL LOG STATS TRIES
 #   Waits until softflowd (PID, a child of this shell, started with `-r FILE` and the control
@@ -26,4 +26,22 @@ softflowd_wait_eof() {
         fi
     done
     wait "$pid"
+}
+
+# netns_remove NS
+#   Removes network namespace NS if it exists: first kills (by PID, TERM then KILL) whatever
+#   still runs inside it, such as left-over generators and servers, then deletes it.
+netns_remove() {
+    local ns=$1 pids
+    ip netns list | awk '{print $1}' | grep -qx "$ns" || return 0
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    if [[ -n $pids ]]; then
+        # shellcheck disable=SC2086
+        kill $pids 2>/dev/null || true
+        sleep 0.5
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        # shellcheck disable=SC2086
+        [[ -z $pids ]] || kill -9 $pids 2>/dev/null || true
+    fi
+    ip netns del "$ns" 2>/dev/null || true
 }
