@@ -71,21 +71,44 @@ pub enum ConfigError {
     Invalid(Vec<ConfigProblem>),
 }
 
-/// Command-line values that override the file (the `run` flags).
-#[derive(Debug, Clone, Default)]
+/// Command-line values that override the file: the `run` flags, flattened into its arguments
+/// (`cli/run.rs`), so the list of fields is written once.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
+    /// Where to receive NetFlow v5/v9/IPFIX [default: 0.0.0.0:2055].
+    #[arg(long, value_name = "ADDR")]
     pub netflow_listen: Option<String>,
+    /// MQTT broker, e.g. mqtt://127.0.0.1:1883. Without it alerts stay in the local outbox.
+    #[arg(long, value_name = "URL")]
     pub mqtt: Option<String>,
+    /// State directory (sled database, stats.json) [default: ./netwarden-data].
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Site name, used in MQTT topics [default: default].
+    #[arg(long)]
     pub site: Option<String>,
+    /// Device name, used in MQTT topics [default: host name].
+    #[arg(long)]
     pub device: Option<String>,
+    /// A model bundle directory replacing the built-in flow model.
+    #[arg(long, value_name = "DIR")]
     pub flow_model: Option<PathBuf>,
+    /// A series_ae bundle directory scoring the SNMP interface series.
+    #[arg(long, value_name = "DIR")]
     pub series_model: Option<PathBuf>,
+    /// Capture packets on this interface and meter them into flows (needs root or
+    /// CAP_NET_RAW; overrides `[capture] interface`).
+    #[arg(long, value_name = "IFACE")]
     pub capture: Option<String>,
+    /// Replay a pcap of raw traffic through the packet meter once, with its own timestamps.
+    #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
-    /// `--http-listen`: an address, or `off`.
+    /// HTTP API and dashboard address, or `off` [default: 127.0.0.1:8080]. Any address
+    /// other than loopback needs a token (--http-token-file or NETWARDEN_HTTP_TOKEN).
+    #[arg(long, value_name = "ADDR|off")]
     pub http_listen: Option<String>,
-    /// `--http-token-file`.
+    /// File holding the HTTP bearer token (first line).
+    #[arg(long, value_name = "FILE")]
     pub http_token_file: Option<PathBuf>,
 }
 
