@@ -11,7 +11,7 @@ use anyhow::Context;
 use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
 
 use super::args::SeriesArgs;
-use super::progress::Progress;
+use super::progress::{open_pcap_file, Progress};
 use crate::pipeline::HOST_WINDOWS;
 use crate::records::ExporterStats;
 use crate::sources::netflow::export_pcap::{read_datagrams_from, ExportPcapStats, PcapError};
@@ -111,17 +111,6 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens a capture with a progress bar over its bytes (none off-terminal).
-fn open_with_progress(path: &Path) -> Result<(impl std::io::Read, Progress), PcapError> {
-    let file = std::fs::File::open(path).map_err(|error| PcapError::Open {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let progress = Progress::for_file(path, &file_label(path));
-    let reader = std::io::BufReader::with_capacity(1 << 20, progress.reader(file));
-    Ok((reader, progress))
-}
-
 fn file_label(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -184,7 +173,7 @@ pub fn write_csv(
     writeln!(out, "{}", header.join(",")).map_err(werr)?;
     let mut summaries = Vec::new();
     for path in inputs {
-        let (reader, read_progress) = open_with_progress(path)?;
+        let (reader, read_progress) = open_pcap_file(path, &file_label(path))?;
         let (datagrams, capture) = read_datagrams_from(reader, path, None)?;
         read_progress.finish();
         let progress = Progress::for_records(datagrams.len() as u64, &file_label(path));
@@ -325,7 +314,7 @@ fn metered_csv_thread(
                 }
             }
         };
-        let (reader, progress) = open_with_progress(path)?;
+        let (reader, progress) = open_pcap_file(path, &file_label(path))?;
         let stats = packets::pcap::replay_from(
             reader,
             path,

@@ -1,4 +1,4 @@
-//! Progress of the long offline commands (`features`, the coming `eval`): a bar on stderr when
+//! Progress of the long offline commands (`features`, `calibrate`, `eval`): a bar on stderr when
 //! stderr is a terminal, nothing at all otherwise (a pipe, a CI log, journald), so scripted runs
 //! and their captured output stay as they were.
 //!
@@ -16,6 +16,20 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::sources::netflow::export_pcap::PcapError;
+
+/// Opens a pcap file (raw packets or NetFlow export datagrams) buffered, with a progress bar
+/// over its bytes labelled `label` (shown only on a terminal). Used by `features` and `eval`.
+pub fn open_pcap_file(path: &Path, label: &str) -> Result<(impl Read, Progress), PcapError> {
+    let file = std::fs::File::open(path).map_err(|error| PcapError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let progress = Progress::for_file(path, label);
+    let reader = std::io::BufReader::with_capacity(1 << 20, progress.reader(file));
+    Ok((reader, progress))
+}
 
 /// A progress bar, or nothing when stderr is not a terminal. Cheap to update (an atomic add;
 /// drawing is rate-limited by indicatif), so callers update it per read or per record.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use netwarden_firmware::meter::{BiFlow, MeterStats};
 use netwarden_firmware::FlowRecord;
 
-use crate::cli::progress::Progress;
+use crate::cli::progress::open_pcap_file;
 use crate::records::{ExporterStats, FlowOrigin};
 use crate::sources::netflow::export_pcap::{open_pcap, read_datagrams_from, PcapError};
 use crate::sources::netflow::NetflowDecoder;
@@ -123,19 +123,8 @@ pub fn read_path(
     }
 }
 
-/// Opens `file` with a progress bar over its bytes (shown only on a terminal).
-fn open(file: &Path, kind: PathKind) -> Result<(impl std::io::Read, Progress), PcapError> {
-    let f = std::fs::File::open(file).map_err(|error| PcapError::Open {
-        path: file.to_path_buf(),
-        error,
-    })?;
-    let progress = Progress::for_file(file, kind.name());
-    let reader = progress.reader(std::io::BufReader::with_capacity(1 << 20, f));
-    Ok((reader, progress))
-}
-
 fn read_netflow(kind: PathKind, file: PathBuf) -> Result<PathInput, ReplayError> {
-    let (reader, progress) = open(&file, kind)?;
+    let (reader, progress) = open_pcap_file(&file, kind.name())?;
     let (datagrams, capture) = read_datagrams_from(reader, &file, None)?;
     progress.finish();
     let mut decoder = NetflowDecoder::new(1024);
@@ -186,7 +175,7 @@ fn read_capture(
     timeouts: CaptureTimeouts,
     keep_biflows: bool,
 ) -> Result<PathInput, ReplayError> {
-    let (reader, progress) = open(&file, PathKind::Capture)?;
+    let (reader, progress) = open_pcap_file(&file, PathKind::Capture.name())?;
     let (mut reader, link) = open_pcap(reader, &file)?;
     let nanos = reader.header().ts_resolution == pcap_file::TsResolution::NanoSecond;
     let name = file
@@ -232,8 +221,11 @@ fn read_capture(
                 break;
             }
         };
-        let ts_ms =
-            crate::sources::packets::pcap::packet_ts_ms(packet.ts_sec, packet.ts_frac, nanos);
+        let ts_ms = crate::sources::netflow::export_pcap::packet_ts_ms(
+            packet.ts_sec,
+            packet.ts_frac,
+            nanos,
+        );
         now_ms = now_ms.max(ts_ms);
         // Refusals are counted by the meter.
         let _ = meter.observe(link, ts_ms, &packet.data, &mut |f| {

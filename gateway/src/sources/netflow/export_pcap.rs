@@ -78,6 +78,16 @@ pub fn open_pcap<R: std::io::Read>(
     Ok((reader, link))
 }
 
+/// A pcap record's time stamp in epoch ms (`frac` is in ns for nanosecond captures, else µs).
+pub fn packet_ts_ms(sec: u32, frac: u32, nanos: bool) -> u64 {
+    let frac_ms = if nanos {
+        frac / 1_000_000
+    } else {
+        frac / 1_000
+    };
+    u64::from(sec) * 1000 + u64::from(frac_ms)
+}
+
 /// As [`read_datagrams`], from any reader (`path` only names it in errors).
 pub fn read_datagrams_from<R: std::io::Read>(
     reader: R,
@@ -101,16 +111,11 @@ pub fn read_datagrams_from<R: std::io::Read>(
             stats.skipped_truncated += 1;
             continue;
         }
-        let frac_ms = if nanos {
-            packet.ts_frac / 1_000_000
-        } else {
-            packet.ts_frac / 1_000
-        };
         match udp_datagram(link, &packet.data) {
             Ok(d) if dst_port.is_none_or(|p| d.dst.port() == p) => out.push(ExportDatagram {
                 src: d.src,
                 dst: d.dst,
-                ts_ms: u64::from(packet.ts_sec) * 1000 + u64::from(frac_ms),
+                ts_ms: packet_ts_ms(packet.ts_sec, packet.ts_frac, nanos),
                 payload: d.payload.to_vec(),
             }),
             _ => stats.skipped_not_udp += 1,

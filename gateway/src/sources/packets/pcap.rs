@@ -16,7 +16,7 @@ use super::{
 use crate::metrics::Metrics;
 use crate::records::FlowInput;
 use crate::records::FlowOrigin;
-use crate::sources::netflow::export_pcap::{open_pcap, PcapError};
+use crate::sources::netflow::export_pcap::{open_pcap, packet_ts_ms, PcapError};
 
 /// Frames between two progress callbacks.
 const PROGRESS_EVERY: u64 = 1 << 16;
@@ -80,16 +80,6 @@ pub fn replay_from<R: Read>(
     meter.flush(emit);
     progress(&meter.stats());
     result.map(|()| meter.stats())
-}
-
-/// A pcap record's time stamp in epoch ms (`frac` is in ns for nanosecond captures, else µs).
-pub fn packet_ts_ms(sec: u32, frac: u32, nanos: bool) -> u64 {
-    let frac_ms = if nanos {
-        frac / 1_000_000
-    } else {
-        frac / 1_000
-    };
-    u64::from(sec) * 1000 + u64::from(frac_ms)
 }
 
 /// `netwarden run --pcap FILE`: replays the file on its own thread into the pipeline queue.
