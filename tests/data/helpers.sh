@@ -45,3 +45,15 @@ netns_remove() {
     fi
     ip netns del "$ns" 2>/dev/null || true
 }
+
+# tcpdump_wait_listening PID ERRLOG
+#   Waits (up to 5 s) until the tcpdump PID, whose stderr goes to ERRLOG, says it is listening,
+#   so no early packet is missed. Returns 1 at once if tcpdump exits first.
+tcpdump_wait_listening() {
+    local pid=$1 errlog=$2
+    for _ in $(seq 1 100); do
+        grep -q 'listening on' "$errlog" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+}

@@ -330,11 +330,7 @@ start_tcpdump() {  # ERRLOG ARGS...   (ARGS passed to tcpdump; may start with "i
     : >"$errlog"
     "$@" 2>"$errlog" &
     TCPDUMP_PID=$!
-    for _ in $(seq 1 100); do
-        grep -q 'listening on' "$errlog" && break
-        kill -0 "$TCPDUMP_PID" 2>/dev/null || { cat "$errlog" >&2; return 1; }
-        sleep 0.05
-    done
+    tcpdump_wait_listening "$TCPDUMP_PID" "$errlog" || { cat "$errlog" >&2; return 1; }
     sleep 1
 }
 stop_tcpdump() {

@@ -396,12 +396,8 @@ start_capture() {
     ip netns exec "$SW" tcpdump -Z root -n -i br0 -B 32768 -s "$snap" -U -w "$OUT/capture.pcap" \
         2>"$WORK/log/tcpdump.log" &
     TCPDUMP_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        grep -q 'listening on' "$WORK/log/tcpdump.log" && break
-        kill -0 "$TCPDUMP_PID" 2>/dev/null || { cat "$WORK/log/tcpdump.log" >&2; die "tcpdump failed"; }
-        sleep 0.05
-    done
+    tcpdump_wait_listening "$TCPDUMP_PID" "$WORK/log/tcpdump.log" \
+        || { cat "$WORK/log/tcpdump.log" >&2; die "tcpdump failed"; }
     sleep 0.5
 }
 stop_capture() {
