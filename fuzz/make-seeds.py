@@ -5,6 +5,7 @@
 
 netflow_datagrams: the first datagrams of every NetFlow/IPFIX fixture (templates included), in
 the target's framing `[exporter: u8] [len: u16 BE] [payload]`, plus interleaved exporters.
+netflow_hot_path: the same first datagrams (same framing).
 pcap_datagrams: the fixture captures cut to their first few records (header rewritten).
 Other targets' seeds are written by their sections below.
 """
@@ -41,6 +42,8 @@ for name in fixtures:
         data = b"".join(frame(0, p) for p in payloads[:count])
         if len(data) <= 8192:
             write("netflow_datagrams", f"{stem}-{count}", data)
+            # netflow_hot_path: the same, so the templates learnt make data go the hot path.
+            write("netflow_hot_path", f"{stem}-{count}", data)
     # Two exporters interleaved: template scoping per exporter.
     data = b"".join(frame(i % 2, p) for i, p in enumerate(payloads[:4]))
     if len(data) <= 8192:

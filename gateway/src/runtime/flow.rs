@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,82 +83,27 @@ pub(super) struct FlowSinks {
     pub snmp_board: StatusBoard,
     pub scoreboard: ScoreBoard,
     pub exporters: ExporterBoard,
+    /// Each shard's exporter counters (exporters never move between shards; the board is
+    /// their union).
+    pub shard_exporters: Arc<Vec<Mutex<BTreeMap<String, ExporterStats>>>>,
+    /// This shard's index; shard 0 writes stats.json.
+    pub shard: usize,
+    /// Datagrams each shard received (stats.json `netflow_shard_datagrams`).
+    pub shard_datagrams: Arc<Vec<std::sync::atomic::AtomicU64>>,
     pub latest_stats: Arc<Mutex<String>>,
-    pub kernel_drops: Option<KernelDrops>,
+    /// Every shard socket's kernel drop counter (read by shard 0).
+    pub kernel_drops: Vec<KernelDrops>,
     pub stats_path: PathBuf,
     pub stats_base: Stats,
     pub summary_interval_ms: u64,
     pub top_hosts: usize,
 }
 
-/// Upper bound on datagrams ingested between two flushes, so alerts are not held back by a
-/// queue that never quite empties.
-const MAX_DRAIN: usize = 2048;
-
-/// Alerts stored per group commit at most: enough to make an alert storm cheap, few enough that
-/// one sled transaction stays small (a storm of 4,000 hosts in one transaction raised peak RSS
-/// by about 20 MB).
-const GROUP_COMMIT_MAX: usize = 256;
-
 /// Decode problems are logged at most this often (they are always counted).
 pub(super) const PROBLEM_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs until every flow source has dropped its queue sender (they do on shutdown), then
-/// scores what was left and writes the final stats.
-pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, ctx: FlowSinks) {
-    let mut last_stats = Instant::now();
-    let mut problems = ProblemLog::default();
-    // Alerts raised while draining the queue are stored together (one group commit) before
-    // the next datagrams are read; none is published before it is stored.
-    let mut raised: Vec<Alert> = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(input) => {
-                stage.ingest(input, &mut |a| raised.push(a));
-                let mut n = 1;
-                while n < MAX_DRAIN {
-                    match rx.try_recv() {
-                        Ok(input) => stage.ingest(input, &mut |a| raised.push(a)),
-                        Err(_) => break,
-                    }
-                    if raised.len() >= GROUP_COMMIT_MAX {
-                        ctx.alerts.on_alerts(&raised);
-                        raised.clear();
-                    }
-                    n += 1;
-                }
-                stage.flush(&mut |a| raised.push(a));
-                ctx.metrics
-                    .add(&ctx.metrics.netflow_datagrams_processed, n as u64);
-                ctx.alerts.on_alerts(&raised);
-                raised.clear();
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if let Some((flows, scores)) = stage
-            .pipeline
-            .take_summary(ctx.summary_interval_ms, ctx.top_hosts)
-        {
-            ctx.store_summary(&flows, &scores);
-        }
-        if last_stats.elapsed() >= Duration::from_secs(1) {
-            ctx.publish(&mut stage);
-            problems.check(&stage.decoder);
-            problems.check_drops(&ctx.metrics);
-            last_stats = Instant::now();
-        }
-    }
-    stage.flush(&mut |a| raised.push(a));
-    ctx.alerts.on_alerts(&raised);
-    if let Some((flows, scores)) = stage.pipeline.take_summary(0, ctx.top_hosts) {
-        ctx.store_summary(&flows, &scores);
-    }
-    ctx.publish(&mut stage);
-}
-
 impl FlowSinks {
-    fn store_summary(&self, flows: &FlowSummary, scores: &ScoreSummary) {
+    pub(super) fn store_summary(&self, flows: &FlowSummary, scores: &ScoreSummary) {
         let h = self.store.history();
         if let Err(e) = h
             .append_flow_summary(flows)
@@ -172,29 +116,50 @@ impl FlowSinks {
 
     /// Hands the last second's scores to the dashboard board and the exporter counters to
     /// `/metrics`, then writes stats.json.
-    fn publish(&self, stage: &mut FlowStage) {
+    pub(super) fn publish(&self, stage: &mut FlowStage) {
         self.scoreboard
             .publish_flow(crate::now_ms(), stage.pipeline.scores.take());
-        let exporters: BTreeMap<String, ExporterStats> =
+        let mine: BTreeMap<String, ExporterStats> =
             stage.decoder.stats().map(|(k, v)| (k, v.clone())).collect();
-        if let Ok(mut board) = self.exporters.lock() {
-            *board = exporters;
+        if let Some(Ok(mut slot)) = self.shard_exporters.get(self.shard).map(|m| m.lock()) {
+            *slot = mine;
         }
-        self.write_stats(&stage.decoder);
+        let mut all: BTreeMap<String, ExporterStats> = BTreeMap::new();
+        for slot in self.shard_exporters.iter() {
+            if let Ok(slot) = slot.lock() {
+                for (k, v) in slot.iter() {
+                    all.entry(k.clone()).or_default().add(v);
+                }
+            }
+        }
+        let mut totals = ExporterStats::default();
+        all.values().for_each(|v| totals.add(v));
+        if let Ok(mut board) = self.exporters.lock() {
+            *board = all;
+        }
+        if self.shard == 0 {
+            self.write_stats(totals);
+        }
     }
 
-    fn write_stats(&self, decoder: &NetflowDecoder) {
+    fn write_stats(&self, totals: ExporterStats) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
         s.outbox_len = self.store.outbox_len();
         s.history = self.store.history().stats();
-        if let Some(n) = self.kernel_drops.and_then(|k| k.read()) {
+        let drops: u64 = self.kernel_drops.iter().filter_map(|k| k.read()).sum();
+        if !self.kernel_drops.is_empty() {
             self.metrics
                 .netflow_datagrams_dropped_kernel
-                .store(n, Ordering::Relaxed);
+                .store(drops, Ordering::Relaxed);
         }
         s.metrics = self.metrics.snapshot();
-        s.netflow_totals = decoder.totals();
+        s.netflow_totals = totals;
+        s.netflow_shard_datagrams = self
+            .shard_datagrams
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect();
         if let Ok(board) = self.exporters.lock() {
             s.exporters.clone_from(&board);
         }
@@ -219,7 +184,7 @@ impl FlowSinks {
 
 /// Rate-limited warnings about exporters whose error counters moved.
 #[derive(Default)]
-struct ProblemLog {
+pub(super) struct ProblemLog {
     seen: std::collections::HashMap<String, u64>,
     last: Option<Instant>,
     /// Queue-full and kernel drops at the last warning.
@@ -229,7 +194,7 @@ struct ProblemLog {
 
 impl ProblemLog {
     /// Warns (at most every 10 s) when datagrams were dropped: the pipeline fell behind.
-    fn check_drops(&mut self, metrics: &Metrics) {
+    pub(super) fn check_drops(&mut self, metrics: &Metrics) {
         if self
             .last_drops
             .is_some_and(|t| t.elapsed() < PROBLEM_LOG_EVERY)
@@ -257,7 +222,7 @@ impl ProblemLog {
         }
     }
 
-    fn check(&mut self, decoder: &NetflowDecoder) {
+    pub(super) fn check(&mut self, decoder: &NetflowDecoder) {
         if self.last.is_some_and(|t| t.elapsed() < PROBLEM_LOG_EVERY) {
             return;
         }

@@ -28,6 +28,7 @@
 pub mod flow;
 mod retention;
 pub mod series;
+mod shard;
 
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,7 @@ use crate::sinks::http;
 use crate::sinks::mqtt;
 use crate::sinks::store::{Store, StoreError};
 use crate::sources::netflow::listener::{self, ListenError};
+use crate::sources::netflow::receive;
 use crate::sources::netflow::NetflowDecoder;
 use crate::sources::packets;
 use flow::{FlowSinks, FlowStage};
@@ -85,6 +87,8 @@ pub struct Stats {
     pub outbox_len: usize,
     pub metrics: MetricsSnapshot,
     pub netflow_totals: ExporterStats,
+    /// Datagrams received by each flow shard (`[netflow] shards`).
+    pub netflow_shard_datagrams: Vec<u64>,
     pub exporters: std::collections::BTreeMap<String, ExporterStats>,
     /// Per SNMP target: state (`ok`, `timeout`, `auth_error`, ...), last error, poll counts.
     pub snmp_targets: std::collections::BTreeMap<String, TargetStatus>,
@@ -112,8 +116,17 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         cfg.store.outbox_max_alerts,
         cfg.history.clone(),
     )?);
-    let (socket, granted) = listener::bind(cfg.netflow.listen, cfg.netflow.recv_buffer_bytes)?;
-    let kernel_drops = listener::KernelDrops::of(&socket);
+    let sockets = receive::bind_shards(
+        cfg.netflow.listen,
+        cfg.netflow.recv_buffer_bytes,
+        cfg.netflow.shards,
+        std::time::Duration::from_millis(100),
+    )?;
+    let granted = sockets.first().map_or(0, |s| s.1);
+    let kernel_drops: Vec<_> = sockets
+        .iter()
+        .filter_map(|(s, _)| listener::KernelDrops::of_std(s))
+        .collect();
     // Opened before anything runs, so a missing CAP_NET_RAW stops start-up with its remedy.
     let live_capture = match &cfg.capture.interface {
         Some(iface) => {
@@ -126,8 +139,9 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         }
         None => None,
     };
-    let listen = socket
-        .local_addr()
+    let listen = sockets
+        .first()
+        .and_then(|(s, _)| s.local_addr().ok())
         .map(|a| a.to_string())
         .unwrap_or_default();
     if granted < cfg.netflow.recv_buffer_bytes {
@@ -137,7 +151,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             "Kernel granted a smaller NetFlow receive buffer; bursts may drop. Raise net.core.rmem_max"
         );
     }
-    tracing::info!(listen = %listen, model = %model, data_dir = %cfg.data_dir.display(),
+    tracing::info!(listen = %listen, shards = sockets.len(), model = %model, data_dir = %cfg.data_dir.display(),
         mqtt = cfg.mqtt.as_ref().map(|m| m.describe()).unwrap_or_else(|| "off".into()),
         outbox = store.outbox_len(), "netwarden started");
 
@@ -176,48 +190,83 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
-    let stage = FlowStage::new(
-        NetflowDecoder::new(cfg.netflow.max_exporters),
-        FlowPipeline::new(
-            bundle,
-            &cfg.site,
-            &cfg.device,
-            cfg.alerting.dedupe_window,
-            metrics.clone(),
-        ),
+    let shard_exporters = Arc::new(
+        (0..sockets.len())
+            .map(|_| Mutex::new(Default::default()))
+            .collect::<Vec<_>>(),
     );
-    let ctx = FlowSinks {
-        store: store.clone(),
-        metrics: metrics.clone(),
-        alerts,
-        snmp_board: snmp_board.clone(),
-        scoreboard: scoreboard.clone(),
-        exporters: exporters.clone(),
-        latest_stats: latest_stats.clone(),
-        kernel_drops,
-        stats_path: cfg.data_dir.join("stats.json"),
-        stats_base: Stats {
-            ts_ms: 0,
-            site: cfg.site.clone(),
-            device: cfg.device.clone(),
-            model,
-            netflow_listen: listen,
-            netflow_recv_buffer_bytes: granted,
-            outbox_len: 0,
-            metrics: MetricsSnapshot::default(),
-            netflow_totals: ExporterStats::default(),
-            exporters: Default::default(),
-            snmp_targets: Default::default(),
-            history: Default::default(),
-        },
-        summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
-        top_hosts: cfg.history.top_hosts,
-    };
-    let worker = std::thread::Builder::new()
-        .name("pipeline".into())
-        .stack_size(8 << 20)
-        .spawn(move || flow::flow_thread(stage, queue_rx, ctx))
-        .map_err(RuntimeError::Thread)?;
+    let shard_datagrams = Arc::new(
+        (0..sockets.len())
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect::<Vec<_>>(),
+    );
+    let mut bundle = Some(bundle);
+    let mut queue_rx = Some(queue_rx);
+    let mut workers = Vec::new();
+    for (shard, (socket, _)) in sockets.into_iter().enumerate() {
+        // Each shard scores with its own copy of the model (tract plans are not shared).
+        let bundle = match bundle.take() {
+            Some(b) => b,
+            None => sources.load_flow(cfg.detector.batch_size)?,
+        };
+        let stage = FlowStage::new(
+            NetflowDecoder::new(cfg.netflow.max_exporters),
+            FlowPipeline::new(
+                bundle,
+                &cfg.site,
+                &cfg.device,
+                cfg.alerting.dedupe_window,
+                metrics.clone(),
+            ),
+        );
+        let ctx = FlowSinks {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            alerts: alerts.clone(),
+            snmp_board: snmp_board.clone(),
+            scoreboard: scoreboard.clone(),
+            exporters: exporters.clone(),
+            shard_exporters: shard_exporters.clone(),
+            shard,
+            shard_datagrams: shard_datagrams.clone(),
+            latest_stats: latest_stats.clone(),
+            kernel_drops: if shard == 0 {
+                kernel_drops.clone()
+            } else {
+                Vec::new()
+            },
+            stats_path: cfg.data_dir.join("stats.json"),
+            stats_base: Stats {
+                ts_ms: 0,
+                site: cfg.site.clone(),
+                device: cfg.device.clone(),
+                model: model.clone(),
+                netflow_listen: listen.clone(),
+                netflow_recv_buffer_bytes: granted,
+                outbox_len: 0,
+                metrics: MetricsSnapshot::default(),
+                netflow_totals: ExporterStats::default(),
+                netflow_shard_datagrams: Vec::new(),
+                exporters: Default::default(),
+                snmp_targets: Default::default(),
+                history: Default::default(),
+            },
+            summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
+            top_hosts: cfg.history.top_hosts,
+        };
+        let input = shard::ShardInput {
+            socket: Some(socket),
+            queue: queue_rx.take(),
+            shutdown: Shutdown::new(shutdown_tx.subscribe()),
+        };
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("flow-shard-{shard}"))
+                .stack_size(8 << 20)
+                .spawn(move || shard::shard_thread(stage, input, ctx))
+                .map_err(RuntimeError::Thread)?,
+        );
+    }
 
     let retention = {
         let (store, metrics) = (store.clone(), metrics.clone());
@@ -268,12 +317,8 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         };
         tokio::spawn(http::serve(l, state, Shutdown::new(shutdown_tx.subscribe())))
     });
-    let recv = tokio::spawn(listener::run(
-        socket,
-        queue_tx,
-        metrics.clone(),
-        Shutdown::new(shutdown_tx.subscribe()),
-    ));
+    // Only the capture and pcap threads hold senders now: the queue closes when they end.
+    drop(queue_tx);
     let mqtt_task = cfg.mqtt.clone().map(|m| {
         let latest = latest_stats.clone();
         let heartbeat: Arc<dyn Fn() -> String + Send + Sync> =
@@ -293,11 +338,12 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let _ = shutdown_tx.send(());
     // The sources return on the signal and drop their queue senders (the capture after
     // flushing its open flows); the flow thread then drains the queue and exits.
-    let _ = recv.await;
     if let Some(t) = capture_thread {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
-    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    for worker in workers {
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
     if let Some(t) = snmp_tasks {
         for p in t.pollers {
             let _ = p.await;

@@ -11,6 +11,7 @@ pub struct RawNetflow {
     pub recv_buffer_bytes: Option<usize>,
     pub queue_datagrams: Option<usize>,
     pub max_exporters: Option<usize>,
+    pub shards: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -22,6 +23,10 @@ pub struct NetflowConfig {
     pub queue_datagrams: usize,
     /// Exporters (address + domain) whose templates and sequence state are kept.
     pub max_exporters: usize,
+    /// Pipeline shards, each with its own socket (`SO_REUSEPORT`), thread, template caches and
+    /// host windows; an exporter always lands on the same one. Default: the cores netwarden
+    /// may run on.
+    pub shards: usize,
 }
 
 impl RawNetflow {
@@ -44,6 +49,8 @@ impl RawNetflow {
         };
         let queue_datagrams = at_least_one("netflow.queue_datagrams", self.queue_datagrams, 8192);
         let max_exporters = at_least_one("netflow.max_exporters", self.max_exporters, 1024);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = at_least_one("netflow.shards", self.shards, cores);
         let recv_buffer_bytes = self.recv_buffer_bytes.unwrap_or(8 << 20);
         if recv_buffer_bytes < 65_536 {
             problem(
@@ -56,6 +63,7 @@ impl RawNetflow {
             recv_buffer_bytes,
             queue_datagrams,
             max_exporters,
+            shards,
         }
     }
 }
