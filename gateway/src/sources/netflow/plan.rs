@@ -116,9 +116,9 @@ fn read_of(t: FieldDataType, len: u16) -> Option<Read> {
         T::ProtocolType if len == 1 => Read::Protocol,
         T::TcpControlBits if len == 1 => Read::TcpBits1,
         T::TcpControlBits if len == 2 => Read::TcpBits2,
-        T::ApplicationId => return None,
         // Addresses, durations and typed fields of other widths, strings, MACs, floats,
-        // unknown elements: raw bytes or values the normaliser ignores.
+        // unknown elements, application ids (of at least one byte, as every field here is):
+        // raw bytes or values the normaliser ignores.
         _ => Read::Opaque,
     })
 }
