@@ -2,16 +2,17 @@
 //! Only `main.rs` and `cli/` use it; the layers below never call each other.
 //!
 //! ```text
-//!  UDP socket ──(listener task)──► bounded queue ──► flow thread ───────────────► store (sled, flushed)
-//!  capture / pcap thread ─────────►  full: dropped,   decode (sources/netflow),     │ wake
-//!                                    counted          pipeline: features, score,    ▼
-//!                                                     alert                    MQTT task ◄─ outbox
+//!  UDP socket per shard (SO_REUSEPORT) ──recvmmsg──► shard thread ────────────► store (sled, flushed)
+//!  capture / pcap thread ──► bounded queue ──► (shard 0)  decode (sources/netflow),  │ wake
+//!                            full: dropped,               pipeline: features, score, ▼
+//!                            counted                      alert                 MQTT task ◄─ outbox
 //! ```
 //! With `[[snmp.targets]]`, one poller task per target sends rate samples through a bounded
 //! queue (full: dropped, counted) to the series thread, which hands them to the series
 //! pipeline and then stores the samples, scores and alerts (same store-then-publish path).
 //!
-//! - [`flow`]: the flow thread (decoder + flow pipeline + its sinks), [`FlowStage`](flow::FlowStage);
+//! - [`flow`]: decoder + flow pipeline ([`FlowStage`](flow::FlowStage)) and their sinks;
+//! - `shard`: a flow shard's thread (batched receive, decode, pipeline, alerts);
 //! - [`series`]: the SNMP pollers and the series thread;
 //! - [`retention`]: the history retention thread.
 //!
