@@ -16,7 +16,7 @@
 # nfacctd aggregates records. Socket buffer: BUF bytes (default 8 MiB) for all three:
 # `nfcapd -B`, `nfacctd_pipe_size`, netwarden's `recv_buffer_bytes`; rmem_max is raised to 2 x
 # BUF for the run (root) so the kernel grants it. Traffic goes to 127.0.0.1 only; every step is
-# bounded by SECONDS_PER_STEP and the ladder by its length.
+# bounded by SECONDS_PER_STEP and the ladder by its length. NO_BUILD=1 skips the release build.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -31,7 +31,7 @@ read -r -a peers <<<"${PEERS:-netwarden nfcapd nfacctd}"
 shards=$(awk -F, '{print NF}' <<<"$cores")
 
 cd "$root"
-cargo build --release --locked -q -p netwarden -p netwarden-e2e --bins
+[[ -n "${NO_BUILD:-}" ]] || cargo build --release --locked -q -p netwarden -p netwarden-e2e --bins
 nw="$root/target/release/netwarden"
 blast="$root/target/release/nw-blast"
 for tool in nfcapd nfdump nfacctd taskset; do command -v "$tool" >/dev/null || { echo "bench: $tool missing" >&2; exit 1; }; done
