@@ -13,6 +13,7 @@
 //! Exit status: 0 when the given targets are met (or none were given), 1 when not, 2 when the
 //! directory cannot be evaluated (a missing file, bad labels, a broken capture or bundle).
 
+pub mod arp;
 pub mod detectors;
 pub mod labels;
 pub mod metrics;
@@ -157,7 +158,12 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     };
     // Refuse a broken bundle before reading any capture.
     flow_ae.load()?;
-    let mut detectors: Vec<Box<dyn Detector>> = vec![Box::new(flow_ae)];
+    let mut detectors: Vec<Box<dyn Detector>> = vec![
+        Box::new(flow_ae),
+        Box::new(arp::ArpRulesDetector {
+            rules: cfg.arp.rules.clone(),
+        }),
+    ];
 
     let start = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
     let end = phases.iter().map(|p| p.end_ms).max().unwrap_or(0);
@@ -165,9 +171,12 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     let mut results = Vec::new();
     for kind in paths {
         let keep = kind == PathKind::Capture && args.write_nfstream.is_some();
-        let input = replay::read_path(dir, kind, cfg.capture.timeouts, keep)?;
+        let input = replay::read_path(dir, kind, cfg.capture.timeouts, cfg.arp.meter, keep)?;
         let mut scored_by: Vec<(&'static str, DetectorRun)> = Vec::new();
         for d in detectors.iter_mut() {
+            if !d.paths().contains(&kind) {
+                continue;
+            }
             let run = d.run(&input)?;
             results.push(evaluate(
                 &phases,
