@@ -8,14 +8,10 @@
 //! minute: solicit windows and rate windows pass). A short tail is fed as one Ethernet frame.
 //! Checks, besides "no panic": a frame is accounted exactly when the parser accepts it, the
 //! kinds add up, the table never holds more than its capacity and its evictions are counted.
+//! Built `--no-default-features`, it fuzzes the firmware part alone (no gateway, no tract).
 #![no_main]
 
-use std::sync::Arc;
-
 use libfuzzer_sys::fuzz_target;
-use netwarden::metrics::Metrics;
-use netwarden::pipeline::arp::{ArpDetector, ArpRules};
-use netwarden::records::FlowOrigin;
 use netwarden_firmware::meter::arp::{arp_frame, ArpConfig, ArpMeter, BindingChange};
 use netwarden_firmware::wire::LinkType;
 
@@ -32,18 +28,8 @@ fuzz_target!(|data: &[u8]| {
         solicit_window_ms: 2_000,
         max_bindings: 0,
     });
-    let mut rules = ArpDetector::new(
-        ArpRules {
-            unsolicited_per_min: 3,
-            max_ips_per_mac: 2,
-            ..ArpRules::default()
-        },
-        "fuzz",
-        "fuzz",
-        Arc::new(Metrics::default()),
-    )
-    .with_clock(|| 0);
-    let origin = FlowOrigin::Meter("capture:fuzz".into());
+    #[cfg(feature = "gateway")]
+    let mut rules = gateway::rules();
     let mut ts = 1_700_000_000_000u64;
     let mut rest = data;
     let mut accepted = 0u64;
@@ -74,10 +60,8 @@ fuzz_target!(|data: &[u8]| {
             if let BindingChange::Changed { old } = e.binding {
                 assert_ne!(old.mac, e.frame.sender_mac);
             }
-            rules.ingest(&origin, &[e], &mut |a| {
-                let s = a.subject.arp().expect("an ARP alert has an ARP subject");
-                assert!(!s.attacker_mac.is_empty());
-            });
+            #[cfg(feature = "gateway")]
+            gateway::ingest(&mut rules, e);
         }
         assert!(meter.len() <= meter.capacity());
         rest = tail;
@@ -87,3 +71,36 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(s.packets, s.requests + s.replies + s.gratuitous + s.probes);
     assert_eq!(s.bindings_new - s.bindings_evicted, meter.len() as u64);
 });
+
+#[cfg(feature = "gateway")]
+mod gateway {
+    use std::sync::Arc;
+
+    use netwarden::metrics::Metrics;
+    use netwarden::pipeline::arp::{ArpDetector, ArpRules};
+    use netwarden::records::FlowOrigin;
+    use netwarden_firmware::meter::arp::ArpEvent;
+
+    /// The gateway's rules with low thresholds, so that every rule fires on short inputs.
+    pub fn rules() -> ArpDetector {
+        ArpDetector::new(
+            ArpRules {
+                unsolicited_per_min: 3,
+                max_ips_per_mac: 2,
+                ..ArpRules::default()
+            },
+            "fuzz",
+            "fuzz",
+            Arc::new(Metrics::default()),
+        )
+        .with_clock(|| 0)
+    }
+
+    pub fn ingest(rules: &mut ArpDetector, e: ArpEvent) {
+        let origin = FlowOrigin::Meter("capture:fuzz".into());
+        rules.ingest(&origin, &[e], &mut |a| {
+            let s = a.subject.arp().expect("an ARP alert has an ARP subject");
+            assert!(!s.attacker_mac.is_empty());
+        });
+    }
+}
