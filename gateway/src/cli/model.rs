@@ -26,6 +26,24 @@ pub enum ModelCommand {
         #[arg(long, value_name = "PUB")]
         key: Vec<String>,
     },
+    /// Delivered models of a stopped gateway: active, previous, on disk, state, last refusal.
+    List {
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a delivered flow version the active one from the next start.
+    Activate {
+        version: String,
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+    },
+    /// Go back to the flow version that ran before the active one (or the configured model).
+    Rollback {
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+    },
 }
 
 pub fn execute(args: ModelArgs) -> anyhow::Result<ExitCode> {
@@ -38,6 +56,11 @@ pub fn execute(args: ModelArgs) -> anyhow::Result<ExitCode> {
                 .context("--key")?;
             check(&bundle, &Trust::keys(keys))
         }
+        ModelCommand::List { data, json } => super::model_ledger::list(&data.data_dir, json),
+        ModelCommand::Activate { version, data } => {
+            super::model_ledger::activate(&data.data_dir, &version)
+        }
+        ModelCommand::Rollback { data } => super::model_ledger::rollback(&data.data_dir),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Packet capture sources (`[capture]`, `--capture`, `--pcap`); none by default.
     pub capture: CaptureConfig,
+    /// Fleet model delivery over MQTT (`[fleet]`; docs/fleet.md); off by default.
+    pub fleet: Option<crate::models::fleet::FleetConfig>,
 }
 
 /// One problem found in a configuration, with the key it concerns.

@@ -90,6 +90,8 @@ pub(super) struct FlowSinks {
     pub stats_base: Stats,
     pub summary_interval_ms: u64,
     pub top_hosts: usize,
+    /// Fleet model delivery (candidates in, outcomes to the ledger), when on.
+    pub fleet: Option<super::fleet::FleetHooks>,
 }
 
 /// Upper bound on datagrams ingested between two flushes, so alerts are not held back by a
@@ -136,6 +138,9 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, ctx: Fl
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(f) = &ctx.fleet {
+            f.poll(&mut stage.pipeline);
         }
         if let Some((flows, scores)) = stage
             .pipeline
