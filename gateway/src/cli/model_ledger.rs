@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 
 use crate::models::fleet::ledger::state;
 use crate::models::fleet::{Event, Ledger};
-use crate::records::FLOW_DETECTOR;
+use crate::models::fleet::wire::FLOW as FLOW_DETECTOR;
 
 fn open(data_dir: &Path) -> anyhow::Result<Ledger> {
     Ledger::open(data_dir).with_context(|| format!("data directory {}", data_dir.display()))

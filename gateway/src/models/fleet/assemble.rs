@@ -56,6 +56,16 @@ struct Pending {
     since_ms: u64,
     /// Completed or failed: later copies are ignored until a new manifest comes.
     finished: bool,
+    /// Chunks of another set that came while this one was current: the next set's, sent
+    /// before its manifest (the publisher sends the manifest last), or an older set's.
+    early: Option<Early>,
+}
+
+#[derive(Debug, Default)]
+struct Early {
+    id: [u8; 16],
+    chunks: BTreeMap<u16, Vec<u8>>,
+    bytes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +86,10 @@ impl Assembler {
         if p.id != Some(id) {
             p.chunks.clear();
             p.bytes = 0;
+            if let Some(e) = p.early.take().filter(|e| e.id == id) {
+                p.chunks = e.chunks;
+                p.bytes = e.bytes;
+            }
         }
         p.id = Some(id);
         p.set = Some(set);
@@ -98,7 +112,7 @@ impl Assembler {
             return Progress::Refused("too_many_scopes");
         };
         match (&p.set, p.id) {
-            (Some(_), Some(id)) if id != chunk.set => return Progress::Stale,
+            (Some(_), Some(id)) if id != chunk.set => return keep_early(p, chunk),
             (Some(_), _) if p.finished => return Progress::Stale,
             (None, Some(id)) if id != chunk.set => {
                 // Early chunks of another set: the newest one wins.
@@ -185,6 +199,29 @@ impl Assembler {
             model,
         })
     }
+}
+
+/// Keeps a chunk of a set other than the current one, in case its manifest comes next.
+fn keep_early(p: &mut Pending, chunk: Chunk<'_>) -> Progress {
+    let e = p.early.get_or_insert_with(|| Early {
+        id: chunk.set,
+        ..Early::default()
+    });
+    if e.id != chunk.set {
+        *e = Early {
+            id: chunk.set,
+            ..Early::default()
+        };
+    }
+    if e.chunks.contains_key(&chunk.index) {
+        return Progress::Stale;
+    }
+    if e.bytes + chunk.data.len() > MAX_MODEL_BYTES as usize {
+        return Progress::Refused("too_large");
+    }
+    e.bytes += chunk.data.len();
+    e.chunks.insert(chunk.index, chunk.data.to_vec());
+    Progress::Waiting
 }
 
 /// Checks chunk `index` against the set's manifest; a bad one fails the set.
@@ -280,10 +317,30 @@ mod tests {
         let mut a = Assembler::default();
         a.on_manifest("k", old, 0);
         feed(&mut a, "k", &old_chunks, &[0, 1]);
-        assert_eq!(a.on_manifest("k", new, 1), Progress::Waiting);
-        assert_eq!(feed(&mut a, "k", &old_chunks, &[2]), vec![Progress::Stale]);
+        assert_eq!(a.on_manifest("k", new.clone(), 1), Progress::Waiting);
+        assert_eq!(feed(&mut a, "k", &old_chunks, &[2]), vec![Progress::Waiting]);
         let got = feed(&mut a, "k", &new_chunks, &[0, 1, 2]);
-        assert!(matches!(got[2], Progress::Complete(_)), "{got:?}");
+        match &got[2] {
+            Progress::Complete(c) => assert_eq!(c.set, new),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn chunks_of_the_next_set_sent_before_its_manifest_are_kept() {
+        // `fleet publish` sends the chunks first, the manifest last; the key still holds the
+        // previous (finished) set when the new chunks arrive.
+        let (old, old_chunks, _) = set("old");
+        let (new, new_chunks, model) = set("new");
+        let mut a = Assembler::default();
+        a.on_manifest("k", old, 0);
+        let done = feed(&mut a, "k", &old_chunks, &[0, 1, 2]);
+        assert!(matches!(done[2], Progress::Complete(_)));
+        assert_eq!(feed(&mut a, "k", &new_chunks, &[0, 1, 2]), vec![Progress::Waiting; 3]);
+        match a.on_manifest("k", new, 1) {
+            Progress::Complete(c) => assert_eq!(c.model, model),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

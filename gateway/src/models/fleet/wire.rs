@@ -36,8 +36,12 @@ pub const DEFAULT_CHUNK_BYTES: u32 = 64 << 10;
 pub const CHUNK_HEADER: usize = 4 + 16 + 2 + 2;
 const CHUNK_MAGIC: &[u8; 4] = b"NWC1";
 
+/// The detector names of sets and of the ledger (not the alerts' `flow_ae`: a set names the
+/// pipeline it replaces a model of).
+pub const FLOW: &str = "flow";
+pub const SERIES: &str = "series";
 /// Detector names a set may target.
-pub const DETECTORS: [&str; 2] = ["flow", "series"];
+pub const DETECTORS: [&str; 2] = [FLOW, SERIES];
 
 /// Why a message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
