@@ -8,7 +8,7 @@ of the shipped models/bundles/flow-ae/model.onnx:
 - nan.onnx: NaN added to the first output (every output row has a NaN);
 - flood.onnx: the last layer's biases are +20, so every reconstruction is ~1 and every flow
   is anomalous (an alert flood);
-- late-nan.onnx: the shipped model's output plus 0 * log(1.3 - x[1]): identical outputs until a flow's
+- late-nan.onnx: the shipped model's output plus (x[1] - x[1]) * log(1.3 - x[1]): identical outputs until a flow's
   scaled byte count passes 1.3 (about 50 MB; training data stays below 1), then NaN. It passes
   verification and shadowing on ordinary traffic and turns bad after promotion.
 
@@ -78,12 +78,13 @@ sel[1, 0] = 1.0
 m.graph.initializer.extend([
     numpy_helper.from_array(sel, "late.select"),
     numpy_helper.from_array(np.array([1.3], dtype=np.float32), "late.limit"),
-    numpy_helper.from_array(np.array([0.0], dtype=np.float32), "late.zero"),
 ])
 after_sigmoid(m, [
     helper.make_node("MatMul", ["input", "late.select"], ["late.bytes"]),
     helper.make_node("Sub", ["late.limit", "late.bytes"], ["late.room"]),
     helper.make_node("Log", ["late.room"], ["late.log"]),
-    helper.make_node("Mul", ["late.log", "late.zero"], ["late.nothing"]),
+    # A zero tract cannot fold away (it would drop `log * 0` with a constant 0).
+    helper.make_node("Sub", ["late.bytes", "late.bytes"], ["late.zeros"]),
+    helper.make_node("Mul", ["late.log", "late.zeros"], ["late.nothing"]),
 ], "late.nothing")
 save(m, "late-nan.onnx")

@@ -18,9 +18,10 @@ pub struct Policy {
     pub min_records: u64,
     /// Candidate run time may be at most this many times the active model's.
     pub latency_factor: f64,
-    /// Candidate anomaly rate may be at most this many times the active model's ...
+    /// Candidate anomaly rate may be at most this many times the active model's (an active
+    /// rate below `rate_floor` counts as `rate_floor`), and never more than halfway from the
+    /// active rate to 100%.
     pub rate_factor: f64,
-    /// ... where an active rate below this share of records counts as this share.
     pub rate_floor: f64,
 }
 
@@ -49,6 +50,10 @@ pub struct Trial {
     pub other_micros: u64,
     pub first_event_ms: Option<u64>,
     pub last_event_ms: u64,
+    /// Batches seen; the first one's run times are left out (a fresh tract plan's first run
+    /// is slow).
+    #[serde(default)]
+    pub batches: u64,
 }
 
 /// How a trial stands.
@@ -61,8 +66,11 @@ pub enum Judgement {
 
 impl Trial {
     pub fn observe_batch(&mut self, base_micros: u64, other_micros: u64) {
-        self.base_micros += base_micros;
-        self.other_micros += other_micros;
+        self.batches += 1;
+        if self.batches > 1 {
+            self.base_micros += base_micros;
+            self.other_micros += other_micros;
+        }
     }
 
     pub fn observe(
@@ -103,7 +111,8 @@ impl Trial {
         }
         let base_rate = Trial::rate(self.base_anomalies, self.records);
         let other_rate = Trial::rate(self.other_anomalies, self.records);
-        let limit = policy.rate_factor * base_rate.max(policy.rate_floor);
+        let limit = (policy.rate_factor * base_rate.max(policy.rate_floor))
+            .min(base_rate + (1.0 - base_rate) / 2.0);
         // An explosion fails at once, once there is enough to judge by.
         if self.records >= policy.min_records && other_rate > limit {
             return Judgement::Failed(format!(
@@ -159,6 +168,7 @@ mod tests {
         run(&mut t, 5, 50, 0.1);
         assert_eq!(t.judge(&policy(), policy().shadow), Judgement::Running);
         run(&mut t, 20, 50, 0.1);
+        t.observe_batch(90_000, 1);
         t.observe_batch(1_000, 1_500);
         assert_eq!(t.judge(&policy(), policy().shadow), Judgement::Passed);
     }
@@ -176,6 +186,20 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_network_still_catches_a_flood() {
+        // The active model flags 30%: five times that is over 100%, so the cap (halfway to
+        // 100%, 65%) is what a flooding model hits.
+        let mut t = Trial::default();
+        for i in 0..100u64 {
+            t.observe(i * 1_000, i % 10 < 3, 0.9, true);
+        }
+        match t.judge(&policy(), policy().shadow) {
+            Judgement::Failed(why) => assert!(why.contains("limit 65.00%"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn one_nan_fails_at_once() {
         let mut t = Trial::default();
         run(&mut t, 1, 0, f32::NAN);
@@ -188,6 +212,7 @@ mod tests {
     fn a_much_slower_model_fails() {
         let mut t = Trial::default();
         run(&mut t, 20, 0, 0.1);
+        t.observe_batch(1_000, 1_000);
         t.observe_batch(1_000, 100_000);
         assert!(
             matches!(t.judge(&policy(), policy().shadow), Judgement::Failed(w) if w.contains("run time"))
