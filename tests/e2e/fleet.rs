@@ -458,7 +458,14 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
     let reason = s["last_refusal"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("anomaly rate 100.00%"), "{reason}");
     assert!(s["active"].is_null(), "the shipped model still runs: {s}");
-    let m = gw1.stats()?["metrics"].clone();
+    let m = wait_for(
+        Duration::from_secs(5),
+        "stats.json to count the shadow",
+        || {
+            let m = gw1.stats().ok()?["metrics"].clone();
+            (m["fleet_shadow_scored"].as_u64() >= Some(300)).then_some(m)
+        },
+    )?;
     assert_eq!(m["fleet_promotions"], 0, "{m}");
 
     // A model that is fine on this traffic passes and is promoted; a 4 GB flow then makes it
@@ -490,7 +497,15 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
     let reason = s["last_refusal"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("NaN or infinite"), "{reason}");
     assert!(s["active"].is_null(), "back to the shipped model: {s}");
-    let m = gw1.stats()?["metrics"].clone();
+    // stats.json is written once a second.
+    let m = wait_for(
+        Duration::from_secs(5),
+        "stats.json to count the rollback",
+        || {
+            let m = gw1.stats().ok()?["metrics"].clone();
+            (m["fleet_rollbacks"].as_u64() >= Some(1)).then_some(m)
+        },
+    )?;
     assert_eq!(
         (
             m["fleet_promotions"].as_u64(),

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::models::fleet::ledger::state;
-use crate::models::fleet::{Event, Ledger};
 use crate::models::fleet::wire::FLOW as FLOW_DETECTOR;
+use crate::models::fleet::{Event, Ledger};
 
 fn open(data_dir: &Path) -> anyhow::Result<Ledger> {
     Ledger::open(data_dir).with_context(|| format!("data directory {}", data_dir.display()))

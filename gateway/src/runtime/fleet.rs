@@ -10,10 +10,10 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::models::fleet::ledger::state;
+use crate::models::fleet::wire::FLOW as FLOW_DETECTOR;
 use crate::models::fleet::{Candidate, Event, Ledger, Outcome};
 use crate::models::{Bundle, LoadError, ModelSources};
 use crate::pipeline::FlowPipeline;
-use crate::models::fleet::wire::FLOW as FLOW_DETECTOR;
 
 /// What the flow thread holds for fleet delivery.
 #[derive(Debug)]

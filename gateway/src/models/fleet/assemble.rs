@@ -318,7 +318,10 @@ mod tests {
         a.on_manifest("k", old, 0);
         feed(&mut a, "k", &old_chunks, &[0, 1]);
         assert_eq!(a.on_manifest("k", new.clone(), 1), Progress::Waiting);
-        assert_eq!(feed(&mut a, "k", &old_chunks, &[2]), vec![Progress::Waiting]);
+        assert_eq!(
+            feed(&mut a, "k", &old_chunks, &[2]),
+            vec![Progress::Waiting]
+        );
         let got = feed(&mut a, "k", &new_chunks, &[0, 1, 2]);
         match &got[2] {
             Progress::Complete(c) => assert_eq!(c.set, new),
@@ -336,7 +339,10 @@ mod tests {
         a.on_manifest("k", old, 0);
         let done = feed(&mut a, "k", &old_chunks, &[0, 1, 2]);
         assert!(matches!(done[2], Progress::Complete(_)));
-        assert_eq!(feed(&mut a, "k", &new_chunks, &[0, 1, 2]), vec![Progress::Waiting; 3]);
+        assert_eq!(
+            feed(&mut a, "k", &new_chunks, &[0, 1, 2]),
+            vec![Progress::Waiting; 3]
+        );
         match a.on_manifest("k", new, 1) {
             Progress::Complete(c) => assert_eq!(c.model, model),
             other => panic!("{other:?}"),
