@@ -595,3 +595,102 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
     }
     Ok(())
 }
+
+/// `netwarden model ...` with `args`; its output, or an error with it.
+fn model_cli(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(netwarden_e2e::netwarden_bin()?)
+        .arg("model")
+        .args(args)
+        .env_remove("NETWARDEN_HTTP_TOKEN")
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("netwarden model {}: {text}", args.join(" "));
+    }
+    Ok(text)
+}
+
+#[test]
+fn operator_rolls_back_and_activates_over_http_and_offline() -> anyhow::Result<()> {
+    let broker = Mosquitto::start()?;
+    let port = broker.port;
+    let key = Signer::new()?;
+    let keys = [key.public.as_str()];
+    let dir = tempdir::Dir::new("fleet-op")?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, "fleet-test-token-0123456789abcdef\n")?;
+    let http_port = netwarden_e2e::free_tcp_port()?;
+    let http = format!("http://127.0.0.1:{http_port}");
+    let extra = format!(
+        "min_records = 300\nwatch_secs = 0\n[http]\nlisten = \"127.0.0.1:{http_port}\"\ntoken_file = \"{}\"",
+        token.display()
+    );
+    let gw = gateway_in(dir, &config(port, "op", &keys, &extra), &[])?;
+    let mut traffic = Traffic::start(vec![gw.netflow])?;
+    let bundles = tempdir::Dir::new("fleet-bundles3")?;
+    for v in ["2026.12.5.1", "2026.12.5.2"] {
+        let b = make_bundle(&bundles.path().join(v), &shipped_model()?, v, &key, |_| {})?;
+        publish(port, &b, &["--all"], &[])?;
+        wait_state(port, &[], &gw, "op", &format!("{v} promoted"), active_is(v))?;
+    }
+    let tok = token.to_str().context("path")?;
+    // Without the token the API refuses; with it, a rollback swaps at once.
+    let err = model_cli(&["rollback", "--http", &http]).expect_err("no token");
+    assert!(err.to_string().contains("401"), "{err}");
+    let out = model_cli(&["rollback", "--http", &http, "--token-file", tok])?;
+    assert!(out.contains("rolling back to 2026.12.5.1"), "{out}");
+    wait_state(port, &[], &gw, "op", "rolled back by the operator", |s| {
+        s["active"] == "2026.12.5.1"
+            && s["history"]
+                .as_array()
+                .and_then(|h| h.last())
+                .is_some_and(|e| e["reason"] == "activated by the operator")
+    })?;
+    let listed = model_cli(&["list", "--http", &http, "--token-file", tok])?;
+    assert!(
+        listed.contains("2026.12.5.2") && listed.contains("\"on_disk\""),
+        "{listed}"
+    );
+    model_cli(&[
+        "activate",
+        "configured",
+        "--http",
+        &http,
+        "--token-file",
+        tok,
+    ])?;
+    wait_state(port, &[], &gw, "op", "configured model active", |s| {
+        s["active"].is_null() && s["state"] == "active"
+    })?;
+    traffic.stop();
+    assert_each_record_scored_once(&gw)?;
+
+    // Offline, on the stopped gateway's data directory: list, activate; the start loads it.
+    let dir = gw.stop_keeping_dir();
+    let data = dir.path().join("data");
+    let data = data.to_str().context("path")?;
+    let listed = model_cli(&["list", "--data-dir", data])?;
+    assert!(
+        listed.contains("2026.12.5.1") && listed.contains("2026.12.5.2"),
+        "{listed}"
+    );
+    model_cli(&["activate", "2026.12.5.2", "--data-dir", data])?;
+    let err = model_cli(&["activate", "2027.1.1", "--data-dir", data]).expect_err("not on disk");
+    assert!(err.to_string().contains("not on disk"), "{err}");
+    let gw = gateway_in(dir, &config(port, "op", &keys, &extra), &[])?;
+    wait_for(
+        Duration::from_secs(10),
+        "the delivered model loaded at start",
+        || {
+            gw.log()
+                .contains("Delivered flow model is active version=2026.12.5.2")
+                .then_some(())
+        },
+    )
+    .with_context(|| tail(&gw.log()))?;
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod history;
 pub mod logging;
 pub mod model;
+pub mod model_http;
 pub mod model_ledger;
 pub mod plot;
 pub mod progress;

@@ -49,6 +49,7 @@ impl FlowPipeline {
     /// Starts shadowing `c` (replacing any candidate still shadowing; a watch in progress is
     /// settled first: the promoted model stays).
     pub fn offer_candidate(&mut self, c: Candidate) {
+        let immediate = c.immediate;
         if let Some(old) = self.fleet.take() {
             let outcome = match old.phase {
                 Phase::Watch => Outcome::Settled {
@@ -62,6 +63,20 @@ impl FlowPipeline {
                 },
             };
             self.fleet_outcomes.push(outcome);
+        }
+        if immediate {
+            let m = &c.bundle.manifest;
+            let model = ModelRef {
+                name: m.name.clone(),
+                version: m.version.clone(),
+            };
+            self.detector = c.bundle.detector;
+            self.model_name = format!("{} {}", model.name, model.version);
+            self.alerter.set_model(model.clone());
+            self.alerter_model = model;
+            self.fleet_outcomes
+                .push(Outcome::Activated { version: c.version });
+            return;
         }
         let m = &c.bundle.manifest;
         let batch = c.bundle.detector.batch_size();

@@ -78,7 +78,11 @@ pub(super) fn resume_shadow(
     match Bundle::load_dir(&dir, batch_size, &sources.trust) {
         Ok(bundle) => {
             tracing::info!(version = %v, "Shadowing of a delivered flow model starts again after the restart");
-            pipeline.offer_candidate(Candidate { version: v, bundle });
+            pipeline.offer_candidate(Candidate {
+                version: v,
+                bundle,
+                immediate: false,
+            });
         }
         Err(e) => {
             let _ = ledger.record(
@@ -161,6 +165,19 @@ fn apply(ledger: &Ledger, o: Outcome) -> Result<(), crate::models::fleet::Ledger
             let mut e = ev(version, state::ROLLED_BACK, Some("watch"), Some(reason));
             e.figures = Some(figures);
             ledger.record(d, e)?;
+        }
+        Outcome::Activated { version } => {
+            let delivered = (version != crate::models::fleet::CONFIGURED).then(|| version.clone());
+            ledger.set_active(d, delivered)?;
+            ledger.record(
+                d,
+                ev(
+                    version,
+                    state::ACTIVE,
+                    None,
+                    Some("activated by the operator".into()),
+                ),
+            )?;
         }
         Outcome::Settled { version, figures } => {
             let mut e = ev(

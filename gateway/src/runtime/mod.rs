@@ -187,6 +187,15 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     );
     let fleet_changed = Arc::new(Notify::new());
     let (candidate_tx, candidate_rx) = sync_channel(2);
+    let fleet_api = match (&cfg.fleet, &ledger) {
+        (Some(_), Some(l)) => Some(Arc::new(http::fleet::FleetApi {
+            ledger: l.clone(),
+            candidates: candidate_tx.clone(),
+            sources: sources.clone(),
+            batch_size: cfg.detector.batch_size,
+        })),
+        _ => None,
+    };
     let fleet_hooks = match (&cfg.fleet, &ledger) {
         (Some(f), Some(l)) => {
             pipeline = pipeline.with_fleet_policy(f.policy);
@@ -280,6 +289,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             device: cfg.device.clone(),
             netflow_queue_capacity: cfg.netflow.queue_datagrams,
             series_queue: snmp_tasks.as_ref().map(|t| t.queue.clone()),
+            fleet: fleet_api.clone(),
         };
         tokio::spawn(http::serve(l, state, Shutdown::new(shutdown_tx.subscribe())))
     });

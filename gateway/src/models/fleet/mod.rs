@@ -23,9 +23,15 @@ use crate::models::Bundle;
 /// A verified bundle on its way to the scoring thread.
 #[derive(Debug)]
 pub struct Candidate {
+    /// The delivered version, or [`CONFIGURED`] for the configured (or built-in) bundle.
     pub version: String,
     pub bundle: Bundle,
+    /// Swap at once, without a shadow or watch period (an operator's `activate`/`rollback`).
+    pub immediate: bool,
 }
+
+/// The version name of the configured (or built-in) bundle in operator commands.
+pub const CONFIGURED: &str = "configured";
 
 /// What the scoring thread reports back about a candidate.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,4 +56,6 @@ pub enum Outcome {
     },
     /// Passed its watch period; the old model is dropped (it stays on disk).
     Settled { version: String, figures: Trial },
+    /// Swapped in at once by the operator (activate or rollback).
+    Activated { version: String },
 }

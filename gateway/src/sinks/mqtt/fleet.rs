@@ -323,6 +323,7 @@ async fn on_complete(link: &FleetLink, c: CompleteSet) -> bool {
     let candidate = Candidate {
         version: m.version.clone(),
         bundle: v.bundle,
+        immediate: false,
     };
     match link.candidates.try_send(candidate) {
         Ok(()) => {}
