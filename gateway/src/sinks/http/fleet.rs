@@ -28,20 +28,20 @@ pub struct FleetApi {
     pub batch_size: usize,
 }
 
-fn api(s: &AppState) -> Result<Arc<FleetApi>, Response> {
+fn api(s: &AppState) -> Result<Arc<FleetApi>, Box<Response>> {
     s.fleet.clone().ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::NOT_FOUND,
             "fleet_off",
             "fleet model delivery is not enabled ([fleet] enabled = true)",
-        )
+        ))
     })
 }
 
 pub async fn status(State(s): State<AppState>) -> Response {
     let f = match api(&s) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     Json(serde_json::json!({
         "detectors": f.ledger.all(),
@@ -59,7 +59,7 @@ pub struct ActivateBody {
 pub async fn activate(State(s): State<AppState>, body: Option<Json<ActivateBody>>) -> Response {
     let f = match api(&s) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(Json(body)) = body else {
         return error(
@@ -74,7 +74,7 @@ pub async fn activate(State(s): State<AppState>, body: Option<Json<ActivateBody>
 pub async fn rollback(State(s): State<AppState>) -> Response {
     let f = match api(&s) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let st = f.ledger.get(FLOW);
     if st.active.is_none() {
