@@ -655,6 +655,33 @@ fn operator_rolls_back_and_activates_over_http_and_offline() -> anyhow::Result<(
         listed.contains("2026.12.5.2") && listed.contains("\"on_disk\""),
         "{listed}"
     );
+    // The dashboard's model panel shows the delivered models (headless Chromium, as
+    // tests/e2e/http.rs loads the dashboard).
+    netwarden_e2e::require("chromium")?;
+    let profile = tempdir::Dir::new("fleet-chromium")?;
+    let url = format!("{http}/?source=flows#token=fleet-test-token-0123456789abcdef");
+    let dom = Command::new("timeout")
+        .args([
+            "90",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--virtual-time-budget=10000", "--dump-dom", &url])
+        .output()?;
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        html.contains("Delivered models") && html.contains("<td>2026.12.5.1</td>"),
+        "model panel missing:\n{html}"
+    );
     model_cli(&[
         "activate",
         "configured",
