@@ -402,6 +402,13 @@ fn good_bundle_promoted_on_two_gateways_broken_ones_refused_acl_enforced() -> an
         assert_eq!(s["active"], "2026.12.1.1");
     }
 
+    // stats.json (and the MQTT heartbeat) names the model that alerts now.
+    wait_for(
+        Duration::from_secs(5),
+        "stats.json to name the new model",
+        || (gw1.stats().ok()?["model"] == "flow-ae 2026.12.1.1").then_some(()),
+    )?;
+
     // Traffic stops: every decoded record was scored once, by one alerting model, across the
     // swap; the candidate scored beside it.
     traffic.stop();

@@ -98,6 +98,11 @@ impl FlowPipeline {
         });
     }
 
+    /// `name version` of the model that alerts now (changes with a swap).
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
     /// What happened to candidates since the last call.
     pub fn take_fleet_outcomes(&mut self) -> Vec<Outcome> {
         std::mem::take(&mut self.fleet_outcomes)

@@ -185,12 +185,14 @@ impl FlowSinks {
         if let Ok(mut board) = self.exporters.lock() {
             *board = exporters;
         }
-        self.write_stats(&stage.decoder);
+        self.write_stats(&stage.decoder, stage.pipeline.model_name());
     }
 
-    fn write_stats(&self, decoder: &NetflowDecoder) {
+    fn write_stats(&self, decoder: &NetflowDecoder, model: &str) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
+        // The model that alerts now (a fleet swap changes it).
+        model.clone_into(&mut s.model);
         s.outbox_len = self.store.outbox_len();
         s.history = self.store.history().stats();
         if let Some(n) = self.kernel_drops.and_then(|k| k.read()) {
