@@ -361,6 +361,13 @@ fn good_bundle_promoted_on_two_gateways_broken_ones_refused_acl_enforced() -> an
             "2026.12.1.6",
             "finite",
         ),
+        (
+            make_bundle(&b("expired"), &shipped, "2026.12.1.8", &new_key, |m| {
+                m["expires_utc"] = "2026-01-01T00:00:00Z".into()
+            })?,
+            "2026.12.1.8",
+            "expiry",
+        ),
     ];
     for (dir, version, check) in &cases {
         publish(port, dir, &["--site", "lab"], &central)?;
@@ -408,6 +415,19 @@ fn good_bundle_promoted_on_two_gateways_broken_ones_refused_acl_enforced() -> an
         "stats.json to name the new model",
         || (gw1.stats().ok()?["model"] == "flow-ae 2026.12.1.1").then_some(()),
     )?;
+
+    // The central team's table.
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let mut args = vec!["status", "--mqtt", url.as_str(), "--wait", "0.6"];
+    args.extend_from_slice(&central);
+    let table = fleet_cli(&args)?;
+    for d in ["gw1", "gw2"] {
+        let line = table.lines().find(|l| l.contains(d)).unwrap_or_default();
+        assert!(
+            line.contains("2026.12.1.1") && line.contains("chunks: incomplete"),
+            "{table}"
+        );
+    }
 
     // Traffic stops: every decoded record was scored once, by one alerting model, across the
     // swap; the candidate scored beside it.
@@ -639,6 +659,21 @@ fn operator_rolls_back_and_activates_over_http_and_offline() -> anyhow::Result<(
     let gw = gateway_in(dir, &config(port, "op", &keys, &extra), &[])?;
     let mut traffic = Traffic::start(vec![gw.netflow])?;
     let bundles = tempdir::Dir::new("fleet-bundles3")?;
+    // A canary of 0% leaves this gateway out: nothing happens.
+    let b = make_bundle(
+        &bundles.path().join("canary"),
+        &shipped_model()?,
+        "2026.12.4.9",
+        &key,
+        |_| {},
+    )?;
+    let out = publish(port, &b, &["--all", "--canary", "0"], &[])?;
+    assert!(out.contains("canary 0%"), "{out}");
+    wait_for(Duration::from_secs(10), "the canary to be skipped", || {
+        gw.log().contains("not in; ignored").then_some(())
+    })?;
+    let s = states(port, &[])?;
+    assert!(s["op"]["detectors"]["flow"].is_null(), "{s:?}");
     for v in ["2026.12.5.1", "2026.12.5.2"] {
         let b = make_bundle(&bundles.path().join(v), &shipped_model()?, v, &key, |_| {})?;
         publish(port, &b, &["--all"], &[])?;
