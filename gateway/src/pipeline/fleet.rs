@@ -258,3 +258,157 @@ impl FlowPipeline {
         self.alerter_model = now_active;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use netwarden_firmware::FlowRecord;
+    use sha2::Digest;
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::models::bundle::BUILTIN_MANIFEST;
+    use crate::models::manifest::check_flow_manifest;
+    use crate::models::{Bundle, SignatureStatus};
+    use crate::records::FlowOrigin;
+
+    const LATE_NAN: &[u8] = include_bytes!("../../../tests/data/fleet/late-nan.onnx");
+
+    fn policy(watch_secs: u64) -> Policy {
+        Policy {
+            shadow: Duration::ZERO,
+            watch: Duration::from_secs(watch_secs),
+            min_records: 100,
+            latency_factor: 1_000.0,
+            ..Policy::default()
+        }
+    }
+
+    fn pipeline(watch_secs: u64) -> (FlowPipeline, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let bundle = Bundle::builtin(64).expect("built-in");
+        let p = FlowPipeline::new(bundle, "s", "d", Duration::from_secs(60), metrics.clone())
+            .with_fleet_policy(policy(watch_secs));
+        (p, metrics)
+    }
+
+    /// The built-in manifest around another model, without the golden check (a model made
+    /// to fail later must still load here).
+    fn candidate(model: &'static [u8], version: &str) -> Candidate {
+        let mut m: serde_json::Value = serde_json::from_str(BUILTIN_MANIFEST).expect("json");
+        m["model"]["sha256"] = crate::models::fleet::wire::hex(&sha2::Sha256::digest(model)).into();
+        m["version"] = version.into();
+        let text = m.to_string();
+        let (manifest, scaler) = check_flow_manifest(&text, model).expect("manifest");
+        let detector = FlowAe::load(model, &manifest, scaler, 64).expect("tract");
+        Candidate {
+            version: version.into(),
+            bundle: Bundle {
+                manifest,
+                source: "test".into(),
+                detector,
+                signature: SignatureStatus::NotChecked,
+            },
+            immediate: false,
+        }
+    }
+
+    fn feed(p: &mut FlowPipeline, n: u64, bytes: u64) {
+        let origin = FlowOrigin::Exporter(([127, 0, 0, 1], 2055).into());
+        for i in 0..n {
+            let flow = FlowRecord {
+                src_addr: IpAddr::V4(Ipv4Addr::new(10, 0, (i / 200) as u8, (i % 200) as u8)),
+                dst_addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)),
+                src_port: 40_000 + (i % 1000) as u16,
+                dst_port: 443,
+                protocol: 6,
+                packets: 20,
+                bytes,
+                first_ms: 1_000_000 + i * 100,
+                last_ms: 1_000_500 + i * 100,
+                tcp_flags: 0x1b,
+            };
+            p.ingest_record(origin.clone(), flow, &mut |_| {});
+        }
+        p.flush(&mut |_| {});
+    }
+
+    #[test]
+    fn a_candidate_is_promoted_between_batches_and_every_record_scored_once() {
+        let (mut p, metrics) = pipeline(0);
+        feed(&mut p, 70, 4_000);
+        p.offer_candidate(candidate(crate::models::bundle::BUILTIN_MODEL, "2026.1.1"));
+        feed(&mut p, 400, 4_000);
+        let outcomes = p.take_fleet_outcomes();
+        let kinds: Vec<&str> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Shadowing { .. } => Some("shadowing"),
+                Outcome::Promoted { .. } => Some("promoted"),
+                Outcome::Settled { .. } => Some("settled"),
+                Outcome::Progress { .. } => None,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["shadowing", "promoted", "settled"]);
+        assert_eq!(
+            metrics.flows_scored.load(Ordering::Relaxed),
+            470,
+            "each record once"
+        );
+        assert!(metrics.fleet_shadow_scored.load(Ordering::Relaxed) >= 200);
+        assert_eq!(p.model_name(), "flow-ae 2026.1.1");
+        assert!(p.fleet_phase().is_none());
+    }
+
+    #[test]
+    fn a_model_that_turns_bad_after_promotion_is_rolled_back() {
+        let (mut p, metrics) = pipeline(3_600);
+        p.offer_candidate(candidate(LATE_NAN, "2026.1.2"));
+        feed(&mut p, 200, 4_000);
+        assert_eq!(p.model_name(), "flow-ae 2026.1.2");
+        assert_eq!(p.fleet_phase(), Some(("2026.1.2", "watching")));
+        // About 4 GB: the model's NaN branch.
+        feed(&mut p, 1, 4_000_000_000);
+        let rolled = p.take_fleet_outcomes().into_iter().find_map(|o| match o {
+            Outcome::RolledBack {
+                reason, figures, ..
+            } => Some((reason, figures)),
+            _ => None,
+        });
+        let (reason, figures) = rolled.expect("rolled back");
+        assert!(reason.contains("1 of"), "{reason}");
+        assert_eq!(figures.other_nonfinite, 1);
+        assert_eq!(
+            p.model_name(),
+            "flow-ae 2026.11.23.1",
+            "the old model alerts again"
+        );
+        assert_eq!(metrics.fleet_rollbacks.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.flows_scored.load(Ordering::Relaxed), 201);
+    }
+
+    #[test]
+    fn an_operator_activation_swaps_at_once_and_ends_a_shadow() {
+        let (mut p, _) = pipeline(0);
+        p.offer_candidate(candidate(LATE_NAN, "2026.1.3"));
+        let mut c = candidate(crate::models::bundle::BUILTIN_MODEL, "2026.1.4");
+        c.immediate = true;
+        p.offer_candidate(c);
+        let o = p.take_fleet_outcomes();
+        assert!(
+            matches!(&o[1], Outcome::Rejected { reason, .. } if reason.contains("superseded")),
+            "{o:?}"
+        );
+        assert!(
+            matches!(&o[2], Outcome::Activated { version } if version == "2026.1.4"),
+            "{o:?}"
+        );
+        assert_eq!(p.model_name(), "flow-ae 2026.1.4");
+        assert!(p.fleet_phase().is_none());
+    }
+}
