@@ -458,7 +458,12 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
     let keys = [key.public.as_str()];
     let gw1 = gateway_in(
         tempdir::Dir::new("fleet-r1")?,
-        &config(port, "r1", &keys, "min_records = 300\nwatch_secs = 100000000"),
+        &config(
+            port,
+            "r1",
+            &keys,
+            "min_records = 300\nwatch_secs = 100000000",
+        ),
         &[],
     )?;
     let mut traffic = Traffic::start(vec![gw1.netflow])?;

@@ -16,6 +16,8 @@ use super::wire::{hex, Chunk, SetManifest, MAX_MODEL_BYTES};
 
 /// Scope keys (`<detector>/<scope>`) tracked at once; more are refused.
 pub const MAX_KEYS: usize = 16;
+/// Chunk bytes held at once, all keys together (a router has little memory to spare).
+pub const MAX_HELD_BYTES: usize = 2 * MAX_MODEL_BYTES as usize;
 
 /// A complete, hash-checked set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +110,9 @@ impl Assembler {
         if usize::from(chunk.index) != topic_index {
             return Progress::Refused("chunk_topic_mismatch");
         }
+        if self.held_bytes() + chunk.data.len() > MAX_HELD_BYTES {
+            return Progress::Refused("too_large");
+        }
         let Some(p) = self.slot(key) else {
             return Progress::Refused("too_many_scopes");
         };
@@ -167,6 +172,14 @@ impl Assembler {
             p.bytes = 0;
         }
         out
+    }
+
+    /// Chunk bytes held, all keys together.
+    pub fn held_bytes(&self) -> usize {
+        self.pending
+            .values()
+            .map(|p| p.bytes + p.early.as_ref().map_or(0, |e| e.bytes))
+            .sum()
     }
 
     fn slot(&mut self, key: &str) -> Option<&mut Pending> {
@@ -388,6 +401,26 @@ mod tests {
             failed[0].reason
         );
         assert!(a.expire(200_000, 60_000).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn memory_held_is_bounded_across_keys() {
+        let mut a = Assembler::default();
+        let big = vec![7u8; super::super::wire::MAX_CHUNK_BYTES as usize];
+        let mut refused = 0;
+        for k in 0..MAX_KEYS {
+            for i in 0..40u16 {
+                let c = Chunk::encode([k as u8; 16], i, 40, &big);
+                let key = format!("flow/k{k}");
+                if a.on_chunk(&key, usize::from(i), Chunk::decode(&c).expect("chunk"))
+                    == Progress::Refused("too_large")
+                {
+                    refused += 1;
+                }
+            }
+        }
+        assert!(a.held_bytes() <= MAX_HELD_BYTES, "{}", a.held_bytes());
+        assert!(refused > 0);
     }
 
     #[test]

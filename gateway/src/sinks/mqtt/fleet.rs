@@ -180,6 +180,9 @@ async fn on_message(
         Ok(t) => t,
         Err(e) => return refused(&e.to_string()),
     };
+    if !wire::DETECTORS.contains(&detector) {
+        return refused(&format!("detector {detector:?} is not one of flow, series"));
+    }
     let key = format!("{detector}/{scope}");
     let progress = match kind {
         TopicKind::Manifest => match SetManifest::decode(payload) {
