@@ -291,3 +291,33 @@ for ms, data in real:
     items.append((0, min(255, (ms - prev) // 256), data))
     prev = ms
 write("arp", "lab-small-arp-spoof-phase", frames(*items))
+# fleet_messages: a small set (3 chunks of 1 KiB "model") in the target's framing
+# `[kind: u8] [index: u8] [len: u16 BE] [payload]`: kind 0 set manifest, 1 chunk, 2 topic.
+import hashlib  # noqa: E402
+
+fleet_model = bytes((i * 7) % 256 for i in range(2600))
+fleet_manifest = json.dumps({"format": 1, "name": "flow-ae", "kind": "flow_ae", "version": "2026.12.1.1"})
+fleet_id = hashlib.sha256(fleet_manifest.encode()).digest()[:16]
+fleet_pieces = [fleet_model[i:i + 1024] for i in range(0, len(fleet_model), 1024)]
+fleet_set = json.dumps({
+    "format": 1, "detector": "flow", "manifest": fleet_manifest,
+    "signature": "A" * 86 + "==", "model_bytes": len(fleet_model), "chunk_bytes": 1024,
+    "chunks": [hashlib.sha256(p).hexdigest() for p in fleet_pieces], "canary_percent": 100,
+    "published_ms": 0,
+}).encode()
+fleet_chunks = [b"NWC1" + fleet_id + struct.pack(">HH", i, len(fleet_pieces)) + p
+                for i, p in enumerate(fleet_pieces)]
+
+
+def fleet_frames(*items):
+    return b"".join(struct.pack(">BBH", kind, index, len(p)) + p for kind, index, p in items)
+
+
+write("fleet_messages", "manifest-then-chunks",
+      fleet_frames((0, 0, fleet_set), *[(1, i, c) for i, c in enumerate(fleet_chunks)]))
+write("fleet_messages", "chunks-first-one-missing",
+      fleet_frames((1, 2, fleet_chunks[2]), (1, 0, fleet_chunks[0]), (0, 0, fleet_set)))
+write("fleet_messages", "topics",
+      fleet_frames((2, 0, b"netwarden/fleet/models/flow/all/manifest"),
+                   (2, 0, b"netwarden/fleet/models/flow/device/hq/r1/chunk/3")))
+write("fleet_messages", "lone-set-manifest", fleet_set)

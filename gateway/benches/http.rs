@@ -223,6 +223,7 @@ fn main() {
         device: "bench".into(),
         netflow_queue_capacity: 8192,
         series_queue: None,
+        fleet: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

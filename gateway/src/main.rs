@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use netwarden::cli::logging::{self, LogFormat};
 use netwarden::cli::{
-    alerts, calibrate, demo, eval, features, history, model, plot, run, validate,
+    alerts, calibrate, demo, eval, features, fleet, history, model, plot, run, validate,
 };
 
 #[derive(Debug, Parser)]
@@ -55,6 +55,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Model bundle tools.
     Model(model::ModelArgs),
+    /// Fleet model delivery over MQTT: publish a signed bundle, read every appliance's state.
+    Fleet(fleet::FleetArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::execute(a),
         Command::Validate(a) => validate::execute(a),
         Command::Model(a) => model::execute(a),
+        Command::Fleet(a) => fleet::execute(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("netwarden: {e:#}");

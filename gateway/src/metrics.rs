@@ -159,6 +159,16 @@ counters!(
     arp_allowed,
     /// Tracked MACs or contested bindings dropped from the rules' full tables.
     arp_state_evictions,
+    /// Fleet model delivery (docs/fleet.md): records a second model scored beside the
+    /// active one (shadow or watch), candidates promoted, promotions rolled back.
+    fleet_shadow_scored,
+    fleet_promotions,
+    fleet_rollbacks,
+    /// Complete sets received, sets refused (any check), fleet messages refused before
+    /// assembly (bad topic, set manifest or chunk; the log names the reason).
+    fleet_sets_received,
+    fleet_sets_refused,
+    fleet_messages_refused,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use netwarden_firmware::wire::{udp_datagram, LinkType};
 
+pub mod fleet;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -289,6 +291,14 @@ impl Gateway {
     pub fn stats(&self) -> anyhow::Result<serde_json::Value> {
         let text = std::fs::read_to_string(self.data_dir.join("stats.json"))?;
         Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Stops the daemon (SIGTERM) and hands back its directory, state kept, for a restart
+    /// with [`gateway_in`].
+    pub fn stop_keeping_dir(self) -> tempdir::Dir {
+        let Gateway { mut proc, _dir, .. } = self;
+        proc.terminate(Duration::from_secs(10));
+        _dir
     }
 
     /// The daemon's log so far (for assertion messages).

@@ -26,6 +26,32 @@ pub enum ModelCommand {
         #[arg(long, value_name = "PUB")]
         key: Vec<String>,
     },
+    /// Delivered models: active, previous, on disk, state, last refusal (a stopped
+    /// gateway's --data-dir, or a running one's --http API).
+    List {
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+        #[command(flatten)]
+        http: super::model_http::HttpArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a delivered flow version (or `configured`) the active one: at once with --http,
+    /// else from the next start.
+    Activate {
+        version: String,
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+        #[command(flatten)]
+        http: super::model_http::HttpArgs,
+    },
+    /// Go back to the flow version that ran before the active one (or the configured model).
+    Rollback {
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+        #[command(flatten)]
+        http: super::model_http::HttpArgs,
+    },
 }
 
 pub fn execute(args: ModelArgs) -> anyhow::Result<ExitCode> {
@@ -38,6 +64,18 @@ pub fn execute(args: ModelArgs) -> anyhow::Result<ExitCode> {
                 .context("--key")?;
             check(&bundle, &Trust::keys(keys))
         }
+        ModelCommand::List { http, .. } if http.http.is_some() => super::model_http::list(&http),
+        ModelCommand::List { data, json, .. } => super::model_ledger::list(&data.data_dir, json),
+        ModelCommand::Activate { version, http, .. } if http.http.is_some() => {
+            super::model_http::activate(&http, &version)
+        }
+        ModelCommand::Activate { version, data, .. } => {
+            super::model_ledger::activate(&data.data_dir, &version)
+        }
+        ModelCommand::Rollback { http, .. } if http.http.is_some() => {
+            super::model_http::rollback(&http)
+        }
+        ModelCommand::Rollback { data, .. } => super::model_ledger::rollback(&data.data_dir),
     }
 }
 

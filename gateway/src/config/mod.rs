@@ -46,6 +46,8 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// ARP on the capture path: the rules and the ARP table (`[arp]`; docs/arp.md).
     pub arp: ArpSettings,
+    /// Fleet model delivery over MQTT (`[fleet]`; docs/fleet.md); off by default.
+    pub fleet: Option<crate::models::fleet::FleetConfig>,
 }
 
 /// One problem found in a configuration, with the key it concerns.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{Config, ConfigError, ConfigProblem, Overrides};
 use crate::models::config::RawBundles;
+use crate::models::fleet::RawFleet;
 use crate::pipeline::arp::RawArp;
 use crate::pipeline::config::{RawAlerting, RawDetector};
 use crate::sinks::http::config::TOKEN_ENV;
@@ -46,6 +47,9 @@ pub struct RawConfig {
     pub capture: RawCapture,
     #[serde(default)]
     pub arp: RawArp,
+    /// Fleet model delivery over MQTT (docs/fleet.md).
+    #[serde(default)]
+    pub fleet: RawFleet,
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
@@ -134,10 +138,25 @@ impl RawConfig {
             .validate(self.pcap_override.as_ref(), &mut problem);
         let arp = self.arp.validate(&mut problem);
 
+        let fleet = self.fleet.validate(&mut problem);
+        if fleet.is_some() && self.mqtt.url.is_none() {
+            problem(
+                "fleet.enabled",
+                "fleet model delivery needs [mqtt] url".into(),
+            );
+        }
+        if fleet.is_some() && trust.keys.is_empty() {
+            problem(
+                "fleet.enabled",
+                "fleet model delivery needs at least one [bundles] trusted_keys entry".into(),
+            );
+        }
+
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Config {
+            fleet,
             site,
             device,
             data_dir: self

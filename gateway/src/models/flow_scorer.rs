@@ -98,6 +98,20 @@ impl FlowAe {
         self.large.batch
     }
 
+    /// Values per row the model outputs (run once on a batch of zeros): fleet verification
+    /// refuses a model whose width is not `FLOW_WIDTH`, which [`FlowAe::run_scaled`] alone
+    /// would not notice when the model outputs more.
+    pub fn output_width(&mut self) -> Result<usize, DetectorError> {
+        let batch = self.small.batch;
+        let input = Tensor::from_shape(&[batch, FLOW_WIDTH], &vec![0.0f32; batch * FLOW_WIDTH])?;
+        let result = self.small.state.run(tvec!(input.into_tvalue()))?;
+        let first = result.first().ok_or(DetectorError::OutputShape {
+            got: 0,
+            rows: batch,
+        })?;
+        Ok(first.len() / batch)
+    }
+
     /// Scales raw vectors and returns the model's outputs, `FLOW_WIDTH` per row, row-major.
     pub fn reconstruct(&mut self, raw: &[[f32; FLOW_WIDTH]]) -> Result<Vec<f32>, DetectorError> {
         let scaled: Vec<[f32; FLOW_WIDTH]> = raw.iter().map(|r| self.scaler.scale(r)).collect();

@@ -10,6 +10,7 @@
 pub mod alerting;
 pub mod arp;
 pub mod config;
+pub mod fleet;
 pub mod series;
 pub mod summary;
 
@@ -67,6 +68,14 @@ pub struct FlowPipeline {
     pub scores: ScoreTally,
     /// Every scored flow, when kept.
     scored: Option<Vec<ScoredFlow>>,
+    /// The model the alerts name (changes with a fleet swap).
+    alerter_model: ModelRef,
+    /// Error and verdict of each record of the batch being flushed, for the fleet shadow.
+    active_scores: Vec<(f32, bool)>,
+    /// A fleet candidate shadowing, or the previous model watching ([`fleet`]).
+    fleet: Option<fleet::Slot>,
+    fleet_policy: crate::models::fleet::Policy,
+    fleet_outcomes: Vec<crate::models::fleet::Outcome>,
 }
 
 impl FlowPipeline {
@@ -86,7 +95,12 @@ impl FlowPipeline {
         FlowPipeline {
             windows: Box::default(),
             detector: bundle.detector,
-            alerter: Alerter::new(site, device, FLOW_DETECTOR, model, dedupe),
+            alerter: Alerter::new(site, device, FLOW_DETECTOR, model.clone(), dedupe),
+            alerter_model: model,
+            active_scores: Vec::with_capacity(batch),
+            fleet: None,
+            fleet_policy: crate::models::fleet::Policy::default(),
+            fleet_outcomes: Vec::new(),
             metrics,
             pending: Vec::with_capacity(batch),
             scaled: Vec::with_capacity(batch),
@@ -196,8 +210,11 @@ impl FlowPipeline {
         m.add(&m.flows_scored, self.pending.len() as u64);
         let (threshold, high) = (self.detector.threshold, self.detector.high_ratio);
         let now_ms = (self.now_ms)();
+        self.active_scores.clear();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(FLOW_WIDTH)) {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
+            self.active_scores
+                .push((verdict.error, verdict.severity.is_some()));
             self.tally
                 .observe(&p.flow, verdict.error, verdict.severity.is_some());
             self.scores
@@ -230,8 +247,11 @@ impl FlowPipeline {
                 None => m.add(&m.alerts_suppressed_dedupe, 1),
             }
         }
+        // The second model scores the same batch; a swap happens here, between two batches.
+        self.fleet_batch(elapsed);
         self.pending.clear();
         let ev = self.windows.stats().evictions;
+        let m = &self.metrics;
         m.add(&m.host_window_evictions, ev - self.evictions_reported);
         self.evictions_reported = ev;
     }

@@ -105,6 +105,8 @@ pub(super) struct FlowSinks {
     pub stats_base: Stats,
     pub summary_interval_ms: u64,
     pub top_hosts: usize,
+    /// Fleet model delivery (candidates in, outcomes to the ledger), when on.
+    pub fleet: Option<super::fleet::FleetHooks>,
 }
 
 /// Upper bound on datagrams ingested between two flushes, so alerts are not held back by a
@@ -152,6 +154,9 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, ctx: Fl
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(f) = &ctx.fleet {
+            f.poll(&mut stage.pipeline);
+        }
         if let Some((flows, scores)) = stage
             .pipeline
             .take_summary(ctx.summary_interval_ms, ctx.top_hosts)
@@ -195,12 +200,14 @@ impl FlowSinks {
         if let Ok(mut board) = self.exporters.lock() {
             *board = exporters;
         }
-        self.write_stats(&stage.decoder);
+        self.write_stats(&stage.decoder, stage.pipeline.model_name());
     }
 
-    fn write_stats(&self, decoder: &NetflowDecoder) {
+    fn write_stats(&self, decoder: &NetflowDecoder, model: &str) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
+        // The model that alerts now (a fleet swap changes it).
+        model.clone_into(&mut s.model);
         s.outbox_len = self.store.outbox_len();
         s.history = self.store.history().stats();
         if let Some(n) = self.kernel_drops.and_then(|k| k.read()) {

@@ -25,6 +25,7 @@
 //! gets two seconds to empty the outbox, publishes `offline` and disconnects; the store is
 //! flushed last.
 
+mod fleet;
 pub mod flow;
 mod retention;
 pub mod series;
@@ -95,7 +96,8 @@ pub struct Stats {
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let sources = series::model_sources(&cfg);
-    let bundle = sources.load_flow(cfg.detector.batch_size)?;
+    let ledger = fleet::open_ledger(&cfg.data_dir, cfg.fleet.is_some());
+    let bundle = fleet::flow_bundle(&sources, ledger.as_deref(), cfg.detector.batch_size)?;
     tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
         source = %bundle.source, signature = %bundle.signature, "Flow model loaded");
     let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
@@ -176,22 +178,44 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
-    let stage = FlowStage::new(
-        NetflowDecoder::new(cfg.netflow.max_exporters),
-        FlowPipeline::new(
-            bundle,
-            &cfg.site,
-            &cfg.device,
-            cfg.alerting.dedupe_window,
-            metrics.clone(),
-        ),
-    )
-    .with_arp(crate::pipeline::arp::ArpDetector::new(
-        cfg.arp.rules.clone(),
+    let mut pipeline = FlowPipeline::new(
+        bundle,
         &cfg.site,
         &cfg.device,
+        cfg.alerting.dedupe_window,
         metrics.clone(),
-    ));
+    );
+    let fleet_changed = Arc::new(Notify::new());
+    let (candidate_tx, candidate_rx) = sync_channel(2);
+    let fleet_api = match (&cfg.fleet, &ledger) {
+        (Some(_), Some(l)) => Some(Arc::new(http::fleet::FleetApi {
+            ledger: l.clone(),
+            candidates: candidate_tx.clone(),
+            sources: sources.clone(),
+            batch_size: cfg.detector.batch_size,
+        })),
+        _ => None,
+    };
+    let fleet_hooks = match (&cfg.fleet, &ledger) {
+        (Some(f), Some(l)) => {
+            pipeline = pipeline.with_fleet_policy(f.policy);
+            fleet::resume_shadow(&mut pipeline, &sources, l, cfg.detector.batch_size);
+            Some(fleet::FleetHooks {
+                ledger: l.clone(),
+                changed: fleet_changed.clone(),
+                candidates: candidate_rx,
+            })
+        }
+        _ => None,
+    };
+    let stage = FlowStage::new(NetflowDecoder::new(cfg.netflow.max_exporters), pipeline).with_arp(
+        crate::pipeline::arp::ArpDetector::new(
+            cfg.arp.rules.clone(),
+            &cfg.site,
+            &cfg.device,
+            metrics.clone(),
+        ),
+    );
     let ctx = FlowSinks {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -218,6 +242,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         },
         summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
         top_hosts: cfg.history.top_hosts,
+        fleet: fleet_hooks,
     };
     let worker = std::thread::Builder::new()
         .name("pipeline".into())
@@ -273,6 +298,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             device: cfg.device.clone(),
             netflow_queue_capacity: cfg.netflow.queue_datagrams,
             series_queue: snmp_tasks.as_ref().map(|t| t.queue.clone()),
+            fleet: fleet_api.clone(),
         };
         tokio::spawn(http::serve(l, state, Shutdown::new(shutdown_tx.subscribe())))
     });
@@ -296,6 +322,25 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         ))
     });
 
+    let fleet_task = match (&cfg.mqtt, &cfg.fleet, &ledger) {
+        (Some(m), Some(f), Some(l)) => Some(tokio::spawn(mqtt::fleet::run(
+            m.clone(),
+            mqtt::fleet::FleetLink {
+                fleet: f.clone(),
+                site: cfg.site.clone(),
+                device: cfg.device.clone(),
+                trust: cfg.trust.clone(),
+                ledger: l.clone(),
+                candidates: candidate_tx,
+                changed: fleet_changed,
+                metrics: metrics.clone(),
+                batch_size: cfg.detector.batch_size,
+            },
+            Shutdown::new(shutdown_tx.subscribe()),
+        ))),
+        _ => None,
+    };
+
     wait_for_signal().await?;
     tracing::info!("Shutting down");
     let _ = shutdown_tx.send(());
@@ -318,6 +363,9 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         let _ = t.await;
     }
     if let Some(t) = mqtt_task {
+        let _ = t.await;
+    }
+    if let Some(t) = fleet_task {
         let _ = t.await;
     }
     let _ = tokio::task::spawn_blocking(move || retention.join()).await;

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod dashboard;
 pub mod detect;
+pub mod fleet;
 pub mod prom;
 pub mod query;
 
@@ -75,6 +76,8 @@ pub struct AppState {
     pub netflow_queue_capacity: usize,
     /// The series queue (weak: the server must not keep it open at shutdown).
     pub series_queue: Option<tokio::sync::mpsc::WeakSender<RateSample>>,
+    /// The model ledger and the way to the flow thread, with `[fleet]` enabled.
+    pub fleet: Option<Arc<fleet::FleetApi>>,
 }
 
 /// Builds the router (public for tests and the benchmark).
@@ -87,6 +90,9 @@ pub fn router(state: AppState) -> Router {
         .route("/history/interfaces", get(history_interfaces))
         .route("/history/interface", get(history_interface))
         .route("/detect", post(detect))
+        .route("/models/fleet", get(fleet::status))
+        .route("/models/fleet/activate", post(fleet::activate))
+        .route("/models/fleet/rollback", post(fleet::rollback))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/", get(dashboard::index))

@@ -206,6 +206,24 @@ async function drawHeader() {
     models.models.map((x) => `<tr><td>${esc(x.detector)}</td><td>${esc(x.name)} ${esc(x.version)}</td><td>${esc(x.state)}</td><td class=num>${sci(x.threshold)}</td><td>${esc(x.signature)}</td></tr>`).join("") + "</table>";
 }
 
+// Fleet delivery (docs/fleet.md): state, shadow progress, last refusal and recent history of
+// delivered models; /models/fleet answers 404 when [fleet] is off, and the panel stays empty.
+async function drawFleet() {
+  let f;
+  try { f = await api("/models/fleet"); } catch (e) { $("fleet").innerHTML = ""; return; }
+  const rows = Object.entries(f.detectors || {}).map(([d, s]) => {
+    const prog = s.progress != null ? " " + Math.round(s.progress * 100) + "%" : "";
+    const r = s.last_refusal;
+    const refusal = r ? `${esc(r.version)} <b>${esc(r.check || "")}</b>: ${esc(r.reason || "")}` : "–";
+    const hist = (s.history || []).slice(-5).reverse().map((e) =>
+      `<div>${esc(ago(e.ts_ms))}: ${esc(e.state)} ${esc(e.version)}${e.check ? " (" + esc(e.check) + ")" : ""}</div>`).join("");
+    return `<tr><td>${esc(d)}</td><td>${esc(s.active || "configured")}</td><td>${esc(s.state)}${prog} ${esc(s.version || "")}</td><td>${refusal}</td><td>${hist}</td></tr>`;
+  });
+  $("fleet").innerHTML = rows.length
+    ? "<h2>Delivered models</h2><table><tr><th>detector</th><th>active</th><th>state</th><th>last refusal</th><th>history</th></tr>" + rows.join("") + "</table>"
+    : '<div class="empty">fleet delivery on; no model delivered yet</div>';
+}
+
 async function fillSources() {
   const d = await api("/history/interfaces");
   const sel = $("source"), cur = sel.value;
@@ -227,7 +245,7 @@ async function refresh() {
   try {
     await fillSources();
     const v = $("source").value;
-    await Promise.all([drawHeader(), drawAlerts(), v === "flows" ? drawFlows() : drawInterface(...JSON.parse(v))]);
+    await Promise.all([drawHeader(), drawFleet(), drawAlerts(), v === "flows" ? drawFlows() : drawInterface(...JSON.parse(v))]);
     document.body.dataset.loaded = String(Date.now());
   } catch (e) {
     console.error(e);
