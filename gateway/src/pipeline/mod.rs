@@ -10,6 +10,8 @@
 pub mod alerting;
 pub mod arp;
 pub mod config;
+pub mod incidents;
+pub mod orient;
 pub mod series;
 pub mod summary;
 

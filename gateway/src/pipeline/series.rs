@@ -487,6 +487,7 @@ impl SeriesPipeline {
             top_features,
             suppressed_since_last: suppressed,
             summary,
+            incident: None,
         })
     }
 }

@@ -78,5 +78,7 @@ pub fn eval_alert(a: &Alert, s: &ArpSubject, raised_ms: u64) -> EvalAlert {
         severity: a.severity.clone(),
         score: a.score,
         summary: a.summary.clone(),
+        incident: None,
+        update: 0,
     }
 }

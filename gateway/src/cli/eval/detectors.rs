@@ -19,7 +19,8 @@ use super::replay::{PathInput, PathKind};
 /// An alert as eval judges it: who it names, which flow, when the daemon would have raised it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EvalAlert {
-    /// The source host the alert names (`None`: not a flow alert, or not an address).
+    /// The host the alert blames: its incident's initiator, or the flow's source (`None`: not a
+    /// flow alert, or not an address).
     pub src: Option<IpAddr>,
     pub dst: Option<IpAddr>,
     pub flow_first_ms: u64,
@@ -29,6 +30,9 @@ pub struct EvalAlert {
     pub severity: String,
     pub score: f32,
     pub summary: String,
+    /// The incident it opens or updates, and which update (0: it opens it).
+    pub incident: Option<String>,
+    pub update: u32,
 }
 
 impl EvalAlert {
@@ -38,15 +42,24 @@ impl EvalAlert {
         if let Some(arp) = a.subject.arp() {
             return super::arp::eval_alert(a, arp, raised_ms);
         }
+        let inc = a.incident.as_ref();
         EvalAlert {
-            src: flow.and_then(|f| ip(&f.src_addr)),
-            dst: flow.and_then(|f| ip(&f.dst_addr)),
+            src: match inc {
+                Some(i) => ip(&i.initiator),
+                None => flow.and_then(|f| ip(&f.src_addr)),
+            },
+            dst: match inc {
+                Some(i) => i.target.as_deref().and_then(ip),
+                None => flow.and_then(|f| ip(&f.dst_addr)),
+            },
             flow_first_ms: flow.map_or(raised_ms, |f| f.flow_first_ms),
             flow_last_ms: flow.map_or(raised_ms, |f| f.flow_last_ms),
             raised_ms,
             severity: a.severity.clone(),
             score: a.score,
             summary: a.summary.clone(),
+            incident: inc.map(|i| i.id.clone()),
+            update: inc.map_or(0, |i| i.update),
         }
     }
 }

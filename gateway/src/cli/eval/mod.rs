@@ -245,12 +245,16 @@ pub fn evaluate(
     let mut false_samples: Vec<EvalAlert> = Vec::new();
     for a in &run.alerts {
         counts.total += 1;
+        counts.updates += u64::from(a.update > 0);
         let class = a.src.map_or(AlertClass::False, |src| {
             let span = metrics::Span {
                 first_ms: a.flow_first_ms,
                 last_ms: a.flow_last_ms,
             };
-            metrics::classify_alert(phases, src, span, slack_ms)
+            match a.incident {
+                Some(_) => metrics::classify_incident(phases, src, a.dst, span, slack_ms),
+                None => metrics::classify_alert(phases, src, span, slack_ms),
+            }
         });
         match class {
             AlertClass::Attacker(i) => {
@@ -269,6 +273,7 @@ pub fn evaluate(
                 counts.victim += 1;
                 outcomes[i].victim_alerts += 1;
             }
+            AlertClass::False if a.update > 0 => {}
             AlertClass::False => {
                 counts.false_ += 1;
                 if false_samples.len() < report::FALSE_ALERT_SAMPLES {

@@ -74,6 +74,10 @@ pub struct PhaseOutcome {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct AlertCounts {
     pub total: u64,
+    /// Of `total`, alerts that update an incident opened earlier (not new alarms: an update
+    /// that names an attacker counts as a detection, one that matches nothing is not counted
+    /// as false).
+    pub updates: u64,
     /// Naming an attacker during its phase.
     pub attacker: u64,
     /// Naming a victim during its phase (misattributed; not counted as false).
@@ -224,8 +228,9 @@ pub fn human(r: &Report) -> String {
         let a = &p.alerts;
         let _ = writeln!(
             out,
-            "  alerts: {} ({} name an attacker, {} a victim, {} false = {} per hour)",
+            "  alerts: {} ({} incident updates; {} name an attacker, {} a victim, {} false = {} per hour)",
             a.total,
+            a.updates,
             a.attacker,
             a.victim,
             a.false_,

@@ -246,6 +246,7 @@ mod tests {
             top_features: vec![],
             suppressed_since_last: 0,
             summary: String::new(),
+            incident: None,
         }
     }
 
