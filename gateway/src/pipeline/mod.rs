@@ -11,6 +11,7 @@ pub mod alerting;
 pub mod arp;
 pub mod config;
 pub mod incidents;
+pub mod learning;
 pub mod orient;
 pub mod series;
 pub mod summary;

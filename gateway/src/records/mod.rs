@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod flow;
+pub mod learning;
 pub mod rate;
 pub mod scoreboard;
 pub mod status;

@@ -1,0 +1,330 @@
+//! The learning period: for `period` of event time after the first record, a detector scores
+//! everything but alerts only far beyond the shipped threshold (`alert_ratio` times it), and
+//! keeps its own scores. At the end it fits its threshold from them with SPOT ([`spot`]), and
+//! from then on judges against that.
+//!
+//! Records arrive in the exporter's expiry order, not by time: the period starts at the first
+//! record's event time and ends when any record's event time is `period` past it; a record
+//! that comes later with an earlier time is judged by the fitted threshold.
+//!
+//! Robust to an attack inside the window: scores are kept per group (the flow's source host,
+//! the interface), and groups whose median score is far above the groups' typical median (more
+//! than 3 robust standard deviations and at least 4x, in log space) are left out of the fit,
+//! at most half of the groups. A scanner's thousand probes therefore do not raise the
+//! threshold over its own scores. Memory is bounded: at most `max_samples` scores are kept,
+//! a uniform reservoir sample of all of them.
+
+pub mod spot;
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::hash::Hash;
+use std::time::Duration;
+
+use crate::records::learning::{Fitted, LearningStatus, SpotFigures};
+
+/// How a detector learns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearningConfig {
+    pub period: Duration,
+    /// While learning, alerts need this many times the shipped threshold.
+    pub alert_ratio: f32,
+    /// SPOT risk (probability that a normal score exceeds the fitted threshold) and level.
+    pub q: f64,
+    pub level: f64,
+    pub max_samples: usize,
+}
+
+impl LearningConfig {
+    pub fn with_period(period: Duration) -> Self {
+        LearningConfig {
+            period,
+            alert_ratio: 10.0,
+            q: 1e-4,
+            level: 0.98,
+            max_samples: 200_000,
+        }
+    }
+}
+
+const MIN_GROUP_SAMPLES: usize = 5;
+const LISTED_EXCLUDED: usize = 16;
+
+/// One detector's learner, keyed by group `G`.
+#[derive(Debug)]
+pub struct Learner<G> {
+    cfg: LearningConfig,
+    status: LearningStatus,
+    samples: Vec<(G, f32)>,
+    rng: u64,
+}
+
+impl<G: Hash + Eq + Clone + Display> Learner<G> {
+    /// A fresh learning period for `detector`, whose model shipped with `shipped`.
+    pub fn new(detector: &str, cfg: LearningConfig, shipped: f32) -> Self {
+        Learner {
+            cfg,
+            status: LearningStatus {
+                detector: detector.to_string(),
+                phase: "learning".into(),
+                period_ms: cfg.period.as_millis() as u64,
+                start_ms: None,
+                seen_until_ms: 0,
+                scored: 0,
+                shipped_threshold: shipped,
+                alert_ratio: cfg.alert_ratio,
+                fitted: None,
+            },
+            samples: Vec::new(),
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// Resumes from a saved status and samples (a restart during, or after, learning).
+    pub fn resume(cfg: LearningConfig, status: LearningStatus, samples: Vec<(G, f32)>) -> Self {
+        Learner {
+            cfg,
+            status,
+            samples,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    pub fn status(&self) -> &LearningStatus {
+        &self.status
+    }
+
+    /// The scores kept so far (for saving).
+    pub fn samples(&self) -> &[(G, f32)] {
+        &self.samples
+    }
+
+    pub fn learning(&self) -> bool {
+        self.status.fitted.is_none()
+    }
+
+    /// The threshold to judge against now.
+    pub fn threshold(&self) -> f32 {
+        match &self.status.fitted {
+            Some(f) => f.threshold,
+            None => self.status.shipped_threshold * self.cfg.alert_ratio,
+        }
+    }
+
+    /// Takes one score; `Some` when this record ended the period (the fit is in the status).
+    pub fn observe(&mut self, group: &G, event_ms: u64, score: f32) -> Option<&Fitted> {
+        if !self.learning() {
+            return None;
+        }
+        let start = *self.status.start_ms.get_or_insert(event_ms);
+        self.status.seen_until_ms = self.status.seen_until_ms.max(event_ms);
+        if self.status.seen_until_ms >= start.saturating_add(self.status.period_ms) {
+            self.finish();
+            return self.status.fitted.as_ref();
+        }
+        self.status.scored += 1;
+        if !score.is_finite() {
+            return None;
+        }
+        if self.samples.len() < self.cfg.max_samples {
+            self.samples.push((group.clone(), score));
+        } else {
+            // Reservoir sampling (algorithm R) with a small xorshift generator.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let j = (self.rng % self.status.scored) as usize;
+            if j < self.samples.len() {
+                self.samples[j] = (group.clone(), score);
+            }
+        }
+        None
+    }
+
+    /// Ends the period now and fits the threshold.
+    pub fn finish(&mut self) {
+        if !self.learning() {
+            return;
+        }
+        let excluded = outlier_groups(&self.samples);
+        let kept: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|(g, _)| !excluded.contains_key(g))
+            .map(|&(_, s)| f64::from(s))
+            .collect();
+        let excluded_samples = self.samples.len() as u64 - kept.len() as u64;
+        let (threshold, method, spot) = match spot::fit(&kept, self.cfg.q, self.cfg.level) {
+            Ok(f) if f.z.is_finite() && f.z > 0.0 => (
+                f.z as f32,
+                "spot",
+                Some(SpotFigures {
+                    q: f.q,
+                    level: f.level,
+                    t: f.t,
+                    gamma: f.gamma,
+                    sigma: f.sigma,
+                    peaks: f.peaks,
+                }),
+            ),
+            _ => match kept
+                .iter()
+                .copied()
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+            {
+                Some(max) if max > 0.0 => ((max * 1.5) as f32, "max", None),
+                _ => (self.status.shipped_threshold, "shipped", None),
+            },
+        };
+        let mut names: Vec<String> = excluded.keys().map(ToString::to_string).collect();
+        names.sort();
+        names.truncate(LISTED_EXCLUDED);
+        self.status.phase = "done".into();
+        self.status.fitted = Some(Fitted {
+            threshold,
+            method: method.into(),
+            samples: kept.len() as u64,
+            excluded_samples,
+            excluded: names,
+            spot,
+            at_ms: self.status.seen_until_ms,
+        });
+        self.samples = Vec::new();
+    }
+}
+
+/// Groups whose median score is far above the typical group's (see the module doc).
+fn outlier_groups<G: Hash + Eq + Clone>(samples: &[(G, f32)]) -> HashMap<G, f64> {
+    let mut by: HashMap<&G, Vec<f32>> = HashMap::new();
+    for (g, s) in samples {
+        by.entry(g).or_default().push(*s);
+    }
+    let mut medians: Vec<(&G, f64)> = by
+        .into_iter()
+        .filter(|(_, v)| v.len() >= MIN_GROUP_SAMPLES)
+        .map(|(g, mut v)| {
+            v.sort_by(f32::total_cmp);
+            (g, f64::from(v[v.len() / 2]).max(1e-12).ln())
+        })
+        .collect();
+    if medians.len() < 3 {
+        return HashMap::new();
+    }
+    let mut logs: Vec<f64> = medians.iter().map(|m| m.1).collect();
+    logs.sort_by(f64::total_cmp);
+    let m = logs[logs.len() / 2];
+    let mut dev: Vec<f64> = logs.iter().map(|l| (l - m).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    let mad = dev[dev.len() / 2] * 1.4826;
+    let cut = m + (3.0 * mad).max(4f64.ln());
+    medians.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let most = (medians.len() - 1) / 2;
+    medians
+        .into_iter()
+        .take(most)
+        .filter(|(_, l)| *l > cut)
+        .map(|(g, l)| (g.clone(), l.exp()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn learner(period_s: u64) -> Learner<u32> {
+        Learner::new(
+            "flow_ae",
+            LearningConfig::with_period(Duration::from_secs(period_s)),
+            0.02,
+        )
+    }
+
+    /// Deterministic exponential-ish scores around `scale`.
+    fn score(i: u64, scale: f32) -> f32 {
+        let u = ((i.wrapping_mul(2654435761) % 10_007) as f32 + 0.5) / 10_007.0;
+        -u.ln() * scale
+    }
+
+    #[test]
+    fn learns_for_the_period_of_event_time_then_fits() {
+        let mut l = learner(60);
+        assert!(
+            (l.threshold() - 0.2).abs() < 1e-6,
+            "10x the shipped threshold while learning"
+        );
+        // 20 hosts, 5,000 scores over 59 s, out of order within each second.
+        for i in 0..5_000u64 {
+            let t = 1_000_000 + (i * 59_000 / 5_000) ^ 7;
+            assert!(l.observe(&((i % 20) as u32), t, score(i, 0.001)).is_none());
+        }
+        assert!(l.learning());
+        assert!(
+            (l.status().progress() - 0.98).abs() < 0.02,
+            "{:?}",
+            l.status()
+        );
+        let fitted = l.observe(&1, 1_060_000, 0.5).expect("period over").clone();
+        assert_eq!(fitted.method, "spot");
+        // Exp(0.001) at risk 1e-4: about 0.001 * ln(1e4) = 0.0092.
+        assert!(
+            fitted.threshold > 0.006 && fitted.threshold < 0.014,
+            "{fitted:?}"
+        );
+        assert!(fitted.excluded.is_empty(), "{fitted:?}");
+        assert_eq!(l.threshold(), fitted.threshold);
+        assert_eq!(l.status().phase, "done");
+        assert!(l.observe(&1, 2_000_000, 9.0).is_none(), "learning is over");
+    }
+
+    #[test]
+    fn an_attack_inside_the_window_is_left_out_of_the_fit() {
+        let mut l = learner(60);
+        for i in 0..5_000u64 {
+            l.observe(&((i % 20) as u32), 1_000 + i * 10, score(i, 0.001));
+        }
+        // Host 66 scans: 2,000 probes, each scored 50x the benign scale.
+        for i in 0..2_000u64 {
+            l.observe(&66, 20_000 + i, score(i, 0.05));
+        }
+        l.finish();
+        let f = l.status().fitted.clone().expect("fitted");
+        assert_eq!(f.excluded, ["66"]);
+        assert_eq!(f.excluded_samples, 2_000);
+        assert!(
+            f.threshold < 0.014,
+            "the scan did not lift the threshold: {f:?}"
+        );
+    }
+
+    #[test]
+    fn few_scores_fall_back_to_the_largest() {
+        let mut l = learner(60);
+        for i in 0..100u64 {
+            l.observe(&1, i, 0.01 + i as f32 * 1e-5);
+        }
+        l.finish();
+        let f = l.status().fitted.clone().expect("fitted");
+        // 100 scores give only 2 peaks over the 0.98 quantile: 1.5x the largest.
+        assert_eq!(f.method, "max", "{f:?}");
+        assert!((f.threshold - 0.01099 * 1.5).abs() < 1e-5, "{f:?}");
+    }
+
+    #[test]
+    fn nothing_seen_keeps_the_shipped_threshold_and_samples_are_bounded() {
+        let mut l = learner(60);
+        l.finish();
+        assert_eq!(
+            l.status().fitted.as_ref().expect("fitted").method,
+            "shipped"
+        );
+        assert_eq!(l.threshold(), 0.02);
+        let mut cfg = LearningConfig::with_period(Duration::from_secs(60));
+        cfg.max_samples = 100;
+        let mut l: Learner<u32> = Learner::new("flow_ae", cfg, 0.02);
+        for i in 0..10_000u64 {
+            l.observe(&0, i, 1.0);
+        }
+        assert_eq!(l.samples().len(), 100);
+        assert_eq!(l.status().scored, 10_000);
+    }
+}
