@@ -46,6 +46,8 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// ARP on the capture path: the rules and the ARP table (`[arp]`; docs/arp.md).
     pub arp: ArpSettings,
+    /// The learning period of a fresh data directory (`[learning]`, `--learn`); `None`: off.
+    pub learning: crate::pipeline::learning::config::LearningSettings,
 }
 
 /// One problem found in a configuration, with the key it concerns.
@@ -113,6 +115,10 @@ pub struct Overrides {
     /// File holding the HTTP bearer token (first line).
     #[arg(long, value_name = "FILE")]
     pub http_token_file: Option<PathBuf>,
+    /// Learn the site for this span of event time on a fresh data directory (or after
+    /// `netwarden learn --restart`), e.g. 30m, or `off` [default: 24h, `[learning] period`].
+    #[arg(long, value_name = "DURATION|off")]
+    pub learn: Option<String>,
 }
 
 impl Config {

@@ -46,6 +46,8 @@ pub struct RawConfig {
     pub capture: RawCapture,
     #[serde(default)]
     pub arp: RawArp,
+    #[serde(default)]
+    pub learning: crate::pipeline::learning::config::RawLearning,
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
@@ -97,6 +99,9 @@ impl RawConfig {
         if let Some(v) = &o.http_token_file {
             self.http.token_file = Some(v.clone());
         }
+        if let Some(v) = &o.learn {
+            self.learning.period = Some(v.clone());
+        }
     }
 
     /// Checks everything and returns either the config or every problem found: each section
@@ -133,6 +138,7 @@ impl RawConfig {
             .capture
             .validate(self.pcap_override.as_ref(), &mut problem);
         let arp = self.arp.validate(&mut problem);
+        let learning = self.learning.validate(&mut problem);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -155,6 +161,7 @@ impl RawConfig {
             capture,
             http,
             arp,
+            learning,
         })
     }
 }

@@ -60,6 +60,7 @@ impl Detector for ArpRulesDetector {
             threshold: None,
             alerts,
             scores: Vec::new(),
+            learning: None,
         })
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::metrics::Metrics;
 use crate::models::{load_flow_bundle, Bundle, LoadError, Trust};
+use crate::pipeline::learning::{Learner, LearningConfig};
 use crate::pipeline::{FlowPipeline, ScoredFlow};
+use crate::records::learning::LearningStatus;
 use crate::records::{Alert, FLOW_DETECTOR};
 
 use super::replay::{PathInput, PathKind};
@@ -75,6 +77,8 @@ pub struct DetectorRun {
     pub alerts: Vec<EvalAlert>,
     /// Every scored flow (empty for a detector without per-flow scores).
     pub scores: Vec<ScoredFlow>,
+    /// The learning period's state at the end of the replay, when the detector learnt.
+    pub learning: Option<LearningStatus>,
 }
 
 /// A detector that can replay a path from scratch.
@@ -97,6 +101,8 @@ pub struct FlowAeDetector {
     pub batch_size: usize,
     pub trust: Trust,
     pub dedupe: Duration,
+    /// Learn the threshold for this span of event time first (`None`: the bundle's).
+    pub learn: Option<Duration>,
 }
 
 impl FlowAeDetector {
@@ -124,6 +130,10 @@ impl Detector for FlowAeDetector {
         )
         .with_clock(|| 0)
         .keep_scores();
+        if let Some(period) = self.learn {
+            let cfg = LearningConfig::with_period(period);
+            pipeline = pipeline.with_learning(Learner::new(FLOW_DETECTOR, cfg, threshold));
+        }
         let mut alerts = Vec::new();
         for a in &input.arrivals {
             let mut raised = |alert: Alert| alerts.push(EvalAlert::from_alert(&alert, a.at_ms));
@@ -131,11 +141,13 @@ impl Detector for FlowAeDetector {
             // The daemon scores as soon as its queue is empty; offline, after every arrival.
             pipeline.flush(&mut raised);
         }
+        let learning = pipeline.learning().map(|l| l.status().clone());
         Ok(DetectorRun {
             model,
-            threshold: Some(threshold),
+            threshold: Some(pipeline.threshold()),
             alerts,
             scores: pipeline.take_scores(),
+            learning,
         })
     }
 }

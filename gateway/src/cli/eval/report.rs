@@ -38,6 +38,10 @@ pub struct PathResult {
     pub detector: &'static str,
     pub model: String,
     pub threshold: Option<f32>,
+    /// The learning period, when the detector learnt its threshold on the run's lead-in:
+    /// flows and alerts before its end are left out of every figure below.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning: Option<crate::records::learning::LearningStatus>,
     pub phases: Vec<PhaseOutcome>,
     pub detected_phases: usize,
     pub attack_phases: usize,
@@ -186,6 +190,25 @@ pub fn human(r: &Report) -> String {
                 .map_or_else(|| "none".into(), |t| format!("{t:.6}")),
             p.input.detail
         );
+        if let Some(l) = &p.learning {
+            if let Some(f) = &l.fitted {
+                let _ = writeln!(
+                    out,
+                    "  learnt for {:.0} s of event time ({} scores): threshold {:.6} ({}, {} samples, {} left out{}); figures below are after it",
+                    l.period_ms as f64 / 1000.0,
+                    l.scored,
+                    f.threshold,
+                    f.method,
+                    f.samples,
+                    f.excluded_samples,
+                    if f.excluded.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" from {}", f.excluded.join(" "))
+                    }
+                );
+            }
+        }
         let rows: Vec<Vec<String>> = p
             .phases
             .iter()

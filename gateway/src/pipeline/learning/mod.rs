@@ -14,6 +14,7 @@
 //! threshold over its own scores. Memory is bounded: at most `max_samples` scores are kept,
 //! a uniform reservoir sample of all of them.
 
+pub mod config;
 pub mod spot;
 
 use std::collections::HashMap;
@@ -42,7 +43,7 @@ impl LearningConfig {
             alert_ratio: 10.0,
             q: 1e-4,
             level: 0.98,
-            max_samples: 200_000,
+            max_samples: 50_000,
         }
     }
 }
@@ -254,7 +255,7 @@ mod tests {
         );
         // 20 hosts, 5,000 scores over 59 s, out of order within each second.
         for i in 0..5_000u64 {
-            let t = 1_000_000 + (i * 59_000 / 5_000) ^ 7;
+            let t = 1_000_000 + ((i * 59_000 / 5_000) ^ 7);
             assert!(l.observe(&((i % 20) as u32), t, score(i, 0.001)).is_none());
         }
         assert!(l.learning());
@@ -263,7 +264,7 @@ mod tests {
             "{:?}",
             l.status()
         );
-        let fitted = l.observe(&1, 1_060_000, 0.5).expect("period over").clone();
+        let fitted = l.observe(&1, 1_060_100, 0.5).expect("period over").clone();
         assert_eq!(fitted.method, "spot");
         // Exp(0.001) at risk 1e-4: about 0.001 * ln(1e4) = 0.0092.
         assert!(

@@ -36,6 +36,7 @@ use super::history::{History, HistoryConfig, HistoryError};
 
 mod alerts;
 pub mod config;
+mod learning;
 mod outbox;
 mod recovery;
 mod series;
