@@ -213,6 +213,7 @@ fn main() {
         exporters,
         snmp_board: Default::default(),
         models: Arc::new(models),
+        learning: Default::default(),
         scorer: detect::Scorer::new(netwarden::models::ModelSources {
             flow_model: None,
             series_model: None,

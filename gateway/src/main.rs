@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use netwarden::cli::logging::{self, LogFormat};
 use netwarden::cli::{
-    alerts, calibrate, demo, eval, features, history, model, plot, run, validate,
+    alerts, calibrate, demo, eval, features, history, learn, model, plot, run, validate,
 };
 
 #[derive(Debug, Parser)]
@@ -36,6 +36,8 @@ enum Command {
     /// Recompute a series bundle's threshold from this device's own normal traffic and write
     /// the result as a new bundle directory.
     Calibrate(calibrate::CalibrateArgs),
+    /// Show the learning period's progress and fitted thresholds; `--restart` learns afresh.
+    Learn(learn::LearnArgs),
     /// List stored alerts (the daemon must not be running on the same data directory).
     Alerts(alerts::AlertsArgs),
     /// Query the stored history: flow summaries, scores, interface series, bucket sizes (the
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::execute(a),
         Command::Features(a) => features::execute(a),
         Command::Calibrate(a) => calibrate::execute(a),
+        Command::Learn(a) => learn::execute(a),
         Command::Alerts(a) => alerts::execute(a),
         Command::History(a) => history::execute(a),
         Command::Plot(a) => plot::execute(a),

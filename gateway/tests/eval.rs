@@ -150,7 +150,7 @@ fn the_scan_is_detected_on_every_path_and_the_counts_add_up() {
         let a = &p["alerts"];
         assert_eq!(
             u(&a["total"]),
-            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"]),
+            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"]) + u(&a["false_updates"]),
             "{path}: {a}"
         );
         assert_eq!(u(&a["attacker"]), u(&phase["alerts"]));
@@ -357,7 +357,7 @@ fn the_committed_lab_run_is_evaluated_and_agrees_with_the_labs_flow_labels() {
         let a = &p["alerts"];
         assert_eq!(
             u(&a["total"]),
-            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"])
+            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"]) + u(&a["false_updates"])
         );
         assert_eq!(u(&f["scored"]), u(&p["input"]["records"]), "{path}");
         assert_eq!(u(&p["input"]["damaged"]), 0, "{path}: {}", p["input"]);

@@ -1,7 +1,22 @@
 //! Where a detector's learning period stands, and what it fitted: persisted in sled so a
 //! restart resumes it, and shown on `/health` and the dashboard.
 
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
+
+/// Every learning detector's latest status, published by the pipeline threads for `/health`.
+pub type LearningBoard = Arc<Mutex<Vec<LearningStatus>>>;
+
+/// Replaces `status`'s entry on the board (by detector).
+pub fn publish(board: &LearningBoard, status: &LearningStatus) {
+    if let Ok(mut b) = board.lock() {
+        match b.iter_mut().find(|s| s.detector == status.detector) {
+            Some(s) => s.clone_from(status),
+            None => b.push(status.clone()),
+        }
+    }
+}
 
 /// One detector's learning state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

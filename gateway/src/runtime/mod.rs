@@ -26,6 +26,7 @@
 //! flushed last.
 
 pub mod flow;
+mod learning;
 mod retention;
 pub mod series;
 
@@ -176,22 +177,27 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
-    let stage = FlowStage::new(
-        NetflowDecoder::new(cfg.netflow.max_exporters),
-        FlowPipeline::new(
+    let stage = FlowStage::new(NetflowDecoder::new(cfg.netflow.max_exporters), {
+        let shipped = bundle.manifest.threshold.value;
+        let p = FlowPipeline::new(
             bundle,
             &cfg.site,
             &cfg.device,
             cfg.alerting.dedupe_window,
             metrics.clone(),
-        ),
-    )
+        );
+        match learning::flow_learner(&store, &cfg.learning, shipped) {
+            Some(l) => p.with_learning(l),
+            None => p,
+        }
+    })
     .with_arp(crate::pipeline::arp::ArpDetector::new(
         cfg.arp.rules.clone(),
         &cfg.site,
         &cfg.device,
         metrics.clone(),
     ));
+    let learning_board = crate::records::learning::LearningBoard::default();
     let ctx = FlowSinks {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -218,6 +224,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         },
         summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
         top_hosts: cfg.history.top_hosts,
+        learning: learning::LearningSaver::new(learning_board.clone()),
     };
     let worker = std::thread::Builder::new()
         .name("pipeline".into())
@@ -266,6 +273,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             exporters: exporters.clone(),
             snmp_board: snmp_board.clone(),
             models: Arc::new(models.clone()),
+            learning: learning_board.clone(),
             scorer: http::detect::Scorer::new(sources.clone()),
             token: cfg.http.token.clone(),
             started: Instant::now(),

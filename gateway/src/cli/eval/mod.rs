@@ -307,7 +307,7 @@ pub fn evaluate(
                 counts.victim += 1;
                 outcomes[i].victim_alerts += 1;
             }
-            AlertClass::False if a.update > 0 => {}
+            AlertClass::False if a.update > 0 => counts.false_updates += 1,
             AlertClass::False => {
                 counts.false_ += 1;
                 if false_samples.len() < report::FALSE_ALERT_SAMPLES {

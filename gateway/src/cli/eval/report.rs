@@ -89,6 +89,9 @@ pub struct AlertCounts {
     /// Matching no phase by source and time.
     #[serde(rename = "false")]
     pub false_: u64,
+    /// Updates of incidents matching no phase (in `updates`, not in `false`), so that
+    /// `total = attacker + victim + false + false_updates`.
+    pub false_updates: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -4,8 +4,10 @@
 //! from then on judges against that.
 //!
 //! Records arrive in the exporter's expiry order, not by time: the period starts at the first
-//! record's event time and ends when any record's event time is `period` past it; a record
-//! that comes later with an earlier time is judged by the fitted threshold.
+//! record's event time and ends when the latest event time seen is `period` plus a grace (a
+//! tenth of it, at most 10 min) past it, for records still on their way; a record that comes
+//! later with an earlier time is judged by the fitted threshold. With fewer than
+//! [`MIN_SAMPLES`] scores by then, learning goes on, up to 4x the period.
 //!
 //! Robust to an attack inside the window: scores are kept per group (the flow's source host,
 //! the interface), and groups whose median score is far above the groups' typical median (more
@@ -49,6 +51,16 @@ impl LearningConfig {
 }
 
 const MIN_GROUP_SAMPLES: usize = 5;
+
+/// Scores wanted before the period may end; with fewer it runs on, up to 4x its length.
+pub const MIN_SAMPLES: usize = 500;
+
+/// How long past the period's end records are still awaited: exporters send a record when its
+/// flow ends, so the latest event time runs ahead of records still to come. A tenth of the
+/// period, at most 10 minutes.
+fn grace_ms(period_ms: u64) -> u64 {
+    (period_ms / 10).min(600_000)
+}
 const LISTED_EXCLUDED: usize = 16;
 
 /// One detector's learner, keyed by group `G`.
@@ -119,7 +131,10 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
         }
         let start = *self.status.start_ms.get_or_insert(event_ms);
         self.status.seen_until_ms = self.status.seen_until_ms.max(event_ms);
-        if self.status.seen_until_ms >= start.saturating_add(self.status.period_ms) {
+        let period = self.status.period_ms;
+        let waited = self.status.seen_until_ms.saturating_sub(start);
+        let enough = self.samples.len() >= MIN_SAMPLES || waited >= period.saturating_mul(4);
+        if waited >= period.saturating_add(grace_ms(period)) && enough {
             self.finish();
             return self.status.fitted.as_ref();
         }
@@ -194,6 +209,50 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
     }
 }
 
+/// The samples as bytes for the store: per sample a tag (4 or 6), the address, the score
+/// (f32, little endian).
+pub fn encode_samples(samples: &[(std::net::IpAddr, f32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(samples.len() * 9);
+    for (ip, s) in samples {
+        match ip {
+            std::net::IpAddr::V4(a) => {
+                out.push(4);
+                out.extend_from_slice(&a.octets());
+            }
+            std::net::IpAddr::V6(a) => {
+                out.push(6);
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// Reads [`encode_samples`]' bytes; stops at the first malformed entry (what came before is
+/// kept: a damaged tail costs samples, never the learning state).
+pub fn decode_samples(mut bytes: &[u8]) -> Vec<(std::net::IpAddr, f32)> {
+    let mut out = Vec::with_capacity(bytes.len() / 9);
+    while let Some((&tag, rest)) = bytes.split_first() {
+        let len = match tag {
+            4 => 4,
+            6 => 16,
+            _ => break,
+        };
+        if rest.len() < len + 4 {
+            break;
+        }
+        let ip = match tag {
+            4 => std::net::IpAddr::from(<[u8; 4]>::try_from(&rest[..4]).unwrap_or_default()),
+            _ => std::net::IpAddr::from(<[u8; 16]>::try_from(&rest[..16]).unwrap_or_default()),
+        };
+        let score = f32::from_le_bytes(rest[len..len + 4].try_into().unwrap_or_default());
+        out.push((ip, score));
+        bytes = &rest[len + 4..];
+    }
+    out
+}
+
 /// Groups whose median score is far above the typical group's (see the module doc).
 fn outlier_groups<G: Hash + Eq + Clone>(samples: &[(G, f32)]) -> HashMap<G, f64> {
     let mut by: HashMap<&G, Vec<f32>> = HashMap::new();
@@ -264,7 +323,7 @@ mod tests {
             "{:?}",
             l.status()
         );
-        let fitted = l.observe(&1, 1_060_100, 0.5).expect("period over").clone();
+        let fitted = l.observe(&1, 1_066_100, 0.5).expect("period over").clone();
         assert_eq!(fitted.method, "spot");
         // Exp(0.001) at risk 1e-4: about 0.001 * ln(1e4) = 0.0092.
         assert!(
@@ -298,16 +357,32 @@ mod tests {
     }
 
     #[test]
-    fn few_scores_fall_back_to_the_largest() {
+    fn few_scores_learn_longer_then_fall_back_to_the_largest() {
         let mut l = learner(60);
         for i in 0..100u64 {
-            l.observe(&1, i, 0.01 + i as f32 * 1e-5);
+            l.observe(&1, i * 1_000, 0.01 + i as f32 * 1e-5);
         }
-        l.finish();
+        assert!(l.learning(), "100 scores: learning goes on past the period");
+        assert!(l.observe(&1, 240_000, 0.0).is_some(), "4x the period: done");
         let f = l.status().fitted.clone().expect("fitted");
         // 100 scores give only 2 peaks over the 0.98 quantile: 1.5x the largest.
         assert_eq!(f.method, "max", "{f:?}");
         assert!((f.threshold - 0.01099 * 1.5).abs() < 1e-5, "{f:?}");
+        assert_eq!(f.samples, 100);
+    }
+
+    #[test]
+    fn samples_round_trip_and_a_damaged_tail_is_dropped() {
+        let v = vec![
+            ("10.0.0.1".parse().expect("ip"), 0.5f32),
+            ("fe80::1".parse().expect("ip"), 1.5),
+        ];
+        let mut bytes = encode_samples(&v);
+        assert_eq!(decode_samples(&bytes), v);
+        bytes.truncate(bytes.len() - 1);
+        assert_eq!(decode_samples(&bytes), v[..1]);
+        bytes[0] = 9;
+        assert!(decode_samples(&bytes).is_empty());
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct AppState {
     pub exporters: ExporterBoard,
     pub snmp_board: StatusBoard,
     pub models: Arc<Vec<ModelInfo>>,
+    /// Learning periods (issue 18), published by the pipeline threads.
+    pub learning: crate::records::learning::LearningBoard,
     pub scorer: Arc<detect::Scorer>,
     pub token: Option<Token>,
     pub started: Instant,
@@ -165,8 +167,23 @@ async fn health(State(s): State<AppState>) -> Response {
         "mqtt_connected": s.metrics.mqtt_connected.load(Ordering::Relaxed) == 1,
         "outbox": s.store.outbox_len(),
         "auth": s.token.is_some(),
+        "learning": learning_view(&s.learning),
     }))
     .into_response()
+}
+
+/// Each learning detector's status with its progress (0 to 1).
+fn learning_view(board: &crate::records::learning::LearningBoard) -> serde_json::Value {
+    let list = board.lock().map(|b| b.clone()).unwrap_or_default();
+    serde_json::Value::Array(
+        list.iter()
+            .map(|l| {
+                let mut v = serde_json::to_value(l).unwrap_or_default();
+                v["progress"] = serde_json::json!(l.progress());
+                v
+            })
+            .collect(),
+    )
 }
 
 /// Copies everything a scrape shows (short locks), for [`prom::render`].

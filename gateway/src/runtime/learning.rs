@@ -1,0 +1,89 @@
+//! Wires the learning period (`pipeline/learning`): resumes it from the store at start, saves
+//! it while it runs (every minute, when it ends, at shutdown) and shows it on `/health`.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::pipeline::learning::config::LearningSettings;
+use crate::pipeline::learning::{decode_samples, encode_samples, Learner, LearningConfig};
+use crate::pipeline::FlowPipeline;
+use crate::records::learning::{self, LearningBoard};
+use crate::records::FLOW_DETECTOR;
+use crate::sinks::store::Store;
+
+/// How often the scores kept while learning are saved.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// The flow detector's learner: the saved one (a fitted threshold always applies; an
+/// unfinished period resumes while learning is configured), or a fresh one when learning is
+/// on and nothing was saved, or none.
+pub(super) fn flow_learner(
+    store: &Store,
+    settings: &LearningSettings,
+    shipped: f32,
+) -> Option<Learner<IpAddr>> {
+    let saved = match store.load_learning(FLOW_DETECTOR) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the saved learning state; learning afresh");
+            None
+        }
+    };
+    match (saved, settings) {
+        (Some((status, _)), _) if status.fitted.is_some() => {
+            let cfg = settings.unwrap_or_else(|| LearningConfig::with_period(Duration::ZERO));
+            tracing::info!(
+                threshold = status.fitted.as_ref().map(|f| f.threshold),
+                "Using the flow threshold learnt on this site"
+            );
+            Some(Learner::resume(cfg, status, Vec::new()))
+        }
+        (Some((status, bytes)), Some(cfg)) => {
+            let samples = decode_samples(&bytes);
+            tracing::info!(
+                progress = status.progress(),
+                samples = samples.len(),
+                "Resuming the learning period"
+            );
+            Some(Learner::resume(*cfg, status, samples))
+        }
+        (_, Some(cfg)) => {
+            tracing::info!(period = ?cfg.period, alert_ratio = cfg.alert_ratio, "Learning this site");
+            Some(Learner::new(FLOW_DETECTOR, *cfg, shipped))
+        }
+        (_, None) => None,
+    }
+}
+
+/// Publishes the flow learner's status and saves it when due.
+#[derive(Debug)]
+pub(super) struct LearningSaver {
+    pub board: LearningBoard,
+    last_save: Instant,
+}
+
+impl LearningSaver {
+    pub fn new(board: LearningBoard) -> Self {
+        LearningSaver {
+            board,
+            last_save: Instant::now(),
+        }
+    }
+
+    /// Call about once a second; `force` at shutdown.
+    pub fn tick(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
+        let changed = pipeline.take_learning_changed();
+        let Some(l) = pipeline.learning() else {
+            return;
+        };
+        learning::publish(&self.board, l.status());
+        let due = l.learning() && self.last_save.elapsed() >= SAVE_EVERY;
+        if !(changed || due || force) {
+            return;
+        }
+        self.last_save = Instant::now();
+        if let Err(e) = store.save_learning(l.status(), &encode_samples(l.samples())) {
+            tracing::warn!(error = %e, "Cannot save the learning state");
+        }
+    }
+}
