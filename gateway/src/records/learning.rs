@@ -67,8 +67,12 @@ pub struct Fitted {
     /// SPOT's parameters when `method` is `spot`: risk q, level, initial threshold t, GPD
     /// shape gamma and scale sigma, peaks.
     pub spot: Option<SpotFigures>,
-    /// Event time at which learning ended.
+    /// Latest event time seen when learning ended.
     pub at_ms: u64,
+    /// End of the learning window (event time): scores of records that ended before it were
+    /// learnt from.
+    #[serde(default)]
+    pub window_end_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::metrics::Metrics;
 use crate::models::{load_flow_bundle, Bundle, LoadError, Trust};
 use crate::pipeline::learning::{Learner, LearningConfig};
+use crate::pipeline::orient::orient;
 use crate::pipeline::{FlowPipeline, ScoredFlow};
 use crate::records::learning::LearningStatus;
 use crate::records::{Alert, FLOW_DETECTOR};
@@ -101,14 +102,65 @@ pub struct FlowAeDetector {
     pub batch_size: usize,
     pub trust: Trust,
     pub dedupe: Duration,
-    /// Learn the threshold for this span of event time first (`None`: the bundle's).
-    pub learn: Option<Duration>,
+    /// Learn the threshold for this span of event time from this start (epoch ms) first
+    /// (`None`: the bundle's).
+    pub learn: Option<(u64, Duration)>,
 }
 
 impl FlowAeDetector {
     /// Loads the bundle as the daemon would (to fail early and name it in the report).
     pub fn load(&self) -> Result<Bundle, LoadError> {
         load_flow_bundle(self.model.as_deref(), self.batch_size, &self.trust)
+    }
+
+    fn pipeline(&self, bundle: Bundle) -> FlowPipeline {
+        FlowPipeline::new(
+            bundle,
+            "eval",
+            "eval",
+            self.dedupe,
+            Arc::new(Metrics::default()),
+        )
+        .with_clock(|| 0)
+        .keep_scores()
+    }
+
+    /// The learning period over `[start_ms, start_ms + period)`, fitted on every record of the
+    /// path that ended in it. A first pass scores the whole path and the window's scores are
+    /// learnt in event-time order: an exporter sends a record only when its flow expires (in
+    /// the lab's softflowd exports a lead-in's long flows come after the attacks' short ones),
+    /// and the daemon waits for them for a tenth of its period (24 h by default, so 2.4 h at
+    /// most 10 min), which a replay of a short lead-in cannot imitate record for record.
+    fn learn_window(
+        &self,
+        input: &PathInput,
+        start_ms: u64,
+        period: Duration,
+    ) -> Result<Learner<IpAddr>, LoadError> {
+        let bundle = self.load()?;
+        let shipped = bundle.manifest.threshold.value;
+        let mut pipeline = self.pipeline(bundle);
+        for a in &input.arrivals {
+            pipeline.ingest_records(&a.origin, &a.records, &mut |_| {});
+            pipeline.flush(&mut |_| {});
+        }
+        let end = start_ms.saturating_add(period.as_millis() as u64);
+        let mut window: Vec<ScoredFlow> = pipeline
+            .take_scores()
+            .into_iter()
+            .filter(|s| (start_ms..end).contains(&s.flow.last_ms))
+            .collect();
+        window.sort_by_key(|s| s.flow.last_ms);
+        let cfg = LearningConfig {
+            min_samples: 0,
+            ..LearningConfig::with_period(period)
+        };
+        let mut learner = Learner::new(FLOW_DETECTOR, cfg, shipped).starting_at(start_ms);
+        for s in &window {
+            learner.observe(&orient(&s.flow).initiator, s.flow.last_ms, s.error);
+        }
+        learner.finish();
+        Ok(learner)
     }
 }
 
@@ -118,21 +170,15 @@ impl Detector for FlowAeDetector {
     }
 
     fn run(&mut self, input: &PathInput) -> Result<DetectorRun, LoadError> {
+        let learner = match self.learn {
+            Some((start_ms, period)) => Some(self.learn_window(input, start_ms, period)?),
+            None => None,
+        };
         let bundle = self.load()?;
         let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
-        let threshold = bundle.manifest.threshold.value;
-        let mut pipeline = FlowPipeline::new(
-            bundle,
-            "eval",
-            "eval",
-            self.dedupe,
-            Arc::new(Metrics::default()),
-        )
-        .with_clock(|| 0)
-        .keep_scores();
-        if let Some(period) = self.learn {
-            let cfg = LearningConfig::with_period(period);
-            pipeline = pipeline.with_learning(Learner::new(FLOW_DETECTOR, cfg, threshold));
+        let mut pipeline = self.pipeline(bundle);
+        if let Some(l) = learner {
+            pipeline = pipeline.with_learning(l);
         }
         let mut alerts = Vec::new();
         for a in &input.arrivals {

@@ -222,19 +222,19 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     })
 }
 
-/// The learning period `--learn` or `--learn-lead-in` asks for.
-fn learn_period(args: &EvalArgs, phases: &[Phase]) -> Option<std::time::Duration> {
-    if !args.learn_lead_in {
-        return args.learn;
-    }
+/// The learning window `--learn` or `--learn-lead-in` asks for: from the first label on.
+fn learn_period(args: &EvalArgs, phases: &[Phase]) -> Option<(u64, std::time::Duration)> {
     let start = phases.iter().map(|p| p.start_ms).min()?;
+    if !args.learn_lead_in {
+        return args.learn.map(|d| (start, d));
+    }
     let attack = phases
         .iter()
         .filter(|p| p.label == Label::Malicious)
         .map(|p| p.start_ms)
         .min()?;
     let ms = attack.saturating_sub(args.slack_ms).saturating_sub(start);
-    Some(std::time::Duration::from_millis(ms))
+    Some((start, std::time::Duration::from_millis(ms)))
 }
 
 /// Scores one detector's run on one path against the labels.
@@ -268,7 +268,8 @@ pub fn evaluate(
     let learnt_ms = run
         .learning
         .as_ref()
-        .and_then(|l| l.start_ms.map(|s| s.saturating_add(l.period_ms)));
+        .and_then(|l| l.fitted.as_ref())
+        .map(|f| f.window_end_ms);
     let after = |t: u64| learnt_ms.is_none_or(|end| t >= end);
     let start_ms = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
     let labelled_ms = match learnt_ms {

@@ -197,9 +197,8 @@ pub fn human(r: &Report) -> String {
             if let Some(f) = &l.fitted {
                 let _ = writeln!(
                     out,
-                    "  learnt for {:.0} s of event time ({} scores): threshold {:.6} ({}, {} samples, {} left out{}); figures below are after it",
-                    l.period_ms as f64 / 1000.0,
-                    l.scored,
+                    "  learnt for {:.0} s of event time: threshold {:.6} ({}, {} samples, {} left out{}); figures below are after it",
+                    f.window_end_ms.saturating_sub(l.start_ms.unwrap_or(0)) as f64 / 1000.0,
                     f.threshold,
                     f.method,
                     f.samples,

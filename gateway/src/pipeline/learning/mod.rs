@@ -7,7 +7,7 @@
 //! record's event time and ends when the latest event time seen is `period` plus a grace (a
 //! tenth of it, at most 10 min) past it, for records still on their way; a record that comes
 //! later with an earlier time is judged by the fitted threshold. With fewer than
-//! [`MIN_SAMPLES`] scores by then, learning goes on, up to 4x the period.
+//! `min_samples` scores (500) by then, learning goes on, up to 4x the period.
 //!
 //! Robust to an attack inside the window: scores are kept per group (the flow's source host,
 //! the interface), and groups whose median score is far above the groups' typical median (more
@@ -36,6 +36,8 @@ pub struct LearningConfig {
     pub q: f64,
     pub level: f64,
     pub max_samples: usize,
+    /// Scores wanted before the period may end; with fewer it runs on, up to 4x its length.
+    pub min_samples: usize,
 }
 
 impl LearningConfig {
@@ -46,14 +48,12 @@ impl LearningConfig {
             q: 1e-4,
             level: 0.98,
             max_samples: 50_000,
+            min_samples: 500,
         }
     }
 }
 
 const MIN_GROUP_SAMPLES: usize = 5;
-
-/// Scores wanted before the period may end; with fewer it runs on, up to 4x its length.
-pub const MIN_SAMPLES: usize = 500;
 
 /// How long past the period's end records are still awaited: exporters send a record when its
 /// flow ends, so the latest event time runs ahead of records still to come. A tenth of the
@@ -70,6 +70,7 @@ pub struct Learner<G> {
     status: LearningStatus,
     samples: Vec<(G, f32)>,
     rng: u64,
+    window_end_ms: u64,
 }
 
 impl<G: Hash + Eq + Clone + Display> Learner<G> {
@@ -90,6 +91,7 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
             },
             samples: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
+            window_end_ms: 0,
         }
     }
 
@@ -100,7 +102,15 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
             status,
             samples,
             rng: 0x9E37_79B9_7F4A_7C15,
+            window_end_ms: 0,
         }
+    }
+
+    /// Starts the window at `start_ms` instead of the first record's event time (offline
+    /// replays, whose records come in an exporter's expiry order from the first one on).
+    pub fn starting_at(mut self, start_ms: u64) -> Self {
+        self.status.start_ms = Some(start_ms);
+        self
     }
 
     pub fn status(&self) -> &LearningStatus {
@@ -124,7 +134,8 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
         }
     }
 
-    /// Takes one score; `Some` when this record ended the period (the fit is in the status).
+    /// Takes one score (kept when its event time is inside the window); `Some` when this
+    /// record ended the period (the fit is in the status).
     pub fn observe(&mut self, group: &G, event_ms: u64, score: f32) -> Option<&Fitted> {
         if !self.learning() {
             return None;
@@ -132,14 +143,31 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
         let start = *self.status.start_ms.get_or_insert(event_ms);
         self.status.seen_until_ms = self.status.seen_until_ms.max(event_ms);
         let period = self.status.period_ms;
-        let waited = self.status.seen_until_ms.saturating_sub(start);
-        let enough = self.samples.len() >= MIN_SAMPLES || waited >= period.saturating_mul(4);
-        if waited >= period.saturating_add(grace_ms(period)) && enough {
+        let grace = grace_ms(period);
+        let watermark = self.status.seen_until_ms;
+        let longest = start.saturating_add(period.saturating_mul(4));
+        let enough = self.samples.len() >= self.cfg.min_samples;
+        // The window: `period` from the start, stretched (up to 4x) while scores are too few.
+        let end = if enough {
+            start.saturating_add(period)
+        } else {
+            watermark
+                .saturating_add(1)
+                .max(start.saturating_add(period))
+                .min(longest)
+        };
+        self.window_end_ms = self.window_end_ms.max(end);
+        let over = if enough {
+            watermark >= start.saturating_add(period).saturating_add(grace)
+        } else {
+            watermark >= longest.saturating_add(grace)
+        };
+        if over {
             self.finish();
             return self.status.fitted.as_ref();
         }
         self.status.scored += 1;
-        if !score.is_finite() {
+        if !score.is_finite() || event_ms >= self.window_end_ms {
             return None;
         }
         if self.samples.len() < self.cfg.max_samples {
@@ -204,6 +232,7 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
             excluded: names,
             spot,
             at_ms: self.status.seen_until_ms,
+            window_end_ms: self.window_end_ms.max(self.status.start_ms.unwrap_or(0)),
         });
         self.samples = Vec::new();
     }
@@ -363,7 +392,10 @@ mod tests {
             l.observe(&1, i * 1_000, 0.01 + i as f32 * 1e-5);
         }
         assert!(l.learning(), "100 scores: learning goes on past the period");
-        assert!(l.observe(&1, 240_000, 0.0).is_some(), "4x the period: done");
+        assert!(
+            l.observe(&1, 246_000, 0.0).is_some(),
+            "4x the period and the grace: done"
+        );
         let f = l.status().fitted.clone().expect("fitted");
         // 100 scores give only 2 peaks over the 0.98 quantile: 1.5x the largest.
         assert_eq!(f.method, "max", "{f:?}");
