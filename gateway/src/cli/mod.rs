@@ -17,5 +17,6 @@ pub mod plot;
 pub mod progress;
 pub mod raster;
 pub mod run;
+pub mod samples;
 pub mod series;
 pub mod validate;

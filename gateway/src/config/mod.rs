@@ -48,6 +48,8 @@ pub struct Config {
     pub arp: ArpSettings,
     /// The learning period of a fresh data directory (`[learning]`, `--learn`); `None`: off.
     pub learning: crate::pipeline::learning::config::LearningSettings,
+    /// The reservoir of feature rows for central training (`[samples]`); `None`: off.
+    pub samples: Option<crate::pipeline::reservoir::ReservoirConfig>,
 }
 
 /// One problem found in a configuration, with the key it concerns.

@@ -48,6 +48,8 @@ pub struct RawConfig {
     pub arp: RawArp,
     #[serde(default)]
     pub learning: crate::pipeline::learning::config::RawLearning,
+    #[serde(default)]
+    pub samples: crate::pipeline::learning::config::RawSamples,
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
@@ -139,6 +141,7 @@ impl RawConfig {
             .validate(self.pcap_override.as_ref(), &mut problem);
         let arp = self.arp.validate(&mut problem);
         let learning = self.learning.validate(&mut problem);
+        let samples = self.samples.validate(&mut problem);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -162,6 +165,7 @@ impl RawConfig {
             http,
             arp,
             learning,
+            samples,
         })
     }
 }

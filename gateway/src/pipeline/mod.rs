@@ -13,6 +13,7 @@ pub mod config;
 pub mod incidents;
 pub mod learning;
 pub mod orient;
+pub mod reservoir;
 pub mod series;
 pub mod summary;
 
@@ -76,6 +77,8 @@ pub struct FlowPipeline {
     learner: Option<Learner<IpAddr>>,
     /// Set when the learner's state changed in a way worth saving (it finished).
     learning_changed: bool,
+    /// Feature rows kept for central training.
+    reservoir: Option<reservoir::Reservoir>,
 }
 
 impl FlowPipeline {
@@ -108,7 +111,19 @@ impl FlowPipeline {
             scored: None,
             learner: None,
             learning_changed: false,
+            reservoir: None,
         }
+    }
+
+    /// Keeps a time-stratified sample of feature rows ([`reservoir`]).
+    pub fn with_reservoir(mut self, cfg: reservoir::ReservoirConfig) -> Self {
+        self.reservoir = Some(reservoir::Reservoir::new(cfg));
+        self
+    }
+
+    /// The reservoir, for the runtime to store its buckets.
+    pub fn reservoir_mut(&mut self) -> Option<&mut reservoir::Reservoir> {
+        self.reservoir.as_mut()
     }
 
     /// Learns the threshold on this site's traffic ([`learning`]); a learner that has already
@@ -239,6 +254,9 @@ impl FlowPipeline {
         let now_ms = (self.now_ms)();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(FLOW_WIDTH)) {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
+            if let Some(r) = self.reservoir.as_mut() {
+                r.observe(&p.flow, &p.raw, verdict.error);
+            }
             if let Some(l) = self.learner.as_mut() {
                 let initiator = orient::orient(&p.flow).initiator;
                 if let Some(f) = l.observe(&initiator, p.flow.last_ms, verdict.error) {

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod flow;
 pub mod learning;
 pub mod rate;
+pub mod samples;
 pub mod scoreboard;
 pub mod status;
 pub mod summary;

@@ -1,5 +1,7 @@
 //! Wires the learning period (`pipeline/learning`): resumes it from the store at start, saves
-//! it while it runs (every minute, when it ends, at shutdown) and shows it on `/health`.
+//! it while it runs (every minute, when it ends, at shutdown) and shows it on `/health`; and
+//! stores the reservoir's buckets (`pipeline/reservoir`): closed ones at once, the open one
+//! every minute and at shutdown.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -60,6 +62,7 @@ pub(super) fn flow_learner(
 pub(super) struct LearningSaver {
     pub board: LearningBoard,
     last_save: Instant,
+    last_samples: Instant,
 }
 
 impl LearningSaver {
@@ -67,11 +70,13 @@ impl LearningSaver {
         LearningSaver {
             board,
             last_save: Instant::now(),
+            last_samples: Instant::now(),
         }
     }
 
     /// Call about once a second; `force` at shutdown.
     pub fn tick(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
+        self.samples(pipeline, store, force);
         let changed = pipeline.take_learning_changed();
         let Some(l) = pipeline.learning() else {
             return;
@@ -84,6 +89,24 @@ impl LearningSaver {
         self.last_save = Instant::now();
         if let Err(e) = store.save_learning(l.status(), &encode_samples(l.samples())) {
             tracing::warn!(error = %e, "Cannot save the learning state");
+        }
+    }
+
+    fn samples(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
+        let Some(r) = pipeline.reservoir_mut() else {
+            return;
+        };
+        let max = r.config().max_buckets;
+        let mut buckets = r.take_closed();
+        if force || self.last_samples.elapsed() >= SAVE_EVERY {
+            self.last_samples = Instant::now();
+            buckets.extend(r.open_bucket().cloned());
+        }
+        for b in buckets {
+            let bytes = crate::records::samples::encode(&b.rows);
+            if let Err(e) = store.put_sample_bucket(b.start_ms, &bytes, max) {
+                tracing::warn!(error = %e, "Cannot store the feature samples");
+            }
         }
     }
 }

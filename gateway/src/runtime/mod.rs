@@ -186,6 +186,10 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             cfg.alerting.dedupe_window,
             metrics.clone(),
         );
+        let p = match cfg.samples {
+            Some(c) => p.with_reservoir(c),
+            None => p,
+        };
         match learning::flow_learner(&store, &cfg.learning, shipped) {
             Some(l) => p.with_learning(l),
             None => p,

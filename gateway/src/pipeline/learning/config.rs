@@ -18,6 +18,59 @@ pub struct RawLearning {
     pub risk: Option<f64>,
 }
 
+/// `[samples]`: the reservoir of feature rows kept for central training.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSamples {
+    /// Keep a reservoir at all (default true).
+    pub enabled: Option<bool>,
+    /// Rows kept per bucket of event time (default 500).
+    pub per_bucket: Option<usize>,
+    /// Bucket length, e.g. "1h" (default).
+    pub bucket: Option<String>,
+    /// Buckets kept (default 168: a week of hours).
+    pub max_buckets: Option<usize>,
+    /// Keep addresses, ports and protocol in the rows (default false).
+    pub identity: Option<bool>,
+}
+
+impl RawSamples {
+    /// The checked section (`None`: no reservoir); every problem goes to `problem`.
+    pub fn validate(
+        &self,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<crate::pipeline::reservoir::ReservoirConfig> {
+        let mut cfg = crate::pipeline::reservoir::ReservoirConfig::default();
+        if let Some(n) = self.per_bucket {
+            if !(1..=100_000).contains(&n) {
+                problem(
+                    "samples.per_bucket",
+                    format!("{n} is not within 1..=100000"),
+                );
+            }
+            cfg.per_bucket = n;
+        }
+        if let Some(n) = self.max_buckets {
+            if !(1..=100_000).contains(&n) {
+                problem(
+                    "samples.max_buckets",
+                    format!("{n} is not within 1..=100000"),
+                );
+            }
+            cfg.max_buckets = n;
+        }
+        if let Some(b) = &self.bucket {
+            match humantime::parse_duration(b) {
+                Ok(d) if d >= Duration::from_secs(60) => cfg.bucket = d,
+                Ok(_) => problem("samples.bucket", format!("{b:?} is shorter than a minute")),
+                Err(e) => problem("samples.bucket", format!("{b:?} is not a duration: {e}")),
+            }
+        }
+        cfg.identity = self.identity.unwrap_or(false);
+        self.enabled.unwrap_or(true).then_some(cfg)
+    }
+}
+
 /// `None`: learning is off.
 pub type LearningSettings = Option<LearningConfig>;
 

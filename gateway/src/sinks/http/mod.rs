@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/history/interfaces", get(history_interfaces))
         .route("/history/interface", get(history_interface))
         .route("/detect", post(detect))
+        .route("/samples", get(samples))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/", get(dashboard::index))
@@ -170,6 +171,23 @@ async fn health(State(s): State<AppState>) -> Response {
         "learning": learning_view(&s.learning),
     }))
     .into_response()
+}
+
+/// `GET /samples`: the reservoir of feature rows for central training, as CSV (what
+/// `netwarden samples export` writes).
+async fn samples(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.sample_buckets()).await {
+        Ok(Ok(buckets)) => {
+            let (text, _) = crate::records::samples::csv(&buckets);
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Cannot read the stored samples");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// Each learning detector's status with its progress (0 to 1).

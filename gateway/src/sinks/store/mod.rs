@@ -39,6 +39,7 @@ pub mod config;
 mod learning;
 mod outbox;
 mod recovery;
+mod samples;
 mod series;
 
 pub use outbox::{OutboxEntry, OverflowReport};
