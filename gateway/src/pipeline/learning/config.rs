@@ -144,4 +144,27 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[2].starts_with("learning.period"), "{problems:?}");
     }
+
+    #[test]
+    fn samples_defaults_and_problems() {
+        let mut problems = Vec::new();
+        let mut p = |k: &str, m: String| problems.push(format!("{k}: {m}"));
+        let d = RawSamples::default()
+            .validate(&mut p)
+            .expect("on by default");
+        assert_eq!((d.per_bucket, d.max_buckets, d.identity), (500, 168, false));
+        let off = RawSamples {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(off.validate(&mut p), None);
+        let bad = RawSamples {
+            per_bucket: Some(0),
+            max_buckets: Some(0),
+            bucket: Some("5s".into()),
+            ..Default::default()
+        };
+        bad.validate(&mut p);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
 }

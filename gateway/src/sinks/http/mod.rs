@@ -182,11 +182,8 @@ async fn samples(State(s): State<AppState>) -> Response {
             let (text, _) = crate::records::samples::csv(&buckets);
             ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
         }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "Cannot read the stored samples");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
     }
 }
 
