@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::pipeline::learning::config::LearningSettings;
 use crate::pipeline::learning::{decode_samples, encode_samples, Learner, LearningConfig};
+use crate::pipeline::series::SeriesPipeline;
 use crate::pipeline::FlowPipeline;
 use crate::records::learning::{self, LearningBoard};
-use crate::records::FLOW_DETECTOR;
+use crate::records::{FLOW_DETECTOR, SERIES_DETECTOR};
 use crate::sinks::store::Store;
 
 /// How often the scores kept while learning are saved.
@@ -54,6 +55,53 @@ pub(super) fn flow_learner(
             Some(Learner::new(FLOW_DETECTOR, *cfg, shipped))
         }
         (_, None) => None,
+    }
+}
+
+/// The series detector's learner, by the flow learner's rules; its scores are saved as JSON
+/// (a few per interface and poll).
+pub(super) fn series_learner(
+    store: &Store,
+    settings: &LearningSettings,
+    shipped: f32,
+) -> Option<Learner<String>> {
+    let saved = store.load_learning(SERIES_DETECTOR).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "Cannot read the saved series learning state");
+        None
+    });
+    // Windows come one per interface and poll: fewer scores are wanted than for flows.
+    let cfg = settings.map(|c| LearningConfig {
+        min_samples: 100,
+        ..c
+    });
+    match (saved, cfg) {
+        (Some((status, _)), _) if status.fitted.is_some() => {
+            let cfg = cfg.unwrap_or_else(|| LearningConfig::with_period(Duration::ZERO));
+            Some(Learner::resume(cfg, status, Vec::new()))
+        }
+        (Some((status, bytes)), Some(cfg)) => {
+            let samples: Vec<(String, f32)> = serde_json::from_slice(&bytes).unwrap_or_default();
+            Some(Learner::resume(cfg, status, samples))
+        }
+        (_, Some(cfg)) => Some(Learner::new(SERIES_DETECTOR, cfg, shipped)),
+        (_, None) => None,
+    }
+}
+
+/// After each series batch: publishes the series learner's status, saves it while learning
+/// (a batch comes once per poll) and when it ends.
+pub(super) fn save_series(pipeline: &mut SeriesPipeline, store: &Store, board: &LearningBoard) {
+    let changed = pipeline.take_learning_changed();
+    let Some(l) = pipeline.learning() else {
+        return;
+    };
+    learning::publish(board, l.status());
+    if !(changed || l.learning()) {
+        return;
+    }
+    let bytes = serde_json::to_vec(l.samples()).unwrap_or_default();
+    if let Err(e) = store.save_learning(l.status(), &bytes) {
+        tracing::warn!(error = %e, "Cannot save the series learning state");
     }
 }
 

@@ -160,12 +160,14 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         None => crate::records::topic::default_prefix(&cfg.site, &cfg.device),
     };
     let alerts = AlertSink::new(store.clone(), metrics.clone(), wake.clone(), alert_prefix);
+    let learning_board = crate::records::learning::LearningBoard::default();
     let snmp_tasks = series::start_snmp(
         &cfg,
         alerts.clone(),
         snmp_board.clone(),
         scoreboard.clone(),
         &shutdown_tx,
+        learning_board.clone(),
     )?;
     match &snmp_tasks {
         Some(t) => models.push(t.model.clone()),
@@ -201,7 +203,6 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         &cfg.device,
         metrics.clone(),
     ));
-    let learning_board = crate::records::learning::LearningBoard::default();
     let ctx = FlowSinks {
         store: store.clone(),
         metrics: metrics.clone(),
