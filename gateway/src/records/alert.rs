@@ -76,9 +76,10 @@ pub struct Incident {
     pub flows: u64,
     pub packets: u64,
     pub bytes: u64,
-    /// Distinct service ports of the target seen in the evidence (counted up to 4096).
+    /// Distinct service ports of the target seen in the evidence: exact up to 64, estimated
+    /// beyond (linear counting, shown as an integer).
     pub ports_distinct: u32,
-    /// The lowest of those ports (at most 16).
+    /// The lowest of the first 64 ports seen (at most 16).
     pub ports: Vec<u16>,
     /// Highest score among the evidence.
     pub max_score: f32,
