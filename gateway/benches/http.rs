@@ -84,6 +84,7 @@ fn alert(i: u64, now: u64) -> Alert {
         top_features: vec![],
         suppressed_since_last: 12,
         summary: "high port scan from 10.1.0.1: 412 distinct destination ports in 60 s, reconstruction error 0.5, 28.7x the threshold".into(),
+        incident: None,
     }
 }
 
@@ -212,6 +213,7 @@ fn main() {
         exporters,
         snmp_board: Default::default(),
         models: Arc::new(models),
+        learning: Default::default(),
         scorer: detect::Scorer::new(netwarden::models::ModelSources {
             flow_model: None,
             series_model: None,

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 
 use netwarden::cli::logging::{self, LogFormat};
 use netwarden::cli::{
-    alerts, calibrate, demo, eval, features, fleet, history, model, plot, run, validate,
+    alerts, calibrate, demo, eval, features, fleet, history, learn, model, plot, run, samples,
+    validate,
 };
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,10 @@ enum Command {
     /// Recompute a series bundle's threshold from this device's own normal traffic and write
     /// the result as a new bundle directory.
     Calibrate(calibrate::CalibrateArgs),
+    /// Show the learning period's progress and fitted thresholds; `--restart` learns afresh.
+    Learn(learn::LearnArgs),
+    /// Export the feature rows kept for central training (`samples export --out FILE`).
+    Samples(samples::SamplesArgs),
     /// List stored alerts (the daemon must not be running on the same data directory).
     Alerts(alerts::AlertsArgs),
     /// Query the stored history: flow summaries, scores, interface series, bucket sizes (the
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         Command::Run(a) => run::execute(a),
         Command::Features(a) => features::execute(a),
         Command::Calibrate(a) => calibrate::execute(a),
+        Command::Learn(a) => learn::execute(a),
+        Command::Samples(a) => samples::execute(a),
         Command::Alerts(a) => alerts::execute(a),
         Command::History(a) => history::execute(a),
         Command::Plot(a) => plot::execute(a),

@@ -150,7 +150,7 @@ fn the_scan_is_detected_on_every_path_and_the_counts_add_up() {
         let a = &p["alerts"];
         assert_eq!(
             u(&a["total"]),
-            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"]),
+            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"]) + u(&a["false_updates"]),
             "{path}: {a}"
         );
         assert_eq!(u(&a["attacker"]), u(&phase["alerts"]));
@@ -357,7 +357,7 @@ fn the_committed_lab_run_is_evaluated_and_agrees_with_the_labs_flow_labels() {
         let a = &p["alerts"];
         assert_eq!(
             u(&a["total"]),
-            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"])
+            u(&a["attacker"]) + u(&a["victim"]) + u(&a["false"]) + u(&a["false_updates"])
         );
         assert_eq!(u(&f["scored"]), u(&p["input"]["records"]), "{path}");
         assert_eq!(u(&p["input"]["damaged"]), 0, "{path}: {}", p["input"]);
@@ -389,4 +389,43 @@ fn the_committed_lab_run_is_evaluated_and_agrees_with_the_labs_flow_labels() {
             }
         }
     }
+}
+
+/// `--learn-lead-in` on the committed lab run: every path learns its threshold on the 47 s
+/// benign lead-in (from every record that ended in it), reports the fit, and judges only what
+/// follows it; the learnt threshold is far above the shipped one (the built-in model never saw
+/// this network) and no benign record after the lead-in passes it (docs/evaluation.md, 7).
+#[test]
+fn a_threshold_learnt_on_the_lead_in_judges_what_follows_it() {
+    let dir = data("lab/small");
+    let d = dir.to_str().expect("utf-8");
+    let all = json(&eval(&[d, "--json", "--paths", "v9"]));
+    let out = eval(&[d, "--json", "--paths", "v9", "--learn-lead-in"]);
+    let r = json(&out);
+    let p = &r["results"][0];
+    let l = &p["learning"];
+    assert_eq!(l["phase"], "done", "{l:#}");
+    let fitted = &l["fitted"];
+    let threshold = fitted["threshold"].as_f64().expect("threshold");
+    let shipped = l["shipped_threshold"].as_f64().expect("shipped");
+    assert!(threshold > 5.0 * shipped, "{l:#}");
+    assert!((p["threshold"].as_f64().expect("t") - threshold).abs() < 1e-9);
+    assert!(u(&fitted["samples"]) > 100, "{l:#}");
+    assert_eq!(
+        fitted["window_end_ms"].as_u64().expect("end") - l["start_ms"].as_u64().expect("start"),
+        l["period_ms"].as_u64().expect("period")
+    );
+    // Only what follows the lead-in is scored and counted.
+    let scored = u(&p["flows"]["scored"]);
+    assert!(
+        scored < u(&all["results"][0]["flows"]["scored"]),
+        "{scored}"
+    );
+    assert_eq!(
+        u(&p["flows"]["scored"]),
+        u(&p["flows"]["malicious"]) + u(&p["flows"]["benign"])
+    );
+    assert_eq!(p["flows"]["confusion"]["fp"], 0, "{:#}", p["flows"]);
+    assert_eq!(u(&p["alerts"]["false"]), 0);
+    assert!(r["benign_hours"].as_f64().expect("hours") > 0.0);
 }

@@ -261,10 +261,23 @@ impl Gateway {
         } else {
             &["--http-listen", "127.0.0.1:0"]
         };
+        // Tests judge with the shipped thresholds unless they ask for a learning period.
+        let config_learns = extra
+            .iter()
+            .position(|a| *a == "--config")
+            .and_then(|i| extra.get(i + 1))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .is_some_and(|c| c.contains("[learning]"));
+        let learn: &[&str] = if extra.contains(&"--learn") || config_learns {
+            &[]
+        } else {
+            &["--learn", "off"]
+        };
         let proc = Proc::spawn(
             "netwarden",
             Command::new(netwarden_bin()?)
                 .arg("run")
+                .args(learn)
                 .args(["--netflow-listen", &netflow.to_string()])
                 .arg("--data-dir")
                 .arg(&data_dir)

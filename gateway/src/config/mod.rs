@@ -48,6 +48,10 @@ pub struct Config {
     pub arp: ArpSettings,
     /// Fleet model delivery over MQTT (`[fleet]`; docs/fleet.md); off by default.
     pub fleet: Option<crate::models::fleet::FleetConfig>,
+    /// The learning period of a fresh data directory (`[learning]`, `--learn`); `None`: off.
+    pub learning: crate::pipeline::learning::config::LearningSettings,
+    /// The reservoir of feature rows for central training (`[samples]`); `None`: off.
+    pub samples: Option<crate::pipeline::reservoir::ReservoirConfig>,
 }
 
 /// One problem found in a configuration, with the key it concerns.
@@ -115,6 +119,10 @@ pub struct Overrides {
     /// File holding the HTTP bearer token (first line).
     #[arg(long, value_name = "FILE")]
     pub http_token_file: Option<PathBuf>,
+    /// Learn the site for this span of event time on a fresh data directory (or after
+    /// `netwarden learn --restart`), e.g. 30m, or `off` [default: 24h, `[learning] period`].
+    #[arg(long, value_name = "DURATION|off")]
+    pub learn: Option<String>,
 }
 
 impl Config {

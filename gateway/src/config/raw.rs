@@ -50,6 +50,10 @@ pub struct RawConfig {
     /// Fleet model delivery over MQTT (docs/fleet.md).
     #[serde(default)]
     pub fleet: RawFleet,
+    #[serde(default)]
+    pub learning: crate::pipeline::learning::config::RawLearning,
+    #[serde(default)]
+    pub samples: crate::pipeline::learning::config::RawSamples,
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
@@ -101,6 +105,9 @@ impl RawConfig {
         if let Some(v) = &o.http_token_file {
             self.http.token_file = Some(v.clone());
         }
+        if let Some(v) = &o.learn {
+            self.learning.period = Some(v.clone());
+        }
     }
 
     /// Checks everything and returns either the config or every problem found: each section
@@ -137,6 +144,8 @@ impl RawConfig {
             .capture
             .validate(self.pcap_override.as_ref(), &mut problem);
         let arp = self.arp.validate(&mut problem);
+        let learning = self.learning.validate(&mut problem);
+        let samples = self.samples.validate(&mut problem);
 
         let fleet = self.fleet.validate(&mut problem);
         if fleet.is_some() && self.mqtt.url.is_none() {
@@ -174,6 +183,8 @@ impl RawConfig {
             capture,
             http,
             arp,
+            learning,
+            samples,
         })
     }
 }

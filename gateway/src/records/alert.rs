@@ -46,6 +46,43 @@ pub struct Alert {
     /// Anomalous flows from the same source folded into earlier alerts since the last one.
     pub suppressed_since_last: u64,
     pub summary: String,
+    /// The incident this alert opens or updates (flow alerts since issue 18; absent in older
+    /// alerts and in interface alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+}
+
+/// One incident: what an initiator did to a target, as far as the evidence so far shows. The
+/// first alert of an incident opens it (`update` 0); later alerts about it carry the same `id`
+/// and a higher `update`, with the counts so far (docs/mqtt.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Stable for the incident's life (UUIDv7 of its opening alert).
+    pub id: String,
+    /// 0 when this alert opens the incident, then 1, 2, ...
+    pub update: u32,
+    /// `port_scan`, `host_sweep`, `flood`, `repeated_connections`, `large_transfer` or
+    /// `unusual_flow`.
+    pub pattern: String,
+    /// The host that opened the connections.
+    pub initiator: String,
+    /// The host they went to; absent when there are many (`host_sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Event time (epoch ms) of the first and the latest evidence.
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Anomalous flow records (either direction) taken as evidence.
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Distinct service ports of the target seen in the evidence: exact up to 64, estimated
+    /// beyond (linear counting, shown as an integer).
+    pub ports_distinct: u32,
+    /// The lowest of the first 64 ports seen (at most 16).
+    pub ports: Vec<u16>,
+    /// Highest score among the evidence.
+    pub max_score: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,9 @@
 
 pub mod alert;
 pub mod flow;
+pub mod learning;
 pub mod rate;
+pub mod samples;
 pub mod scoreboard;
 pub mod status;
 pub mod summary;
@@ -15,8 +17,8 @@ pub mod time;
 pub mod topic;
 
 pub use alert::{
-    canonical_detector, Alert, ArpSubject, Contribution, FlowSubject, InterfaceSubject, ModelRef,
-    Subject, ARP_DETECTOR, FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
+    canonical_detector, Alert, ArpSubject, Contribution, FlowSubject, Incident, InterfaceSubject,
+    ModelRef, Subject, ARP_DETECTOR, FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

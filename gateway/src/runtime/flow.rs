@@ -107,6 +107,7 @@ pub(super) struct FlowSinks {
     pub top_hosts: usize,
     /// Fleet model delivery (candidates in, outcomes to the ledger), when on.
     pub fleet: Option<super::fleet::FleetHooks>,
+    pub learning: super::learning::LearningSaver,
 }
 
 /// Upper bound on datagrams ingested between two flushes, so alerts are not held back by a
@@ -123,7 +124,7 @@ pub(super) const PROBLEM_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs until every flow source has dropped its queue sender (they do on shutdown), then
 /// scores what was left and writes the final stats.
-pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, ctx: FlowSinks) {
+pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx: FlowSinks) {
     let mut last_stats = Instant::now();
     let mut problems = ProblemLog::default();
     // Alerts raised while draining the queue are stored together (one group commit) before
@@ -164,6 +165,7 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, ctx: Fl
             ctx.store_summary(&flows, &scores);
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
+            ctx.learning.tick(&mut stage.pipeline, &ctx.store, false);
             ctx.publish(&mut stage);
             problems.check(&stage.decoder);
             problems.check_drops(&ctx.metrics);
@@ -175,6 +177,7 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, ctx: Fl
     if let Some((flows, scores)) = stage.pipeline.take_summary(0, ctx.top_hosts) {
         ctx.store_summary(&flows, &scores);
     }
+    ctx.learning.tick(&mut stage.pipeline, &ctx.store, true);
     ctx.publish(&mut stage);
 }
 

@@ -27,6 +27,7 @@
 
 mod fleet;
 pub mod flow;
+mod learning;
 mod retention;
 pub mod series;
 
@@ -161,12 +162,14 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         None => crate::records::topic::default_prefix(&cfg.site, &cfg.device),
     };
     let alerts = AlertSink::new(store.clone(), metrics.clone(), wake.clone(), alert_prefix);
+    let learning_board = crate::records::learning::LearningBoard::default();
     let snmp_tasks = series::start_snmp(
         &cfg,
         alerts.clone(),
         snmp_board.clone(),
         scoreboard.clone(),
         &shutdown_tx,
+        learning_board.clone(),
     )?;
     match &snmp_tasks {
         Some(t) => models.push(t.model.clone()),
@@ -178,6 +181,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
+    let shipped_threshold = bundle.manifest.threshold.value;
     let mut pipeline = FlowPipeline::new(
         bundle,
         &cfg.site,
@@ -185,6 +189,12 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         cfg.alerting.dedupe_window,
         metrics.clone(),
     );
+    if let Some(c) = cfg.samples {
+        pipeline = pipeline.with_reservoir(c);
+    }
+    if let Some(l) = learning::flow_learner(&store, &cfg.learning, shipped_threshold) {
+        pipeline = pipeline.with_learning(l);
+    }
     let fleet_changed = Arc::new(Notify::new());
     let (candidate_tx, candidate_rx) = sync_channel(2);
     let fleet_api = match (&cfg.fleet, &ledger) {
@@ -243,6 +253,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
         top_hosts: cfg.history.top_hosts,
         fleet: fleet_hooks,
+        learning: learning::LearningSaver::new(learning_board.clone()),
     };
     let worker = std::thread::Builder::new()
         .name("pipeline".into())
@@ -291,6 +302,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             exporters: exporters.clone(),
             snmp_board: snmp_board.clone(),
             models: Arc::new(models.clone()),
+            learning: learning_board.clone(),
             scorer: http::detect::Scorer::new(sources.clone()),
             token: cfg.http.token.clone(),
             started: Instant::now(),

@@ -64,6 +64,7 @@ fn alert(n: u64, ts_ms: u64) -> Alert {
             n % 200,
             n % 1024
         ),
+        incident: None,
     }
 }
 

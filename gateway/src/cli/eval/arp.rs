@@ -60,6 +60,7 @@ impl Detector for ArpRulesDetector {
             threshold: None,
             alerts,
             scores: Vec::new(),
+            learning: None,
         })
     }
 }
@@ -78,5 +79,7 @@ pub fn eval_alert(a: &Alert, s: &ArpSubject, raised_ms: u64) -> EvalAlert {
         severity: a.severity.clone(),
         score: a.score,
         summary: a.summary.clone(),
+        incident: None,
+        update: 0,
     }
 }

@@ -67,6 +67,13 @@ pub struct EvalArgs {
     /// then the numeric columns) to this CSV, for the seed baseline (models/).
     #[arg(long, value_name = "FILE")]
     pub write_nfstream: Option<PathBuf>,
+    /// Learn each detector's threshold on the run's benign lead-in (from the first label to
+    /// the first attack, less the slack) before judging; figures cover what follows it.
+    #[arg(long, conflicts_with = "learn")]
+    pub learn_lead_in: bool,
+    /// Learn each detector's threshold for this span of event time first (e.g. 3m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub learn: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +164,7 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
         batch_size: cfg.detector.batch_size,
         trust: cfg.trust.clone(),
         dedupe: cfg.alerting.dedupe_window,
+        learn: learn_period(args, &phases),
     };
     // Refuse a broken bundle before reading any capture.
     flow_ae.load()?;
@@ -214,6 +222,21 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     })
 }
 
+/// The learning window `--learn` or `--learn-lead-in` asks for: from the first label on.
+fn learn_period(args: &EvalArgs, phases: &[Phase]) -> Option<(u64, std::time::Duration)> {
+    let start = phases.iter().map(|p| p.start_ms).min()?;
+    if !args.learn_lead_in {
+        return args.learn.map(|d| (start, d));
+    }
+    let attack = phases
+        .iter()
+        .filter(|p| p.label == Label::Malicious)
+        .map(|p| p.start_ms)
+        .min()?;
+    let ms = attack.saturating_sub(args.slack_ms).saturating_sub(start);
+    Some((start, std::time::Duration::from_millis(ms)))
+}
+
 /// Scores one detector's run on one path against the labels.
 pub fn evaluate(
     phases: &[Phase],
@@ -241,16 +264,32 @@ pub fn evaluate(
             flagged_flows: 0,
         })
         .collect();
+    // After a learning period only what follows it counts.
+    let learnt_ms = run
+        .learning
+        .as_ref()
+        .and_then(|l| l.fitted.as_ref())
+        .map(|f| f.window_end_ms);
+    let after = |t: u64| learnt_ms.is_none_or(|end| t >= end);
+    let start_ms = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
+    let labelled_ms = match learnt_ms {
+        Some(end) => labelled_ms.saturating_sub(end.saturating_sub(start_ms)),
+        None => labelled_ms,
+    };
     let mut counts = AlertCounts::default();
     let mut false_samples: Vec<EvalAlert> = Vec::new();
-    for a in &run.alerts {
+    for a in run.alerts.iter().filter(|a| after(a.flow_last_ms)) {
         counts.total += 1;
+        counts.updates += u64::from(a.update > 0);
         let class = a.src.map_or(AlertClass::False, |src| {
             let span = metrics::Span {
                 first_ms: a.flow_first_ms,
                 last_ms: a.flow_last_ms,
             };
-            metrics::classify_alert(phases, src, span, slack_ms)
+            match a.incident {
+                Some(_) => metrics::classify_incident(phases, src, a.dst, span, slack_ms),
+                None => metrics::classify_alert(phases, src, span, slack_ms),
+            }
         });
         match class {
             AlertClass::Attacker(i) => {
@@ -269,6 +308,7 @@ pub fn evaluate(
                 counts.victim += 1;
                 outcomes[i].victim_alerts += 1;
             }
+            AlertClass::False if a.update > 0 => counts.false_updates += 1,
             AlertClass::False => {
                 counts.false_ += 1;
                 if false_samples.len() < report::FALSE_ALERT_SAMPLES {
@@ -279,7 +319,7 @@ pub fn evaluate(
     }
     let mut confusion = Confusion::default();
     let mut ranked = Vec::with_capacity(run.scores.len());
-    for s in &run.scores {
+    for s in run.scores.iter().filter(|s| after(s.flow.last_ms)) {
         let f = &s.flow;
         let span = metrics::Span {
             first_ms: f.first_ms,
@@ -294,7 +334,7 @@ pub fn evaluate(
         ranked.push((s.error, phase.is_some()));
     }
     let flows = FlowMetrics {
-        scored: run.scores.len() as u64,
+        scored: confusion.tp + confusion.fn_ + confusion.tn + confusion.fp,
         malicious: confusion.tp + confusion.fn_,
         benign: confusion.tn + confusion.fp,
         over_threshold: confusion.tp + confusion.fp,
@@ -318,6 +358,7 @@ pub fn evaluate(
         detector,
         model: run.model.clone(),
         threshold: run.threshold,
+        learning: run.learning.clone(),
         detected_phases: attack.iter().filter(|o| o.detected).count(),
         attack_phases: attack.len(),
         phases: attack,

@@ -443,6 +443,7 @@ impl ArpDetector {
             top_features: Vec::new(),
             suppressed_since_last: suppressed,
             summary,
+            incident: None,
         });
     }
 }

@@ -36,8 +36,10 @@ use super::history::{History, HistoryConfig, HistoryError};
 
 mod alerts;
 pub mod config;
+mod learning;
 mod outbox;
 mod recovery;
+mod samples;
 mod series;
 
 pub use outbox::{OutboxEntry, OverflowReport};
@@ -246,6 +248,7 @@ mod tests {
             top_features: vec![],
             suppressed_since_last: 0,
             summary: String::new(),
+            incident: None,
         }
     }
 

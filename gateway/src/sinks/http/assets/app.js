@@ -184,7 +184,8 @@ async function drawInterface(target, ifName) {
 }
 
 function subject(a) {
-  const s = a.subject;
+  const s = a.subject, i = a.incident;
+  if (i) return `${esc(i.initiator)} → ${esc(i.target || "many hosts")} <small>(${esc(i.pattern)}, ${i.flows} flows, ${i.update ? "update " + i.update : "new"})</small>`;
   if (s.kind === "flow") return `${esc(s.src_addr)} → ${esc(s.dst_addr)}:${s.dst_port} <small>(${s.protocol === 6 ? "tcp" : s.protocol === 17 ? "udp" : "proto " + s.protocol})</small>`;
   if (s.kind === "arp") return `${esc(s.attacker_mac)}${s.attacker_ip ? " (" + esc(s.attacker_ip) + ")" : ""} → ${esc((s.impersonated || []).join(", "))} <small>(arp ${esc(s.rule)})</small>`;
   return `${esc(s.target)} ${esc(s.if_name)} <small>(${esc(s.direction)})</small>`;
@@ -201,7 +202,10 @@ async function drawHeader() {
   const [h, models] = await Promise.all([api("/health"), api("/models")]);
   $("where").textContent = h.site + " / " + h.device + " · up " + Math.round(h.uptime_s / 60) + " min";
   const mq = $("mqtt"); mq.textContent = h.mqtt_connected ? "MQTT connected" : "MQTT not connected"; mq.className = "pill " + (h.mqtt_connected ? "ok" : "bad");
-  $("counts").textContent = "outbox " + h.outbox;
+  const learn = (h.learning || []).map((l) => l.fitted
+    ? `${l.detector} learnt: threshold ${sci(l.fitted.threshold)} (${l.fitted.method})`
+    : `${l.detector} learning ${Math.round(100 * l.progress)} %`).join(" · ");
+  $("counts").textContent = "outbox " + h.outbox + (learn ? " · " + learn : "");
   $("models").innerHTML = "<table><tr><th>detector</th><th>model</th><th>state</th><th class=num>threshold</th><th>signature</th></tr>" +
     models.models.map((x) => `<tr><td>${esc(x.detector)}</td><td>${esc(x.name)} ${esc(x.version)}</td><td>${esc(x.state)}</td><td class=num>${sci(x.threshold)}</td><td>${esc(x.signature)}</td></tr>`).join("") + "</table>";
 }
