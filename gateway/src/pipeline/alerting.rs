@@ -199,6 +199,7 @@ impl Alerter {
             }),
             top_features,
             suppressed_since_last: suppressed,
+            rule: None,
             summary,
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod alerting;
 pub mod config;
+pub mod eve;
 pub mod series;
 pub mod summary;
 

@@ -6,7 +6,9 @@
 //! crates), so every layer can depend on it and none depends on another through it.
 
 pub mod alert;
+pub mod eve;
 pub mod flow;
+pub mod flow_ledger;
 pub mod rate;
 pub mod scoreboard;
 pub mod status;
@@ -15,8 +17,8 @@ pub mod time;
 pub mod topic;
 
 pub use alert::{
-    canonical_detector, Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject,
-    FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
+    canonical_detector, Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, RuleRef,
+    Subject, FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

@@ -245,6 +245,7 @@ mod tests {
             }),
             top_features: vec![],
             suppressed_since_last: 0,
+            rule: None,
             summary: String::new(),
         }
     }
