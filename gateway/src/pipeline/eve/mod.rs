@@ -122,30 +122,3 @@ pub fn flow_records(e: &EveEvent, f: &FlowInfo, out: &mut Vec<FlowRecord>) {
         });
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sources::eve::parse_line;
-
-    #[test]
-    fn suricata_8_flow_becomes_two_records() {
-        let text = std::fs::read_to_string(format!(
-            "{}/../tests/data/eve/suricata-8.0.7.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("sample");
-        let mut stage = EveStage::new(EveRules::default(), "s", "d", "x");
-        let mut out = EveOutput::default();
-        for l in text.lines() {
-            stage.process(&parse_line(l.as_bytes(), 1 << 20).expect("event"), &mut out);
-        }
-        assert_eq!(out.alerts.len(), 2);
-        assert_eq!(out.flow_records.len(), 2);
-        let (fwd, rev) = (&out.flow_records[0], &out.flow_records[1]);
-        assert_eq!((fwd.dst_port, fwd.packets, fwd.bytes), (8000, 6, 461));
-        assert_eq!((rev.src_port, rev.packets, rev.bytes), (8000, 6, 1380));
-        assert_eq!(fwd.tcp_flags, 0x1b);
-        assert_eq!(fwd.protocol, 6);
-    }
-}
