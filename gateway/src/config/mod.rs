@@ -6,6 +6,7 @@
 //!
 //! Every key has a default: `netwarden run` needs no file at all.
 
+pub mod eve;
 pub mod raw;
 
 pub use raw::RawConfig;
@@ -43,6 +44,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Packet capture sources (`[capture]`, `--capture`, `--pcap`); none by default.
     pub capture: CaptureConfig,
+    /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md); no input by default.
+    pub eve: eve::EveConfig,
 }
 
 /// One problem found in a configuration, with the key it concerns.
@@ -110,6 +113,9 @@ pub struct Overrides {
     /// File holding the HTTP bearer token (first line).
     #[arg(long, value_name = "FILE")]
     pub http_token_file: Option<PathBuf>,
+    /// Follow this Suricata eve.json (adds to `[[eve.files]]`; docs/eve.md).
+    #[arg(long, value_name = "PATH")]
+    pub eve: Option<PathBuf>,
 }
 
 impl Config {

@@ -46,6 +46,12 @@ pub struct RawConfig {
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
+    /// Suricata EVE input and rules (docs/eve.md).
+    #[serde(default)]
+    pub eve: super::eve::RawEve,
+    /// `run --eve PATH` (command line only).
+    #[serde(skip)]
+    pub eve_override: Option<PathBuf>,
 }
 
 const MAX_NAME: usize = 64;
@@ -88,6 +94,7 @@ impl RawConfig {
             self.capture.interface = Some(v.clone());
         }
         self.pcap_override = o.pcap.clone();
+        self.eve_override = o.eve.clone();
         if let Some(v) = &o.http_listen {
             self.http.listen = Some(v.clone());
         }
@@ -129,6 +136,7 @@ impl RawConfig {
         let capture = self
             .capture
             .validate(self.pcap_override.as_ref(), &mut problem);
+        let eve = self.eve.validate(self.eve_override.as_ref(), &mut problem);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -150,6 +158,7 @@ impl RawConfig {
             history,
             capture,
             http,
+            eve,
         })
     }
 }

@@ -36,10 +36,12 @@ use super::history::{History, HistoryConfig, HistoryError};
 
 mod alerts;
 pub mod config;
+mod eve;
 mod outbox;
 mod recovery;
 mod series;
 
+pub use eve::WindowRow;
 pub use outbox::{OutboxEntry, OverflowReport};
 pub use recovery::Recovery;
 
