@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             key: "dhcp.id".into(),
             window: Duration::from_secs(1800),
             watermark: Duration::from_secs(300),
-            max: vec!["src_ip".into(), "dhcp.hostname".into(), "dhcp.requested_ip".into()],
+            max: vec![
+                "src_ip".into(),
+                "dhcp.hostname".into(),
+                "dhcp.requested_ip".into(),
+            ],
             publish: false,
         }],
         ..EveRules::default()
