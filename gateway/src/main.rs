@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use netwarden::cli::logging::{self, LogFormat};
 use netwarden::cli::{
-    alerts, calibrate, demo, eval, features, history, model, plot, run, validate,
+    alerts, calibrate, demo, eval, features, fleet_collect, history, model, plot, run, validate,
 };
 
 #[derive(Debug, Parser)]
@@ -55,6 +55,9 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Model bundle tools.
     Model(model::ModelArgs),
+    /// The central end of a fleet: `fleet collect` writes every site's alerts and EVE window
+    /// results to rolling JSON-lines files (docs/fleet-analytics.md).
+    Fleet(fleet_collect::FleetArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::execute(a),
         Command::Validate(a) => validate::execute(a),
         Command::Model(a) => model::execute(a),
+        Command::Fleet(a) => fleet_collect::execute(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("netwarden: {e:#}");

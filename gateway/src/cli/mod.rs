@@ -9,6 +9,7 @@ pub mod chart;
 pub mod demo;
 pub mod eval;
 pub mod features;
+pub mod fleet_collect;
 pub mod history;
 pub mod logging;
 pub mod model;
