@@ -1,7 +1,7 @@
 //! Suricata `alert` events -> netwarden [`Alert`]s on the same topics as netwarden's own.
 //!
-//! - **id**: a UUID (version 8, RFC 9562) from the SHA-256 of the event's identity (engine,
-//!   flow id, gid:sid:rev, timestamp, 5-tuple): the same event read twice (a restart between
+//! - **id**: a UUID (version 8, RFC 9562) from the SHA-256 of the event's identity (site,
+//!   device, engine, flow id, gid:sid:rev, timestamp, 5-tuple): the same event read twice (a restart between
 //!   storing and saving the position) gets the same id, so subscribers drop the repeat.
 //! - **severity**: Suricata's 1 -> `high`, 2 -> `medium`, 3 and 4 -> `low`.
 //! - **rule**: gid, signature id, rev, signature, category, action and `community_id` kept.
@@ -101,7 +101,9 @@ impl EveAlerter {
 
     fn alert(&self, e: &EveEvent, a: &AlertInfo, folded: u64) -> Alert {
         let identity = format!(
-            "suricata|{}|{}:{}:{}|{}|{}|{}|{}|{}|{}",
+            "suricata|{}|{}|{}|{}:{}:{}|{}|{}|{}|{}|{}|{}",
+            self.site,
+            self.device,
             opt(e.flow_id),
             a.gid,
             a.signature_id,
