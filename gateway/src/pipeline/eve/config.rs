@@ -235,14 +235,14 @@ mod tests {
     #[test]
     fn cidr_contains() {
         let n = Net::parse("192.168.10.0/24").expect("net");
-        assert!(n.contains("192.168.10.77".parse().unwrap()));
-        assert!(!n.contains("192.168.11.1".parse().unwrap()));
+        assert!(n.contains("192.168.10.77".parse().expect("address")));
+        assert!(!n.contains("192.168.11.1".parse().expect("address")));
         assert!(Net::parse("10.0.0.1")
             .expect("host")
-            .contains("10.0.0.1".parse().unwrap()));
+            .contains("10.0.0.1".parse().expect("address")));
         assert!(Net::parse("::/0")
             .expect("all")
-            .contains("fe80::1".parse().unwrap()));
+            .contains("fe80::1".parse().expect("address")));
         assert!(Net::parse("10.0.0.0/33").is_none());
     }
 }

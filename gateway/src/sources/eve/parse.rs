@@ -369,7 +369,10 @@ mod tests {
             .expect("dhcp");
         assert_eq!(dhcp.transaction_id, 0x5a1c01);
         assert_eq!(dhcp.hostname, "ws-accounts-01");
-        assert_eq!(dhcp.requested_ip, Some("192.168.10.50".parse().unwrap()));
+        assert_eq!(
+            dhcp.requested_ip,
+            Some("192.168.10.50".parse().expect("address"))
+        );
         let alert = ok.iter().find(|e| e.event_type == "alert").expect("alert");
         assert_eq!(
             alert.community_id.as_deref(),

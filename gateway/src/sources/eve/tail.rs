@@ -525,7 +525,7 @@ mod tests {
         let found = expand(&d.path().join("eve.*.json"));
         let names: Vec<_> = found
             .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["eve.1.json", "eve.2.json"]);
         assert!(glob_match("eve.*.json", "eve.12.json"));
