@@ -279,6 +279,83 @@ pub fn render(v: &MetricsView) -> String {
     for (name, value, help) in counters {
         scalar(&mut out, name, "counter", help, value);
     }
+    // Suricata EVE input (docs/eve.md).
+    let eve: [(&str, u64, &str); 15] = [
+        ("eve_lines_total", c.eve_lines, "EVE lines read."),
+        (
+            "eve_events_total",
+            c.eve_events,
+            "EVE lines parsed into events.",
+        ),
+        (
+            "eve_skipped_oversize_total",
+            c.eve_skipped_oversize,
+            "EVE lines skipped: longer than eve.max_line_bytes.",
+        ),
+        (
+            "eve_skipped_not_json_total",
+            c.eve_skipped_not_json,
+            "EVE lines skipped: not JSON (cut or torn writes).",
+        ),
+        (
+            "eve_skipped_not_object_total",
+            c.eve_skipped_not_object,
+            "EVE lines skipped: JSON but not an object.",
+        ),
+        (
+            "eve_skipped_missing_field_total",
+            c.eve_skipped_missing_field,
+            "EVE lines skipped: no timestamp or event_type.",
+        ),
+        (
+            "eve_skipped_bad_timestamp_total",
+            c.eve_skipped_bad_timestamp,
+            "EVE lines skipped: timestamp not understood.",
+        ),
+        (
+            "eve_skipped_unknown_type_total",
+            c.eve_skipped_unknown_type,
+            "EVE lines skipped: unknown event_type.",
+        ),
+        (
+            "eve_skipped_bad_field_total",
+            c.eve_skipped_bad_field,
+            "EVE lines skipped: a field of the wrong type.",
+        ),
+        (
+            "eve_filtered_total",
+            c.eve_filtered,
+            "EVE events dropped by the filters.",
+        ),
+        (
+            "eve_alerts_forwarded_total",
+            c.eve_alerts_forwarded,
+            "Suricata alerts forwarded as netwarden alerts.",
+        ),
+        (
+            "eve_alerts_deduplicated_total",
+            c.eve_alerts_deduplicated,
+            "Alerts not published: another detector alerted on the flow.",
+        ),
+        (
+            "eve_flow_records_total",
+            c.eve_flow_records,
+            "EVE flow records handed to the flow pipeline.",
+        ),
+        (
+            "eve_window_late_total",
+            c.eve_window_late,
+            "EVE events behind a window's watermark (dropped).",
+        ),
+        (
+            "eve_rotations_total",
+            c.eve_rotations,
+            "EVE file rotations followed (rename or copytruncate).",
+        ),
+    ];
+    for (name, value, help) in eve {
+        scalar(&mut out, name, "counter", help, value);
+    }
     scalar(
         &mut out,
         "mqtt_connected",
