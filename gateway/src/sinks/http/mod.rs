@@ -19,6 +19,7 @@ pub mod config;
 pub mod dashboard;
 pub mod detect;
 pub mod prom;
+mod prom_eve;
 pub mod query;
 
 pub use config::{HttpConfig, RawHttp, Token};
