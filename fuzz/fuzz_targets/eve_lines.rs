@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let mut out = EveOutput::default();
     for line in data.split(|&b| b == b'\n') {
         if let Ok(e) = parse_line(line, 4096) {
-            stage.process(&e, &mut out);
+            stage.process(&e, 1_800_000_000_000, &mut out);
         }
         if let Ok(text) = std::str::from_utf8(line) {
             if text.len() <= 64 {

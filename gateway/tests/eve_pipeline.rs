@@ -33,7 +33,7 @@ fn suricata_7_repeats_fold_per_flow_and_ids_are_stable() {
     let mut a = EveAlerter::new("s", "d", "suricata:eve.json", 60_000);
     let raised: Vec<Alert> = events
         .iter()
-        .filter_map(|(e, i)| a.on_event(e, i))
+        .filter_map(|(e, i)| a.on_event(e, i, 1_800_000_000_000))
         .collect();
     let flows: std::collections::HashSet<_> = events.iter().map(|(e, _)| e.flow_id).collect();
     assert_eq!(
@@ -51,7 +51,7 @@ fn suricata_7_repeats_fold_per_flow_and_ids_are_stable() {
     let mut b = EveAlerter::new("s", "d", "suricata:eve.json", 60_000);
     let again: Vec<Alert> = events
         .iter()
-        .filter_map(|(e, i)| b.on_event(e, i))
+        .filter_map(|(e, i)| b.on_event(e, i, 1_800_000_000_000))
         .collect();
     assert_eq!(
         raised.iter().map(|a| &a.id).collect::<Vec<_>>(),
@@ -70,7 +70,7 @@ fn severity_and_community_id() {
     let events = alerts_of("handmade.json");
     let (e, i) = &events[0];
     let alert = EveAlerter::new("s", "d", "x", 60_000)
-        .on_event(e, i)
+        .on_event(e, i, 1_800_000_000_000)
         .expect("alert");
     assert_eq!(alert.severity, "medium");
     let rule = alert.rule.expect("rule");
@@ -138,7 +138,11 @@ fn suricata_8_flow_becomes_two_records() {
     let mut stage = EveStage::new(EveRules::default(), "s", "d", "x");
     let mut out = EveOutput::default();
     for l in text.lines() {
-        stage.process(&parse_line(l.as_bytes(), 1 << 20).expect("event"), &mut out);
+        stage.process(
+            &parse_line(l.as_bytes(), 1 << 20).expect("event"),
+            1_800_000_000_000,
+            &mut out,
+        );
     }
     assert_eq!(out.alerts.len(), 2);
     assert_eq!(out.flow_records.len(), 2);

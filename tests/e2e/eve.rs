@@ -217,16 +217,14 @@ publish = true
         .filter(|(t, _)| t.starts_with("netwarden/branch1/r1/alerts/"))
         .map(|(_, p)| serde_json::from_str(p))
         .collect::<Result<_, _>>()?;
-    let ids: BTreeSet<&str> = alerts
-        .iter()
-        .filter(|a| a["detector"] == "suricata")
-        .filter_map(|a| a["id"].as_str())
-        .collect();
+    // One message per stored alert (QoS 1 repeats share an id): netwarden's own on the EVE
+    // flows and Suricata's, less those folded into the other detector's alert on the same flow.
+    let ids: BTreeSet<&str> = alerts.iter().filter_map(|a| a["id"].as_str()).collect();
     assert_eq!(
         ids.len() as u64,
-        total("eve_alerts_forwarded"),
-        "one message per forwarded alert (QoS 1 repeats share an id)"
+        total("eve_alerts_forwarded") + total("alerts_raised") - total("eve_alerts_deduplicated")
     );
+    assert!(alerts.iter().any(|a| a["detector"] == "suricata"));
     // EVE flow records are one more flow source: netwarden's flow detector scores them.
     let own = alerts
         .iter()
@@ -238,15 +236,6 @@ publish = true
         })
         .count();
     assert!(own > 0, "no flow_ae alert on an EVE flow");
-    assert_eq!(
-        total("alerts_raised") as usize,
-        alerts
-            .iter()
-            .filter(|a| a["detector"] == "flow_ae")
-            .filter_map(|a| a["id"].as_str())
-            .collect::<BTreeSet<_>>()
-            .len()
-    );
     let signatures: BTreeSet<&str> = alerts
         .iter()
         .filter_map(|a| a["rule"]["signature"].as_str())

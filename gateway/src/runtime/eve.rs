@@ -201,7 +201,7 @@ fn handle_line(ctx: &Ctx, stage: &mut EveStage, line: &[u8], max: usize, out: &m
     match parse_line(line, max) {
         Ok(e) => {
             m.eve_events.fetch_add(1, Ordering::Relaxed);
-            stage.process(&e, out);
+            stage.process(&e, crate::now_ms(), out);
         }
         Err(r) => count_skip(m, r),
     }

@@ -8,6 +8,9 @@
 //! - Suricata fires a signature per matching packet: repeats of one signature on one flow
 //!   within `dedupe_window` are folded into the first alert (counted, and reported as
 //!   `suppressed_since_last` in the next one). A higher severity breaks through.
+//! - **time**: `ts_ms` is when netwarden raised it, as for its own detectors (an EVE replay of
+//!   old traffic would otherwise land in history buckets retention has already dropped); the
+//!   event's time is the subject's `flow_first_ms`/`flow_last_ms`.
 
 use std::collections::HashMap;
 
@@ -67,7 +70,9 @@ impl EveAlerter {
     }
 
     /// The alert for `e`, or `None` when it is not an alert or repeats one raised lately.
-    pub fn on_event(&mut self, e: &EveEvent, a: &AlertInfo) -> Option<Alert> {
+    /// `now_ms` is the alert's time (`ts_ms`, its history bucket); the event's own time is the
+    /// subject's `flow_first_ms`/`flow_last_ms`.
+    pub fn on_event(&mut self, e: &EveEvent, a: &AlertInfo, now_ms: u64) -> Option<Alert> {
         let flow_key = match e.flow_id {
             Some(id) => id.to_string(),
             None => format!(
@@ -96,10 +101,10 @@ impl EveAlerter {
             self.seen.retain(|_, v| v.0 > cut);
         }
         self.seen.insert(key, (e.ts_ms, a.severity, 0));
-        Some(self.alert(e, a, folded))
+        Some(self.alert(e, a, folded, now_ms))
     }
 
-    fn alert(&self, e: &EveEvent, a: &AlertInfo, folded: u64) -> Alert {
+    fn alert(&self, e: &EveEvent, a: &AlertInfo, folded: u64, now_ms: u64) -> Alert {
         let identity = format!(
             "suricata|{}|{}|{}|{}:{}:{}|{}|{}|{}|{}|{}|{}",
             self.site,
@@ -135,9 +140,9 @@ impl EveAlerter {
         );
         Alert {
             id: stable_id(identity.as_bytes()),
-            ts_ms: e.ts_ms,
+            ts_ms: now_ms,
             ts: humantime::format_rfc3339_millis(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.ts_ms),
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms),
             )
             .to_string(),
             site: self.site.clone(),

@@ -51,7 +51,8 @@ impl EveStage {
     }
 
     /// Handles one event, adding what it produced to `out`.
-    pub fn process(&mut self, e: &EveEvent, out: &mut EveOutput) {
+    /// `now_ms`: the gateway clock, the time of alerts raised now.
+    pub fn process(&mut self, e: &EveEvent, now_ms: u64, out: &mut EveOutput) {
         if !filter::passes(&self.rules, e) {
             out.filtered += 1;
             return;
@@ -63,7 +64,7 @@ impl EveStage {
         }
         match &e.detail {
             Detail::Alert(a) if self.rules.alerts => {
-                if let Some(alert) = self.alerter.on_event(e, a) {
+                if let Some(alert) = self.alerter.on_event(e, a, now_ms) {
                     out.alerts.push(alert);
                 }
             }
