@@ -29,6 +29,7 @@ command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v readelf >/dev/null || need+=(binutils)
 # Packet capture test (tests/e2e/capture.rs) and the aarch64 router build.
 command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v arpspoof >/dev/null || need+=(dsniff)           # ARP spoofing test (tests/e2e/arp_spoof.rs)
 command -v nmap >/dev/null || need+=(nmap)
 command -v curl >/dev/null || need+=(curl)
 command -v ethtool >/dev/null || need+=(ethtool)

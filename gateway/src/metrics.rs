@@ -128,6 +128,37 @@ counters!(
     /// Unidirectional flow records queued for the pipeline (one or two per flow).
     capture_records,
     capture_receive_errors,
+    /// ARP on the capture path (docs/arp.md): packets the ARP meter accounted, by kind.
+    capture_arp_packets,
+    capture_arp_requests,
+    capture_arp_replies,
+    capture_arp_gratuitous,
+    capture_arp_probes,
+    /// Replies that answered no request seen within `arp.solicit_window_secs`.
+    capture_arp_unsolicited_replies,
+    /// ARP packets whose Ethernet source is not the sender MAC they carry.
+    capture_arp_link_mismatch,
+    capture_arp_bindings_new,
+    /// An IP claimed by another MAC than the one it was bound to.
+    capture_arp_bindings_changed,
+    /// Bindings pushed out of the full table (`arp.bindings`).
+    capture_arp_bindings_evicted,
+    /// ARP frames cut short, or for other hardware/protocols than Ethernet/IPv4.
+    capture_arp_refused,
+    /// Notable ARP packets queued for the ARP rules.
+    capture_arp_events,
+    /// ARP rules (pipeline/arp): alerts raised and folded into a recent one.
+    arp_alerts_raised,
+    arp_alerts_suppressed_dedupe,
+    /// Binding flips judged an attack, a return to the earlier MAC, or a stale binding moving
+    /// (no alert for the last two).
+    arp_flips,
+    arp_flips_restored,
+    arp_rebinds,
+    /// Notable packets from an allow-listed MAC or IP (no alert).
+    arp_allowed,
+    /// Tracked MACs or contested bindings dropped from the rules' full tables.
+    arp_state_evictions,
     /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md): lines read, events parsed, and lines
     /// skipped per reason (never fatal).
     eve_lines,

@@ -325,6 +325,7 @@ fn metered_csv_thread(
                     write_batch(&mut batch, &mut out);
                 }
             },
+            &mut |_, _, _| {},
             &mut |_| {},
         )?;
         write_batch(&mut batch, &mut out);

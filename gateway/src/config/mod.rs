@@ -14,6 +14,7 @@ pub use raw::RawConfig;
 use std::path::PathBuf;
 
 use crate::models::Trust;
+use crate::pipeline::arp::ArpSettings;
 use crate::pipeline::config::{AlertingConfig, DetectorConfig};
 use crate::sinks::history::HistoryConfig;
 use crate::sinks::http::HttpConfig;
@@ -44,6 +45,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Packet capture sources (`[capture]`, `--capture`, `--pcap`); none by default.
     pub capture: CaptureConfig,
+    /// ARP on the capture path: the rules and the ARP table (`[arp]`; docs/arp.md).
+    pub arp: ArpSettings,
     /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md); no input by default.
     pub eve: eve::EveConfig,
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{Config, ConfigError, ConfigProblem, Overrides};
 use crate::models::config::RawBundles;
+use crate::pipeline::arp::RawArp;
 use crate::pipeline::config::{RawAlerting, RawDetector};
 use crate::sinks::http::config::TOKEN_ENV;
 use crate::sinks::http::RawHttp;
@@ -43,6 +44,8 @@ pub struct RawConfig {
     pub history: RawHistory,
     #[serde(default)]
     pub capture: RawCapture,
+    #[serde(default)]
+    pub arp: RawArp,
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
@@ -136,6 +139,7 @@ impl RawConfig {
         let capture = self
             .capture
             .validate(self.pcap_override.as_ref(), &mut problem);
+        let arp = self.arp.validate(&mut problem);
         let eve = self.eve.validate(self.eve_override.as_ref(), &mut problem);
 
         if !problems.is_empty() {
@@ -158,6 +162,7 @@ impl RawConfig {
             history,
             capture,
             http,
+            arp,
             eve,
         })
     }

@@ -8,6 +8,7 @@
 //! queue is momentarily empty, so a quiet network still gets sub-millisecond latency.
 
 pub mod alerting;
+pub mod arp;
 pub mod config;
 pub mod eve;
 pub mod series;

@@ -9,6 +9,9 @@ pub const FLOW_DETECTOR: &str = "flow_ae";
 /// Name of the series detector in alerts and metrics (`series_lstm` until issue 14, docs/mqtt.md).
 pub const SERIES_DETECTOR: &str = "series_ae";
 
+/// Name of the ARP rules (the capture path's ARP detector, docs/arp.md) in alerts and metrics.
+pub const ARP_DETECTOR: &str = "arp_rules";
+
 /// The series detector's name before issue 14 renamed it (the model is a convolutional
 /// autoencoder, not an LSTM). Input that names a detector (`POST /detect`, `?detector=`,
 /// `history scores --detector`) still accepts it, and alerts or scores stored under it are read
@@ -78,20 +81,28 @@ pub struct ModelRef {
 pub enum Subject {
     Flow(FlowSubject),
     Interface(InterfaceSubject),
+    Arp(ArpSubject),
 }
 
 impl Subject {
     pub fn flow(&self) -> Option<&FlowSubject> {
         match self {
             Subject::Flow(f) => Some(f),
-            Subject::Interface(_) => None,
+            Subject::Interface(_) | Subject::Arp(_) => None,
+        }
+    }
+
+    pub fn arp(&self) -> Option<&ArpSubject> {
+        match self {
+            Subject::Arp(a) => Some(a),
+            Subject::Flow(_) | Subject::Interface(_) => None,
         }
     }
 
     pub fn interface(&self) -> Option<&InterfaceSubject> {
         match self {
             Subject::Interface(i) => Some(i),
-            Subject::Flow(_) => None,
+            Subject::Flow(_) | Subject::Arp(_) => None,
         }
     }
 }
@@ -121,6 +132,31 @@ pub struct InterfaceSubject {
     /// Poll times (Unix ms) of the window's first and last steps.
     pub window_first_ms: u64,
     pub window_last_ms: u64,
+}
+
+/// The ARP incident behind an `arp_rules` alert: who claimed what, towards whom (docs/arp.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArpSubject {
+    /// The capture that saw it: `capture:IFACE` or `pcap:FILE`.
+    pub interface: String,
+    pub vlan: Option<u16>,
+    /// The rule that fired: `binding_flip`, `unsolicited_replies` or `many_ips`.
+    pub rule: String,
+    /// The MAC that made the claims.
+    pub attacker_mac: String,
+    /// Its own address, when its other ARP traffic showed one it holds uncontested.
+    pub attacker_ip: Option<String>,
+    /// Addresses it claimed: others' (a flip, unsolicited replies) or all of them (many IPs).
+    pub impersonated: Vec<String>,
+    /// The MACs those addresses were bound to before it claimed them (flips).
+    pub previous_macs: Vec<String>,
+    /// Hosts whose ARP caches its claims were sent to (the packets' target addresses).
+    pub targets: Vec<String>,
+    /// Time (Unix ms) of its first and latest packet in this incident.
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Its notable ARP packets in this incident so far.
+    pub packets: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,8 +17,8 @@ pub mod time;
 pub mod topic;
 
 pub use alert::{
-    canonical_detector, Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, RuleRef,
-    Subject, FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
+    canonical_detector, Alert, ArpSubject, Contribution, FlowSubject, InterfaceSubject, ModelRef,
+    RuleRef, Subject, ARP_DETECTOR, FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

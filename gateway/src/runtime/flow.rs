@@ -15,6 +15,7 @@ use netwarden_firmware::FlowRecord;
 
 use super::Stats;
 use crate::metrics::Metrics;
+use crate::pipeline::arp::ArpDetector;
 use crate::pipeline::FlowPipeline;
 use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
@@ -32,6 +33,8 @@ use crate::sources::netflow::{ExporterDomain, NetflowDecoder};
 pub struct FlowStage {
     pub decoder: NetflowDecoder,
     pub pipeline: FlowPipeline,
+    /// The ARP rules, for what capture sources' ARP meters queue (none: ARP is ignored).
+    pub arp: Option<ArpDetector>,
     decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
@@ -40,8 +43,15 @@ impl FlowStage {
         FlowStage {
             decoder,
             pipeline,
+            arp: None,
             decoded: Vec::with_capacity(1024),
         }
+    }
+
+    /// Applies the ARP rules to the capture sources' ARP events.
+    pub fn with_arp(mut self, arp: ArpDetector) -> FlowStage {
+        self.arp = Some(arp);
+        self
     }
 
     /// Decodes a datagram, or takes the meter's records, and featurises them; the pipeline
@@ -51,6 +61,11 @@ impl FlowStage {
             FlowInput::Datagram(d) => self.ingest_datagram(d.from, &d.payload, alerts),
             FlowInput::Records { origin, records } => {
                 self.pipeline.ingest_records(&origin, &records, alerts)
+            }
+            FlowInput::Arp { origin, events } => {
+                if let Some(arp) = &mut self.arp {
+                    arp.ingest(&origin, &events, alerts);
+                }
             }
         }
     }

@@ -206,7 +206,13 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             cfg.alerting.dedupe_window,
             metrics.clone(),
         ),
-    );
+    )
+    .with_arp(crate::pipeline::arp::ArpDetector::new(
+        cfg.arp.rules.clone(),
+        &cfg.site,
+        &cfg.device,
+        metrics.clone(),
+    ));
     let ctx = FlowSinks {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -252,6 +258,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let capture_thread = match live_capture {
         Some(c) => Some(c.spawn(
             cfg.capture.timeouts,
+            cfg.arp.meter,
             queue_tx.clone(),
             metrics.clone(),
             Shutdown::new(shutdown_tx.subscribe()),
@@ -263,6 +270,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         packets::pcap::spawn(
             path.clone(),
             cfg.capture.timeouts,
+            cfg.arp.meter,
             queue_tx.clone(),
             metrics.clone(),
         )

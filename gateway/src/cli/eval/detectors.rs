@@ -14,7 +14,7 @@ use crate::models::{load_flow_bundle, Bundle, LoadError, Trust};
 use crate::pipeline::{FlowPipeline, ScoredFlow};
 use crate::records::{Alert, FLOW_DETECTOR};
 
-use super::replay::PathInput;
+use super::replay::{PathInput, PathKind};
 
 /// An alert as eval judges it: who it names, which flow, when the daemon would have raised it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -35,6 +35,9 @@ impl EvalAlert {
     pub fn from_alert(a: &Alert, raised_ms: u64) -> EvalAlert {
         let flow = a.subject.flow();
         let ip = |s: &str| s.parse::<IpAddr>().ok();
+        if let Some(arp) = a.subject.arp() {
+            return super::arp::eval_alert(a, arp, raised_ms);
+        }
         EvalAlert {
             src: flow.and_then(|f| ip(&f.src_addr)),
             dst: flow.and_then(|f| ip(&f.dst_addr)),
@@ -65,6 +68,10 @@ pub struct DetectorRun {
 pub trait Detector {
     /// Its name in alerts and in the report.
     fn name(&self) -> &'static str;
+    /// The paths it can see anything on.
+    fn paths(&self) -> &'static [PathKind] {
+        &PathKind::ALL
+    }
     fn run(&mut self, input: &PathInput) -> Result<DetectorRun, LoadError>;
 }
 

@@ -279,6 +279,24 @@ pub fn render(v: &MetricsView) -> String {
     for (name, value, help) in counters {
         scalar(&mut out, name, "counter", help, value);
     }
+    // ARP on the capture path (docs/arp.md). One line each, to keep this file short.
+    #[rustfmt::skip]
+    let arp: [(&str, u64, &str); 11] = [
+        ("capture_arp_packets_total", c.capture_arp_packets, "ARP packets accounted by the capture's ARP meter."),
+        ("capture_arp_unsolicited_replies_total", c.capture_arp_unsolicited_replies, "ARP replies that answered no request seen."),
+        ("capture_arp_link_mismatch_total", c.capture_arp_link_mismatch, "ARP packets whose Ethernet source is not their sender MAC."),
+        ("capture_arp_bindings_changed_total", c.capture_arp_bindings_changed, "IP-to-MAC bindings that moved to another MAC."),
+        ("capture_arp_bindings_evicted_total", c.capture_arp_bindings_evicted, "Bindings pushed out of the full ARP table."),
+        ("capture_arp_refused_total", c.capture_arp_refused, "ARP frames cut short or not Ethernet/IPv4."),
+        ("arp_alerts_raised_total", c.arp_alerts_raised, "ARP alerts raised."),
+        ("arp_alerts_suppressed_dedupe_total", c.arp_alerts_suppressed_dedupe, "ARP packets folded into a recent alert."),
+        ("arp_flips_total", c.arp_flips, "Binding flips judged an attack."),
+        ("arp_flips_restored_total", c.arp_flips_restored, "Contested bindings claimed back by their incumbent."),
+        ("arp_rebinds_total", c.arp_rebinds, "Stale bindings that moved to another MAC (no alert)."),
+    ];
+    for (name, value, help) in arp {
+        scalar(&mut out, name, "counter", help, value);
+    }
     // Suricata EVE input (docs/eve.md).
     let eve = super::prom_eve::counters(c);
     for (name, value, help) in eve {

@@ -186,6 +186,7 @@ async function drawInterface(target, ifName) {
 function subject(a) {
   const s = a.subject;
   if (s.kind === "flow") return `${esc(s.src_addr)} → ${esc(s.dst_addr)}:${s.dst_port} <small>(${s.protocol === 6 ? "tcp" : s.protocol === 17 ? "udp" : "proto " + s.protocol})</small>`;
+  if (s.kind === "arp") return `${esc(s.attacker_mac)}${s.attacker_ip ? " (" + esc(s.attacker_ip) + ")" : ""} → ${esc((s.impersonated || []).join(", "))} <small>(arp ${esc(s.rule)})</small>`;
   return `${esc(s.target)} ${esc(s.if_name)} <small>(${esc(s.direction)})</small>`;
 }
 
