@@ -41,6 +41,8 @@ command -v dpkg-deb >/dev/null || need+=(dpkg)
 # Headless browser for the dashboard's end-to-end test.
 command -v chromium >/dev/null || need+=(chromium)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+# Java for Spark in local mode (analytics/, the fleet job's test).
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -91,6 +93,9 @@ models/setup-venv.sh
 
 step "pytest (models/)"
 (cd models && .venv/bin/python -m pytest)
+
+step "pytest (analytics/: the fleet Spark job in local mode, about a minute)"
+models/.venv/bin/python -m pytest -q analytics/tests
 
 step "lab tools (tests/lab: flow labeller against nfdump, committed run relabelled)"
 python3 -m unittest discover -s tests/lab -p 'test_*.py'

@@ -83,6 +83,7 @@ fn alert(i: u64, now: u64) -> Alert {
         }),
         top_features: vec![],
         suppressed_since_last: 12,
+        rule: None,
         summary: "high port scan from 10.1.0.1: 412 distinct destination ports in 60 s, reconstruction error 0.5, 28.7x the threshold".into(),
         incident: None,
     }

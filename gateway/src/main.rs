@@ -60,7 +60,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Model bundle tools.
     Model(model::ModelArgs),
-    /// Fleet model delivery over MQTT: publish a signed bundle, read every appliance's state.
+    /// Fleet model delivery over MQTT (publish a signed bundle, read every appliance's state)
+    /// and the central collector for fleet analytics (`fleet collect`).
     Fleet(fleet::FleetArgs),
 }
 

@@ -169,6 +169,31 @@ counters!(
     fleet_sets_received,
     fleet_sets_refused,
     fleet_messages_refused,
+    /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md): lines read, events parsed, and lines
+    /// skipped per reason (never fatal).
+    eve_lines,
+    eve_events,
+    eve_skipped_oversize,
+    eve_skipped_not_json,
+    eve_skipped_not_object,
+    eve_skipped_missing_field,
+    eve_skipped_bad_timestamp,
+    eve_skipped_unknown_type,
+    eve_skipped_bad_field,
+    /// Events dropped by the per-type filters (`[[eve.filters]]`).
+    eve_filtered,
+    /// Suricata alerts forwarded as netwarden alerts, and those folded into an alert already
+    /// raised for the same flow (by netwarden or by Suricata).
+    eve_alerts_forwarded,
+    eve_alerts_deduplicated,
+    /// EVE `flow`/`netflow` records handed to the flow pipeline.
+    eve_flow_records,
+    /// Window aggregation: results emitted, and events behind the watermark (dropped).
+    eve_window_results,
+    eve_window_late,
+    /// Files re-opened after rotation (rename or copytruncate) and read errors.
+    eve_rotations,
+    eve_read_errors,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

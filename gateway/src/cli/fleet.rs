@@ -81,6 +81,9 @@ pub enum FleetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Subscribe to every site's alerts and EVE window results and write rolling JSON-lines
+    /// files for the fleet analytics job (docs/fleet-analytics.md).
+    Collect(super::fleet_collect::CollectArgs),
 }
 
 pub fn execute(args: FleetArgs) -> anyhow::Result<ExitCode> {
@@ -88,6 +91,7 @@ pub fn execute(args: FleetArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match args.command {
+        FleetCommand::Collect(c) => super::fleet_collect::collect(c),
         FleetCommand::Publish {
             bundle,
             broker,

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod eval;
 pub mod features;
 pub mod fleet;
+pub mod fleet_collect;
 pub mod history;
 pub mod learn;
 pub mod logging;

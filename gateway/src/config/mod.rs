@@ -6,6 +6,7 @@
 //!
 //! Every key has a default: `netwarden run` needs no file at all.
 
+pub mod eve;
 pub mod raw;
 
 pub use raw::RawConfig;
@@ -52,6 +53,8 @@ pub struct Config {
     pub learning: crate::pipeline::learning::config::LearningSettings,
     /// The reservoir of feature rows for central training (`[samples]`); `None`: off.
     pub samples: Option<crate::pipeline::reservoir::ReservoirConfig>,
+    /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md); no input by default.
+    pub eve: eve::EveConfig,
 }
 
 /// One problem found in a configuration, with the key it concerns.
@@ -123,6 +126,9 @@ pub struct Overrides {
     /// `netwarden learn --restart`), e.g. 30m, or `off` [default: 24h, `[learning] period`].
     #[arg(long, value_name = "DURATION|off")]
     pub learn: Option<String>,
+    /// Follow this Suricata eve.json (adds to `[[eve.files]]`; docs/eve.md).
+    #[arg(long, value_name = "PATH")]
+    pub eve: Option<PathBuf>,
 }
 
 impl Config {

@@ -57,6 +57,12 @@ pub struct RawConfig {
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
+    /// Suricata EVE input and rules (docs/eve.md).
+    #[serde(default)]
+    pub eve: super::eve::RawEve,
+    /// `run --eve PATH` (command line only).
+    #[serde(skip)]
+    pub eve_override: Option<PathBuf>,
 }
 
 const MAX_NAME: usize = 64;
@@ -99,6 +105,7 @@ impl RawConfig {
             self.capture.interface = Some(v.clone());
         }
         self.pcap_override = o.pcap.clone();
+        self.eve_override = o.eve.clone();
         if let Some(v) = &o.http_listen {
             self.http.listen = Some(v.clone());
         }
@@ -160,6 +167,7 @@ impl RawConfig {
                 "fleet model delivery needs at least one [bundles] trusted_keys entry".into(),
             );
         }
+        let eve = self.eve.validate(self.eve_override.as_ref(), &mut problem);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -185,6 +193,7 @@ impl RawConfig {
             arp,
             learning,
             samples,
+            eve,
         })
     }
 }

@@ -260,6 +260,7 @@ impl Alerter {
             }),
             top_features,
             suppressed_since_last: emit.folded_since_last,
+            rule: None,
             summary,
             incident: Some(emit.incident),
         }

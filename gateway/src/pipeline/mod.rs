@@ -10,6 +10,7 @@
 pub mod alerting;
 pub mod arp;
 pub mod config;
+pub mod eve;
 pub mod fleet;
 pub mod incidents;
 pub mod learning;

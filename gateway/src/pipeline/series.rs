@@ -524,6 +524,7 @@ impl SeriesPipeline {
             }),
             top_features,
             suppressed_since_last: suppressed,
+            rule: None,
             summary,
             incident: None,
         })

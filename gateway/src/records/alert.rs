@@ -50,6 +50,27 @@ pub struct Alert {
     /// alerts and in interface alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Incident>,
+    /// The rule that fired, for alerts of a signature engine (Suricata's `alert` events,
+    /// docs/eve.md); absent for netwarden's own detectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleRef>,
+}
+
+/// A signature engine's rule and the flow's Community ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub engine: String,
+    pub gid: u64,
+    pub signature_id: u64,
+    pub rev: u64,
+    pub signature: String,
+    pub category: String,
+    /// The engine's own severity (Suricata: 1 highest .. 4).
+    pub engine_severity: u8,
+    /// `allowed` or `blocked`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
 }
 
 /// One incident: what an initiator did to a target, as far as the evidence so far shows. The

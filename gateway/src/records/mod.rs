@@ -6,7 +6,9 @@
 //! crates), so every layer can depend on it and none depends on another through it.
 
 pub mod alert;
+pub mod eve;
 pub mod flow;
+pub mod flow_ledger;
 pub mod learning;
 pub mod rate;
 pub mod samples;
@@ -18,7 +20,8 @@ pub mod topic;
 
 pub use alert::{
     canonical_detector, Alert, ArpSubject, Contribution, FlowSubject, Incident, InterfaceSubject,
-    ModelRef, Subject, ARP_DETECTOR, FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
+    ModelRef, RuleRef, Subject, ARP_DETECTOR, FLOW_DETECTOR, SERIES_DETECTOR,
+    SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

@@ -25,6 +25,7 @@
 //! gets two seconds to empty the outbox, publishes `offline` and disconnects; the store is
 //! flushed last.
 
+pub mod eve;
 mod fleet;
 pub mod flow;
 mod learning;
@@ -73,6 +74,8 @@ pub enum RuntimeError {
     Signal(std::io::Error),
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    #[error("EVE input: {0}")]
+    Eve(String),
 }
 
 /// The counters written to `stats.json` and sent in the MQTT heartbeat.
@@ -161,8 +164,16 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         Some(m) => m.prefix.clone(),
         None => crate::records::topic::default_prefix(&cfg.site, &cfg.device),
     };
-    let alerts = AlertSink::new(store.clone(), metrics.clone(), wake.clone(), alert_prefix);
     let learning_board = crate::records::learning::LearningBoard::default();
+    let mut alerts = AlertSink::new(store.clone(), metrics.clone(), wake.clone(), alert_prefix);
+    if !cfg.eve.inputs.is_empty() {
+        // One alert per flow when netwarden's flow detector and Suricata both fire (docs/eve.md).
+        let window_ms = cfg.eve.rules.dedupe_window.as_millis() as u64;
+        alerts = alerts.with_ledger(
+            crate::records::flow_ledger::FlowLedger::default(),
+            window_ms,
+        );
+    }
     let snmp_tasks = series::start_snmp(
         &cfg,
         alerts.clone(),
@@ -181,6 +192,16 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
+    let eve_threads = eve::start(
+        &cfg.eve,
+        &cfg.site,
+        &cfg.device,
+        store.clone(),
+        alerts.clone(),
+        queue_tx.clone(),
+        metrics.clone(),
+        &shutdown_tx,
+    )?;
     let shipped_threshold = bundle.manifest.threshold.value;
     let mut pipeline = FlowPipeline::new(
         bundle,
@@ -361,6 +382,16 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let _ = recv.await;
     if let Some(t) = capture_thread {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    if let Some(t) = eve_threads {
+        // Its last poll is delivered and its positions saved; then its queue sender drops.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = t.main.join();
+            for s in t.sockets {
+                let _ = s.join();
+            }
+        })
+        .await;
     }
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     if let Some(t) = snmp_tasks {

@@ -442,6 +442,7 @@ impl ArpDetector {
             subject: Subject::Arp(subject),
             top_features: Vec::new(),
             suppressed_since_last: suppressed,
+            rule: None,
             summary,
             incident: None,
         });

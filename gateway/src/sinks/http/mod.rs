@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod detect;
 pub mod fleet;
 pub mod prom;
+mod prom_eve;
 pub mod query;
 
 pub use config::{HttpConfig, RawHttp, Token};

@@ -297,6 +297,11 @@ pub fn render(v: &MetricsView) -> String {
     for (name, value, help) in arp {
         scalar(&mut out, name, "counter", help, value);
     }
+    // Suricata EVE input (docs/eve.md).
+    let eve = super::prom_eve::counters(c);
+    for (name, value, help) in eve {
+        scalar(&mut out, name, "counter", help, value);
+    }
     scalar(
         &mut out,
         "mqtt_connected",

@@ -36,12 +36,14 @@ use super::history::{History, HistoryConfig, HistoryError};
 
 mod alerts;
 pub mod config;
+mod eve;
 mod learning;
 mod outbox;
 mod recovery;
 mod samples;
 mod series;
 
+pub use eve::WindowRow;
 pub use outbox::{OutboxEntry, OverflowReport};
 pub use recovery::Recovery;
 
@@ -247,6 +249,7 @@ mod tests {
             }),
             top_features: vec![],
             suppressed_since_last: 0,
+            rule: None,
             summary: String::new(),
             incident: None,
         }
