@@ -128,6 +128,9 @@ counters!(
     /// Unidirectional flow records queued for the pipeline (one or two per flow).
     capture_records,
     capture_receive_errors,
+    /// Alerts queued for publishing without a history entry, because retention was dropping
+    /// their (old) history bucket as they were written (sinks/store/alerts.rs).
+    alerts_outside_history,
     /// ARP on the capture path (docs/arp.md): packets the ARP meter accounted, by kind.
     capture_arp_packets,
     capture_arp_requests,

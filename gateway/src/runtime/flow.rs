@@ -213,6 +213,9 @@ impl FlowSinks {
         model.clone_into(&mut s.model);
         s.outbox_len = self.store.outbox_len();
         s.history = self.store.history().stats();
+        self.metrics
+            .alerts_outside_history
+            .store(self.store.alerts_outside_history(), Ordering::Relaxed);
         if let Some(n) = self.kernel_drops.and_then(|k| k.read()) {
             self.metrics
                 .netflow_datagrams_dropped_kernel

@@ -93,6 +93,8 @@ pub struct Store {
     /// Seqs of outbox entries that are not `high`: the eviction candidates, oldest first.
     low: Mutex<BTreeSet<u64>>,
     overflow: Mutex<OverflowReport>,
+    /// Alerts published without a history entry (their bucket was being dropped).
+    alerts_outside_history: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -139,6 +141,7 @@ impl Store {
             recovery: None,
             low: Mutex::new(index.low),
             overflow: Mutex::new(index.overflow),
+            alerts_outside_history: std::sync::atomic::AtomicU64::new(0),
         };
         match broken {
             None => Ok(store),
