@@ -297,6 +297,29 @@ pub fn render(v: &MetricsView) -> String {
     for (name, value, help) in arp {
         scalar(&mut out, name, "counter", help, value);
     }
+    // Packet capture (docs/operations.md#packet-capture-counters), and alerts published
+    // without a history entry.
+    #[rustfmt::skip]
+    let capture: [(&str, u64, &str); 15] = [
+        ("capture_frames_total", c.capture_frames, "Frames read from capture sources."),
+        ("capture_packets_total", c.capture_packets, "IP packets metered into flows."),
+        ("capture_bytes_total", c.capture_bytes, "Bytes of the metered IP packets."),
+        ("capture_not_ip_total", c.capture_not_ip, "Frames that carried no IP packet."),
+        ("capture_truncated_total", c.capture_truncated, "Frames cut short by the snap length."),
+        ("capture_malformed_total", c.capture_malformed, "Frames whose headers did not parse."),
+        ("capture_flows_created_total", c.capture_flows_created, "Flows the meter opened."),
+        ("capture_flows_expired_idle_total", c.capture_flows_expired_idle, "Flows ended by the idle timeout."),
+        ("capture_flows_expired_active_total", c.capture_flows_expired_active, "Flows ended by the active timeout."),
+        ("capture_flows_evicted_total", c.capture_flows_evicted, "Flows ended early because the flow table was full."),
+        ("capture_flows_flushed_total", c.capture_flows_flushed, "Flows ended by shutdown or the end of a pcap."),
+        ("capture_records_total", c.capture_records, "Flow records queued for the pipeline."),
+        ("capture_receive_errors_total", c.capture_receive_errors, "Failed reads from the capture socket."),
+        ("capture_arp_events_total", c.capture_arp_events, "Notable ARP packets queued for the ARP rules."),
+        ("alerts_outside_history_total", c.alerts_outside_history, "Alerts published without a history entry (retention was dropping their bucket)."),
+    ];
+    for (name, value, help) in capture {
+        scalar(&mut out, name, "counter", help, value);
+    }
     // Suricata EVE input (docs/eve.md).
     let eve = super::prom_eve::counters(c);
     for (name, value, help) in eve {
