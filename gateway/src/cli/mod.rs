@@ -8,6 +8,7 @@ pub mod calibrate;
 pub mod chart;
 pub mod demo;
 pub mod eval;
+pub mod feature_sets;
 pub mod features;
 pub mod history;
 pub mod logging;

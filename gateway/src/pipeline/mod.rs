@@ -9,6 +9,7 @@
 
 pub mod alerting;
 pub mod config;
+pub mod graph;
 pub mod series;
 pub mod summary;
 
