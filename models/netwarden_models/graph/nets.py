@@ -6,7 +6,7 @@ was on, whether the peer is this edge's other endpoint, and a functional time en
 ``cos(w * ln(1 + dt) + b)`` (learned ``w``, ``b``). The new edge, with the endpoint's counters,
 is the query; scaled dot-product attention (2 heads, masked to used slots) summarises each
 endpoint; edge embedding + both summaries go through an MLP to one logit per pattern class.
-The ONNX output is the softmax (``probs`` [batch, classes]).
+The output (and the ONNX ``probs``) is the softmax [batch, classes].
 
 ``Gcn``: the baseline, on static snapshots (``gcn.py`` builds them): two graph-convolution
 layers over the snapshot's endpoints, then an MLP over [h_src, h_dst, edge features].
@@ -77,18 +77,8 @@ class Tgat(nn.Module):
         return self.head(torch.cat([e, hs, hdst, s[:, :N_EP], d[:, :N_EP]], dim=-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(x)
-
-
-class Probs(nn.Module):
-    """What the gateway runs: class probabilities."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net.logits(x), dim=-1)
+        """Class probabilities: what the gateway runs (the ONNX ``probs``)."""
+        return torch.softmax(self.logits(x), dim=-1)
 
 
 class Gcn(nn.Module):

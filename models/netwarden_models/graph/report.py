@@ -95,6 +95,7 @@ def fit_tgat(x, y, seed: int, threads: int, quiet: bool, label: str):
     seed_everything(seed)
     model = KIND.build("tgat")
     res = fit(model, x[tr], x[val], cfg, y_train=y[tr], y_val=y[val], loss=KIND.loss(y[tr]))
+    res.val_idx = val
     return res
 
 
@@ -257,7 +258,7 @@ def run_report(args) -> dict:
                 "per_attack": per_attack(r.kind, r.y, {name: p})}
         unseen.append(entry)
     out = Path(args.run_out)
-    write_run(out, res, pool, args)
+    write_run(out, res, pool, test_runs, args, work / "dataset")
     report = {
         "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "train_runs": args.train, "test_runs": args.test, "cap": args.cap, "folds": args.folds,
@@ -286,19 +287,40 @@ def benign_duration_ms(labels_csv: Path) -> float:
     return float(max(int(r["end_ms"]) for r in rows) - min(int(r["start_ms"]) for r in rows))
 
 
-def write_run(out: Path, res, pool: Pool, args) -> None:
-    """A run directory the export and bundle stages read (``train.run.load_run``)."""
+def write_run(out: Path, res, pool: Pool, test_runs: list[gd.LabRun], args,
+              dataset_dir: Path) -> None:
+    """A dataset directory (the pool: train + validation as the final TGAT used them; the
+    unseen runs' edges as the test split) and a run directory, which the export and bundle
+    stages read (``train.run.load_run``)."""
+    from ..data import dataset as ds
+    from ..kinds.base import TEST, TRAIN, VAL, Samples
     from ..train.run import RUN_JSON, WEIGHTS
 
+    split = np.full(len(pool.y), TRAIN, np.int8)
+    split[res.val_idx] = VAL
+    xs = [pool.x] + [r.x for r in test_runs]
+    ys = [pool.y] + [r.y for r in test_runs]
+    splits = [split] + [np.full(len(r.y), TEST, np.int8) for r in test_runs]
+    src = [np.zeros(len(pool.y), np.int32)] + [np.full(len(r.y), i + 1, np.int32)
+                                               for i, r in enumerate(test_runs)]
+    samples = Samples(raw=np.concatenate(xs), labels=np.concatenate(ys).astype(np.int8),
+                      split=np.concatenate(splits), time_ms=np.zeros(sum(len(y) for y in ys), np.int64),
+                      source=np.concatenate(src), labelled=True, info={"classes": list(gd.CLASSES)})
+    sources = []
+    for name in list(args.train) + list(args.test):
+        pcap = Path(args.lab_runs) / name / "netflow-v9.pcap"
+        sources.append({"file": str(pcap), "sha256": ds.sha256_file(pcap),
+                        "role": "train" if name in args.train else "test"})
+    ds.write(dataset_dir, KIND, samples, sources, args.seed)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(res.model.state_dict(), out / WEIGHTS)
     scaling = KIND.fit_scaling(pool.x[:1])
-    run = {"format": 1, "kind": KIND.name, "variant": "tgat", "dataset": None,
-           "dataset_sources": [{"file": str(Path(args.lab_runs) / n / "netflow-v9.pcap")}
-                               for n in args.train],
+    run = {"format": 1, "kind": KIND.name, "variant": "tgat",
+           "dataset": str(dataset_dir.resolve()), "dataset_sources": sources,
            "scaling": scaling.to_manifest(),
            "training": {"samples": int(len(pool.y)), "epochs": res.epochs_run,
-                        "best_epoch": res.best_epoch, "seed": args.seed,
+                        "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss,
+                        "seed": args.seed,
                         "seconds": round(res.seconds, 3),
                         "steady_seconds_per_epoch": steady_seconds_per_epoch(res.epoch_seconds),
                         "device": res.device, "world_size": res.world_size, "cpu": cpu_name()},

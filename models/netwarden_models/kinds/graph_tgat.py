@@ -20,7 +20,7 @@ from torch import nn
 from ..data.scaling import FeatureScaling
 from ..export.onnx_export import export_onnx
 from ..graph import data as gd
-from ..graph.nets import Probs, Tgat
+from ..graph.nets import Tgat
 from .base import TRAIN, ModelKind, Samples, TrainDefaults
 
 PROBS = "probs"
@@ -49,6 +49,8 @@ class GraphTgatKind(ModelKind):
     bundle_name = "graph-tgat"
     traffic_feature = "e_ln_bytes"
     fixed_threshold = 0.5
+    output_name = PROBS
+    output_shape = (len(gd.CLASSES),)
 
     def add_dataset_args(self, p: argparse.ArgumentParser) -> None:
         g = p.add_argument_group("graph_tgat")
@@ -95,15 +97,15 @@ class GraphTgatKind(ModelKind):
         return Tgat(len(self.classes))
 
     def loss(self, y_train: np.ndarray):
-        ce = nn.CrossEntropyLoss(weight=class_weights(y_train, len(self.classes)))
-        return lambda out, y: ce(out, y)
+        """Class-weighted cross-entropy on the model's probabilities."""
+        nll = nn.NLLLoss(weight=class_weights(y_train, len(self.classes)))
+        return lambda probs, y: nll(torch.log(probs.clamp_min(1e-7)), y)
 
     @torch.no_grad()
     def probabilities(self, model: nn.Module, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         model.eval()
-        out = [torch.softmax(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch],
-                                                                          dtype=np.float32))),
-                             -1).double().numpy() for i in range(0, len(x), batch)]
+        out = [model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch], dtype=np.float32)))
+               .double().numpy() for i in range(0, len(x), batch)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
 
     def scores(self, model: nn.Module, x: np.ndarray, batch: int = 4096) -> np.ndarray:
@@ -113,7 +115,7 @@ class GraphTgatKind(ModelKind):
         return 1.0 - np.asarray(y, dtype=np.float64)[:, 0]
 
     def export(self, model: nn.Module, path: Path, variant: str, form: str) -> str:
-        return export_onnx(Probs(model), path, self.sample_shape, output_name=PROBS,
+        return export_onnx(model, path, self.sample_shape, output_name=PROBS,
                            output_shape=(len(self.classes),))
 
     def manifest_model(self, variant: str, form: str) -> dict:
