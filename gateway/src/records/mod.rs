@@ -15,8 +15,8 @@ pub mod time;
 pub mod topic;
 
 pub use alert::{
-    canonical_detector, Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject,
-    FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
+    canonical_detector, Alert, Contribution, EdgeSubject, FlowSubject, InterfaceSubject, ModelRef,
+    Subject, FLOW_DETECTOR, GRAPH_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

@@ -14,6 +14,7 @@
 //! directory cannot be evaluated (a missing file, bad labels, a broken capture or bundle).
 
 pub mod detectors;
+pub mod graph;
 pub mod labels;
 pub mod metrics;
 pub mod replay;
@@ -53,6 +54,12 @@ pub struct EvalArgs {
     /// A flow model bundle replacing the configured (or built-in) one.
     #[arg(long, value_name = "DIR")]
     pub flow_model: Option<PathBuf>,
+    /// A temporal graph bundle (`graph_tgat`) replacing the built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub graph_model: Option<PathBuf>,
+    /// Leave the temporal graph detector out.
+    #[arg(long)]
+    pub no_graph: bool,
     /// The daemon's configuration (detector, alerting and capture settings are used).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -158,6 +165,16 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     // Refuse a broken bundle before reading any capture.
     flow_ae.load()?;
     let mut detectors: Vec<Box<dyn Detector>> = vec![Box::new(flow_ae)];
+    if !args.no_graph {
+        let graph = graph::GraphDetector {
+            model: args.graph_model.clone(),
+            batch_size: cfg.detector.batch_size,
+            trust: cfg.trust.clone(),
+            dedupe: cfg.alerting.dedupe_window,
+        };
+        graph.load()?;
+        detectors.push(Box::new(graph));
+    }
 
     let start = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
     let end = phases.iter().map(|p| p.end_ms).max().unwrap_or(0);

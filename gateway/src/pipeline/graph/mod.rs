@@ -3,9 +3,12 @@
 //! features and, for both endpoints, their K most recent interactions with time deltas), which
 //! a TGAT-style edge classifier scores in tract.
 
+pub mod alerting;
+pub mod detector;
 pub mod edge;
 pub mod table;
 
+pub use detector::{GraphPipeline, ScoredEdge};
 pub use edge::{column_names, INPUT_WIDTH, SCHEMA};
 pub use table::{Endpoint, EndpointTable, Initiator, TableStats};
 
