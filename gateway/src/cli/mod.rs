@@ -13,6 +13,7 @@ pub mod features;
 pub mod history;
 pub mod logging;
 pub mod model;
+pub mod model_graph;
 pub mod plot;
 pub mod progress;
 pub mod raster;

@@ -58,7 +58,8 @@ def snapshots(src_ep: np.ndarray, dst_ep: np.ndarray, e: np.ndarray, t_ms: np.nd
         jj = np.concatenate([pairs[:, 1], np.arange(n)])
         deg = np.bincount(ii, minlength=n).astype(np.float64)
         vals = 1.0 / np.sqrt(deg[ii] * deg[jj])
-        adj = torch.sparse_coo_tensor(np.stack([ii, jj]), vals.astype(np.float32), (n, n)).coalesce()
+        adj = torch.sparse_coo_tensor(np.stack([ii, jj]), vals.astype(np.float32), (n, n),
+                                      check_invariants=True).coalesce()
         out.append(Snapshot(adj, torch.tensor(nodes, dtype=torch.float32),
                             torch.from_numpy(s.astype(np.int64)), torch.from_numpy(d.astype(np.int64)),
                             torch.from_numpy(e[rows].astype(np.float32)), rows))
