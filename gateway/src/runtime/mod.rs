@@ -26,6 +26,7 @@
 //! flushed last.
 
 pub mod flow;
+pub mod graph;
 mod retention;
 pub mod series;
 
@@ -176,7 +177,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
-    let stage = FlowStage::new(
+    let mut stage = FlowStage::new(
         NetflowDecoder::new(cfg.netflow.max_exporters),
         FlowPipeline::new(
             bundle,
@@ -186,6 +187,10 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             metrics.clone(),
         ),
     );
+    if let Some((g, info)) = graph::load(&cfg, &cfg.trust, metrics.clone())? {
+        stage = stage.with_graph(g);
+        models.push(info);
+    }
     let ctx = FlowSinks {
         store: store.clone(),
         metrics: metrics.clone(),
