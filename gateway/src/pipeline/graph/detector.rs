@@ -173,7 +173,7 @@ impl GraphPipeline {
             let finding = EdgeFinding {
                 origin: &p.origin,
                 flow: &p.flow,
-                initiator: p.initiator,
+                initiator: self.table.opened_by(&p.flow),
                 pattern: &self.scorer.classes[class],
                 probability: probs[class],
                 score,

@@ -170,6 +170,41 @@ impl EndpointTable {
         Initiator::Src
     }
 
+    /// Who opened the connection, judged again once later records are in the table (the
+    /// pipeline asks when it scores a batch, for the alert's roles; the row keeps what was
+    /// known on arrival, as in training). A TCP record with SYN but no ACK opened it; else,
+    /// when the reverse record is known, the earlier of the two opened it, and at the same
+    /// start time the one whose record is a bare SYN; else [`Self::initiator`]'s port rules.
+    pub fn opened_by(&self, r: &FlowRecord) -> Initiator {
+        let syn_only = |flags: u16, proto: u8| proto == 6 && flags & 0x02 != 0 && flags & 0x10 == 0;
+        if syn_only(r.tcp_flags, r.protocol) {
+            return Initiator::Src;
+        }
+        let dst = Endpoint {
+            addr: r.dst_addr,
+            port: r.dst_port,
+        };
+        if let Some(&i) = self.index.get(&dst) {
+            let n = &self.nodes[i as usize];
+            let (src_ip, src_port) = (ip_digest(r.src_addr), r.src_port);
+            let reverse = n.ring[..usize::from(n.len)]
+                .iter()
+                .find(|x| x.was_src && x.peer_ip == src_ip && x.peer_port == src_port);
+            if let Some(rev) = reverse {
+                // Edge features: index 4 is "tcp", 7 "syn", 8 "ack".
+                let rev_syn_only =
+                    rev.features[4] > 0.5 && rev.features[7] > 0.5 && rev.features[8] < 0.5;
+                if rev.first_ms < r.first_ms || (rev.first_ms == r.first_ms && rev_syn_only) {
+                    return Initiator::Dst;
+                }
+                if rev.first_ms > r.first_ms {
+                    return Initiator::Src;
+                }
+            }
+        }
+        self.initiator(r)
+    }
+
     /// Adds edge `r`: writes its row into `out` ([`INPUT_WIDTH`] values) and returns who
     /// opened the connection.
     pub fn observe(&mut self, r: &FlowRecord, out: &mut [f32; INPUT_WIDTH]) -> Initiator {
@@ -377,6 +412,24 @@ mod tests {
         let mut t = EndpointTable::new(64);
         let reply = rec([10, 0, 0, 30], 22, [10, 0, 0, 66], 40000, 5);
         assert_eq!(t.observe(&reply, &mut row), Initiator::Dst);
+    }
+
+    #[test]
+    fn a_flood_reply_seen_first_still_names_the_flooder() {
+        // hping3 -S -p 5432 from low source ports: the victim's SYN-ACK comes first in the
+        // export, both ports are above 1024.
+        let mut t = EndpointTable::new(64);
+        let mut row = [0f32; INPUT_WIDTH];
+        let mut reply = rec([10, 0, 0, 20], 5432, [10, 0, 0, 66], 1657, 7);
+        reply.tcp_flags = 0x12;
+        let mut syn = rec([10, 0, 0, 66], 1657, [10, 0, 0, 20], 5432, 7);
+        syn.tcp_flags = 0x06;
+        // On arrival the reply looks like it opened the connection (the row keeps that) ...
+        assert_eq!(t.observe(&reply, &mut row), Initiator::Src);
+        t.observe(&syn, &mut row);
+        // ... judged again with the request in the table, the roles are right.
+        assert_eq!(t.opened_by(&reply), Initiator::Dst);
+        assert_eq!(t.opened_by(&syn), Initiator::Src);
     }
 
     #[test]
