@@ -1,5 +1,5 @@
-//! Graph alerts: one per incident, where an incident is an attacker host, a target host and a
-//! pattern. The first edge raises an alert at once; later edges of the incident within the
+//! Graph alerts: one per incident, where an incident is an attacker host, a target host, a
+//! pattern and a protocol (a SYN flood and a UDP flood of the same server are two incidents). The first edge raises an alert at once; later edges of the incident within the
 //! de-duplication window (flow time) are folded in and counted (`edges`,
 //! `suppressed_since_last` of the incident's next alert), with [`Dedupe`], the flow detector's
 //! rule.
@@ -48,7 +48,7 @@ pub struct EdgeAlerter {
     device: String,
     detector: &'static str,
     model: ModelRef,
-    dedupe: Dedupe<(IpAddr, IpAddr, String)>,
+    dedupe: Dedupe<(IpAddr, IpAddr, String, u8)>,
 }
 
 fn proto_name(p: u8) -> String {
@@ -97,7 +97,7 @@ impl EdgeAlerter {
         } else {
             Severity::Medium
         };
-        let key = (a_ip, t_ip, f.pattern.to_string());
+        let key = (a_ip, t_ip, f.pattern.to_string(), r.protocol);
         let suppressed = self.dedupe.admit(&key, r.last_ms, severity)?;
         let attacker = format!("{a_ip}:{a_port}");
         let target = format!("{t_ip}:{t_port}");

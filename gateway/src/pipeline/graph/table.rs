@@ -174,7 +174,8 @@ impl EndpointTable {
     /// pipeline asks when it scores a batch, for the alert's roles; the row keeps what was
     /// known on arrival, as in training). A TCP record with SYN but no ACK opened it; else,
     /// when the reverse record is known, the earlier of the two opened it, and at the same
-    /// start time the one whose record is a bare SYN; else [`Self::initiator`]'s port rules.
+    /// start time the one whose record is a bare SYN; else, with both ports above 1024, the
+    /// side of the higher (ephemeral) port; else [`Self::initiator`]'s port rules.
     pub fn opened_by(&self, r: &FlowRecord) -> Initiator {
         let syn_only = |flags: u16, proto: u8| proto == 6 && flags & 0x02 != 0 && flags & 0x10 == 0;
         if syn_only(r.tcp_flags, r.protocol) {
@@ -201,6 +202,15 @@ impl EndpointTable {
                     return Initiator::Src;
                 }
             }
+        }
+        // Both ports above 1024 (a connect scan of 8080, a shell dialling 4444): the lower
+        // port is the service, so its side did not open the connection.
+        if has_ports(r.protocol) && r.src_port >= 1024 && r.dst_port >= 1024 {
+            return if r.src_port < r.dst_port {
+                Initiator::Dst
+            } else {
+                Initiator::Src
+            };
         }
         self.initiator(r)
     }
