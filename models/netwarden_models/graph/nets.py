@@ -3,7 +3,7 @@
 ``Tgat``: TGAT-style (Xu et al., ICLR 2020) over the gateway's gathered rows. Each endpoint's
 K recent interactions become tokens: the interaction's edge features, which side the endpoint
 was on, whether the peer is this edge's other endpoint, and a functional time encoding
-``cos(w * ln(1 + dt) + b)`` (learned ``w``, ``b``). The new edge, with the endpoint's counters,
+``cos(w * ln(1 + dt) + b)`` (learned ``w``, ``b``; cos as a triangle wave, see ``TimeEncoding``). The new edge, with the endpoint's counters,
 is the query; scaled dot-product attention (2 heads, masked to used slots) summarises each
 endpoint; edge embedding + both summaries go through an MLP to one logit per pattern class.
 The output (and the ONNX ``probs``) is the softmax [batch, classes].
@@ -25,13 +25,20 @@ N_EP = len(ENDPOINT_FEATURES)
 
 
 class TimeEncoding(nn.Module):
+    """TGAT's functional time encoding, ``phi(t) = cos(w t + b)`` with learned frequencies,
+    with cos replaced by its piecewise-linear twin (the triangle wave of the same period and
+    phase: 1 at 0, -1 at pi). tract evaluates ``Cos`` one element at a time (about 190 ns
+    each, measured: 64 of the model's 90 us per edge); Floor, Abs and a few multiply-adds cost
+    it almost nothing."""
+
     def __init__(self, dim: int):
         super().__init__()
         self.w = nn.Parameter(torch.linspace(0.1, 3.0, dim))
         self.b = nn.Parameter(torch.zeros(dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:  # [..., 1] -> [..., dim]
-        return torch.cos(t * self.w + self.b)
+        u = (t * self.w + self.b) * (1.0 / (2.0 * math.pi))
+        return 4.0 * torch.abs(u - torch.floor(u) - 0.5) - 1.0
 
 
 class Tgat(nn.Module):

@@ -351,7 +351,7 @@ def markdown(r: dict, args) -> str:
          f"Seconds per epoch (median over CV folds): TGAT {cv['seconds_per_epoch']['tgat']:.2f}, "
          f"GCN {cv['seconds_per_epoch']['gcn']:.2f}. Whole report: {r['seconds_total']:.0f} s.",
          f"- TGAT: {r['final_tgat']['parameters']} parameters, K={gd.K} neighbours per endpoint, "
-         "2 attention heads, time encoding cos(w ln(1+dt) + b). GCN: 2 layers over 30 s static "
+         "2 attention heads, time encoding cos(w ln(1+dt) + b) with cos as a triangle wave (tract's Cos is slow). GCN: 2 layers over 30 s static "
          "snapshots of IP:port endpoints.", "",
          "Binary metrics count an edge as detected when the pattern head names anything but "
          "benign; macro F1 is over the pattern classes present.", "",
