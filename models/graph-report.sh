@@ -38,8 +38,11 @@ py export --run "$run_dir/tgat"
 py quantize --run "$run_dir/tgat"
 py bundle --run "$run_dir/tgat" --out "$run_dir/bundle" --version "$version" \
     --data-note "lab runs ${train[*]} (test: ${test[*]}), docs/graph-model.md"
+py graph-report --render-only "$run_dir/report.json" --export-from "$run_dir/tgat" \
+    --out "$root/docs/graph-model.md"
+mkdir -p "$root/models/reports"
+cp "$run_dir/report.json" "$root/models/reports/graph-report.json"
 rm -rf "$root/models/bundles/graph-tgat"
 mkdir -p "$root/models/bundles/graph-tgat"
 cp "$run_dir/bundle/manifest.json" "$run_dir/bundle/model.onnx" "$root/models/bundles/graph-tgat/"
-cp "$run_dir/tgat/quantize.json" "$run_dir/graph-quantize.json" 2>/dev/null || true
 echo "graph-report: docs/graph-model.md, models/bundles/graph-tgat/ ($version); run $run_dir"
