@@ -200,6 +200,19 @@ impl GraphBundle {
     }
 }
 
+/// Every check of a graph bundle's manifest and model hash, without tract (the fuzz target's
+/// entry): the pattern classes, or why the bundle is refused.
+pub fn check_graph_manifest_text(
+    manifest: &str,
+    model: &[u8],
+    names: &[String],
+) -> Result<Vec<String>, BundleError> {
+    let m: Manifest = serde_json::from_str(manifest)?;
+    let classes = check_graph_manifest(&m, names)?;
+    check_hash(&m, model)?;
+    Ok(classes)
+}
+
 /// The manifest's pattern classes, once the bundle is known to be a `graph-v1` classifier.
 fn check_graph_manifest(m: &Manifest, names: &[String]) -> Result<Vec<String>, BundleError> {
     let invalid = |s: String| Err(BundleError::Invalid(s));
@@ -281,4 +294,54 @@ fn check_graph_golden(m: &Manifest, scorer: &mut GraphScorer) -> Result<(), Bund
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pipeline's column names (the models layer may not import the pipeline; the test
+    /// takes them from the bundle itself and checks their count).
+    fn names() -> Vec<String> {
+        let m: Manifest = serde_json::from_str(BUILTIN_GRAPH_MANIFEST).expect("manifest");
+        assert_eq!(m.features.names.len(), 340);
+        m.features.names
+    }
+
+    #[test]
+    fn the_builtin_bundle_loads_and_its_golden_edges_reproduce_in_tract() {
+        let mut b = GraphBundle::builtin(&names(), 64).expect("built-in graph bundle");
+        assert_eq!(b.scorer.classes[0], "benign");
+        let rows: Vec<f32> = b.manifest.golden.inputs.iter().flatten().copied().collect();
+        let mut out = Vec::new();
+        b.scorer.run(&rows, &mut out).expect("run");
+        let c = b.scorer.classes.len();
+        for p in out.chunks(c) {
+            assert!(
+                (p.iter().sum::<f32>() - 1.0).abs() < 1e-4,
+                "probabilities sum to 1"
+            );
+        }
+        // Batch independence: one row alone scores as it did in the batch.
+        let mut one = Vec::new();
+        b.scorer.run(&rows[..340], &mut one).expect("run");
+        for (a, z) in one.iter().zip(&out[..c]) {
+            assert!((a - z).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn a_bundle_of_other_columns_or_classes_is_refused() {
+        let mut short = names();
+        short.pop();
+        let e = check_graph_manifest_text(BUILTIN_GRAPH_MANIFEST, BUILTIN_GRAPH_MODEL, &short);
+        assert!(e.is_err());
+        let renamed = BUILTIN_GRAPH_MANIFEST.replacen("\"benign\"", "\"normal\"", 1);
+        let e = check_graph_manifest_text(&renamed, BUILTIN_GRAPH_MODEL, &names())
+            .expect_err("classes must start with benign");
+        assert!(e.to_string().contains("benign"), "{e}");
+        let e = check_graph_manifest_text(BUILTIN_GRAPH_MANIFEST, b"not the model", &names())
+            .expect_err("hash");
+        assert!(e.to_string().contains("SHA-256"), "{e}");
+    }
 }
