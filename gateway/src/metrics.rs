@@ -128,6 +128,14 @@ counters!(
     /// Unidirectional flow records queued for the pipeline (one or two per flow).
     capture_records,
     capture_receive_errors,
+    /// Temporal graph detector (`detector.graph`; pipeline/graph/): edges scored, edges whose
+    /// pattern was not benign, endpoints evicted from the full endpoint table, model runs.
+    graph_edges_scored,
+    graph_edges_anomalous,
+    graph_endpoint_evictions,
+    graph_inference_runs,
+    graph_inference_errors,
+    graph_inference_micros_total,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

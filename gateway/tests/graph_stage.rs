@@ -36,7 +36,7 @@ fn the_flow_stage_raises_scan_alerts_naming_the_scanner() {
         "t",
         "t",
         window,
-        metrics,
+        metrics.clone(),
     )
     .with_clock(|| 0);
     let mut stage = FlowStage::new(NetflowDecoder::new(16), flow).with_graph(graph);
@@ -54,6 +54,14 @@ fn the_flow_stage_raises_scan_alerts_naming_the_scanner() {
         .collect();
     let stats = stage.graph.as_ref().expect("graph").stats();
     assert_eq!(stats.edges, 2446, "every record is an edge");
+    let c = metrics.snapshot();
+    assert_eq!(c.graph_edges_scored, 2446);
+    assert!(
+        c.graph_edges_anomalous >= 1000,
+        "the scan's probes and replies"
+    );
+    assert_eq!(c.graph_endpoint_evictions, stats.evictions);
+    assert!(c.graph_inference_runs >= 1 && c.graph_inference_errors == 0);
     let scans: Vec<_> = edges
         .iter()
         .filter_map(|a| a.subject.edge())

@@ -48,8 +48,9 @@ pub struct GraphPipeline {
     probs: Vec<f32>,
     now_ms: fn() -> u64,
     scored: Option<Vec<ScoredEdge>>,
-    /// Model runs and edges scored, for the benchmark and eval.
+    /// Model runs, for the benchmark and eval.
     pub runs: u64,
+    evictions_reported: u64,
 }
 
 impl GraphPipeline {
@@ -78,6 +79,7 @@ impl GraphPipeline {
             now_ms: crate::now_ms,
             scored: None,
             runs: 0,
+            evictions_reported: 0,
         }
     }
 
@@ -135,19 +137,23 @@ impl GraphPipeline {
         let started = Instant::now();
         let result = self.scorer.run(&self.rows, &mut self.probs);
         let m = &self.metrics;
-        m.add(&m.inference_runs, 1);
+        m.add(&m.graph_inference_runs, 1);
         m.add(
-            &m.inference_micros_total,
+            &m.graph_inference_micros_total,
             started.elapsed().as_micros() as u64,
         );
         self.runs += 1;
+        let ev = self.table.stats().evictions;
+        m.add(&m.graph_endpoint_evictions, ev - self.evictions_reported);
+        self.evictions_reported = ev;
         if let Err(e) = result {
-            m.add(&m.inference_errors, 1);
+            m.add(&m.graph_inference_errors, 1);
             tracing::error!(error = %e, rows = self.pending.len(), "Graph model failed; batch not scored");
             self.pending.clear();
             self.rows.clear();
             return;
         }
+        m.add(&m.graph_edges_scored, self.pending.len() as u64);
         let classes = self.scorer.classes.len();
         let threshold = self.scorer.threshold;
         let now_ms = (self.now_ms)();
@@ -170,6 +176,7 @@ impl GraphPipeline {
             if !anomalous {
                 continue;
             }
+            m.add(&m.graph_edges_anomalous, 1);
             let finding = EdgeFinding {
                 origin: &p.origin,
                 flow: &p.flow,
