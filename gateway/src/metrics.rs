@@ -197,6 +197,14 @@ counters!(
     /// Files re-opened after rotation (rename or copytruncate) and read errors.
     eve_rotations,
     eve_read_errors,
+    /// Temporal graph detector (`detector.graph`; pipeline/graph/): edges scored, edges whose
+    /// pattern was not benign, endpoints evicted from the full endpoint table, model runs.
+    graph_edges_scored,
+    graph_edges_anomalous,
+    graph_endpoint_evictions,
+    graph_inference_runs,
+    graph_inference_errors,
+    graph_inference_micros_total,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

@@ -115,14 +115,24 @@ fn the_scan_is_detected_on_every_path_and_the_counts_add_up() {
         .iter()
         .filter(|p| p["detector"] != "arp_rules")
         .collect();
-    let paths: Vec<&str> = results
+    // Every path through both flow detectors: the flow autoencoder and the temporal graph.
+    let runs: Vec<(&str, &str)> = results
         .iter()
-        .map(|p| p["path"].as_str().expect("path"))
+        .map(|p| {
+            (
+                p["path"].as_str().expect("path"),
+                p["detector"].as_str().expect("detector"),
+            )
+        })
         .collect();
-    assert_eq!(paths, ["netflow-ipfix", "netflow-v9", "capture"]);
+    let mut want = Vec::new();
+    for path in ["netflow-ipfix", "netflow-v9", "capture"] {
+        want.push((path, "flow_ae"));
+        want.push((path, "graph_tgat"));
+    }
+    assert_eq!(runs, want);
     for p in results {
         let path = p["path"].as_str().expect("path");
-        assert_eq!(p["detector"], "flow_ae", "{path}");
         let phase = &p["phases"][0];
         assert_eq!(phase["phase"], "scan");
         assert_eq!(phase["detected"], true, "{path}: {p:#}");

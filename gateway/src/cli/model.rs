@@ -80,6 +80,9 @@ pub fn execute(args: ModelArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
+    if super::model_graph::is_graph_bundle(dir) {
+        return super::model_graph::check(dir, trust);
+    }
     let started = Instant::now();
     let any = AnyBundle::load_dir(
         dir,

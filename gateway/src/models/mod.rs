@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod config;
 pub mod fleet;
 pub mod flow_scorer;
+pub mod graph_scorer;
 pub mod manifest;
 pub mod select;
 pub mod series_scorer;

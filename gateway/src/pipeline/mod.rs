@@ -12,6 +12,7 @@ pub mod arp;
 pub mod config;
 pub mod eve;
 pub mod fleet;
+pub mod graph;
 pub mod incidents;
 pub mod learning;
 pub mod orient;

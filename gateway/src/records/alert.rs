@@ -8,6 +8,8 @@ pub const FLOW_DETECTOR: &str = "flow_ae";
 
 /// Name of the series detector in alerts and metrics (`series_lstm` until issue 14, docs/mqtt.md).
 pub const SERIES_DETECTOR: &str = "series_ae";
+/// The temporal graph detector's name in alerts.
+pub const GRAPH_DETECTOR: &str = "graph_tgat";
 
 /// Name of the ARP rules (the capture path's ARP detector, docs/arp.md) in alerts and metrics.
 pub const ARP_DETECTOR: &str = "arp_rules";
@@ -119,12 +121,16 @@ pub enum Subject {
     Flow(FlowSubject),
     Interface(InterfaceSubject),
     Arp(ArpSubject),
+    /// An edge of the temporal graph (`graph_tgat`): who did what to whom.
+    Edge(EdgeSubject),
 }
 
 impl Subject {
+    /// The flow an alert is about; for an edge, oriented attacker -> target.
     pub fn flow(&self) -> Option<&FlowSubject> {
         match self {
             Subject::Flow(f) => Some(f),
+            Subject::Edge(e) => Some(&e.flow),
             Subject::Interface(_) | Subject::Arp(_) => None,
         }
     }
@@ -132,17 +138,48 @@ impl Subject {
     pub fn arp(&self) -> Option<&ArpSubject> {
         match self {
             Subject::Arp(a) => Some(a),
-            Subject::Flow(_) | Subject::Interface(_) => None,
+            Subject::Flow(_) | Subject::Interface(_) | Subject::Edge(_) => None,
         }
     }
 
     pub fn interface(&self) -> Option<&InterfaceSubject> {
         match self {
             Subject::Interface(i) => Some(i),
-            Subject::Flow(_) | Subject::Arp(_) => None,
+            Subject::Flow(_) | Subject::Arp(_) | Subject::Edge(_) => None,
+        }
+    }
+
+    pub fn edge(&self) -> Option<&EdgeSubject> {
+        match self {
+            Subject::Edge(e) => Some(e),
+            Subject::Flow(_) | Subject::Interface(_) | Subject::Arp(_) => None,
         }
     }
 }
+
+/// The graph detector's incident: the edge that raised it and the roles of its endpoints.
+/// `attacker` is the party the pattern blames (the scanner, the brute forcer, the listener a
+/// reverse shell or an exfiltration connects to), never the victim; `initiator` says which of
+/// the two opened the connection (`attacker` for scans and brute force, `target` for a reverse
+/// shell, where the compromised host dials out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSubject {
+    /// The edge's flow, oriented attacker -> target.
+    pub flow: FlowSubject,
+    /// `IP:port`.
+    pub attacker: String,
+    pub target: String,
+    /// `attacker` or `target`.
+    pub initiator: String,
+    /// The pattern head's verdict (`scan`, `brute_force`, `flood`, `reverse_shell`, ...).
+    pub pattern: String,
+    pub probability: f32,
+    /// Edges of this incident (same attacker host, target host and pattern) this alert stands
+    /// for: this one and those folded in since the incident's previous alert.
+    pub edges: u64,
+}
+
+impl Eq for EdgeSubject {}
 
 /// The flow that triggered a flow alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,9 @@ pub struct FlowStage {
     pub pipeline: FlowPipeline,
     /// The ARP rules, for what capture sources' ARP meters queue (none: ARP is ignored).
     pub arp: Option<ArpDetector>,
+    /// The temporal graph detector, when enabled (`detector.graph`): every record also goes
+    /// in as an edge.
+    pub graph: Option<crate::pipeline::graph::GraphPipeline>,
     decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
@@ -44,6 +47,7 @@ impl FlowStage {
             decoder,
             pipeline,
             arp: None,
+            graph: None,
             decoded: Vec::with_capacity(1024),
         }
     }
@@ -54,13 +58,22 @@ impl FlowStage {
         self
     }
 
+    /// Adds the temporal graph detector.
+    pub fn with_graph(mut self, graph: crate::pipeline::graph::GraphPipeline) -> FlowStage {
+        self.graph = Some(graph);
+        self
+    }
+
     /// Decodes a datagram, or takes the meter's records, and featurises them; the pipeline
     /// scores when a batch fills.
     pub fn ingest(&mut self, input: FlowInput, alerts: &mut impl FnMut(Alert)) {
         match input {
             FlowInput::Datagram(d) => self.ingest_datagram(d.from, &d.payload, alerts),
             FlowInput::Records { origin, records } => {
-                self.pipeline.ingest_records(&origin, &records, alerts)
+                self.pipeline.ingest_records(&origin, &records, alerts);
+                if let Some(g) = self.graph.as_mut() {
+                    g.ingest_records(&origin, &records, alerts);
+                }
             }
             FlowInput::Arp { origin, events } => {
                 if let Some(arp) = &mut self.arp {
@@ -80,14 +93,20 @@ impl FlowStage {
         self.decoded.clear();
         self.decoder.decode(from, payload, &mut self.decoded);
         for (src, flow) in self.decoded.drain(..) {
-            self.pipeline
-                .ingest_record(FlowOrigin::Exporter(src.exporter), flow, alerts);
+            let origin = FlowOrigin::Exporter(src.exporter);
+            if let Some(g) = self.graph.as_mut() {
+                g.ingest_records(&origin, std::slice::from_ref(&flow), alerts);
+            }
+            self.pipeline.ingest_record(origin, flow, alerts);
         }
     }
 
     /// Scores everything waiting.
     pub fn flush(&mut self, alerts: &mut impl FnMut(Alert)) {
         self.pipeline.flush(alerts);
+        if let Some(g) = self.graph.as_mut() {
+            g.flush(alerts);
+        }
     }
 }
 

@@ -28,6 +28,7 @@
 pub mod eve;
 mod fleet;
 pub mod flow;
+pub mod graph;
 mod learning;
 mod retention;
 pub mod series;
@@ -239,14 +240,17 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         }
         _ => None,
     };
-    let stage = FlowStage::new(NetflowDecoder::new(cfg.netflow.max_exporters), pipeline).with_arp(
-        crate::pipeline::arp::ArpDetector::new(
+    let mut stage = FlowStage::new(NetflowDecoder::new(cfg.netflow.max_exporters), pipeline)
+        .with_arp(crate::pipeline::arp::ArpDetector::new(
             cfg.arp.rules.clone(),
             &cfg.site,
             &cfg.device,
             metrics.clone(),
-        ),
-    );
+        ));
+    if let Some((g, info)) = graph::load(&cfg, &cfg.trust, metrics.clone())? {
+        stage = stage.with_graph(g);
+        models.push(info);
+    }
     let ctx = FlowSinks {
         store: store.clone(),
         metrics: metrics.clone(),

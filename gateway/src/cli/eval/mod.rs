@@ -15,6 +15,7 @@
 
 pub mod arp;
 pub mod detectors;
+pub mod graph;
 pub mod labels;
 pub mod metrics;
 pub mod replay;
@@ -56,6 +57,12 @@ pub struct EvalArgs {
     /// A flow model bundle replacing the configured (or built-in) one.
     #[arg(long, value_name = "DIR")]
     pub flow_model: Option<PathBuf>,
+    /// A temporal graph bundle (`graph_tgat`) replacing the built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub graph_model: Option<PathBuf>,
+    /// Leave the temporal graph detector out.
+    #[arg(long)]
+    pub no_graph: bool,
     /// The daemon's configuration (detector, alerting and capture settings are used).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -174,6 +181,16 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
             rules: cfg.arp.rules.clone(),
         }),
     ];
+    if !args.no_graph {
+        let graph = graph::GraphDetector {
+            model: args.graph_model.clone(),
+            batch_size: cfg.detector.batch_size,
+            trust: cfg.trust.clone(),
+            dedupe: cfg.alerting.dedupe_window,
+        };
+        graph.load()?;
+        detectors.push(Box::new(graph));
+    }
 
     let start = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
     let end = phases.iter().map(|p| p.end_ms).max().unwrap_or(0);
