@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod detect;
 pub mod fleet;
 pub mod prom;
+mod prom_capture;
 mod prom_eve;
 pub mod query;
 
