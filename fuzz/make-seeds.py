@@ -5,6 +5,7 @@
 
 netflow_datagrams: the first datagrams of every NetFlow/IPFIX fixture (templates included), in
 the target's framing `[exporter: u8] [len: u16 BE] [payload]`, plus interleaved exporters.
+netflow_hot_path: the same first datagrams (same framing).
 pcap_datagrams: the fixture captures cut to their first few records (header rewritten).
 Other targets' seeds are written by their sections below.
 """
@@ -41,6 +42,8 @@ for name in fixtures:
         data = b"".join(frame(0, p) for p in payloads[:count])
         if len(data) <= 8192:
             write("netflow_datagrams", f"{stem}-{count}", data)
+            # netflow_hot_path: the same, so the templates learnt make data go the hot path.
+            write("netflow_hot_path", f"{stem}-{count}", data)
     # Two exporters interleaved: template scoping per exporter.
     data = b"".join(frame(i % 2, p) for i, p in enumerate(payloads[:4]))
     if len(data) <= 8192:
@@ -213,111 +216,3 @@ write("frame", "ipv4-fragments", frames((0, 0, eth(ipv4(17, udp(1, 2, b"\0" * 24
 write("frame", "sll-and-null", frames((2, 0, sll(ipv4(6, tcp(1, 2, 0x02)))),
                                      (4, 0, b"\x02\0\0\0" + ipv4(6, tcp(2, 1, 0x14), b"\x0a\0\0\x02", b"\x0a\0\0\x01"))))
 write("frame", "idle-then-eviction", frames(*[(0, 200, eth(ipv4(17, udp(1000 + i, 53)))) for i in range(12)]))
-
-
-# arp: ARP frames for the ARP meter and rules, in the `frame` framing (time step * 256 ms).
-# Synthetic exchanges, the arpspoof pattern, every link type, and cut or foreign ARP; plus the
-# real ARP frames of the committed lab run's arp_spoof phase (tests/data/lab/small).
-def mac(last):
-    return bytes([2, 0x77, 0, 0, 0, last])
-
-
-def arp(op, smac, sip, tmac, tip, hw=1, proto=0x0800):
-    return struct.pack(">HHBBH6s4s6s4s", hw, proto, 6, 4, op, smac, bytes(sip), tmac, bytes(tip))
-
-
-def arp_eth(src, dst, payload, vlan=None):
-    head = dst + src
-    if vlan is not None:
-        head += struct.pack(">HH", 0x8100, vlan)
-    return head + struct.pack(">H", 0x0806) + payload
-
-
-BC = b"\xff" * 6
-Z = b"\0" * 6
-WEB, CL3, ATK = (10, 77, 0, 10), (10, 77, 0, 103), (10, 77, 0, 66)
-benign = [(0, 4, arp_eth(mac(103), BC, arp(1, mac(103), CL3, Z, WEB))),
-          (0, 0, arp_eth(mac(10), mac(103), arp(2, mac(10), WEB, mac(103), CL3)))]
-spoof = [(0, 0, arp_eth(mac(66), BC, arp(1, mac(66), ATK, Z, CL3))),
-         (0, 0, arp_eth(mac(103), mac(66), arp(2, mac(103), CL3, mac(66), ATK)))]
-for _ in range(6):
-    spoof += [(0, 8, arp_eth(mac(66), mac(103), arp(2, mac(66), WEB, mac(103), CL3))),
-              (0, 0, arp_eth(mac(66), mac(10), arp(2, mac(66), CL3, mac(10), WEB)))]
-spoof += [(0, 4, arp_eth(mac(66), mac(103), arp(2, mac(10), WEB, mac(103), CL3)))]
-write("arp", "benign-exchange", frames(*benign))
-write("arp", "arpspoof-both-ways-then-restore", frames(*(benign + spoof + benign)))
-write("arp", "gratuitous-probe-vlan", frames(
-    (0, 0, arp_eth(mac(10), BC, arp(1, mac(10), WEB, Z, WEB))),
-    (0, 1, arp_eth(mac(20), BC, arp(1, mac(20), (0, 0, 0, 0), Z, (10, 77, 0, 20)))),
-    (0, 1, arp_eth(mac(10), BC, arp(2, mac(10), WEB, BC, WEB), vlan=7))))
-write("arp", "many-ips-one-mac", frames(
-    *[(0, 1, arp_eth(mac(66), BC, arp(2, mac(66), (10, 77, 0, i), BC, (10, 77, 0, i)))) for i in range(1, 12)]))
-sll_arp = struct.pack(">HHH8sH", 0, 1, 6, mac(66) + b"\0\0", 0x0806) + arp(2, mac(66), WEB, mac(103), CL3)
-sll2_arp = struct.pack(">HHIHBB8s", 0x0806, 0, 2, 1, 0, 6, mac(66) + b"\0\0") + arp(2, mac(66), WEB, mac(103), CL3)
-write("arp", "sll-sll2-and-refused", frames(
-    (2, 0, sll_arp), (3, 0, sll2_arp),
-    (0, 0, arp_eth(mac(1), BC, arp(1, mac(1), WEB, Z, CL3))[:30]),
-    (0, 0, arp_eth(mac(1), BC, arp(1, mac(1), WEB, Z, CL3, hw=6))),
-    (0, 0, arp_eth(mac(1), BC, arp(3, mac(1), WEB, Z, CL3))),
-    (1, 0, arp(1, mac(1), WEB, Z, CL3))))
-
-
-def pcap_frames(path, first_ms, last_ms):
-    """(time ms, frame) of the ARP frames of a classic pcap between two times."""
-    out = []
-    with open(path, "rb") as f:
-        head = f.read(24)
-        endian = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-        nanos = head[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-        while True:
-            rec = f.read(16)
-            if len(rec) < 16:
-                break
-            sec, frac, incl, _ = struct.unpack(endian + "IIII", rec)
-            data = f.read(incl)
-            ms = sec * 1000 + (frac // 1_000_000 if nanos else frac // 1000)
-            if first_ms <= ms <= last_ms and data[12:14] == b"\x08\x06":
-                out.append((ms, data))
-    return out
-
-
-lab = os.path.join(root, "tests", "data", "lab", "small")
-with open(os.path.join(lab, "labels.csv")) as f:
-    spoof_phase = next(line.split(",") for line in f if ",arp_spoof," in line)
-start, end = int(spoof_phase[5]), int(spoof_phase[6])
-real = pcap_frames(os.path.join(lab, "capture.pcap"), start - 5000, end)
-items, prev = [], real[0][0] if real else 0
-for ms, data in real:
-    items.append((0, min(255, (ms - prev) // 256), data))
-    prev = ms
-write("arp", "lab-small-arp-spoof-phase", frames(*items))
-# fleet_messages: a small set (3 chunks of 1 KiB "model") in the target's framing
-# `[kind: u8] [index: u8] [len: u16 BE] [payload]`: kind 0 set manifest, 1 chunk, 2 topic.
-import hashlib  # noqa: E402
-
-fleet_model = bytes((i * 7) % 256 for i in range(2600))
-fleet_manifest = json.dumps({"format": 1, "name": "flow-ae", "kind": "flow_ae", "version": "2026.12.1.1"})
-fleet_id = hashlib.sha256(fleet_manifest.encode()).digest()[:16]
-fleet_pieces = [fleet_model[i:i + 1024] for i in range(0, len(fleet_model), 1024)]
-fleet_set = json.dumps({
-    "format": 1, "detector": "flow", "manifest": fleet_manifest,
-    "signature": "A" * 86 + "==", "model_bytes": len(fleet_model), "chunk_bytes": 1024,
-    "chunks": [hashlib.sha256(p).hexdigest() for p in fleet_pieces], "canary_percent": 100,
-    "published_ms": 0,
-}).encode()
-fleet_chunks = [b"NWC1" + fleet_id + struct.pack(">HH", i, len(fleet_pieces)) + p
-                for i, p in enumerate(fleet_pieces)]
-
-
-def fleet_frames(*items):
-    return b"".join(struct.pack(">BBH", kind, index, len(p)) + p for kind, index, p in items)
-
-
-write("fleet_messages", "manifest-then-chunks",
-      fleet_frames((0, 0, fleet_set), *[(1, i, c) for i, c in enumerate(fleet_chunks)]))
-write("fleet_messages", "chunks-first-one-missing",
-      fleet_frames((1, 2, fleet_chunks[2]), (1, 0, fleet_chunks[0]), (0, 0, fleet_set)))
-write("fleet_messages", "topics",
-      fleet_frames((2, 0, b"netwarden/fleet/models/flow/all/manifest"),
-                   (2, 0, b"netwarden/fleet/models/flow/device/hq/r1/chunk/3")))
-write("fleet_messages", "lone-set-manifest", fleet_set)

@@ -24,6 +24,7 @@ use netflow_parser::{
 use netwarden_firmware::FlowRecord;
 
 use super::normalise::{iana_id, normalise_v5, normalise_v9, push, Fields};
+use super::plan::Plans;
 use super::sequence::{Advance, SeqOutcome, SequenceTracker};
 use crate::records::ExporterStats;
 
@@ -43,7 +44,7 @@ pub struct DecodeSummary {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum StreamKey {
+pub(super) enum StreamKey {
     V5 {
         exporter: SocketAddr,
         engine: u16,
@@ -58,6 +59,9 @@ enum StreamKey {
     },
 }
 
+/// Template plans kept per exporter on average (the cache is bounded by this x max_exporters).
+const PLANS_PER_EXPORTER: usize = 64;
+
 /// Exporters beyond the cap are counted together under this label.
 pub const OTHER_EXPORTERS: &str = "other";
 
@@ -65,12 +69,18 @@ pub const OTHER_EXPORTERS: &str = "other";
 #[derive(Debug)]
 pub struct NetflowDecoder {
     parser: AutoScopedParser,
-    sequences: SequenceTracker<StreamKey>,
+    pub(super) sequences: SequenceTracker<StreamKey>,
     stats: HashMap<SocketAddr, ExporterStats>,
     other: ExporterStats,
     max_exporters: usize,
     /// `systemInitTimeMilliseconds` learnt from IPFIX options data, per stream.
-    ipfix_sys_init: HashMap<(SocketAddr, u32), u64>,
+    pub(super) ipfix_sys_init: HashMap<(SocketAddr, u32), u64>,
+    /// Templates netflow_parser accepted, as field-offset plans for the hot path
+    /// ([`super::plan`]), per exporter and v9 source id / IPFIX observation domain.
+    pub(super) plans: Plans<(SocketAddr, u32)>,
+    hot_path: bool,
+    /// Datagrams the hot path decoded (the rest went through netflow_parser).
+    pub(super) hot_path_datagrams: u64,
 }
 
 impl NetflowDecoder {
@@ -89,7 +99,21 @@ impl NetflowDecoder {
             other: ExporterStats::default(),
             max_exporters: max_exporters.max(1),
             ipfix_sys_init: HashMap::new(),
+            plans: Plans::new(max_exporters.max(1) * PLANS_PER_EXPORTER),
+            hot_path: true,
+            hot_path_datagrams: 0,
         }
+    }
+
+    /// Every datagram through netflow_parser (the differential test's reference).
+    pub fn without_hot_path(mut self) -> Self {
+        self.hot_path = false;
+        self
+    }
+
+    /// Datagrams decoded by the hot path so far.
+    pub fn hot_path_datagrams(&self) -> u64 {
+        self.hot_path_datagrams
     }
 
     /// Per-exporter counters, plus the overflow bucket under [`OTHER_EXPORTERS`].
@@ -134,9 +158,16 @@ impl NetflowDecoder {
                 error: true,
             };
         }
+        if self.hot_path {
+            if let Some(summary) = self.decode_planned(exporter, data, out, &mut local) {
+                self.exporter_stats(exporter).add(&local);
+                return summary;
+            }
+        }
         let result = self.parser.parse_from_source(exporter, data);
         let before = out.len();
         for packet in &result.packets {
+            self.learn_plans(exporter, packet);
             match packet {
                 NetflowPacket::V5(v5) => {
                     local.v5_datagrams += 1;
@@ -373,7 +404,7 @@ fn wire_data_sets(data: &[u8]) -> usize {
     n
 }
 
-fn account(stats: &mut ExporterStats, outcome: SeqOutcome) {
+pub(super) fn account(stats: &mut ExporterStats, outcome: SeqOutcome) {
     match outcome {
         SeqOutcome::Gap { missing } => stats.sequence_missing += u64::from(missing),
         SeqOutcome::Behind => stats.sequence_behind += 1,

@@ -4,6 +4,8 @@
 //!   no formatting: a burst must not be dropped because the receive loop was busy).
 //! - [`decode`]: netflow_parser with template caches per exporter and observation domain
 //!   (`AutoScopedParser`) and pending-flow buffering, per-exporter accounting.
+//! - [`plan`]: the hot path: learnt templates as field-offset plans that decode data sets
+//!   straight from the bytes (netflow_parser keeps templates, options and everything rare).
 //! - [`normalise`]: one record's fields into a `FlowRecord` (element ids, uptime or absolute
 //!   times).
 //! - [`sequence`]: sequence-gap accounting per export stream (netflow_parser does none).
@@ -11,9 +13,12 @@
 
 pub mod config;
 pub mod decode;
+pub mod differential;
 pub mod export_pcap;
+mod fast;
 pub mod listener;
 pub mod normalise;
+pub mod plan;
 pub mod sequence;
 
 pub use decode::{DecodeSummary, ExporterDomain, NetflowDecoder};

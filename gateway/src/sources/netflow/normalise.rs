@@ -119,7 +119,7 @@ pub(super) fn iana_id(f: &IANAIPFixField) -> u16 {
 }
 
 /// The information elements we use, by IANA/v9 element id (they agree for these).
-mod ie {
+pub(super) mod ie {
     pub const OCTETS: u16 = 1;
     pub const PACKETS: u16 = 2;
     pub const PROTOCOL: u16 = 4;
@@ -163,20 +163,76 @@ pub(super) struct Fields {
     tcp_flags: u16,
 }
 
+/// What the normaliser asks of a value: netflow_parser's `FieldValue`, or the hot path's
+/// [`Value`](super::plan::Value) read straight from the bytes. One [`Fields::set`] serves both,
+/// so the two decoders cannot disagree on what an element means.
+pub(super) trait ElementValue {
+    fn as_u64(&self) -> Option<u64>;
+    fn as_u16(&self) -> Option<u16>;
+    fn as_u8(&self) -> Option<u8>;
+    fn ip(&self) -> Option<IpAddr>;
+    /// TCP control bits when the value is typed as such.
+    fn tcp_bits(&self) -> Option<u16>;
+}
+
+impl ElementValue for FieldValue {
+    fn as_u64(&self) -> Option<u64> {
+        FieldValue::as_u64(self)
+    }
+    fn as_u16(&self) -> Option<u16> {
+        FieldValue::as_u16(self)
+    }
+    fn as_u8(&self) -> Option<u8> {
+        FieldValue::as_u8(self)
+    }
+    fn ip(&self) -> Option<IpAddr> {
+        match self {
+            FieldValue::Ip4Addr(a) => Some(IpAddr::V4(*a)),
+            FieldValue::Ip6Addr(a) => Some(IpAddr::V6(*a)),
+            _ => None,
+        }
+    }
+    fn tcp_bits(&self) -> Option<u16> {
+        match self {
+            FieldValue::TcpControlBits(bits, _) => Some(u16::from(*bits)),
+            _ => None,
+        }
+    }
+}
+
+impl ElementValue for super::plan::Value {
+    fn as_u64(&self) -> Option<u64> {
+        super::plan::Value::as_u64(*self)
+    }
+    fn as_u16(&self) -> Option<u16> {
+        super::plan::Value::as_u16(*self)
+    }
+    fn as_u8(&self) -> Option<u8> {
+        super::plan::Value::as_u8(*self)
+    }
+    fn ip(&self) -> Option<IpAddr> {
+        match self {
+            super::plan::Value::Ip(a) => Some(*a),
+            _ => None,
+        }
+    }
+    fn tcp_bits(&self) -> Option<u16> {
+        match self {
+            super::plan::Value::TcpBits(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
 impl Fields {
-    pub(super) fn set(&mut self, id: u16, v: &FieldValue) {
+    pub(super) fn set(&mut self, id: u16, v: &impl ElementValue) {
         match id {
-            ie::SRC_V4 | ie::SRC_V6 => self.src = ip(v),
-            ie::DST_V4 | ie::DST_V6 => self.dst = ip(v),
+            ie::SRC_V4 | ie::SRC_V6 => self.src = v.ip(),
+            ie::DST_V4 | ie::DST_V6 => self.dst = v.ip(),
             ie::SRC_PORT => self.src_port = v.as_u16().unwrap_or(0),
             ie::DST_PORT => self.dst_port = v.as_u16().unwrap_or(0),
             ie::PROTOCOL => self.protocol = v.as_u8().unwrap_or(0),
-            ie::TCP_FLAGS => {
-                self.tcp_flags = match v {
-                    FieldValue::TcpControlBits(bits, _) => u16::from(*bits),
-                    other => other.as_u16().unwrap_or(0),
-                }
-            }
+            ie::TCP_FLAGS => self.tcp_flags = v.tcp_bits().or(v.as_u16()).unwrap_or(0),
             ie::PACKETS => self.packets = v.as_u64(),
             ie::OCTETS => self.bytes = v.as_u64(),
             ie::PACKETS_TOTAL => self.packets = self.packets.or(v.as_u64()),
@@ -209,7 +265,7 @@ impl Fields {
     }
 
     /// v9: uptime-relative times against the header.
-    fn into_record_uptime(self, now_ms: u64, now_up: u32) -> Option<FlowRecord> {
+    pub(super) fn into_record_uptime(self, now_ms: u64, now_up: u32) -> Option<FlowRecord> {
         let mut r = self.base()?;
         let conv = |up: Option<u64>| up.map(|u| uptime_to_epoch(now_ms, now_up, u as u32));
         r.last_ms = self.last_abs.or(conv(self.last_up)).unwrap_or(now_ms);
@@ -226,19 +282,12 @@ impl Fields {
         let mut r = self.base()?;
         let init = self.sys_init.or(sys_init);
         let conv = |up: Option<u64>| match (init, up) {
-            (Some(i), Some(u)) => Some(i + u),
+            // Saturating: both come from the wire (a crafted uptime must not overflow).
+            (Some(i), Some(u)) => Some(i.saturating_add(u)),
             _ => None,
         };
         r.last_ms = self.last_abs.or(conv(self.last_up)).unwrap_or(export_ms);
         r.first_ms = self.first_abs.or(conv(self.first_up)).unwrap_or(r.last_ms);
         Some(r)
-    }
-}
-
-fn ip(v: &FieldValue) -> Option<IpAddr> {
-    match v {
-        FieldValue::Ip4Addr(a) => Some(IpAddr::V4(*a)),
-        FieldValue::Ip6Addr(a) => Some(IpAddr::V6(*a)),
-        _ => None,
     }
 }
