@@ -7,12 +7,11 @@
 //! the configured one), partial batches are zero-padded, and the states are reused.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
 use super::bundle::{read_dir, BundleError};
-use super::flow_scorer::DetectorError;
+use super::flow_scorer::{plan, DetectorError, SMALL_BATCH};
 use super::manifest::{check_hash, Manifest};
 use super::signature::{SignatureStatus, Trust};
 
@@ -26,8 +25,6 @@ pub const BUILTIN_GRAPH_MANIFEST: &str =
     include_str!("../../../models/bundles/graph-tgat/manifest.json");
 pub const BUILTIN_GRAPH_MODEL: &[u8] =
     include_bytes!("../../../models/bundles/graph-tgat/model.onnx");
-
-const SMALL_BATCH: usize = 16;
 
 #[derive(Debug)]
 struct Shaped {
@@ -47,16 +44,6 @@ pub struct GraphScorer {
     pub threshold: f32,
     pub high_ratio: f32,
     flat: Vec<f32>,
-}
-
-fn plan(bytes: &[u8], batch: usize, width: usize) -> TractResult<Arc<TypedRunnableModel>> {
-    tract_onnx::onnx()
-        .with_ignore_output_shapes(true)
-        .with_ignore_value_info(true)
-        .model_for_read(&mut &bytes[..])?
-        .with_input_fact(0, f32::fact([batch, width]).into())?
-        .into_optimized()?
-        .into_runnable()
 }
 
 impl GraphScorer {
