@@ -108,15 +108,7 @@ fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
         m.threshold.value,
         m.threshold.method
     );
-    println!(
-        "ok: sha256, schema, tract load+optimise, {} golden vectors within {}",
-        m.golden.inputs.len(),
-        m.golden.tolerance
-    );
-    println!(
-        "load + optimise + golden check: {:.1} ms",
-        load.as_secs_f64() * 1e3
-    );
+    print_checks(m, load);
     let zero = [[0.0f32; netwarden_firmware::features::FLOW_WIDTH]];
     for rows in [1usize, 512] {
         let batch: Vec<_> = zero.iter().cycle().take(rows).copied().collect();
@@ -203,4 +195,17 @@ fn seconds_per_run<E>(iters: usize, mut run: impl FnMut() -> Result<(), E>) -> R
         run()?;
     }
     Ok(t.elapsed().as_secs_f64() / iters as f64)
+}
+
+/// The lines `model check` prints for every bundle kind once its checks passed.
+pub(super) fn print_checks(m: &crate::models::Manifest, load: Duration) {
+    println!(
+        "ok: sha256, schema, tract load+optimise, {} golden vectors within {}",
+        m.golden.inputs.len(),
+        m.golden.tolerance
+    );
+    println!(
+        "load + optimise + golden check: {:.1} ms",
+        load.as_secs_f64() * 1e3
+    );
 }

@@ -41,15 +41,7 @@ pub fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
         m.threshold.value,
         m.threshold.method
     );
-    println!(
-        "ok: sha256, schema, tract load+optimise, {} golden vectors within {}",
-        m.golden.inputs.len(),
-        m.golden.tolerance
-    );
-    println!(
-        "load + optimise + golden check: {:.1} ms",
-        load.as_secs_f64() * 1e3
-    );
+    super::model::print_checks(m, load);
     let row: Vec<f32> = m.golden.inputs[0].clone();
     for rows in [1usize, 512] {
         let batch: Vec<f32> = row.iter().copied().cycle().take(rows * row.len()).collect();
