@@ -36,7 +36,11 @@ if [[ $profile == release-small ]]; then
     # aborts; its backtrace is empty. See cross/no-eh-frame.ld and docs/install.md.
     export RUSTFLAGS="${RUSTFLAGS:-} -C force-unwind-tables=no -C link-arg=--no-eh-frame-hdr -C link-arg=-T$root/cross/no-eh-frame.ld"
 fi
-cargo build -p netwarden --target "$target" --profile "$profile" --locked
+features=()
+# The router binary leaves out the central-side and lab commands (eval, fleet publish|status|
+# collect, plot: the `central` feature, on in every other build) to stay under 10 MB.
+[[ $profile == release-small ]] && features=(--no-default-features)
+cargo build -p netwarden --target "$target" --profile "$profile" --locked "${features[@]}"
 dir=$profile
 [[ $profile == dev ]] && dir=debug
 bin=target/$target/$dir/netwarden

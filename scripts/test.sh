@@ -29,6 +29,7 @@ command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 command -v readelf >/dev/null || need+=(binutils)
 # Packet capture test (tests/e2e/capture.rs) and the aarch64 router build.
 command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v arpspoof >/dev/null || need+=(dsniff)           # ARP spoofing test (tests/e2e/arp_spoof.rs)
 command -v nmap >/dev/null || need+=(nmap)
 command -v curl >/dev/null || need+=(curl)
 command -v ethtool >/dev/null || need+=(ethtool)
@@ -40,6 +41,8 @@ command -v dpkg-deb >/dev/null || need+=(dpkg)
 # Headless browser for the dashboard's end-to-end test.
 command -v chromium >/dev/null || need+=(chromium)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+# Java for Spark in local mode (analytics/, the fleet job's test).
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -90,6 +93,9 @@ models/setup-venv.sh
 
 step "pytest (models/)"
 (cd models && .venv/bin/python -m pytest)
+
+step "pytest (analytics/: the fleet Spark job in local mode, about a minute)"
+models/.venv/bin/python -m pytest -q analytics/tests
 
 step "lab tools (tests/lab: flow labeller against nfdump, committed run relabelled)"
 python3 -m unittest discover -s tests/lab -p 'test_*.py'

@@ -24,6 +24,7 @@ expect=(
     "flow proto=1 10.0.0.1:0 > 10.0.0.2:2048 vlan=0 s2d=1p/84B d2s=0p/0B dur=0ms flags=0x00/0x00"
     "flow proto=1 10.0.0.2:0 > 10.0.0.1:0 vlan=0 s2d=1p/84B d2s=0p/0B dur=0ms flags=0x00/0x00"
     "stats: frames=13 packets=11 bytes=1764 not_ip=1 truncated=1 flows=4 ended=0"
+    "arp: packets=3 requests=1 replies=2 unsolicited=1 bindings=2 changed=1 flip=Some((10.0.0.2, 2, 102, true))"
 )
 fail=0
 for line in "${expect[@]}"; do

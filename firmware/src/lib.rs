@@ -11,6 +11,8 @@
 //! - [`meter`]: the packet meter: frames in, bidirectional flows (NFStream's columns, NetFlow's
 //!   unidirectional records) out, from a fixed-capacity table with idle/active timeouts and
 //!   counted eviction when full.
+//!   Its ARP side ([`meter::arp`]) accounts what the flow meter refuses: ARP kinds,
+//!   unsolicited replies and IP-to-MAC bindings in a fixed table.
 //! - [`flow`]: the normalised flow record every source produces.
 //! - [`features`]: the `flow-v1` feature schema and the per-source-host windows that give a
 //!   single flow its context, in a fixed-capacity table chosen by the caller.

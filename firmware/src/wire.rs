@@ -103,7 +103,7 @@ pub fn udp_datagram(link: LinkType, frame: &[u8]) -> Result<UdpDatagram<'_>, Fra
 
 /// Strips the link layer: the ethertype of what follows, the bytes from the network header on,
 /// and the outermost 802.1Q VLAN id if the frame was tagged.
-fn link_payload(
+pub(crate) fn link_payload(
     link: LinkType,
     frame: &[u8],
 ) -> Result<(EthernetProtocol, &[u8], Option<u16>), FrameError> {

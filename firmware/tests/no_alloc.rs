@@ -109,3 +109,46 @@ fn metering_allocates_nothing() {
     assert_eq!(emitted, s.flows_created);
     assert_eq!(allocations, 0, "metering allocated {allocations} times");
 }
+
+#[test]
+fn arp_accounting_allocates_nothing() {
+    use netwarden_firmware::meter::arp::{ethernet_arp, ArpConfig, ArpMeter, ArpOp};
+    use std::net::Ipv4Addr;
+    // Requests and replies among 200 hosts (more than the 48 bindings the table holds, so it
+    // evicts), flips of every address to one MAC, and a cut frame.
+    let host = |i: u32| {
+        (
+            [2, 0, 0, 0, (i >> 8) as u8, i as u8],
+            Ipv4Addr::from(0x0a00_0000 + i),
+        )
+    };
+    let mut frames = Vec::new();
+    for i in 1..=200u32 {
+        let (a, b) = (host(i), host(i % 200 + 1));
+        frames.push(ethernet_arp(a.0, [0xff; 6], ArpOp::Request, a, ([0; 6], b.1)).to_vec());
+        frames.push(ethernet_arp(b.0, a.0, ArpOp::Reply, b, a).to_vec());
+        // Unasked: "b is-at spoofer" to a third host.
+        let (spoofer, c) = (host(999), host((i + 7) % 200 + 1));
+        frames.push(ethernet_arp(spoofer.0, c.0, ArpOp::Reply, (spoofer.0, b.1), c).to_vec());
+    }
+    let cut = ethernet_arp(host(1).0, [0xff; 6], ArpOp::Request, host(1), host(2));
+    frames.push(cut[..30].to_vec());
+    let mut meter: Box<ArpMeter<64>> = Box::new(ArpMeter::new(ArpConfig::DEFAULT));
+    let mut notable = 0u64;
+    COUNTING.with(|c| c.set(true));
+    for (k, frame) in frames.iter().enumerate() {
+        if let Ok(e) = meter.observe(LinkType::Ethernet, 1_700_000_000_000 + k as u64, frame) {
+            notable += u64::from(e.notable());
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocations = ALLOCATIONS.with(|n| n.get());
+    let s = meter.stats();
+    assert!(s.bindings_evicted > 0 && s.bindings_changed > 0, "{s:?}");
+    assert!(s.unsolicited_replies >= 200 && notable > 0, "{s:?}");
+    assert_eq!(s.truncated, 1);
+    assert_eq!(
+        allocations, 0,
+        "ARP accounting allocated {allocations} times"
+    );
+}

@@ -83,7 +83,9 @@ fn alert(i: u64, now: u64) -> Alert {
         }),
         top_features: vec![],
         suppressed_since_last: 12,
+        rule: None,
         summary: "high port scan from 10.1.0.1: 412 distinct destination ports in 60 s, reconstruction error 0.5, 28.7x the threshold".into(),
+        incident: None,
     }
 }
 
@@ -212,6 +214,7 @@ fn main() {
         exporters,
         snmp_board: Default::default(),
         models: Arc::new(models),
+        learning: Default::default(),
         scorer: detect::Scorer::new(netwarden::models::ModelSources {
             flow_model: None,
             series_model: None,
@@ -223,6 +226,7 @@ fn main() {
         device: "bench".into(),
         netflow_queue_capacity: 8192,
         series_queue: None,
+        fleet: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand};
 
 use netwarden::cli::logging::{self, LogFormat};
 use netwarden::cli::{
-    alerts, calibrate, demo, eval, features, history, model, plot, run, validate,
+    alerts, calibrate, demo, features, history, learn, model, run, samples, validate,
 };
+#[cfg(feature = "central")]
+use netwarden::cli::{eval, fleet, plot};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,17 +38,23 @@ enum Command {
     /// Recompute a series bundle's threshold from this device's own normal traffic and write
     /// the result as a new bundle directory.
     Calibrate(calibrate::CalibrateArgs),
+    /// Show the learning period's progress and fitted thresholds; `--restart` learns afresh.
+    Learn(learn::LearnArgs),
+    /// Export the feature rows kept for central training (`samples export --out FILE`).
+    Samples(samples::SamplesArgs),
     /// List stored alerts (the daemon must not be running on the same data directory).
     Alerts(alerts::AlertsArgs),
     /// Query the stored history: flow summaries, scores, interface series, bucket sizes (the
     /// daemon must not be running on the same data directory).
     History(history::HistoryArgs),
+    #[cfg(feature = "central")]
     /// Draw the dashboard's three plots (interface traffic with anomalous spans, error against
     /// the threshold, error distribution) from stored history into a PNG (stop the daemon
     /// first; sled locks its database).
     Plot(plot::PlotArgs),
     /// Replay a shipped capture (benign traffic and a port scan) through the whole pipeline.
     Demo(demo::DemoArgs),
+    #[cfg(feature = "central")]
     /// Replay a lab run directory (capture, NetFlow exports, labels) through every configured
     /// detector and report detection, false alerts per hour and flow-level metrics
     /// (docs/evaluation.md). Exit 0: targets met, 1: not met, 2: error.
@@ -55,6 +63,10 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Model bundle tools.
     Model(model::ModelArgs),
+    #[cfg(feature = "central")]
+    /// Fleet model delivery over MQTT (publish a signed bundle, read every appliance's state)
+    /// and the central collector for fleet analytics (`fleet collect`).
+    Fleet(fleet::FleetArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,13 +79,19 @@ fn main() -> ExitCode {
         Command::Run(a) => run::execute(a),
         Command::Features(a) => features::execute(a),
         Command::Calibrate(a) => calibrate::execute(a),
+        Command::Learn(a) => learn::execute(a),
+        Command::Samples(a) => samples::execute(a),
         Command::Alerts(a) => alerts::execute(a),
         Command::History(a) => history::execute(a),
+        #[cfg(feature = "central")]
         Command::Plot(a) => plot::execute(a),
         Command::Demo(a) => demo::execute(a),
+        #[cfg(feature = "central")]
         Command::Eval(a) => eval::execute(a),
         Command::Validate(a) => validate::execute(a),
         Command::Model(a) => model::execute(a),
+        #[cfg(feature = "central")]
+        Command::Fleet(a) => fleet::execute(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("netwarden: {e:#}");

@@ -128,6 +128,91 @@ counters!(
     /// Unidirectional flow records queued for the pipeline (one or two per flow).
     capture_records,
     capture_receive_errors,
+    /// Alerts queued for publishing without a history entry, because retention was dropping
+    /// their (old) history bucket as they were written (sinks/store/alerts.rs).
+    alerts_outside_history,
+    /// ARP on the capture path (docs/arp.md): packets the ARP meter accounted, by kind.
+    capture_arp_packets,
+    capture_arp_requests,
+    capture_arp_replies,
+    capture_arp_gratuitous,
+    capture_arp_probes,
+    /// Replies that answered no request seen within `arp.solicit_window_secs`.
+    capture_arp_unsolicited_replies,
+    /// ARP packets whose Ethernet source is not the sender MAC they carry.
+    capture_arp_link_mismatch,
+    capture_arp_bindings_new,
+    /// An IP claimed by another MAC than the one it was bound to.
+    capture_arp_bindings_changed,
+    /// Bindings pushed out of the full table (`arp.bindings`).
+    capture_arp_bindings_evicted,
+    /// ARP frames cut short, or for other hardware/protocols than Ethernet/IPv4.
+    capture_arp_refused,
+    /// Notable ARP packets queued for the ARP rules.
+    capture_arp_events,
+    /// ARP rules (pipeline/arp): alerts raised and folded into a recent one.
+    arp_alerts_raised,
+    arp_alerts_suppressed_dedupe,
+    /// Binding flips judged an attack, a return to the earlier MAC, or a stale binding moving
+    /// (no alert for the last two).
+    arp_flips,
+    arp_flips_restored,
+    arp_rebinds,
+    /// Notable packets from an allow-listed MAC or IP (no alert).
+    arp_allowed,
+    /// Tracked MACs or contested bindings dropped from the rules' full tables.
+    arp_state_evictions,
+    /// Fleet model delivery (docs/fleet.md): records a second model scored beside the
+    /// active one (shadow or watch), candidates promoted, promotions rolled back.
+    fleet_shadow_scored,
+    fleet_promotions,
+    fleet_rollbacks,
+    /// Complete sets received, sets refused (any check), fleet messages refused before
+    /// assembly (bad topic, set manifest or chunk; the log names the reason).
+    fleet_sets_received,
+    fleet_sets_refused,
+    fleet_messages_refused,
+    /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md): lines read, events parsed, and lines
+    /// skipped per reason (never fatal).
+    eve_lines,
+    eve_events,
+    eve_skipped_oversize,
+    eve_skipped_not_json,
+    eve_skipped_not_object,
+    eve_skipped_missing_field,
+    eve_skipped_bad_timestamp,
+    eve_skipped_unknown_type,
+    eve_skipped_bad_field,
+    /// Events dropped by the per-type filters (`[[eve.filters]]`).
+    eve_filtered,
+    /// Suricata alerts forwarded as netwarden alerts, and those folded into an alert already
+    /// raised for the same flow (by netwarden or by Suricata).
+    eve_alerts_forwarded,
+    eve_alerts_deduplicated,
+    /// EVE `flow`/`netflow` records handed to the flow pipeline.
+    eve_flow_records,
+    /// Window aggregation: results emitted, and events behind the watermark (dropped).
+    eve_window_results,
+    eve_window_late,
+    /// Files re-opened after rotation (rename or copytruncate) and read errors.
+    eve_rotations,
+    eve_read_errors,
+    /// Temporal graph detector (`detector.graph`; pipeline/graph/): edges scored, edges whose
+    /// pattern was not benign, endpoints evicted from the full endpoint table, model runs.
+    graph_edges_scored,
+    graph_edges_anomalous,
+    graph_endpoint_evictions,
+    graph_inference_runs,
+    graph_inference_errors,
+    graph_inference_micros_total,
+    /// NetFlow v9/IPFIX templates kept across restarts (sources/netflow/templates.rs): restored
+    /// at start, expired (not announced within `netflow.template_ttl`), refused (over
+    /// `netflow.max_templates_per_exporter`), and handed to a parser that had not seen them (a
+    /// restart, a new source port or another shard).
+    netflow_templates_restored,
+    netflow_templates_expired,
+    netflow_templates_refused,
+    netflow_templates_read_through,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

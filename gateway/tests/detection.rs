@@ -53,8 +53,25 @@ fn scan_raises_a_high_alert_for_the_scanner(#[case] name: &str) {
     let flow = scanner.subject.flow().expect("a flow alert");
     assert_eq!(flow.dst_addr, "10.213.0.2");
     assert!(scanner.score > 2.0 * scanner.threshold);
-    // De-duplication: a thousand-port scan is a handful of alerts, not a thousand.
-    assert!(alerts.len() <= 10, "{name}: {} alerts", alerts.len());
+    // Incidents: a thousand-port scan is one incident (opened, then updated at 4, 16, 64, 256
+    // and 1,024 flows), not a thousand alerts, and it names the scanner.
+    let inc = scanner.incident.as_ref().expect("incident");
+    let about_scan: Vec<_> = alerts
+        .iter()
+        .filter_map(|a| a.incident.as_ref().filter(|i| i.id == inc.id))
+        .collect();
+    assert!(about_scan.len() <= 8, "{name}: {about_scan:#?}");
+    let last = about_scan.last().expect("alerts");
+    assert_eq!(
+        (last.initiator.as_str(), last.pattern.as_str()),
+        ("10.213.0.1", "port_scan")
+    );
+    assert!(last.ports_distinct >= 900, "{name}: {last:?}");
+    let opened = alerts
+        .iter()
+        .filter(|a| a.incident.as_ref().is_some_and(|i| i.update == 0))
+        .count();
+    assert!(opened <= 10, "{name}: {opened} incidents");
     let s = m.snapshot();
     assert!(s.flows_anomalous > 1000, "{name}: {s:?}");
     assert_eq!(s.inference_errors, 0);
@@ -83,7 +100,11 @@ fn scan_outranks_benign_traffic_and_benign_noise_stays_small(#[case] exporter: &
         s.flows_anomalous * 100 <= s.flows_scored * 8,
         "{exporter}: {s:?}"
     );
-    assert!(benign.len() <= 6, "{exporter}: {benign:#?}");
+    let opened = benign
+        .iter()
+        .filter(|a| a.incident.as_ref().is_some_and(|i| i.update == 0))
+        .count();
+    assert!(opened <= 6, "{exporter}: {benign:#?}");
     let worst_benign = benign.iter().map(|a| a.score).fold(0.0f32, f32::max);
     let (scan, _) = replay(&format!("{exporter}-scan-mixed.pcap"));
     let scanner = scan

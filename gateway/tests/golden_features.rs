@@ -57,3 +57,16 @@ fn series_features_equal_the_golden_file() {
         .expect("features");
     check(out, "models/tests/data/golden-series-features.csv");
 }
+
+#[test]
+fn graph_features_equal_the_golden_file() {
+    let mut out = Vec::new();
+    features::write_csv_set(
+        &[repo("tests/data/netflow/softflowd-v9-benign.pcap")],
+        &mut out,
+        Path::new("-"),
+        features::FeatureSet::GraphV1,
+    )
+    .expect("features");
+    check(out, "models/tests/data/golden-graph-features.csv");
+}

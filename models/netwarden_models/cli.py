@@ -191,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "signature must verify with it")
     c.add_argument("--no-gateway-check", action="store_true")
 
+    g = _command(sub, "graph-report", "graph.report:main", seed=7,
+                 help="the temporal graph model (TGAT) against the GCN baseline on lab runs: "
+                 "5-fold CV and unseen runs, into docs/graph-model.md")
+    from .graph.report import add_arguments
+
+    add_arguments(g)
     _command(sub, "golden", "golden:main",
              help="regenerate the Rust/Python golden feature files "
              "(models/tests/data/golden-*.csv) with the gateway binary")

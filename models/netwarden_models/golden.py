@@ -5,6 +5,8 @@
     models/tests/data/golden-series-rates.csv             (input: 2 interfaces, 160 steps,
                                                            lost polls and one restart)
       -> models/tests/data/golden-series-features.csv     `netwarden features --series`
+    tests/data/netflow/softflowd-v9-benign.pcap          (input: 796 records, 403 endpoints)
+      -> models/tests/data/golden-graph-features.csv      `netwarden features --set graph-v1`
 
 pytest (tests/test_golden_features.py) re-runs the gateway on the inputs and checks that what
 the Python loaders read equals the golden files value by value; the Rust side compares its own
@@ -29,6 +31,8 @@ FLOW_PCAP = ROOT / "tests" / "data" / "netflow" / "softflowd-v5-scan-mixed.pcap"
 FLOW_GOLDEN = DATA / "golden-flow-features.csv"
 SERIES_RATES = DATA / "golden-series-rates.csv"
 SERIES_GOLDEN = DATA / "golden-series-features.csv"
+GRAPH_PCAP = ROOT / "tests" / "data" / "netflow" / "softflowd-v9-benign.pcap"
+GRAPH_GOLDEN = DATA / "golden-graph-features.csv"
 
 # Columns compared exactly (integers, identity); every other feature is a float compared with
 # a relative tolerance of 1e-9.
@@ -74,7 +78,9 @@ def regenerate(out_dir: Path = DATA) -> list[Path]:
         make_series_rates(rates)
     flow = gateway.export_features(out_dir / FLOW_GOLDEN.name, netflow_pcaps=[FLOW_PCAP])
     series = gateway.export_features(out_dir / SERIES_GOLDEN.name, series_rates=rates)
-    return [rates, flow, series]
+    graph = gateway.export_features(out_dir / GRAPH_GOLDEN.name, netflow_pcaps=[GRAPH_PCAP],
+                                    feature_set="graph-v1")
+    return [rates, flow, series, graph]
 
 
 def compare_rows(got: list[dict], want: list[dict], exact: tuple[str, ...], rel: float = 1e-9,

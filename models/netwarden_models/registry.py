@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from .kinds.base import ModelKind
 from .kinds.flow_ae import FlowAeKind
+from .kinds.graph_tgat import GraphTgatKind
 from .kinds.series_ae import SeriesAeKind
 
-BUILTIN: tuple[type[ModelKind], ...] = (FlowAeKind, SeriesAeKind)
+BUILTIN: tuple[type[ModelKind], ...] = (FlowAeKind, SeriesAeKind, GraphTgatKind)
 ALIASES: dict[str, str] = {"series_lstm": "series_ae"}
 
 _KINDS: dict[str, ModelKind] = {k.name: k for k in (cls() for cls in BUILTIN)}

@@ -76,6 +76,21 @@ def test_series_features_match_the_golden_file(tmp_path):
     assert {w["segment"] for w in want} == {"0", "1"}  # the 4-poll gap restarts the series
 
 
+def test_graph_features_match_the_golden_file(tmp_path):
+    from netwarden_models.graph import data as gd
+
+    out = run_features(tmp_path, "--set", "graph-v1", "--netflow-pcap", str(golden.GRAPH_PCAP))
+    table = gd.read_edge_csv(out)  # what training reads
+    want = read_golden(golden.GRAPH_GOLDEN)
+    got = [dict(zip(IDENTITY_COLUMNS, i)) | dict(zip(gd.COLUMNS, r.tolist()))
+           for i, r in zip(table.ident, table.x)]
+    # float32 in the gateway, printed shortest-round-trip: read back as float32 they are equal.
+    golden.compare_rows(got, want, golden.FLOW_EXACT[:9], rel=1e-7, what="graph-v1")
+    assert table.x.shape == (796, gd.INPUT_WIDTH)
+    valid = table.x[:, [c for c, n in enumerate(gd.COLUMNS) if n.endswith("_valid")]]
+    assert valid.sum() > 1000 and valid.max() == 1.0  # endpoints with history
+
+
 def test_compare_rows_catches_a_difference():
     a = [{"x": "1", "f": 1.0}]
     golden.compare_rows(a, [{"x": "1", "f": "1.0000000000001"}], ("x",))

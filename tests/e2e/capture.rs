@@ -475,6 +475,8 @@ fn live_capture_matches_softflowd_per_5_tuple_and_raises_the_scan_alert() -> any
             .arg(netwarden_bin()?)
             .args([
                 "run",
+                "--learn",
+                "off",
                 "--netflow-listen",
                 "127.0.0.1:0",
                 "--http-listen",

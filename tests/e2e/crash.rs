@@ -73,6 +73,7 @@ fn kill_9_during_writes_never_leaves_a_database_that_fails_to_open() -> anyhow::
             "netwarden",
             Command::new(netwarden_bin()?)
                 .arg("run")
+                .args(["--learn", "off"])
                 .arg("--config")
                 .arg(&config)
                 .args(["--netflow-listen", &format!("127.0.0.1:{port}")])

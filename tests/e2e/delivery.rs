@@ -64,6 +64,7 @@ impl Gw {
             "netwarden",
             Command::new(netwarden_bin()?)
                 .arg("run")
+                .args(["--learn", "off"])
                 .args(["--netflow-listen", &self.netflow.to_string()])
                 .args(["--http-listen", "127.0.0.1:0"])
                 .arg("--data-dir")

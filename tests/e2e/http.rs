@@ -437,6 +437,19 @@ fn token_is_required_when_set_and_exposed_without_one_refuses_to_start() -> anyh
     assert_eq!(http(port, "GET", "/metrics", Some(token), b"")?.0, 200);
     assert_eq!(http(port, "GET", "/health", None, b"")?.0, 200);
     assert_eq!(http(port, "GET", "/", None, b"")?.0, 200);
+    // The feature samples for central training: behind the token, CSV (issue 18).
+    assert_eq!(http(port, "GET", "/samples", None, b"")?.0, 401);
+    let (status, _, body) = http(port, "GET", "/samples", Some(token), b"")?;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with(b"ts_ms,bidirectional_packets,"),
+        "{body:?}"
+    );
+    // Learning is off in the harness: /health lists no learning period.
+    assert_eq!(
+        get_json(port, "/health", None)?["learning"],
+        serde_json::json!([])
+    );
     assert!(!gw.log().contains(token), "the token must never be logged");
     Ok(())
 }

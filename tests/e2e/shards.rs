@@ -2,12 +2,15 @@
 //! captures, each from its own socket) into a two-shard gateway. The kernel's `SO_REUSEPORT`
 //! hash must keep each exporter on one shard: a shard that saw an exporter's data without its
 //! templates would count template misses and lose the records. Every record must arrive once:
-//! per exporter and in total, decoded and scored, none lost, none counted twice.
+//! per exporter and in total, decoded and scored, none lost, none counted twice. With the
+//! learning period on, the shards must feed one site-wide learner: it counts every record's
+//! score once, whatever shard decoded it.
 
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use netwarden_e2e::{capture_payloads, fixture, replay, wait_for, Gateway};
+use netwarden_e2e::{capture_payloads, fixture, free_tcp_port, replay, wait_for, Gateway};
 
 const FIXTURES: [(&str, u64); 4] = [
     ("netflow/softflowd-v9-scan-mixed.pcap", 2446),
@@ -20,8 +23,19 @@ const FIXTURES: [(&str, u64); 4] = [
 fn exporters_stay_on_one_shard_and_every_record_counts_once() -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let config = dir.join("netwarden.toml");
-    std::fs::write(&config, "[netflow]\nshards = 2\n")?;
-    let gw = Gateway::start(&["--config", config.to_str().unwrap_or_default()])?;
+    // Learning for a span no test outlasts: every score goes to the learner.
+    std::fs::write(
+        &config,
+        "[netflow]\nshards = 2\n\n[learning]\nperiod = \"3650d\"\n",
+    )?;
+    let http = free_tcp_port()?;
+    let http_listen = format!("127.0.0.1:{http}");
+    let gw = Gateway::start(&[
+        "--config",
+        config.to_str().unwrap_or_default(),
+        "--http-listen",
+        &http_listen,
+    ])?;
     let mut expected = Vec::new();
     let mut total = 0;
     let mut sockets = Vec::new();
@@ -78,7 +92,36 @@ fn exporters_stay_on_one_shard_and_every_record_counts_once() -> anyhow::Result<
             .as_u64()
             .unwrap_or(0)
     );
+    // One learner for the site, and it saw each record's score exactly once.
+    let learning = wait_for(Duration::from_secs(10), "the learner to count", || {
+        let h = get_json(http, "/health").ok()?;
+        let l = h["learning"].as_array()?.clone();
+        l.iter()
+            .any(|d| d["scored"].as_u64() == Some(total))
+            .then_some(l)
+    })?;
+    let flow: Vec<_> = learning
+        .iter()
+        .filter(|d| d["detector"].as_str() == Some("flow_ae"))
+        .collect();
+    assert_eq!(flow.len(), 1, "{learning:?}");
+    assert_eq!(flow[0]["scored"].as_u64(), Some(total), "{learning:?}");
+    assert_eq!(flow[0]["phase"].as_str(), Some("learning"), "{learning:?}");
     Ok(())
+}
+
+fn get_json(port: u16, path: &str) -> anyhow::Result<serde_json::Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Ok(serde_json::from_str(body)?)
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

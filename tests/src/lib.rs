@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use netwarden_firmware::wire::{udp_datagram, LinkType};
 
+pub mod fleet;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -259,10 +261,23 @@ impl Gateway {
         } else {
             &["--http-listen", "127.0.0.1:0"]
         };
+        // Tests judge with the shipped thresholds unless they ask for a learning period.
+        let config_learns = extra
+            .iter()
+            .position(|a| *a == "--config")
+            .and_then(|i| extra.get(i + 1))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .is_some_and(|c| c.contains("[learning]"));
+        let learn: &[&str] = if extra.contains(&"--learn") || config_learns {
+            &[]
+        } else {
+            &["--learn", "off"]
+        };
         let proc = Proc::spawn(
             "netwarden",
             Command::new(netwarden_bin()?)
                 .arg("run")
+                .args(learn)
                 .args(["--netflow-listen", &netflow.to_string()])
                 .arg("--data-dir")
                 .arg(&data_dir)
@@ -289,6 +304,14 @@ impl Gateway {
     pub fn stats(&self) -> anyhow::Result<serde_json::Value> {
         let text = std::fs::read_to_string(self.data_dir.join("stats.json"))?;
         Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Stops the daemon (SIGTERM) and hands back its directory, state kept, for a restart
+    /// with [`gateway_in`].
+    pub fn stop_keeping_dir(self) -> tempdir::Dir {
+        let Gateway { mut proc, _dir, .. } = self;
+        proc.terminate(Duration::from_secs(10));
+        _dir
     }
 
     /// The daemon's log so far (for assertion messages).

@@ -1,7 +1,8 @@
 //! netwarden's firmware core on a Cortex-M4F: meters a handful of built-in frames (a TCP
 //! fetch, DNS over IPv6 on VLAN 42, a ping and its reply, plus an ARP frame and a truncated
 //! frame that must be refused and counted) with `netwarden_firmware::meter::Meter`, then prints
-//! the flow table and the meter's counters over semihosting and exits.
+//! the flow table and the meter's counters over semihosting. The frames it refuses as not IP
+//! go to the ARP meter, with a spoofed reply that flips a binding; then it exits.
 //!
 //! Run: `cargo run --release` (QEMU `mps2-an386`, see .cargo/config.toml), or
 //! cross/firmware-image/run-qemu.sh, which also checks the printed table.
@@ -12,6 +13,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
+use netwarden_firmware::meter::arp::{ethernet_arp, ArpConfig, ArpMeter, ArpOp, BindingChange};
 use netwarden_firmware::meter::{BiFlow, Meter, MeterConfig};
 use netwarden_firmware::synth::{write_frame, SynthLink, SynthPacket};
 use netwarden_firmware::wire::LinkType;
@@ -147,6 +149,66 @@ fn main() -> ! {
         "meter: {} bytes of RAM for {} flows",
         core::mem::size_of::<Meter<16>>(),
         meter.capacity()
+    );
+
+    // ARP: a request and its answer, then "10.0.0.2 is-at <spoofer>", which nobody asked for.
+    let (client, server, spoofer) = (
+        ([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1)),
+        ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(10, 0, 0, 2)),
+        ([2, 0, 0, 0, 0, 0x66], Ipv4Addr::new(10, 0, 0, 102)),
+    );
+    let arp_frames = [
+        ethernet_arp(
+            client.0,
+            [0xff; 6],
+            ArpOp::Request,
+            client,
+            ([0; 6], server.1),
+        ),
+        ethernet_arp(server.0, client.0, ArpOp::Reply, server, client),
+        ethernet_arp(
+            spoofer.0,
+            client.0,
+            ArpOp::Reply,
+            (spoofer.0, server.1),
+            client,
+        ),
+    ];
+    let mut arp: ArpMeter<16> = ArpMeter::new(ArpConfig::DEFAULT);
+    let mut flipped_from = None;
+    for (i, frame) in arp_frames.iter().enumerate() {
+        let ts = T0_MS + 60 + i as u64 * 3_000; // the spoof comes 6 s after the request
+        if meter
+            .observe(LinkType::Ethernet, ts, frame, &mut |_| ended += 1)
+            .is_err()
+        {
+            if let Ok(e) = arp.observe(LinkType::Ethernet, ts, frame) {
+                if let BindingChange::Changed { old } = e.binding {
+                    flipped_from = Some((
+                        e.frame.sender_ip,
+                        old.mac[5],
+                        e.frame.sender_mac[5],
+                        e.unsolicited,
+                    ));
+                }
+            }
+        }
+    }
+    let a = arp.stats();
+    hprintln!(
+        "arp: packets={} requests={} replies={} unsolicited={} bindings={} changed={} flip={:?}",
+        a.packets,
+        a.requests,
+        a.replies,
+        a.unsolicited_replies,
+        arp.len(),
+        a.bindings_changed,
+        flipped_from
+    );
+    hprintln!(
+        "arp meter: {} bytes of RAM for {} bindings",
+        core::mem::size_of::<ArpMeter<16>>(),
+        arp.capacity()
     );
     debug::exit(debug::EXIT_SUCCESS);
     loop {

@@ -26,6 +26,7 @@
 //! The hot path does not allocate, panic on input or read a clock. Frames that are not IP or
 //! are cut short are refused with a [`FrameError`] and counted in [`MeterStats`].
 
+pub mod arp;
 mod biflow;
 mod key;
 

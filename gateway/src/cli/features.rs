@@ -8,11 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use netwarden_firmware::features::{HostWindows, FLOW_FEATURES};
-
 use super::args::SeriesArgs;
+pub use super::feature_sets::FeatureSet;
+use super::feature_sets::Featurizer;
 use super::progress::{open_pcap_file, Progress};
-use crate::pipeline::HOST_WINDOWS;
 use crate::records::ExporterStats;
 use crate::sources::netflow::export_pcap::{read_datagrams_from, ExportPcapStats, PcapError};
 use crate::sources::netflow::NetflowDecoder;
@@ -37,6 +36,15 @@ pub struct FeaturesArgs {
     pub series: Option<PathBuf>,
     #[command(flatten)]
     pub series_params: SeriesArgs,
+    /// Which features each flow row carries: `flow-v1` (the flow autoencoder's) or `graph-v1`
+    /// (the temporal graph's edge row).
+    #[arg(
+        long = "set",
+        value_enum,
+        default_value = "flow-v1",
+        conflicts_with = "series"
+    )]
+    pub set: FeatureSet,
     /// Output CSV file, or - for standard output.
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub out: PathBuf,
@@ -46,7 +54,7 @@ pub struct FeaturesArgs {
 pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let out = &args.out;
     if !args.pcap.is_empty() {
-        for s in write_metered_csv(&args.pcap, out)? {
+        for s in write_metered_csv(&args.pcap, out, args.set)? {
             let m = &s.stats;
             eprintln!(
                 "{}: {} frames, {} metered, {} not IP, {} truncated, {} malformed; {} flows ({} evicted from a full table), {} flow rows; {:.0} frames/s",
@@ -61,6 +69,7 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
                 s.rows,
                 m.frames as f64 / s.seconds.max(1e-9)
             );
+            graph_line(&s.path, s.graph);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -89,7 +98,7 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for s in write_csv(&args.netflow_pcap, &mut w, out)? {
+    for s in write_csv_set(&args.netflow_pcap, &mut w, out, args.set)? {
         if s.capture.skipped_truncated > 0 {
             eprintln!(
                 "{}: warning: {} of {} records were cut by the capture's snap length and skipped (capture with tcpdump -s 0)",
@@ -107,8 +116,21 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             s.totals.template_misses,
             s.totals.sequence_missing
         );
+        graph_line(&s.path, s.graph);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn graph_line(path: &Path, stats: Option<crate::pipeline::graph::TableStats>) {
+    if let Some(g) = stats {
+        eprintln!(
+            "{}: graph: {} edges, {} endpoints tracked at the end, {} evicted",
+            path.display(),
+            g.edges,
+            g.endpoints,
+            g.evictions
+        );
+    }
 }
 
 fn file_label(path: &Path) -> String {
@@ -152,6 +174,8 @@ pub struct FileSummary {
     pub capture: ExportPcapStats,
     pub rows: usize,
     pub totals: ExporterStats,
+    /// The endpoint table's counters (`graph-v1` only).
+    pub graph: Option<crate::pipeline::graph::TableStats>,
 }
 
 /// Writes the header and one row per flow record of every capture. Each file starts with fresh
@@ -161,16 +185,27 @@ pub fn write_csv(
     out: &mut dyn Write,
     out_name: &Path,
 ) -> Result<Vec<FileSummary>, FeaturesError> {
+    write_csv_set(inputs, out, out_name, FeatureSet::FlowV1)
+}
+
+fn header(set: FeatureSet) -> String {
+    let mut h: Vec<String> = ID_COLUMNS.iter().map(|s| s.to_string()).collect();
+    h.extend(set.columns());
+    h.join(",")
+}
+
+/// [`write_csv`] with the feature set chosen.
+pub fn write_csv_set(
+    inputs: &[PathBuf],
+    out: &mut dyn Write,
+    out_name: &Path,
+    set: FeatureSet,
+) -> Result<Vec<FileSummary>, FeaturesError> {
     let werr = |error| FeaturesError::Write {
         path: out_name.to_path_buf(),
         error,
     };
-    let header: Vec<&str> = ID_COLUMNS
-        .iter()
-        .chain(FLOW_FEATURES.iter())
-        .copied()
-        .collect();
-    writeln!(out, "{}", header.join(",")).map_err(werr)?;
+    writeln!(out, "{}", header(set)).map_err(werr)?;
     let mut summaries = Vec::new();
     for path in inputs {
         let (reader, read_progress) = open_pcap_file(path, &file_label(path))?;
@@ -178,7 +213,7 @@ pub fn write_csv(
         read_progress.finish();
         let progress = Progress::for_records(datagrams.len() as u64, &file_label(path));
         let mut decoder = NetflowDecoder::new(1024);
-        let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
+        let mut featurizer = Featurizer::new(set);
         let mut recs = Vec::new();
         let mut rows = 0;
         for d in &datagrams {
@@ -186,7 +221,6 @@ pub fn write_csv(
             recs.clear();
             decoder.decode(d.src, &d.payload, &mut recs);
             for (src, r) in &recs {
-                let v = windows.observe(r);
                 write!(
                     out,
                     "{},{},{},{},{},{},{},{},{}",
@@ -201,9 +235,7 @@ pub fn write_csv(
                     r.last_ms
                 )
                 .map_err(werr)?;
-                for x in v {
-                    write!(out, ",{x}").map_err(werr)?;
-                }
+                featurizer.write_values(r, out).map_err(werr)?;
                 writeln!(out).map_err(werr)?;
                 rows += 1;
             }
@@ -214,6 +246,7 @@ pub fn write_csv(
             capture,
             rows,
             totals: decoder.totals(),
+            graph: featurizer.graph_stats(),
         });
     }
     out.flush().map_err(werr)?;
@@ -228,6 +261,8 @@ pub struct MeteredSummary {
     pub rows: usize,
     /// Wall time of the whole file: reading, metering, features and CSV.
     pub seconds: f64,
+    /// The endpoint table's counters (`graph-v1` only).
+    pub graph: Option<crate::pipeline::graph::TableStats>,
 }
 
 /// `netwarden features --pcap`: meters each raw-packet capture with the gateway's packet meter
@@ -237,13 +272,14 @@ pub struct MeteredSummary {
 pub fn write_metered_csv(
     inputs: &[PathBuf],
     out: &Path,
+    set: FeatureSet,
 ) -> Result<Vec<MeteredSummary>, FeaturesError> {
     let inputs = inputs.to_vec();
     let out = out.to_path_buf();
     std::thread::Builder::new()
         .name("features-meter".into())
         .stack_size(packets::meter_stack_bytes())
-        .spawn(move || metered_csv_thread(&inputs, &out))
+        .spawn(move || metered_csv_thread(&inputs, &out, set))
         .map_err(FeaturesError::Thread)?
         .join()
         .unwrap_or_else(|_| {
@@ -256,6 +292,7 @@ pub fn write_metered_csv(
 fn metered_csv_thread(
     inputs: &[PathBuf],
     out_name: &Path,
+    set: FeatureSet,
 ) -> Result<Vec<MeteredSummary>, FeaturesError> {
     let werr = |error| FeaturesError::Write {
         path: out_name.to_path_buf(),
@@ -267,12 +304,7 @@ fn metered_csv_thread(
         Box::new(std::fs::File::create(out_name).map_err(werr)?)
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
-    let header: Vec<&str> = ID_COLUMNS
-        .iter()
-        .chain(FLOW_FEATURES.iter())
-        .copied()
-        .collect();
-    writeln!(out, "{}", header.join(",")).map_err(werr)?;
+    writeln!(out, "{}", header(set)).map_err(werr)?;
     let mut summaries = Vec::new();
     for path in inputs {
         let started = std::time::Instant::now();
@@ -282,13 +314,12 @@ fn metered_csv_thread(
             .unwrap_or_default();
         let origin = format!("pcap:{name}");
         let mut meter = GatewayMeter::new(packets::CaptureTimeouts::default().meter_config());
-        let mut windows: Box<HostWindows<HOST_WINDOWS>> = Box::default();
+        let mut featurizer = Featurizer::new(set);
         let mut batch = RecordBatch::with_capacity(packets::RECORDS_PER_BATCH);
         let mut rows = 0;
         let mut write_error = None;
         let mut write_batch = |batch: &mut RecordBatch, out: &mut dyn Write| {
             for r in batch.records.drain(..) {
-                let v = windows.observe(&r);
                 let line = (|| {
                     write!(
                         out,
@@ -301,9 +332,7 @@ fn metered_csv_thread(
                         r.first_ms,
                         r.last_ms
                     )?;
-                    for x in v {
-                        write!(out, ",{x}")?;
-                    }
+                    featurizer.write_values(&r, out)?;
                     writeln!(out)
                 })();
                 match line {
@@ -325,6 +354,7 @@ fn metered_csv_thread(
                     write_batch(&mut batch, &mut out);
                 }
             },
+            &mut |_, _, _| {},
             &mut |_| {},
         )?;
         write_batch(&mut batch, &mut out);
@@ -337,6 +367,7 @@ fn metered_csv_thread(
             stats,
             rows,
             seconds: started.elapsed().as_secs_f64(),
+            graph: featurizer.graph_stats(),
         });
     }
     out.flush().map_err(werr)?;

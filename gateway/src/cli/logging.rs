@@ -1,5 +1,5 @@
 //! Where the daemon's and the commands' `tracing` events go: stderr, filtered by
-//! `NETWARDEN_LOG` (an `EnvFilter`, default `info`), in one of two formats:
+//! `NETWARDEN_LOG` (level directives, default `info`), in one of two formats:
 //!
 //! - `text` (default): human lines; ANSI colour only when stderr is a terminal and `NO_COLOR`
 //!   is unset, so journald, pipes and log files get plain text;
@@ -9,9 +9,14 @@
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
 /// Environment variable naming the log format when `--log-format` is not given.
 pub const FORMAT_ENV: &str = "NETWARDEN_LOG_FORMAT";
-/// Environment variable holding the `EnvFilter` directives.
+/// Environment variable holding the level directives.
 pub const FILTER_ENV: &str = "NETWARDEN_LOG";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,21 +50,34 @@ fn colour(stderr_is_terminal: bool, no_color: Option<&str>) -> bool {
     stderr_is_terminal && no_color.is_none_or(str::is_empty)
 }
 
+/// The level filter from `NETWARDEN_LOG`: comma-separated `LEVEL` or `target=LEVEL` directives
+/// (`info`, `debug,sled=warn`, `info,netwarden::sinks::mqtt=trace`); unset or unparsable: `info`.
+/// (tracing-subscriber's `Targets`: the `EnvFilter` syntax without span and field filters,
+/// which would pull a regex engine into the router binary.)
+fn filter(directives: Option<&str>) -> Targets {
+    directives
+        .and_then(|d| d.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
+
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(flag: Option<LogFormat>) -> Result<(), BadFormat> {
     let format = LogFormat::resolve(flag, std::env::var(FORMAT_ENV).ok().as_deref())?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env(FILTER_ENV)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = filter(std::env::var(FILTER_ENV).ok().as_deref());
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().with_ansi(false).init(),
-        LogFormat::Text => builder
-            .with_ansi(colour(
-                std::io::stderr().is_terminal(),
-                std::env::var("NO_COLOR").ok().as_deref(),
-            ))
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().with_ansi(false).with_filter(filter))
+            .init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(
+                layer
+                    .with_ansi(colour(
+                        std::io::stderr().is_terminal(),
+                        std::env::var("NO_COLOR").ok().as_deref(),
+                    ))
+                    .with_filter(filter),
+            )
             .init(),
     }
     Ok(())
@@ -68,6 +86,22 @@ pub fn init(flag: Option<LogFormat>) -> Result<(), BadFormat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_directives_parse_and_bad_ones_fall_back_to_info() {
+        use tracing::Level;
+        let f = filter(Some("debug,sled=warn"));
+        assert!(f.would_enable("netwarden::runtime", &Level::DEBUG));
+        assert!(!f.would_enable("sled::tree", &Level::INFO));
+        let f = filter(Some("info,netwarden::sinks::mqtt=trace"));
+        assert!(f.would_enable("netwarden::sinks::mqtt::session", &Level::TRACE));
+        assert!(!f.would_enable("netwarden::runtime", &Level::DEBUG));
+        for bad in [None, Some("not a level=x=y")] {
+            let f = filter(bad);
+            assert!(f.would_enable("netwarden", &Level::INFO), "{bad:?}");
+            assert!(!f.would_enable("netwarden", &Level::DEBUG), "{bad:?}");
+        }
+    }
     use rstest::rstest;
 
     #[rstest]

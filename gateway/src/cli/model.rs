@@ -26,6 +26,32 @@ pub enum ModelCommand {
         #[arg(long, value_name = "PUB")]
         key: Vec<String>,
     },
+    /// Delivered models: active, previous, on disk, state, last refusal (a stopped
+    /// gateway's --data-dir, or a running one's --http API).
+    List {
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+        #[command(flatten)]
+        http: super::model_http::HttpArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a delivered flow version (or `configured`) the active one: at once with --http,
+    /// else from the next start.
+    Activate {
+        version: String,
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+        #[command(flatten)]
+        http: super::model_http::HttpArgs,
+    },
+    /// Go back to the flow version that ran before the active one (or the configured model).
+    Rollback {
+        #[command(flatten)]
+        data: super::args::DataDirArgs,
+        #[command(flatten)]
+        http: super::model_http::HttpArgs,
+    },
 }
 
 pub fn execute(args: ModelArgs) -> anyhow::Result<ExitCode> {
@@ -38,10 +64,25 @@ pub fn execute(args: ModelArgs) -> anyhow::Result<ExitCode> {
                 .context("--key")?;
             check(&bundle, &Trust::keys(keys))
         }
+        ModelCommand::List { http, .. } if http.http.is_some() => super::model_http::list(&http),
+        ModelCommand::List { data, json, .. } => super::model_ledger::list(&data.data_dir, json),
+        ModelCommand::Activate { version, http, .. } if http.http.is_some() => {
+            super::model_http::activate(&http, &version)
+        }
+        ModelCommand::Activate { version, data, .. } => {
+            super::model_ledger::activate(&data.data_dir, &version)
+        }
+        ModelCommand::Rollback { http, .. } if http.http.is_some() => {
+            super::model_http::rollback(&http)
+        }
+        ModelCommand::Rollback { data, .. } => super::model_ledger::rollback(&data.data_dir),
     }
 }
 
 fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
+    if super::model_graph::is_graph_bundle(dir) {
+        return super::model_graph::check(dir, trust);
+    }
     let started = Instant::now();
     let any = AnyBundle::load_dir(
         dir,
@@ -67,15 +108,7 @@ fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
         m.threshold.value,
         m.threshold.method
     );
-    println!(
-        "ok: sha256, schema, tract load+optimise, {} golden vectors within {}",
-        m.golden.inputs.len(),
-        m.golden.tolerance
-    );
-    println!(
-        "load + optimise + golden check: {:.1} ms",
-        load.as_secs_f64() * 1e3
-    );
+    print_checks(m, load);
     let zero = [[0.0f32; netwarden_firmware::features::FLOW_WIDTH]];
     for rows in [1usize, 512] {
         let batch: Vec<_> = zero.iter().cycle().take(rows).copied().collect();
@@ -162,4 +195,17 @@ fn seconds_per_run<E>(iters: usize, mut run: impl FnMut() -> Result<(), E>) -> R
         run()?;
     }
     Ok(t.elapsed().as_secs_f64() / iters as f64)
+}
+
+/// The lines `model check` prints for every bundle kind once its checks passed.
+pub(super) fn print_checks(m: &crate::models::Manifest, load: Duration) {
+    println!(
+        "ok: sha256, schema, tract load+optimise, {} golden vectors within {}",
+        m.golden.inputs.len(),
+        m.golden.tolerance
+    );
+    println!(
+        "load + optimise + golden check: {:.1} ms",
+        load.as_secs_f64() * 1e3
+    );
 }

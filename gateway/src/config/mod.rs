@@ -6,6 +6,7 @@
 //!
 //! Every key has a default: `netwarden run` needs no file at all.
 
+pub mod eve;
 pub mod raw;
 
 pub use raw::RawConfig;
@@ -13,6 +14,7 @@ pub use raw::RawConfig;
 use std::path::PathBuf;
 
 use crate::models::Trust;
+use crate::pipeline::arp::ArpSettings;
 use crate::pipeline::config::{AlertingConfig, DetectorConfig};
 use crate::sinks::history::HistoryConfig;
 use crate::sinks::http::HttpConfig;
@@ -43,6 +45,16 @@ pub struct Config {
     pub http: HttpConfig,
     /// Packet capture sources (`[capture]`, `--capture`, `--pcap`); none by default.
     pub capture: CaptureConfig,
+    /// ARP on the capture path: the rules and the ARP table (`[arp]`; docs/arp.md).
+    pub arp: ArpSettings,
+    /// Fleet model delivery over MQTT (`[fleet]`; docs/fleet.md); off by default.
+    pub fleet: Option<crate::models::fleet::FleetConfig>,
+    /// The learning period of a fresh data directory (`[learning]`, `--learn`); `None`: off.
+    pub learning: crate::pipeline::learning::config::LearningSettings,
+    /// The reservoir of feature rows for central training (`[samples]`); `None`: off.
+    pub samples: Option<crate::pipeline::reservoir::ReservoirConfig>,
+    /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md); no input by default.
+    pub eve: eve::EveConfig,
 }
 
 /// One problem found in a configuration, with the key it concerns.
@@ -110,6 +122,13 @@ pub struct Overrides {
     /// File holding the HTTP bearer token (first line).
     #[arg(long, value_name = "FILE")]
     pub http_token_file: Option<PathBuf>,
+    /// Learn the site for this span of event time on a fresh data directory (or after
+    /// `netwarden learn --restart`), e.g. 30m, or `off` [default: 24h, `[learning] period`].
+    #[arg(long, value_name = "DURATION|off")]
+    pub learn: Option<String>,
+    /// Follow this Suricata eve.json (adds to `[[eve.files]]`; docs/eve.md).
+    #[arg(long, value_name = "PATH")]
+    pub eve: Option<PathBuf>,
 }
 
 impl Config {

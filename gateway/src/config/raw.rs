@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use super::{Config, ConfigError, ConfigProblem, Overrides};
 use crate::models::config::RawBundles;
+use crate::models::fleet::RawFleet;
+use crate::pipeline::arp::RawArp;
 use crate::pipeline::config::{RawAlerting, RawDetector};
 use crate::sinks::http::config::TOKEN_ENV;
 use crate::sinks::http::RawHttp;
@@ -43,9 +45,24 @@ pub struct RawConfig {
     pub history: RawHistory,
     #[serde(default)]
     pub capture: RawCapture,
+    #[serde(default)]
+    pub arp: RawArp,
+    /// Fleet model delivery over MQTT (docs/fleet.md).
+    #[serde(default)]
+    pub fleet: RawFleet,
+    #[serde(default)]
+    pub learning: crate::pipeline::learning::config::RawLearning,
+    #[serde(default)]
+    pub samples: crate::pipeline::learning::config::RawSamples,
     /// `run --pcap FILE` (command line only).
     #[serde(skip)]
     pub pcap_override: Option<PathBuf>,
+    /// Suricata EVE input and rules (docs/eve.md).
+    #[serde(default)]
+    pub eve: super::eve::RawEve,
+    /// `run --eve PATH` (command line only).
+    #[serde(skip)]
+    pub eve_override: Option<PathBuf>,
 }
 
 const MAX_NAME: usize = 64;
@@ -88,11 +105,15 @@ impl RawConfig {
             self.capture.interface = Some(v.clone());
         }
         self.pcap_override = o.pcap.clone();
+        self.eve_override = o.eve.clone();
         if let Some(v) = &o.http_listen {
             self.http.listen = Some(v.clone());
         }
         if let Some(v) = &o.http_token_file {
             self.http.token_file = Some(v.clone());
+        }
+        if let Some(v) = &o.learn {
+            self.learning.period = Some(v.clone());
         }
     }
 
@@ -129,11 +150,30 @@ impl RawConfig {
         let capture = self
             .capture
             .validate(self.pcap_override.as_ref(), &mut problem);
+        let arp = self.arp.validate(&mut problem);
+        let learning = self.learning.validate(&mut problem);
+        let samples = self.samples.validate(&mut problem);
+
+        let fleet = self.fleet.validate(&mut problem);
+        if fleet.is_some() && self.mqtt.url.is_none() {
+            problem(
+                "fleet.enabled",
+                "fleet model delivery needs [mqtt] url".into(),
+            );
+        }
+        if fleet.is_some() && trust.keys.is_empty() {
+            problem(
+                "fleet.enabled",
+                "fleet model delivery needs at least one [bundles] trusted_keys entry".into(),
+            );
+        }
+        let eve = self.eve.validate(self.eve_override.as_ref(), &mut problem);
 
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Config {
+            fleet,
             site,
             device,
             data_dir: self
@@ -150,6 +190,10 @@ impl RawConfig {
             history,
             capture,
             http,
+            arp,
+            learning,
+            samples,
+            eve,
         })
     }
 }

@@ -150,7 +150,7 @@ impl Bundle {
 type DirParts = (String, Manifest, Vec<u8>, SignatureStatus);
 
 /// Reads a bundle directory; the signature is checked first, over the manifest's raw bytes.
-fn read_dir(dir: &Path, trust: &Trust) -> Result<DirParts, BundleError> {
+pub(crate) fn read_dir(dir: &Path, trust: &Trust) -> Result<DirParts, BundleError> {
     let read = |p: PathBuf| std::fs::read(&p).map_err(|error| BundleError::Read { path: p, error });
     let raw = read(dir.join("manifest.json"))?;
     let sig_path = dir.join(SIGNATURE_FILE);

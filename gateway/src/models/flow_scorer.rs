@@ -47,14 +47,16 @@ pub struct FlowAe {
     flat: Vec<f32>,
 }
 
-const SMALL_BATCH: usize = 16;
+/// The smaller of the two compiled batch shapes of the flow and graph scorers.
+pub(super) const SMALL_BATCH: usize = 16;
 
-fn plan(bytes: &[u8], batch: usize) -> TractResult<Plan> {
+/// A tract plan of a `[batch, width]`-input ONNX model (the flow and graph scorers).
+pub(super) fn plan(bytes: &[u8], batch: usize, width: usize) -> TractResult<Plan> {
     tract_onnx::onnx()
         .with_ignore_output_shapes(true)
         .with_ignore_value_info(true)
         .model_for_read(&mut &bytes[..])?
-        .with_input_fact(0, f32::fact([batch, FLOW_WIDTH]).into())?
+        .with_input_fact(0, f32::fact([batch, width]).into())?
         .into_optimized()?
         .into_runnable()
 }
@@ -67,11 +69,11 @@ impl FlowAe {
         batch_size: usize,
     ) -> Result<FlowAe, DetectorError> {
         let large_batch = batch_size.max(SMALL_BATCH);
-        let small = plan(bytes, SMALL_BATCH)?;
+        let small = plan(bytes, SMALL_BATCH, FLOW_WIDTH)?;
         let large = if large_batch == SMALL_BATCH {
             small.clone()
         } else {
-            plan(bytes, large_batch)?
+            plan(bytes, large_batch, FLOW_WIDTH)?
         };
         Ok(FlowAe {
             small: Shaped {
@@ -96,6 +98,20 @@ impl FlowAe {
     /// Rows per model run at most.
     pub fn batch_size(&self) -> usize {
         self.large.batch
+    }
+
+    /// Values per row the model outputs (run once on a batch of zeros): fleet verification
+    /// refuses a model whose width is not `FLOW_WIDTH`, which [`FlowAe::run_scaled`] alone
+    /// would not notice when the model outputs more.
+    pub fn output_width(&mut self) -> Result<usize, DetectorError> {
+        let batch = self.small.batch;
+        let input = Tensor::from_shape(&[batch, FLOW_WIDTH], &vec![0.0f32; batch * FLOW_WIDTH])?;
+        let result = self.small.state.run(tvec!(input.into_tvalue()))?;
+        let first = result.first().ok_or(DetectorError::OutputShape {
+            got: 0,
+            rows: batch,
+        })?;
+        Ok(first.len() / batch)
     }
 
     /// Scales raw vectors and returns the model's outputs, `FLOW_WIDTH` per row, row-major.

@@ -61,6 +61,9 @@ pub struct ModelSection {
     /// Model family (`seed`, `edge`, `attention`, `ensemble`), informational.
     #[serde(default)]
     pub variant: Option<String>,
+    /// Output classes of a classifier (`graph_tgat`: the pattern head, `benign` first).
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,7 +108,7 @@ pub struct GoldenSection {
     pub tolerance: f32,
 }
 
-fn check_hash(m: &Manifest, model: &[u8]) -> Result<(), BundleError> {
+pub(crate) fn check_hash(m: &Manifest, model: &[u8]) -> Result<(), BundleError> {
     let actual = hex(&Sha256::digest(model));
     if !actual.eq_ignore_ascii_case(&m.model.sha256) {
         return Err(BundleError::Hash {

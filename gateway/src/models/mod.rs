@@ -1,13 +1,15 @@
 //! Model management: loading, checking and verifying bundles ([`bundle`], [`manifest`],
 //! [`signature`]), the scorers that run them with tract ([`flow_scorer`], [`series_scorer`]),
-//! and the choice between a configured bundle and the built-in one ([`select`]). Hot swap comes with issue 6.
+//! and the choice between a configured bundle and the built-in one ([`select`]). Fleet delivery (verification, shadow, swap, rollback) is [`fleet`].
 //!
 //! Imports only [`crate::records`] of the crate: the pipelines and sinks use models, never the
 //! other way round.
 
 pub mod bundle;
 pub mod config;
+pub mod fleet;
 pub mod flow_scorer;
+pub mod graph_scorer;
 pub mod manifest;
 pub mod select;
 pub mod series_scorer;

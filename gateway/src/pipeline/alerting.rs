@@ -1,22 +1,27 @@
-//! From anomalous flows to alerts: de-duplication per source host, severity, explanation.
+//! From anomalous flows to alerts: incidents, severity, explanation.
 //!
 //! A port scan is a thousand anomalous flows; an operator wants one alert that says so, within
-//! a second, not a thousand. The first anomalous flow from a source host raises an alert at once;
-//! further anomalous flows from that host within `dedupe_window` (event time) are counted in
-//! `alerts_suppressed_dedupe` and in the next alert's `suppressed_since_last`. The same rule,
-//! [`Dedupe`], keeps interface-series alerts to one per interface per window.
+//! a second, not a thousand. Each anomalous flow is oriented (the host that opened the
+//! connection is the initiator, whichever direction the record describes: [`super::orient`]),
+//! given a pattern from its initiator's window features, and fed to the
+//! [`IncidentTracker`](super::incidents): the first evidence of an incident raises an alert at
+//! once, later evidence updates it (same `incident.id`) only when it grew or changed, and is
+//! otherwise counted in `alerts_suppressed_dedupe` and the next alert's
+//! `suppressed_since_last`. [`Dedupe`] keeps interface-series alerts to one per interface per
+//! window.
 //!
 //! An alert's [`Subject`] says what it is about: a flow (`"kind": "flow"`) or an interface
 //! (`"kind": "interface"`), so one subscriber can handle both detectors.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use netwarden_firmware::features::{FlowFeatures, FLOW_FEATURES};
 use netwarden_firmware::{FlowRecord, Severity, Verdict};
 
+use super::incidents::{Emit, Evidence, IncidentTracker, Pattern, TrackerConfig};
+use super::orient::{orient, Oriented};
 use crate::records::{Alert, Contribution, FlowOrigin, FlowSubject, ModelRef, Subject};
 
 /// One anomalous flow as the detector saw it.
@@ -85,19 +90,28 @@ impl<K: Hash + Eq + Clone> Dedupe<K> {
     }
 }
 
-/// Turns findings into alerts; pure logic, the caller supplies ids and clock.
+/// Turns findings into incident alerts; pure logic, the caller supplies ids and clock.
 #[derive(Debug)]
 pub struct Alerter {
     site: String,
     device: String,
     detector: &'static str,
     model: ModelRef,
-    dedupe: Dedupe<IpAddr>,
+    incidents: IncidentTracker,
 }
 
 const TOP_FEATURES: usize = 3;
 
+/// Window counts from which a flow's source looks like a scan, sweep, flood or repeated
+/// connections (10 s window of `flow-v1`).
+const SCAN_PORTS: f32 = 16.0;
+const SWEEP_ADDRS: f32 = 16.0;
+const FLOOD_FLOWS: f32 = 64.0;
+const REPEAT_FLOWS: f32 = 32.0;
+const LARGE_BYTES: u64 = 1_000_000;
+
 impl Alerter {
+    /// Incidents end after `window` of event time without evidence.
     pub fn new(
         site: &str,
         device: &str,
@@ -110,7 +124,7 @@ impl Alerter {
             device: device.to_string(),
             detector,
             model,
-            dedupe: Dedupe::new(window, 65_536),
+            incidents: IncidentTracker::new(TrackerConfig::with_idle(window)),
         }
     }
 
@@ -118,23 +132,41 @@ impl Alerter {
         self.model = model;
     }
 
-    /// An alert for `f`, or `None` when it is folded into a recent alert for the same host.
-    /// A higher severity than the last alert's breaks through the de-duplication. `id` is only
-    /// called for an alert that is raised: a scan makes thousands of anomalous flows per alert,
-    /// and a v7 UUID costs a getrandom call.
+    /// An alert for `f` when it opens an incident or changes one enough to tell (see
+    /// [`super::incidents`]), `None` when it is folded into its incident. `id` is called only
+    /// for an alert that is raised: a scan makes thousands of anomalous flows per alert, and a
+    /// v7 UUID costs a getrandom call.
     pub fn consider(
         &mut self,
         f: &Finding<'_>,
-        id: impl FnOnce() -> String,
+        mut id: impl FnMut() -> String,
         now_ms: u64,
     ) -> Option<Alert> {
-        let suppressed = self
-            .dedupe
-            .admit(&f.flow.src_addr, f.flow.last_ms, f.severity)?;
-        Some(self.build(f, id(), now_ms, suppressed))
+        let o = orient(f.flow);
+        let pattern = classify(f, &o);
+        let ev = Evidence {
+            initiator: o.initiator,
+            target: (pattern != Pattern::HostSweep).then_some(o.target),
+            pattern,
+            first_ms: f.flow.first_ms,
+            last_ms: f.flow.last_ms,
+            severity: f.severity,
+            score: f.verdict.error,
+            port: Some(o.service_port),
+            packets: f.flow.packets,
+            bytes: f.flow.bytes,
+        };
+        let mut opened = None;
+        let emit = self.incidents.observe(&ev, || {
+            let s = id();
+            opened = Some(s.clone());
+            s
+        })?;
+        let alert_id = opened.unwrap_or_else(&mut id);
+        Some(self.build(f, alert_id, now_ms, emit))
     }
 
-    fn build(&self, f: &Finding<'_>, id: String, now_ms: u64, suppressed: u64) -> Alert {
+    fn build(&self, f: &Finding<'_>, id: String, now_ms: u64, emit: Emit) -> Alert {
         let total: f32 = f.verdict.contributions.iter().sum();
         let top_features: Vec<Contribution> = f
             .verdict
@@ -164,14 +196,43 @@ impl Alerter {
         } else {
             f32::INFINITY
         };
+        // Counts (and the window's distinct-count estimates) as integers: "12", not "12.000341".
         let top = top_features
             .iter()
-            .map(|c| format!("{}={}", c.feature, c.value))
+            .map(|c| format!("{}={}", c.feature, c.value.round() as i64))
             .collect::<Vec<_>>()
             .join(", ");
+        let inc = &emit.incident;
+        let ports = inc
+            .ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let more = if inc.ports_distinct as usize > inc.ports.len() {
+            ",..."
+        } else {
+            ""
+        };
         let summary = format!(
-            "{} {}:{} -> {}:{}/{}: reconstruction error {:.4} is {:.1}x the threshold; most unusual: {}",
-            f.severity, r.src_addr, r.src_port, r.dst_addr, r.dst_port, proto, f.verdict.error, ratio, top
+            "{} {} {} -> {}: {} flows, {} ports ({ports}{more}), {} s (incident {}, {}); latest {}:{} -> {}:{}/{}: reconstruction error {:.4} is {:.1}x the threshold; most unusual: {}",
+            emit.severity,
+            inc.pattern,
+            inc.initiator,
+            inc.target.as_deref().unwrap_or("many hosts"),
+            inc.flows,
+            inc.ports_distinct,
+            inc.last_ms.saturating_sub(inc.first_ms).div_ceil(1000),
+            inc.id,
+            if inc.update == 0 { "opened".to_string() } else { format!("update {}", inc.update) },
+            r.src_addr,
+            r.src_port,
+            r.dst_addr,
+            r.dst_port,
+            proto,
+            f.verdict.error,
+            ratio,
+            top
         );
         Alert {
             id,
@@ -184,7 +245,7 @@ impl Alerter {
             device: self.device.clone(),
             detector: self.detector.to_string(),
             model: self.model.clone(),
-            severity: f.severity.as_str().to_string(),
+            severity: emit.severity.as_str().to_string(),
             score: f.verdict.error,
             threshold: f.threshold,
             subject: Subject::Flow(FlowSubject {
@@ -198,9 +259,35 @@ impl Alerter {
                 flow_last_ms: r.last_ms,
             }),
             top_features,
-            suppressed_since_last: suppressed,
+            suppressed_since_last: emit.folded_since_last,
+            rule: None,
             summary,
+            incident: Some(emit.incident),
         }
+    }
+}
+
+/// The incident pattern one anomalous flow points at. The window features describe the
+/// record's source, so they say something about the initiator only when the record is not an
+/// answer; an answer is `unusual_flow` and joins whatever its pair's incident is.
+pub fn classify(f: &Finding<'_>, o: &Oriented) -> Pattern {
+    if f.flow.bytes >= LARGE_BYTES {
+        return Pattern::LargeTransfer;
+    }
+    if o.reply {
+        return Pattern::UnusualFlow;
+    }
+    let [_, _, _, _, _, flows, ports, addrs] = *f.raw;
+    if ports >= SCAN_PORTS {
+        Pattern::PortScan
+    } else if addrs >= SWEEP_ADDRS {
+        Pattern::HostSweep
+    } else if flows >= FLOOD_FLOWS && f.flow.packets <= 2 {
+        Pattern::Flood
+    } else if flows >= REPEAT_FLOWS {
+        Pattern::RepeatedConnections
+    } else {
+        Pattern::UnusualFlow
     }
 }
 
@@ -208,7 +295,7 @@ impl Alerter {
 mod tests {
     use super::*;
     use crate::records::InterfaceSubject;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     fn flow(src: u8, last_ms: u64) -> FlowRecord {
         FlowRecord {
@@ -258,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn one_alert_per_host_per_window_and_suppressed_are_reported() {
+    fn one_alert_per_incident_updated_as_it_grows() {
         let mut a = alerter();
         let first = consider(&mut a, &flow(1, 0), Severity::High, 0).expect("first alert");
         assert_eq!(first.top_features[0].feature, "src_flows_window");
@@ -267,21 +354,71 @@ mod tests {
             "src_distinct_dst_ports_window"
         );
         assert!((first.top_features.iter().map(|c| c.share).sum::<f32>() - 1.0).abs() < 1e-5);
+        let inc = first.incident.clone().expect("incident");
+        assert_eq!((inc.update, inc.pattern.as_str()), (0, "port_scan"));
+        assert_eq!(
+            (inc.initiator.as_str(), inc.target.as_deref()),
+            ("10.0.0.1", Some("10.0.0.99"))
+        );
+        assert_eq!(inc.id, first.id);
+        // Estimated counts are integers in the text.
         assert!(
             first
                 .summary
-                .starts_with("high 10.0.0.1:1234 -> 10.0.0.99:22/tcp"),
+                .starts_with("high port_scan 10.0.0.1 -> 10.0.0.99: 1 flows, 1 ports (22), 0 s"),
             "{}",
             first.summary
         );
-        for i in 1..10 {
-            assert!(consider(&mut a, &flow(1, i * 1000), Severity::High, 0).is_none());
-        }
-        // Another host is not suppressed.
-        assert!(consider(&mut a, &flow(2, 5_000), Severity::Medium, 1).is_some());
-        // After the window, host 1 alerts again and reports what was folded.
-        let again = consider(&mut a, &flow(1, 70_000), Severity::High, 2).expect("after window");
-        assert_eq!(again.suppressed_since_last, 9);
+        assert!(
+            first.summary.ends_with(
+                "src_flows_window=900, src_distinct_dst_ports_window=800, tcp_syn_without_ack=1"
+            ),
+            "{}",
+            first.summary
+        );
+        assert!(consider(&mut a, &flow(1, 1000), Severity::High, 1).is_none());
+        assert!(consider(&mut a, &flow(1, 2000), Severity::High, 2).is_none());
+        let grew = consider(&mut a, &flow(1, 3000), Severity::High, 3).expect("4 flows");
+        let g = grew.incident.expect("incident");
+        assert_eq!((g.id.as_str(), g.update, g.flows), (inc.id.as_str(), 1, 4));
+        assert_eq!(grew.id, "id3", "each alert has its own id");
+        assert_eq!(grew.suppressed_since_last, 2);
+        // Another host is another incident.
+        let other = consider(&mut a, &flow(2, 5_000), Severity::Medium, 4).expect("other");
+        assert_eq!(other.incident.expect("incident").update, 0);
+        // After a minute without evidence, host 1 opens a new incident.
+        let again = consider(&mut a, &flow(1, 70_000), Severity::High, 5).expect("after idle");
+        let i = again.incident.expect("incident");
+        assert_eq!((i.id.as_str(), i.update), ("id5", 0));
+    }
+
+    #[test]
+    fn the_victims_answers_name_the_scanner() {
+        let mut a = alerter();
+        // The victim's RST/ACK answers arrive first (expiry order) ...
+        let mut answer = flow(99, 0);
+        answer.src_addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        answer.dst_addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        (answer.src_port, answer.dst_port, answer.tcp_flags) = (22, 1234, 0x14);
+        let first = consider(&mut a, &answer, Severity::Medium, 0).expect("opened");
+        let inc = first.incident.expect("incident");
+        assert_eq!(
+            (inc.initiator.as_str(), inc.target.as_deref()),
+            ("10.0.0.1", Some("10.0.0.2"))
+        );
+        assert_eq!(
+            (inc.pattern.as_str(), inc.ports.as_slice()),
+            ("unusual_flow", &[22u16][..])
+        );
+        // ... then the scanner's probes upgrade the same incident to a scan.
+        let mut probe = flow(1, 10);
+        probe.dst_addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let up = consider(&mut a, &probe, Severity::Medium, 1).expect("classified");
+        let u = up.incident.expect("incident");
+        assert_eq!(
+            (u.id.as_str(), u.pattern.as_str(), u.update),
+            ("id0", "port_scan", 1)
+        );
     }
 
     #[test]
@@ -308,10 +445,12 @@ mod tests {
     }
 
     #[test]
-    fn escalation_breaks_through() {
+    fn escalation_updates_the_incident() {
         let mut a = alerter();
         assert!(consider(&mut a, &flow(1, 0), Severity::Medium, 0).is_some());
         assert!(consider(&mut a, &flow(1, 10), Severity::Medium, 1).is_none());
-        assert!(consider(&mut a, &flow(1, 20), Severity::High, 2).is_some());
+        let up = consider(&mut a, &flow(1, 20), Severity::High, 2).expect("escalated");
+        assert_eq!(up.severity, "high");
+        assert_eq!(up.incident.expect("incident").id, "id0");
     }
 }

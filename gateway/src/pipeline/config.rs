@@ -17,6 +17,12 @@ pub struct RawDetector {
     pub series_utc_offset_secs: Option<i32>,
     /// One interface alert per interface per this many seconds of poll time (default 1800).
     pub series_dedupe_window_secs: Option<u64>,
+    /// Run the temporal graph detector on every flow (default false; docs/graph-model.md).
+    pub graph: Option<bool>,
+    /// A `graph_tgat` bundle directory replacing the built-in graph model.
+    pub graph_model: Option<PathBuf>,
+    /// Endpoints (`IP:port`) the graph keeps, least recently used evicted (default 65536).
+    pub graph_endpoints: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +37,12 @@ pub struct DetectorConfig {
     pub series_utc_offset_secs: i32,
     /// One interface alert per interface per this much poll time, unless severity escalates.
     pub series_dedupe: Duration,
+    /// Whether the temporal graph detector runs.
+    pub graph: bool,
+    /// A `graph_tgat` bundle; none: the built-in graph model.
+    pub graph_model: Option<PathBuf>,
+    /// Endpoints the graph tracks at most.
+    pub graph_endpoints: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -64,6 +76,7 @@ impl RawDetector {
         for (key, dir) in [
             ("detector.flow_model", &self.flow_model),
             ("detector.series_model", &self.series_model),
+            ("detector.graph_model", &self.graph_model),
         ] {
             if let Some(dir) = dir {
                 if !dir.join("manifest.json").is_file() {
@@ -85,7 +98,17 @@ impl RawDetector {
                 "must be at least 1".to_string(),
             );
         }
+        let graph_endpoints = self.graph_endpoints.unwrap_or(65_536);
+        if !(2..=16_777_216).contains(&graph_endpoints) {
+            problem(
+                "detector.graph_endpoints",
+                format!("{graph_endpoints} is not between 2 and 16777216"),
+            );
+        }
         DetectorConfig {
+            graph: self.graph.unwrap_or(false) || self.graph_model.is_some(),
+            graph_model: self.graph_model.clone(),
+            graph_endpoints: graph_endpoints.clamp(2, 16_777_216),
             flow_model: self.flow_model.clone(),
             batch_size,
             series_model: self.series_model.clone(),

@@ -8,7 +8,15 @@
 //! queue is momentarily empty, so a quiet network still gets sub-millisecond latency.
 
 pub mod alerting;
+pub mod arp;
 pub mod config;
+pub mod eve;
+pub mod fleet;
+pub mod graph;
+pub mod incidents;
+pub mod learning;
+pub mod orient;
+pub mod reservoir;
 pub mod series;
 pub mod summary;
 
@@ -24,6 +32,8 @@ use crate::models::Bundle;
 use crate::records::scoreboard::ScoreTally;
 use crate::records::{Alert, FlowOrigin, ModelRef, FLOW_DETECTOR};
 use alerting::{Alerter, Finding};
+use learning::Learner;
+use std::net::IpAddr;
 
 /// Source hosts tracked for window features (a power of two; about 170 bytes each). Built on
 /// the stack before boxing in debug builds, so kept well under a test thread's 2 MiB stack.
@@ -66,6 +76,20 @@ pub struct FlowPipeline {
     pub scores: ScoreTally,
     /// Every scored flow, when kept.
     scored: Option<Vec<ScoredFlow>>,
+    /// The model the alerts name (changes with a fleet swap).
+    alerter_model: ModelRef,
+    /// Error and verdict of each record of the batch being flushed, for the fleet shadow.
+    active_scores: Vec<(f32, bool)>,
+    /// A fleet candidate shadowing, or the previous model watching ([`fleet`]).
+    fleet: Option<fleet::Slot>,
+    fleet_policy: crate::models::fleet::Policy,
+    fleet_outcomes: Vec<crate::models::fleet::Outcome>,
+    /// The learning period, when the detector learns its threshold on this site.
+    learner: Option<Learner<IpAddr>>,
+    /// Set when the learner's state changed in a way worth saving (it finished).
+    learning_changed: bool,
+    /// Feature rows kept for central training.
+    reservoir: Option<reservoir::Reservoir>,
 }
 
 impl FlowPipeline {
@@ -85,7 +109,12 @@ impl FlowPipeline {
         FlowPipeline {
             windows: Box::default(),
             detector: bundle.detector,
-            alerter: Alerter::new(site, device, FLOW_DETECTOR, model, dedupe),
+            alerter: Alerter::new(site, device, FLOW_DETECTOR, model.clone(), dedupe),
+            alerter_model: model,
+            active_scores: Vec::with_capacity(batch),
+            fleet: None,
+            fleet_policy: crate::models::fleet::Policy::default(),
+            fleet_outcomes: Vec::new(),
             metrics,
             pending: Vec::with_capacity(batch),
             scaled: Vec::with_capacity(batch),
@@ -96,6 +125,49 @@ impl FlowPipeline {
             model_name,
             scores: ScoreTally::default(),
             scored: None,
+            learner: None,
+            learning_changed: false,
+            reservoir: None,
+        }
+    }
+
+    /// Keeps a time-stratified sample of feature rows ([`reservoir`]).
+    pub fn with_reservoir(mut self, cfg: reservoir::ReservoirConfig) -> Self {
+        self.reservoir = Some(reservoir::Reservoir::new(cfg));
+        self
+    }
+
+    /// The reservoir, for the runtime to store its buckets.
+    pub fn reservoir_mut(&mut self) -> Option<&mut reservoir::Reservoir> {
+        self.reservoir.as_mut()
+    }
+
+    /// Learns the threshold on this site's traffic ([`learning`]); a learner that has already
+    /// finished (resumed after a restart) applies its fitted threshold at once.
+    pub fn with_learning(mut self, learner: Learner<IpAddr>) -> Self {
+        if let Some(f) = &learner.status().fitted {
+            self.detector.threshold = f.threshold;
+        }
+        self.learner = Some(learner);
+        self
+    }
+
+    /// Where learning stands (`None`: this pipeline does not learn).
+    pub fn learning(&self) -> Option<&Learner<IpAddr>> {
+        self.learner.as_ref()
+    }
+
+    /// True once after learning finished (so the caller saves the fitted state).
+    pub fn take_learning_changed(&mut self) -> bool {
+        std::mem::take(&mut self.learning_changed)
+    }
+
+    /// The threshold flows are judged against now: while learning, the learner's (far above the
+    /// shipped one), else the bundle's or the fitted one.
+    pub fn threshold(&self) -> f32 {
+        match &self.learner {
+            Some(l) if l.learning() => l.threshold(),
+            _ => self.detector.threshold,
         }
     }
 
@@ -193,10 +265,32 @@ impl FlowPipeline {
             return;
         }
         m.add(&m.flows_scored, self.pending.len() as u64);
-        let (threshold, high) = (self.detector.threshold, self.detector.high_ratio);
+        let high = self.detector.high_ratio;
+        let mut threshold = self.threshold();
         let now_ms = (self.now_ms)();
+        self.active_scores.clear();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(FLOW_WIDTH)) {
             let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
+            self.active_scores
+                .push((verdict.error, verdict.severity.is_some()));
+            if let Some(r) = self.reservoir.as_mut() {
+                r.observe(&p.flow, &p.raw, verdict.error);
+            }
+            if let Some(l) = self.learner.as_mut() {
+                let initiator = orient::orient(&p.flow).initiator;
+                if let Some(f) = l.observe(&initiator, p.flow.last_ms, verdict.error) {
+                    tracing::info!(
+                        threshold = f.threshold,
+                        method = %f.method,
+                        samples = f.samples,
+                        excluded = ?f.excluded,
+                        "Learning period over; flow threshold fitted"
+                    );
+                    self.detector.threshold = f.threshold;
+                    threshold = f.threshold;
+                    self.learning_changed = true;
+                }
+            }
             self.tally
                 .observe(&p.flow, verdict.error, verdict.severity.is_some());
             self.scores
@@ -229,8 +323,11 @@ impl FlowPipeline {
                 None => m.add(&m.alerts_suppressed_dedupe, 1),
             }
         }
+        // The second model scores the same batch; a swap happens here, between two batches.
+        self.fleet_batch(elapsed);
         self.pending.clear();
         let ev = self.windows.stats().evictions;
+        let m = &self.metrics;
         m.add(&m.host_window_evictions, ev - self.evictions_reported);
         self.evictions_reported = ev;
     }

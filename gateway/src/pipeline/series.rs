@@ -119,6 +119,9 @@ pub struct SeriesPipeline {
     /// One score per window scored, for the history (drained by [`Self::take_scores`]).
     scores: Vec<crate::records::ScoreSummary>,
     info: crate::models::ModelInfo,
+    /// The learning period (grouped by interface), when the threshold is learnt on this site.
+    learner: Option<super::learning::Learner<String>>,
+    learning_changed: bool,
 }
 
 impl SeriesPipeline {
@@ -151,7 +154,28 @@ impl SeriesPipeline {
             metrics: None,
             scores: Vec::new(),
             info,
+            learner: None,
+            learning_changed: false,
         }
+    }
+
+    /// Learns the window threshold on this site ([`super::learning`]): the series detector
+    /// calibrates itself; a finished learner applies its threshold at once.
+    pub fn with_learning(mut self, learner: super::learning::Learner<String>) -> Self {
+        if let Some(f) = &learner.status().fitted {
+            self.detector.threshold = f.threshold;
+        }
+        self.learner = Some(learner);
+        self
+    }
+
+    pub fn learning(&self) -> Option<&super::learning::Learner<String>> {
+        self.learner.as_ref()
+    }
+
+    /// True once after learning finished.
+    pub fn take_learning_changed(&mut self) -> bool {
+        std::mem::take(&mut self.learning_changed)
     }
 
     /// Also adds the counters to the process-wide [`Metrics`] (stats.json, heartbeat) after
@@ -376,7 +400,11 @@ impl SeriesPipeline {
             return Vec::new();
         }
         let per = self.detector.window_len();
-        let (threshold, high) = (self.detector.threshold, self.detector.high_ratio);
+        let high = self.detector.high_ratio;
+        let mut threshold = match &self.learner {
+            Some(l) if l.learning() => l.threshold(),
+            _ => self.detector.threshold,
+        };
         let due = std::mem::take(&mut self.due);
         let mut alerts = Vec::new();
         for (n, d) in due.iter().enumerate() {
@@ -388,6 +416,16 @@ impl SeriesPipeline {
             };
             self.counters.series_windows_scored += 1;
             let verdict = judge_window(scaled, out, threshold, high);
+            if let Some(l) = self.learner.as_mut() {
+                let group = format!("{}/{}", d.key.0, d.key.1);
+                if let Some(f) = l.observe(&group, d.ts_ms, verdict.error) {
+                    tracing::info!(threshold = f.threshold, method = %f.method,
+                        samples = f.samples, "Learning period over; series threshold fitted");
+                    self.detector.threshold = f.threshold;
+                    threshold = f.threshold;
+                    self.learning_changed = true;
+                }
+            }
             if self.scores.len() < MAX_PENDING_SCORES {
                 let name = self.ifaces.get(&d.key).map(|i| i.if_name.as_str());
                 self.scores.push(crate::records::ScoreSummary {
@@ -486,7 +524,9 @@ impl SeriesPipeline {
             }),
             top_features,
             suppressed_since_last: suppressed,
+            rule: None,
             summary,
+            incident: None,
         })
     }
 }

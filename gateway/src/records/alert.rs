@@ -8,6 +8,11 @@ pub const FLOW_DETECTOR: &str = "flow_ae";
 
 /// Name of the series detector in alerts and metrics (`series_lstm` until issue 14, docs/mqtt.md).
 pub const SERIES_DETECTOR: &str = "series_ae";
+/// The temporal graph detector's name in alerts.
+pub const GRAPH_DETECTOR: &str = "graph_tgat";
+
+/// Name of the ARP rules (the capture path's ARP detector, docs/arp.md) in alerts and metrics.
+pub const ARP_DETECTOR: &str = "arp_rules";
 
 /// The series detector's name before issue 14 renamed it (the model is a convolutional
 /// autoencoder, not an LSTM). Input that names a detector (`POST /detect`, `?detector=`,
@@ -43,6 +48,64 @@ pub struct Alert {
     /// Anomalous flows from the same source folded into earlier alerts since the last one.
     pub suppressed_since_last: u64,
     pub summary: String,
+    /// The incident this alert opens or updates (flow alerts since issue 18; absent in older
+    /// alerts and in interface alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+    /// The rule that fired, for alerts of a signature engine (Suricata's `alert` events,
+    /// docs/eve.md); absent for netwarden's own detectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleRef>,
+}
+
+/// A signature engine's rule and the flow's Community ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub engine: String,
+    pub gid: u64,
+    pub signature_id: u64,
+    pub rev: u64,
+    pub signature: String,
+    pub category: String,
+    /// The engine's own severity (Suricata: 1 highest .. 4).
+    pub engine_severity: u8,
+    /// `allowed` or `blocked`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
+}
+
+/// One incident: what an initiator did to a target, as far as the evidence so far shows. The
+/// first alert of an incident opens it (`update` 0); later alerts about it carry the same `id`
+/// and a higher `update`, with the counts so far (docs/mqtt.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Stable for the incident's life (UUIDv7 of its opening alert).
+    pub id: String,
+    /// 0 when this alert opens the incident, then 1, 2, ...
+    pub update: u32,
+    /// `port_scan`, `host_sweep`, `flood`, `repeated_connections`, `large_transfer` or
+    /// `unusual_flow`.
+    pub pattern: String,
+    /// The host that opened the connections.
+    pub initiator: String,
+    /// The host they went to; absent when there are many (`host_sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Event time (epoch ms) of the first and the latest evidence.
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Anomalous flow records (either direction) taken as evidence.
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Distinct service ports of the target seen in the evidence: exact up to 64, estimated
+    /// beyond (linear counting, shown as an integer).
+    pub ports_distinct: u32,
+    /// The lowest of the first 64 ports seen (at most 16).
+    pub ports: Vec<u16>,
+    /// Highest score among the evidence.
+    pub max_score: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,23 +120,66 @@ pub struct ModelRef {
 pub enum Subject {
     Flow(FlowSubject),
     Interface(InterfaceSubject),
+    Arp(ArpSubject),
+    /// An edge of the temporal graph (`graph_tgat`): who did what to whom.
+    Edge(EdgeSubject),
 }
 
 impl Subject {
+    /// The flow an alert is about; for an edge, oriented attacker -> target.
     pub fn flow(&self) -> Option<&FlowSubject> {
         match self {
             Subject::Flow(f) => Some(f),
-            Subject::Interface(_) => None,
+            Subject::Edge(e) => Some(&e.flow),
+            Subject::Interface(_) | Subject::Arp(_) => None,
+        }
+    }
+
+    pub fn arp(&self) -> Option<&ArpSubject> {
+        match self {
+            Subject::Arp(a) => Some(a),
+            Subject::Flow(_) | Subject::Interface(_) | Subject::Edge(_) => None,
         }
     }
 
     pub fn interface(&self) -> Option<&InterfaceSubject> {
         match self {
             Subject::Interface(i) => Some(i),
-            Subject::Flow(_) => None,
+            Subject::Flow(_) | Subject::Arp(_) | Subject::Edge(_) => None,
+        }
+    }
+
+    pub fn edge(&self) -> Option<&EdgeSubject> {
+        match self {
+            Subject::Edge(e) => Some(e),
+            Subject::Flow(_) | Subject::Interface(_) | Subject::Arp(_) => None,
         }
     }
 }
+
+/// The graph detector's incident: the edge that raised it and the roles of its endpoints.
+/// `attacker` is the party the pattern blames (the scanner, the brute forcer, the listener a
+/// reverse shell or an exfiltration connects to), never the victim; `initiator` says which of
+/// the two opened the connection (`attacker` for scans and brute force, `target` for a reverse
+/// shell, where the compromised host dials out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSubject {
+    /// The edge's flow, oriented attacker -> target.
+    pub flow: FlowSubject,
+    /// `IP:port`.
+    pub attacker: String,
+    pub target: String,
+    /// `attacker` or `target`.
+    pub initiator: String,
+    /// The pattern head's verdict (`scan`, `brute_force`, `flood`, `reverse_shell`, ...).
+    pub pattern: String,
+    pub probability: f32,
+    /// Edges of this incident (same attacker host, target host and pattern) this alert stands
+    /// for: this one and those folded in since the incident's previous alert.
+    pub edges: u64,
+}
+
+impl Eq for EdgeSubject {}
 
 /// The flow that triggered a flow alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +206,31 @@ pub struct InterfaceSubject {
     /// Poll times (Unix ms) of the window's first and last steps.
     pub window_first_ms: u64,
     pub window_last_ms: u64,
+}
+
+/// The ARP incident behind an `arp_rules` alert: who claimed what, towards whom (docs/arp.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArpSubject {
+    /// The capture that saw it: `capture:IFACE` or `pcap:FILE`.
+    pub interface: String,
+    pub vlan: Option<u16>,
+    /// The rule that fired: `binding_flip`, `unsolicited_replies` or `many_ips`.
+    pub rule: String,
+    /// The MAC that made the claims.
+    pub attacker_mac: String,
+    /// Its own address, when its other ARP traffic showed one it holds uncontested.
+    pub attacker_ip: Option<String>,
+    /// Addresses it claimed: others' (a flip, unsolicited replies) or all of them (many IPs).
+    pub impersonated: Vec<String>,
+    /// The MACs those addresses were bound to before it claimed them (flips).
+    pub previous_macs: Vec<String>,
+    /// Hosts whose ARP caches its claims were sent to (the packets' target addresses).
+    pub targets: Vec<String>,
+    /// Time (Unix ms) of its first and latest packet in this incident.
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Its notable ARP packets in this incident so far.
+    pub packets: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use netwarden_firmware::meter::arp::ArpEvent;
 use netwarden_firmware::FlowRecord;
 
 /// Where a flow record came from; alerts name it (`subject.exporter`).
@@ -40,5 +41,13 @@ pub enum FlowInput {
     Records {
         origin: FlowOrigin,
         records: Vec<FlowRecord>,
+    },
+    /// Records a NetFlow shard decoded (`runtime/shard.rs`), each with its exporter, in the
+    /// order they arrived on that shard's socket.
+    Exported(Vec<(SocketAddr, FlowRecord)>),
+    /// Notable ARP packets the capture's ARP meter accounted (docs/arp.md), for the ARP rules.
+    Arp {
+        origin: FlowOrigin,
+        events: Vec<ArpEvent>,
     },
 }

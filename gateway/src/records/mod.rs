@@ -6,8 +6,12 @@
 //! crates), so every layer can depend on it and none depends on another through it.
 
 pub mod alert;
+pub mod eve;
 pub mod flow;
+pub mod flow_ledger;
+pub mod learning;
 pub mod rate;
+pub mod samples;
 pub mod scoreboard;
 pub mod status;
 pub mod summary;
@@ -15,8 +19,9 @@ pub mod time;
 pub mod topic;
 
 pub use alert::{
-    canonical_detector, Alert, Contribution, FlowSubject, InterfaceSubject, ModelRef, Subject,
-    FLOW_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
+    canonical_detector, Alert, ArpSubject, Contribution, EdgeSubject, FlowSubject, Incident,
+    InterfaceSubject, ModelRef, RuleRef, Subject, ARP_DETECTOR, FLOW_DETECTOR, GRAPH_DETECTOR,
+    SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

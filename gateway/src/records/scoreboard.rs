@@ -130,21 +130,7 @@ impl ScoreBoard {
     /// Adds one second's tally (`now_ms` is when it was handed over).
     pub fn publish_flow(&self, now_ms: u64, t: ScoreTally) {
         let mut s = self.lock();
-        // Flow shards publish each second on their own: the second's point is their sum.
-        let same_second = s
-            .flow
-            .back()
-            .is_some_and(|p| p.ts_ms / 1000 == now_ms / 1000);
-        if t.flows > 0 && same_second {
-            if let Some(p) = s.flow.back_mut() {
-                let flows = p.flows + t.flows;
-                p.mean_error = ((f64::from(p.mean_error) * p.flows as f64 + t.sum_error)
-                    / flows as f64) as f32;
-                p.flows = flows;
-                p.anomalous += t.anomalous;
-                p.max_error = p.max_error.max(t.max_error);
-            }
-        } else if t.flows > 0 {
+        if t.flows > 0 {
             if s.flow.len() >= FLOW_POINTS {
                 s.flow.pop_front();
             }

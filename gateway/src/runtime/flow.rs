@@ -1,12 +1,14 @@
-//! The flow thread: pops what the flow sources queued, decodes NetFlow datagrams (the decoder
-//! belongs to `sources/netflow`), hands the records to the flow pipeline, and passes what comes
-//! out to the sinks: alerts to the [`AlertSink`], summaries to the history, recent scores to
-//! the dashboard's [`ScoreBoard`], counters to `stats.json`.
+//! The flow thread: pops what the flow sources queued (records the NetFlow shards decoded, the
+//! packet meter's and EVE's records, ARP events), hands the records to the flow pipeline, and
+//! passes what comes out to the sinks: alerts to the [`AlertSink`], summaries to the history,
+//! recent scores to the dashboard's [`ScoreBoard`], counters to `stats.json` (every shard's
+//! exporter counters summed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ use netwarden_firmware::FlowRecord;
 
 use super::Stats;
 use crate::metrics::Metrics;
+use crate::pipeline::arp::ArpDetector;
 use crate::pipeline::FlowPipeline;
 use crate::records::scoreboard::ScoreBoard;
 use crate::records::{
@@ -23,6 +26,7 @@ use crate::records::{
 use crate::sinks::alert_sink::AlertSink;
 use crate::sinks::store::Store;
 use crate::sources::netflow::listener::KernelDrops;
+use crate::sources::netflow::templates::TemplateBook;
 use crate::sources::netflow::{ExporterDomain, NetflowDecoder};
 
 /// The NetFlow decoder and the flow pipeline, wired: what the flow thread runs, and what the
@@ -31,6 +35,11 @@ use crate::sources::netflow::{ExporterDomain, NetflowDecoder};
 pub struct FlowStage {
     pub decoder: NetflowDecoder,
     pub pipeline: FlowPipeline,
+    /// The ARP rules, for what capture sources' ARP meters queue (none: ARP is ignored).
+    pub arp: Option<ArpDetector>,
+    /// The temporal graph detector, when enabled (`detector.graph`): every record also goes
+    /// in as an edge.
+    pub graph: Option<crate::pipeline::graph::GraphPipeline>,
     decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
@@ -39,8 +48,22 @@ impl FlowStage {
         FlowStage {
             decoder,
             pipeline,
+            arp: None,
+            graph: None,
             decoded: Vec::with_capacity(1024),
         }
+    }
+
+    /// Applies the ARP rules to the capture sources' ARP events.
+    pub fn with_arp(mut self, arp: ArpDetector) -> FlowStage {
+        self.arp = Some(arp);
+        self
+    }
+
+    /// Adds the temporal graph detector.
+    pub fn with_graph(mut self, graph: crate::pipeline::graph::GraphPipeline) -> FlowStage {
+        self.graph = Some(graph);
+        self
     }
 
     /// Decodes a datagram, or takes the meter's records, and featurises them; the pipeline
@@ -48,8 +71,25 @@ impl FlowStage {
     pub fn ingest(&mut self, input: FlowInput, alerts: &mut impl FnMut(Alert)) {
         match input {
             FlowInput::Datagram(d) => self.ingest_datagram(d.from, &d.payload, alerts),
+            FlowInput::Exported(records) => {
+                for (exporter, flow) in records {
+                    let origin = FlowOrigin::Exporter(exporter);
+                    if let Some(g) = self.graph.as_mut() {
+                        g.ingest_records(&origin, std::slice::from_ref(&flow), alerts);
+                    }
+                    self.pipeline.ingest_record(origin, flow, alerts);
+                }
+            }
             FlowInput::Records { origin, records } => {
-                self.pipeline.ingest_records(&origin, &records, alerts)
+                self.pipeline.ingest_records(&origin, &records, alerts);
+                if let Some(g) = self.graph.as_mut() {
+                    g.ingest_records(&origin, &records, alerts);
+                }
+            }
+            FlowInput::Arp { origin, events } => {
+                if let Some(arp) = &mut self.arp {
+                    arp.ingest(&origin, &events, alerts);
+                }
             }
         }
     }
@@ -64,14 +104,20 @@ impl FlowStage {
         self.decoded.clear();
         self.decoder.decode(from, payload, &mut self.decoded);
         for (src, flow) in self.decoded.drain(..) {
-            self.pipeline
-                .ingest_record(FlowOrigin::Exporter(src.exporter), flow, alerts);
+            let origin = FlowOrigin::Exporter(src.exporter);
+            if let Some(g) = self.graph.as_mut() {
+                g.ingest_records(&origin, std::slice::from_ref(&flow), alerts);
+            }
+            self.pipeline.ingest_record(origin, flow, alerts);
         }
     }
 
     /// Scores everything waiting.
     pub fn flush(&mut self, alerts: &mut impl FnMut(Alert)) {
         self.pipeline.flush(alerts);
+        if let Some(g) = self.graph.as_mut() {
+            g.flush(alerts);
+        }
     }
 }
 
@@ -83,27 +129,111 @@ pub(super) struct FlowSinks {
     pub snmp_board: StatusBoard,
     pub scoreboard: ScoreBoard,
     pub exporters: ExporterBoard,
-    /// Each shard's exporter counters (exporters never move between shards; the board is
-    /// their union).
-    pub shard_exporters: Arc<Vec<Mutex<BTreeMap<String, ExporterStats>>>>,
-    /// This shard's index; shard 0 writes stats.json.
-    pub shard: usize,
+    /// Each NetFlow shard's exporter counters (an exporter never moves between shards; the
+    /// board is their union).
+    pub shard_exporters: ShardSlots,
     /// Datagrams each shard received (stats.json `netflow_shard_datagrams`).
     pub shard_datagrams: Arc<Vec<std::sync::atomic::AtomicU64>>,
     pub latest_stats: Arc<Mutex<String>>,
-    /// Every shard socket's kernel drop counter (read by shard 0).
+    /// Every shard socket's kernel drop counter.
     pub kernel_drops: Vec<KernelDrops>,
+    /// Records the NetFlow shards queued that this thread has not taken yet.
+    pub shard_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// The NetFlow template book the shards share; its changes are saved each second.
+    pub templates: Option<Arc<TemplateBook>>,
     pub stats_path: PathBuf,
     pub stats_base: Stats,
     pub summary_interval_ms: u64,
     pub top_hosts: usize,
+    /// Fleet model delivery (candidates in, outcomes to the ledger), when on.
+    pub fleet: Option<super::fleet::FleetHooks>,
+    pub learning: super::learning::LearningSaver,
 }
+
+/// Where each NetFlow shard leaves its exporter counters once a second.
+pub(super) type ShardSlots = Arc<Vec<Mutex<BTreeMap<String, ExporterStats>>>>;
+
+/// Upper bound on queue items ingested between two flushes, so alerts are not held back by a
+/// queue that never quite empties.
+const MAX_DRAIN: usize = 2048;
+
+/// Alerts stored per group commit at most: enough to make an alert storm cheap, few enough that
+/// one sled transaction stays small (a storm of 4,000 hosts in one transaction raised peak RSS
+/// by about 20 MB).
+const GROUP_COMMIT_MAX: usize = 256;
 
 /// Decode problems are logged at most this often (they are always counted).
 pub(super) const PROBLEM_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Runs until every flow source has dropped its queue sender (they do on shutdown), then
+/// scores what was left and writes the final stats.
+pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx: FlowSinks) {
+    let mut last_stats = Instant::now();
+    let mut problems = ProblemLog::default();
+    // Alerts raised while draining the queue are stored together (one group commit) before
+    // the next datagrams are read; none is published before it is stored.
+    let mut raised: Vec<Alert> = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(input) => {
+                ctx.taken(&input);
+                stage.ingest(input, &mut |a| raised.push(a));
+                let mut n = 1;
+                while n < MAX_DRAIN {
+                    match rx.try_recv() {
+                        Ok(input) => {
+                            ctx.taken(&input);
+                            stage.ingest(input, &mut |a| raised.push(a))
+                        }
+                        Err(_) => break,
+                    }
+                    if raised.len() >= GROUP_COMMIT_MAX {
+                        ctx.alerts.on_alerts(&raised);
+                        raised.clear();
+                    }
+                    n += 1;
+                }
+                stage.flush(&mut |a| raised.push(a));
+                ctx.alerts.on_alerts(&raised);
+                raised.clear();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(f) = &ctx.fleet {
+            f.poll(&mut stage.pipeline);
+        }
+        if let Some((flows, scores)) = stage
+            .pipeline
+            .take_summary(ctx.summary_interval_ms, ctx.top_hosts)
+        {
+            ctx.store_summary(&flows, &scores);
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            ctx.learning.tick(&mut stage.pipeline, &ctx.store, false);
+            ctx.publish(&mut stage);
+            problems.check_drops(&ctx.metrics);
+            last_stats = Instant::now();
+        }
+    }
+    stage.flush(&mut |a| raised.push(a));
+    ctx.alerts.on_alerts(&raised);
+    if let Some((flows, scores)) = stage.pipeline.take_summary(0, ctx.top_hosts) {
+        ctx.store_summary(&flows, &scores);
+    }
+    ctx.learning.tick(&mut stage.pipeline, &ctx.store, true);
+    ctx.publish(&mut stage);
+}
+
 impl FlowSinks {
-    pub(super) fn store_summary(&self, flows: &FlowSummary, scores: &ScoreSummary) {
+    /// A shard's records left the queue: it may hand over more.
+    fn taken(&self, input: &FlowInput) {
+        if let FlowInput::Exported(r) = input {
+            self.shard_in_flight.fetch_sub(r.len(), Ordering::AcqRel);
+        }
+    }
+
+    fn store_summary(&self, flows: &FlowSummary, scores: &ScoreSummary) {
         let h = self.store.history();
         if let Err(e) = h
             .append_flow_summary(flows)
@@ -116,15 +246,13 @@ impl FlowSinks {
 
     /// Hands the last second's scores to the dashboard board and the exporter counters to
     /// `/metrics`, then writes stats.json.
-    pub(super) fn publish(&self, stage: &mut FlowStage) {
+    fn publish(&self, stage: &mut FlowStage) {
         self.scoreboard
             .publish_flow(crate::now_ms(), stage.pipeline.scores.take());
-        let mine: BTreeMap<String, ExporterStats> =
+        // Datagrams given to this thread's own decoder (offline tools; the daemon's shards
+        // decode on their own threads) count with the shards'.
+        let mut all: BTreeMap<String, ExporterStats> =
             stage.decoder.stats().map(|(k, v)| (k, v.clone())).collect();
-        if let Some(Ok(mut slot)) = self.shard_exporters.get(self.shard).map(|m| m.lock()) {
-            *slot = mine;
-        }
-        let mut all: BTreeMap<String, ExporterStats> = BTreeMap::new();
         for slot in self.shard_exporters.iter() {
             if let Ok(slot) = slot.lock() {
                 for (k, v) in slot.iter() {
@@ -137,18 +265,27 @@ impl FlowSinks {
         if let Ok(mut board) = self.exporters.lock() {
             *board = all;
         }
-        if self.shard == 0 {
-            self.write_stats(totals);
+        if let Some(book) = &self.templates {
+            if let Err(e) = self.store.save_templates(&book.take_changes()) {
+                tracing::warn!(error = %e, "Cannot save the NetFlow templates");
+            }
+            copy_template_counters(book, &self.metrics);
         }
+        self.write_stats(totals, stage.pipeline.model_name());
     }
 
-    fn write_stats(&self, totals: ExporterStats) {
+    fn write_stats(&self, totals: ExporterStats, model: &str) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
+        // The model that alerts now (a fleet swap changes it).
+        model.clone_into(&mut s.model);
         s.outbox_len = self.store.outbox_len();
         s.history = self.store.history().stats();
-        let drops: u64 = self.kernel_drops.iter().filter_map(|k| k.read()).sum();
+        self.metrics
+            .alerts_outside_history
+            .store(self.store.alerts_outside_history(), Ordering::Relaxed);
         if !self.kernel_drops.is_empty() {
+            let drops: u64 = self.kernel_drops.iter().filter_map(|k| k.read()).sum();
             self.metrics
                 .netflow_datagrams_dropped_kernel
                 .store(drops, Ordering::Relaxed);
@@ -179,6 +316,19 @@ impl FlowSinks {
         {
             tracing::debug!(path = %self.stats_path.display(), "Cannot write stats file");
         }
+    }
+}
+
+/// The template book's counters onto the process counters.
+pub(super) fn copy_template_counters(book: &TemplateBook, metrics: &Metrics) {
+    let (c, m) = (&book.counters, metrics);
+    for (from, to) in [
+        (&c.restored, &m.netflow_templates_restored),
+        (&c.expired, &m.netflow_templates_expired),
+        (&c.refused, &m.netflow_templates_refused),
+        (&c.read_through, &m.netflow_templates_read_through),
+    ] {
+        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 

@@ -2,17 +2,19 @@
 //! Only `main.rs` and `cli/` use it; the layers below never call each other.
 //!
 //! ```text
-//!  UDP socket per shard (SO_REUSEPORT) ──recvmmsg──► shard thread ────────────► store (sled, flushed)
-//!  capture / pcap thread ──► bounded queue ──► (shard 0)  decode (sources/netflow),  │ wake
-//!                            full: dropped,               pipeline: features, score, ▼
-//!                            counted                      alert                 MQTT task ◄─ outbox
+//!  UDP socket per shard ──recvmmsg──► shard thread: decode ──┐
+//!  (SO_REUSEPORT)                     (full queue: it waits)   ▼
+//!  capture / pcap / EVE thread ──────────────────────► bounded queue ──► flow thread ──► store (sled, flushed)
+//!                                   (full: dropped, counted)   pipeline: features,   │ wake
+//!                                                               score, alert          ▼
+//!                                                                           MQTT task ◄─ outbox
 //! ```
 //! With `[[snmp.targets]]`, one poller task per target sends rate samples through a bounded
 //! queue (full: dropped, counted) to the series thread, which hands them to the series
 //! pipeline and then stores the samples, scores and alerts (same store-then-publish path).
 //!
-//! - [`flow`]: decoder + flow pipeline ([`FlowStage`](flow::FlowStage)) and their sinks;
-//! - `shard`: a flow shard's thread (batched receive, decode, pipeline, alerts);
+//! - [`flow`]: the flow thread (flow pipeline + its sinks), [`FlowStage`](flow::FlowStage);
+//! - `shard`: a NetFlow shard's thread (batched receive and decode; `[netflow] shards`);
 //! - [`series`]: the SNMP pollers and the series thread;
 //! - [`retention`]: the history retention thread.
 //!
@@ -26,7 +28,11 @@
 //! gets two seconds to empty the outbox, publishes `offline` and disconnects; the store is
 //! flushed last.
 
+pub mod eve;
+mod fleet;
 pub mod flow;
+pub mod graph;
+mod learning;
 mod retention;
 pub mod series;
 mod shard;
@@ -74,6 +80,8 @@ pub enum RuntimeError {
     Signal(std::io::Error),
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    #[error("EVE input: {0}")]
+    Eve(String),
 }
 
 /// The counters written to `stats.json` and sent in the MQTT heartbeat.
@@ -88,7 +96,7 @@ pub struct Stats {
     pub outbox_len: usize,
     pub metrics: MetricsSnapshot,
     pub netflow_totals: ExporterStats,
-    /// Datagrams received by each flow shard (`[netflow] shards`).
+    /// Datagrams received by each NetFlow shard (`[netflow] shards`).
     pub netflow_shard_datagrams: Vec<u64>,
     pub exporters: std::collections::BTreeMap<String, ExporterStats>,
     /// Per SNMP target: state (`ok`, `timeout`, `auth_error`, ...), last error, poll counts.
@@ -100,7 +108,8 @@ pub struct Stats {
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let sources = series::model_sources(&cfg);
-    let bundle = sources.load_flow(cfg.detector.batch_size)?;
+    let ledger = fleet::open_ledger(&cfg.data_dir, cfg.fleet.is_some());
+    let bundle = fleet::flow_bundle(&sources, ledger.as_deref(), cfg.detector.batch_size)?;
     tracing::info!(model = %bundle.manifest.name, version = %bundle.manifest.version,
         source = %bundle.source, signature = %bundle.signature, "Flow model loaded");
     let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
@@ -173,13 +182,23 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         Some(m) => m.prefix.clone(),
         None => crate::records::topic::default_prefix(&cfg.site, &cfg.device),
     };
-    let alerts = AlertSink::new(store.clone(), metrics.clone(), wake.clone(), alert_prefix);
+    let learning_board = crate::records::learning::LearningBoard::default();
+    let mut alerts = AlertSink::new(store.clone(), metrics.clone(), wake.clone(), alert_prefix);
+    if !cfg.eve.inputs.is_empty() {
+        // One alert per flow when netwarden's flow detector and Suricata both fire (docs/eve.md).
+        let window_ms = cfg.eve.rules.dedupe_window.as_millis() as u64;
+        alerts = alerts.with_ledger(
+            crate::records::flow_ledger::FlowLedger::default(),
+            window_ms,
+        );
+    }
     let snmp_tasks = series::start_snmp(
         &cfg,
         alerts.clone(),
         snmp_board.clone(),
         scoreboard.clone(),
         &shutdown_tx,
+        learning_board.clone(),
     )?;
     match &snmp_tasks {
         Some(t) => models.push(t.model.clone()),
@@ -191,80 +210,135 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
 
     let (queue_tx, queue_rx) = sync_channel::<FlowInput>(cfg.netflow.queue_datagrams);
-    let shard_exporters = Arc::new(
+    let eve_threads = eve::start(
+        &cfg.eve,
+        &cfg.site,
+        &cfg.device,
+        store.clone(),
+        alerts.clone(),
+        queue_tx.clone(),
+        metrics.clone(),
+        &shutdown_tx,
+    )?;
+    let shipped_threshold = bundle.manifest.threshold.value;
+    let mut pipeline = FlowPipeline::new(
+        bundle,
+        &cfg.site,
+        &cfg.device,
+        cfg.alerting.dedupe_window,
+        metrics.clone(),
+    );
+    if let Some(c) = cfg.samples {
+        pipeline = pipeline.with_reservoir(c);
+    }
+    if let Some(l) = learning::flow_learner(&store, &cfg.learning, shipped_threshold) {
+        pipeline = pipeline.with_learning(l);
+    }
+    let fleet_changed = Arc::new(Notify::new());
+    let (candidate_tx, candidate_rx) = sync_channel(2);
+    let fleet_api = match (&cfg.fleet, &ledger) {
+        (Some(_), Some(l)) => Some(Arc::new(http::fleet::FleetApi {
+            ledger: l.clone(),
+            candidates: candidate_tx.clone(),
+            sources: sources.clone(),
+            batch_size: cfg.detector.batch_size,
+        })),
+        _ => None,
+    };
+    let fleet_hooks = match (&cfg.fleet, &ledger) {
+        (Some(f), Some(l)) => {
+            pipeline = pipeline.with_fleet_policy(f.policy);
+            fleet::resume_shadow(&mut pipeline, &sources, l, cfg.detector.batch_size);
+            Some(fleet::FleetHooks {
+                ledger: l.clone(),
+                changed: fleet_changed.clone(),
+                candidates: candidate_rx,
+            })
+        }
+        _ => None,
+    };
+    let mut stage = FlowStage::new(NetflowDecoder::new(cfg.netflow.max_exporters), pipeline)
+        .with_arp(crate::pipeline::arp::ArpDetector::new(
+            cfg.arp.rules.clone(),
+            &cfg.site,
+            &cfg.device,
+            metrics.clone(),
+        ));
+    if let Some((g, info)) = graph::load(&cfg, &cfg.trust, metrics.clone())? {
+        stage = stage.with_graph(g);
+        models.push(info);
+    }
+    let templates = template_book(&cfg, &store, &metrics);
+    let shard_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let shard_exporters: flow::ShardSlots = Arc::new(
         (0..sockets.len())
             .map(|_| Mutex::new(Default::default()))
-            .collect::<Vec<_>>(),
+            .collect(),
     );
     let shard_datagrams = Arc::new(
         (0..sockets.len())
             .map(|_| std::sync::atomic::AtomicU64::new(0))
             .collect::<Vec<_>>(),
     );
-    let mut bundle = Some(bundle);
-    let mut queue_rx = Some(queue_rx);
-    let mut workers = Vec::new();
-    for (shard, (socket, _)) in sockets.into_iter().enumerate() {
-        // Each shard scores with its own copy of the model (tract plans are not shared).
-        let bundle = match bundle.take() {
-            Some(b) => b,
-            None => sources.load_flow(cfg.detector.batch_size)?,
-        };
-        let stage = FlowStage::new(
-            NetflowDecoder::new(cfg.netflow.max_exporters),
-            FlowPipeline::new(
-                bundle,
-                &cfg.site,
-                &cfg.device,
-                cfg.alerting.dedupe_window,
-                metrics.clone(),
+    let ctx = FlowSinks {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        alerts,
+        snmp_board: snmp_board.clone(),
+        scoreboard: scoreboard.clone(),
+        exporters: exporters.clone(),
+        shard_exporters: shard_exporters.clone(),
+        shard_datagrams: shard_datagrams.clone(),
+        latest_stats: latest_stats.clone(),
+        kernel_drops,
+        templates: Some(templates.clone()),
+        shard_in_flight: shard_in_flight.clone(),
+        stats_path: cfg.data_dir.join("stats.json"),
+        stats_base: Stats {
+            ts_ms: 0,
+            site: cfg.site.clone(),
+            device: cfg.device.clone(),
+            model,
+            netflow_listen: listen,
+            netflow_recv_buffer_bytes: granted,
+            outbox_len: 0,
+            metrics: MetricsSnapshot::default(),
+            netflow_totals: ExporterStats::default(),
+            netflow_shard_datagrams: Vec::new(),
+            exporters: Default::default(),
+            snmp_targets: Default::default(),
+            history: Default::default(),
+        },
+        summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
+        top_hosts: cfg.history.top_hosts,
+        fleet: fleet_hooks,
+        learning: learning::LearningSaver::new(learning_board.clone()),
+    };
+    let worker = std::thread::Builder::new()
+        .name("pipeline".into())
+        .stack_size(8 << 20)
+        .spawn(move || flow::flow_thread(stage, queue_rx, ctx))
+        .map_err(RuntimeError::Thread)?;
+    let mut shards = Vec::with_capacity(sockets.len());
+    for (index, (socket, _)) in sockets.into_iter().enumerate() {
+        let s = shard::Shard {
+            index,
+            socket,
+            decoder: NetflowDecoder::with_template_book(
+                cfg.netflow.max_exporters,
+                templates.clone(),
             ),
-        );
-        let ctx = FlowSinks {
-            store: store.clone(),
+            queue: queue_tx.clone(),
             metrics: metrics.clone(),
-            alerts: alerts.clone(),
-            snmp_board: snmp_board.clone(),
-            scoreboard: scoreboard.clone(),
-            exporters: exporters.clone(),
-            shard_exporters: shard_exporters.clone(),
-            shard,
-            shard_datagrams: shard_datagrams.clone(),
-            latest_stats: latest_stats.clone(),
-            kernel_drops: if shard == 0 {
-                kernel_drops.clone()
-            } else {
-                Vec::new()
-            },
-            stats_path: cfg.data_dir.join("stats.json"),
-            stats_base: Stats {
-                ts_ms: 0,
-                site: cfg.site.clone(),
-                device: cfg.device.clone(),
-                model: model.clone(),
-                netflow_listen: listen.clone(),
-                netflow_recv_buffer_bytes: granted,
-                outbox_len: 0,
-                metrics: MetricsSnapshot::default(),
-                netflow_totals: ExporterStats::default(),
-                netflow_shard_datagrams: Vec::new(),
-                exporters: Default::default(),
-                snmp_targets: Default::default(),
-                history: Default::default(),
-            },
-            summary_interval_ms: cfg.history.summary_interval.as_millis() as u64,
-            top_hosts: cfg.history.top_hosts,
-        };
-        let input = shard::ShardInput {
-            socket: Some(socket),
-            queue: queue_rx.take(),
+            exporters: shard_exporters.clone(),
+            datagrams: shard_datagrams.clone(),
+            in_flight: shard_in_flight.clone(),
             shutdown: Shutdown::new(shutdown_tx.subscribe()),
         };
-        workers.push(
+        shards.push(
             std::thread::Builder::new()
-                .name(format!("flow-shard-{shard}"))
-                .stack_size(8 << 20)
-                .spawn(move || shard::shard_thread(stage, input, ctx))
+                .name(format!("netflow-shard-{index}"))
+                .spawn(move || shard::shard_thread(s))
                 .map_err(RuntimeError::Thread)?,
         );
     }
@@ -281,6 +355,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let capture_thread = match live_capture {
         Some(c) => Some(c.spawn(
             cfg.capture.timeouts,
+            cfg.arp.meter,
             queue_tx.clone(),
             metrics.clone(),
             Shutdown::new(shutdown_tx.subscribe()),
@@ -292,6 +367,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         packets::pcap::spawn(
             path.clone(),
             cfg.capture.timeouts,
+            cfg.arp.meter,
             queue_tx.clone(),
             metrics.clone(),
         )
@@ -308,6 +384,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             exporters: exporters.clone(),
             snmp_board: snmp_board.clone(),
             models: Arc::new(models.clone()),
+            learning: learning_board.clone(),
             scorer: http::detect::Scorer::new(sources.clone()),
             token: cfg.http.token.clone(),
             started: Instant::now(),
@@ -315,10 +392,12 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             device: cfg.device.clone(),
             netflow_queue_capacity: cfg.netflow.queue_datagrams,
             series_queue: snmp_tasks.as_ref().map(|t| t.queue.clone()),
+            fleet: fleet_api.clone(),
         };
         tokio::spawn(http::serve(l, state, Shutdown::new(shutdown_tx.subscribe())))
     });
-    // Only the capture and pcap threads hold senders now: the queue closes when they end.
+    // The shards, capture, pcap and EVE threads hold the senders now: the queue closes when
+    // they are all gone.
     drop(queue_tx);
     let mqtt_task = cfg.mqtt.clone().map(|m| {
         let latest = latest_stats.clone();
@@ -334,17 +413,47 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         ))
     });
 
+    let fleet_task = match (&cfg.mqtt, &cfg.fleet, &ledger) {
+        (Some(m), Some(f), Some(l)) => Some(tokio::spawn(mqtt::fleet::run(
+            m.clone(),
+            mqtt::fleet::FleetLink {
+                fleet: f.clone(),
+                site: cfg.site.clone(),
+                device: cfg.device.clone(),
+                trust: cfg.trust.clone(),
+                ledger: l.clone(),
+                candidates: candidate_tx,
+                changed: fleet_changed,
+                metrics: metrics.clone(),
+                batch_size: cfg.detector.batch_size,
+            },
+            Shutdown::new(shutdown_tx.subscribe()),
+        ))),
+        _ => None,
+    };
+
     wait_for_signal().await?;
     tracing::info!("Shutting down");
     let _ = shutdown_tx.send(());
     // The sources return on the signal and drop their queue senders (the capture after
     // flushing its open flows); the flow thread then drains the queue and exits.
+    for s in shards {
+        let _ = tokio::task::spawn_blocking(move || s.join()).await;
+    }
     if let Some(t) = capture_thread {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
-    for worker in workers {
-        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    if let Some(t) = eve_threads {
+        // Its last poll is delivered and its positions saved; then its queue sender drops.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = t.main.join();
+            for s in t.sockets {
+                let _ = s.join();
+            }
+        })
+        .await;
     }
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     if let Some(t) = snmp_tasks {
         for p in t.pollers {
             let _ = p.await;
@@ -359,10 +468,41 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     if let Some(t) = mqtt_task {
         let _ = t.await;
     }
+    if let Some(t) = fleet_task {
+        let _ = t.await;
+    }
     let _ = tokio::task::spawn_blocking(move || retention.join()).await;
     store.flush()?;
     tracing::info!(outbox = store.outbox_len(), "netwarden stopped");
     Ok(())
+}
+
+/// The NetFlow template book the shards share, with what the store kept
+/// (`sources/netflow/templates.rs`); the flow thread saves its changes each second.
+fn template_book(
+    cfg: &Config,
+    store: &Store,
+    metrics: &Metrics,
+) -> Arc<crate::sources::netflow::templates::TemplateBook> {
+    let book = Arc::new(crate::sources::netflow::templates::TemplateBook::new(
+        cfg.netflow.template_ttl.as_millis() as u64,
+        cfg.netflow.max_templates_per_exporter,
+        crate::now_ms,
+    ));
+    match store.load_templates() {
+        Ok(rows) => {
+            let restored = book.restore(rows);
+            let c = &book.counters;
+            tracing::info!(
+                restored,
+                expired = c.expired.load(std::sync::atomic::Ordering::Relaxed),
+                "NetFlow templates restored"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "Cannot read the kept NetFlow templates"),
+    }
+    flow::copy_template_counters(&book, metrics);
+    book
 }
 
 async fn wait_for_signal() -> Result<(), RuntimeError> {

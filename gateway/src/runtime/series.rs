@@ -86,6 +86,7 @@ pub(super) fn start_snmp(
     board: StatusBoard,
     scoreboard: ScoreBoard,
     shutdown_tx: &broadcast::Sender<()>,
+    learning: crate::records::learning::LearningBoard,
 ) -> Result<Option<SnmpTasks>, RuntimeError> {
     if cfg.snmp.targets.is_empty() {
         return Ok(None);
@@ -93,12 +94,16 @@ pub(super) fn start_snmp(
     let (tx, rx) = tokio::sync::mpsc::channel::<RateSample>(cfg.snmp.queue_samples);
     let retention = cfg.snmp.series_retention;
     let mut pipeline = series_pipeline(cfg, alerts.metrics.clone())?;
+    let shipped = pipeline.detector().threshold;
+    if let Some(l) = super::learning::series_learner(&alerts.store, &cfg.learning, shipped) {
+        pipeline = pipeline.with_learning(l);
+    }
     warm_series(cfg, &alerts.store, &mut pipeline);
     let model = pipeline.model_info().clone();
     let sink = alerts.clone();
     let series = std::thread::Builder::new()
         .name("series".into())
-        .spawn(move || series_thread(rx, sink, retention, pipeline, scoreboard))
+        .spawn(move || series_thread(rx, sink, retention, pipeline, scoreboard, learning))
         .map_err(RuntimeError::Thread)?;
     let pollers = cfg
         .snmp
@@ -176,6 +181,7 @@ fn series_thread(
     retention: Duration,
     mut pipeline: SeriesPipeline,
     scoreboard: ScoreBoard,
+    learning: crate::records::learning::LearningBoard,
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
@@ -191,6 +197,7 @@ fn series_thread(
             }
         }
         let raised = pipeline.ingest_many(&batch);
+        super::learning::save_series(&mut pipeline, &alerts.store, &learning);
         let scores = pipeline.take_scores();
         for sample in &batch {
             store_sample(&alerts, sample, &mut last_error_log);

@@ -18,6 +18,8 @@ pub struct AlertSink {
     wake: Arc<Notify>,
     /// `<mqtt prefix>`; an alert goes to `<prefix>/alerts/<severity>`.
     prefix: String,
+    /// With an EVE source: one alert per flow across detectors (docs/eve.md), within the ms.
+    ledger: Option<(crate::records::flow_ledger::FlowLedger, u64)>,
 }
 
 impl std::fmt::Debug for AlertSink {
@@ -40,7 +42,24 @@ impl AlertSink {
             metrics,
             wake,
             prefix,
+            ledger: None,
         }
+    }
+
+    /// Alerts of different detectors on the same flow within `window_ms` of each other are
+    /// one alert: the later one is not stored or published (`eve_alerts_deduplicated`).
+    pub fn with_ledger(
+        mut self,
+        ledger: crate::records::flow_ledger::FlowLedger,
+        window_ms: u64,
+    ) -> Self {
+        self.ledger = Some((ledger, window_ms));
+        self
+    }
+
+    /// The MQTT topic prefix alerts go under.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Stores `alerts` durably (one group commit), then wakes the publisher.
@@ -48,6 +67,36 @@ impl AlertSink {
         if alerts.is_empty() {
             return;
         }
+        let kept: Vec<Alert>;
+        let alerts = match &self.ledger {
+            None => alerts,
+            Some((ledger, window_ms)) => {
+                kept = alerts
+                    .iter()
+                    .filter(|a| {
+                        let Some(f) = a.subject.flow() else {
+                            return true;
+                        };
+                        match ledger.check_and_record(f, &a.detector, a.ts_ms, *window_ms) {
+                            None => true,
+                            Some(other) => {
+                                self.metrics
+                                    .eve_alerts_deduplicated
+                                    .fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(id = %a.id, detector = %a.detector, first = %other,
+                                    "Alert on a flow another detector already alerted on; not published");
+                                false
+                            }
+                        }
+                    })
+                    .cloned()
+                    .collect();
+                if kept.is_empty() {
+                    return;
+                }
+                &kept[..]
+            }
+        };
         let rows: Vec<(&Alert, String)> = alerts
             .iter()
             .map(|a| {

@@ -68,7 +68,12 @@ def bundle(args) -> dict:
     sess = R.ort_session(src)
     recon = R.run_ort(src, x_ref, sess=sess)
     errors = kind.score_outputs(x_ref, recon)
-    thr = threshold_of(errors, args, SPLIT_NAMES[kind.threshold_split])
+    fixed = getattr(kind, "fixed_threshold", None)
+    if fixed is None:
+        thr = threshold_of(errors, args, SPLIT_NAMES[kind.threshold_split])
+    else:  # a classifier: its own decision boundary, not a quantile of benign errors
+        thr = {"value": float(fixed), "method": "classifier", "n": int(len(errors)),
+               "source": SPLIT_NAMES[kind.threshold_split]}
     if not thr["value"] > 0:
         raise BundleError(f"threshold is {thr['value']!r}; expected > 0")
     golden = pick_golden_rows(errors, typical=kind.golden_typical, worst=kind.golden_worst)
@@ -81,7 +86,7 @@ def bundle(args) -> dict:
     if samples.labelled and len(test):
         x_test = kind.scale(scaling, test.raw)
         t_err = kind.score_outputs(x_test, R.run_ort(src, x_test, sess=sess))
-        rep = metrics.classification_report(t_err, test.labels, thr["value"])
+        rep = metrics.classification_report(t_err, (test.labels != 0).astype(np.int8), thr["value"])
         evaluation = {k: rep[k] for k in ("samples", "positives", "accuracy", "precision",
                                           "recall", "f1", "macro_f1", "roc_auc",
                                           "false_positive_rate")}
@@ -97,7 +102,7 @@ def bundle(args) -> dict:
             "file": MODEL_FILE,
             "sha256": ds.sha256_file(src),
             "input_name": INPUT_NAME,
-            "output_name": OUTPUT_NAME,
+            "output_name": getattr(kind, "output_name", OUTPUT_NAME),
             "input_width": len(kind.feature_names),
             "precision": precision,
             **kind.manifest_model(run["variant"], export_info.get("form", kind.forms[0])),

@@ -28,10 +28,13 @@ class ExportError(RuntimeError):
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, sample_shape: tuple[int, ...],
-                exporter: str = "dynamo") -> str:
+                exporter: str = "dynamo", output_name: str = OUTPUT_NAME,
+                output_shape: tuple[int, ...] | None = None) -> str:
     """Write ``model`` (moved to CPU, eval mode) to ``path`` atomically, checked against the
     contract; returns the exporter used. ``dynamo`` is the default; ``torchscript`` is for
-    graphs dynamo is slow on (the unrolled LSTM form)."""
+    graphs dynamo is slow on (the unrolled LSTM form). A classifier names its output and gives its
+shape (``output_name``, ``output_shape``: [batch, *output_shape]); the default is the
+autoencoders' ``reconstruction`` of the input's shape."""
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown exporter {exporter!r}; expected one of {EXPORTERS}")
     path = Path(path)
@@ -49,18 +52,18 @@ def export_onnx(model: torch.nn.Module, path: str | Path, sample_shape: tuple[in
             if exporter == "dynamo":
                 program = torch.onnx.export(
                     model, (example,), dynamo=True, external_data=False,
-                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    input_names=[INPUT_NAME], output_names=[output_name],
                     dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
                     opset_version=OPSET, optimize=True, verbose=False)
                 program.save(str(tmp), external_data=False)
             else:
                 torch.onnx.export(
                     model, (example,), str(tmp), dynamo=False,
-                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                    input_names=[INPUT_NAME], output_names=[output_name],
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
                     opset_version=OPSET)
         strip_value_info(tmp)
-        check_contract(tmp, sample_shape)
+        check_contract(tmp, sample_shape, output_name, output_shape)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
@@ -68,22 +71,24 @@ def export_onnx(model: torch.nn.Module, path: str | Path, sample_shape: tuple[in
     return exporter
 
 
-def check_contract(path: Path, sample_shape: tuple[int, ...]) -> onnx.ModelProto:
+def check_contract(path: Path, sample_shape: tuple[int, ...], output_name: str = OUTPUT_NAME,
+                   output_shape: tuple[int, ...] | None = None) -> onnx.ModelProto:
     """The structure the gateway relies on: names, [batch, *sample_shape] float32, one file."""
     m = onnx.load(str(path))
     onnx.checker.check_model(m)
     g = m.graph
     inits = {i.name for i in g.initializer}
     inputs = [i for i in g.input if i.name not in inits]
-    if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in g.output] != [OUTPUT_NAME]:
+    if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in g.output] != [output_name]:
         raise ExportError(
             f"{path.name}: inputs {[i.name for i in inputs]}, outputs {[o.name for o in g.output]}; "
-            f"expected [{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]")
-    for vi in (inputs[0], g.output[0]):
+            f"expected [{INPUT_NAME!r}] and [{output_name!r}]")
+    out_shape = tuple(sample_shape if output_shape is None else output_shape)
+    for vi, shape in ((inputs[0], tuple(sample_shape)), (g.output[0], out_shape)):
         dims = vi.type.tensor_type.shape.dim
-        if (len(dims) != 1 + len(sample_shape) or dims[0].HasField("dim_value")
-                or tuple(d.dim_value for d in dims[1:]) != tuple(sample_shape)):
-            raise ExportError(f"{vi.name} has shape {dims}, expected [batch, {sample_shape}]")
+        if (len(dims) != 1 + len(shape) or dims[0].HasField("dim_value")
+                or tuple(d.dim_value for d in dims[1:]) != shape):
+            raise ExportError(f"{vi.name} has shape {dims}, expected [batch, {shape}]")
         if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
             raise ExportError(f"{vi.name} is not float32")
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in g.initializer):

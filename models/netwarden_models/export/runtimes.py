@@ -32,7 +32,7 @@ def ort_session(path: str | Path, threads: int = 1):
 def run_ort(path: str | Path, x: np.ndarray, batch: int = 256, sess=None) -> np.ndarray:
     sess = sess or ort_session(path)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    outs = [sess.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch]})[0]
+    outs = [sess.run(None, {INPUT_NAME: x[i : i + batch]})[0]
             for i in range(0, len(x), batch)]
     return np.concatenate(outs) if outs else np.zeros_like(x)
 

@@ -1,5 +1,7 @@
 """The training loop every kind shares: reconstruction MSE, Adam, mini-batches, early stopping
-on the validation split (best weights restored), optional gradient clipping.
+on the validation split (best weights restored), optional gradient clipping. A supervised
+kind (the temporal graph's edge classifier) passes targets and its loss; everything else
+(devices, DDP, early stopping, timing) is the same loop.
 
 - Device: ``auto`` is CUDA when available, else CPU. On CPU the run is seeded and deterministic
   (``torch.use_deterministic_algorithms``, ``--threads`` intra-op threads, 1 by default: the
@@ -117,9 +119,20 @@ def _mse(model: nn.Module, x: torch.Tensor, batch: int = 1024) -> float:
     return total / count if count else float("nan")
 
 
+@torch.no_grad()
+def _supervised_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss,
+                     batch: int = 4096) -> float:
+    total = 0.0
+    for i in range(0, len(x), batch):
+        total += float(loss(model(x[i : i + batch]), y[i : i + batch])) * len(x[i : i + batch])
+    return total / len(x) if len(x) else float("nan")
+
+
 def fit(model: nn.Module, x_train: np.ndarray, x_val: np.ndarray, cfg: FitConfig,
-        dist: Dist | None = None) -> FitResult:
-    """Train ``model`` to reconstruct ``x_train`` (scaled samples of any shape)."""
+        dist: Dist | None = None, y_train: np.ndarray | None = None,
+        y_val: np.ndarray | None = None, loss=None) -> FitResult:
+    """Train ``model`` to reconstruct ``x_train`` (scaled samples of any shape), or, with
+    targets ``y_train``/``y_val`` and ``loss(outputs, targets)``, to predict them."""
     dist = dist or dist_from_env()
     if len(x_train) == 0:
         raise ValueError("no training samples")
@@ -131,13 +144,14 @@ def fit(model: nn.Module, x_train: np.ndarray, x_val: np.ndarray, cfg: FitConfig
         torch.use_deterministic_algorithms(True)
         torch.set_num_threads(max(1, cfg.threads))
     try:
-        return _fit(model, x_train, x_val, cfg, dist, device)
+        return _fit(model, x_train, x_val, cfg, dist, device, y_train, y_val, loss)
     finally:
         torch.use_deterministic_algorithms(prev_det)
         torch.set_num_threads(prev_threads)
 
 
-def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult:
+def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device, y_train=None, y_val=None,
+         loss=None) -> FitResult:
     from tqdm import tqdm
 
     rng = np.random.default_rng(cfg.seed)
@@ -150,6 +164,10 @@ def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult
     opt = torch.optim.Adam(trained.parameters(), lr=cfg.learning_rate)
     xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)).to(device)
     xv = torch.from_numpy(np.ascontiguousarray(x_val, dtype=np.float32)).to(device)
+    supervised = y_train is not None
+    if supervised:
+        yt = torch.from_numpy(np.ascontiguousarray(y_train)).to(device)
+        yv = torch.from_numpy(np.ascontiguousarray(y_val)).to(device)
     per_rank_batch = max(1, cfg.batch_size // dist.world)
     per_rank_rows = len(xt) // dist.world
     if per_rank_rows == 0:
@@ -176,14 +194,18 @@ def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult
             mine = torch.from_numpy(perm[dist.rank :: dist.world]).to(device)
             running = 0.0
             for i in range(0, len(mine), per_rank_batch):
-                xb = xt[mine[i : i + per_rank_batch]]
+                rows = mine[i : i + per_rank_batch]
+                xb = xt[rows]
                 opt.zero_grad(set_to_none=True)
-                loss = ((trained(xb) - xb) ** 2).mean()
-                loss.backward()
+                if supervised:
+                    batch_loss = loss(trained(xb), yt[rows])
+                else:
+                    batch_loss = ((trained(xb) - xb) ** 2).mean()
+                batch_loss.backward()
                 if cfg.clip_grad:
                     nn.utils.clip_grad_norm_(trained.parameters(), cfg.clip_grad)
                 opt.step()
-                running += float(loss.detach()) * len(xb)
+                running += float(batch_loss.detach()) * len(xb)
             seen = len(mine)
             if dist.world > 1:  # the epoch's loss over every rank's samples
                 import torch.distributed as td
@@ -193,7 +215,12 @@ def _fit(model, x_train, x_val, cfg: FitConfig, dist: Dist, device) -> FitResult
                 running, seen = float(tot[0]), int(tot[1])
             train_loss = running / max(1, seen)
             model.eval()
-            val_loss = _mse(model, xv) if len(xv) else None
+            if not len(xv):
+                val_loss = None
+            elif supervised:
+                val_loss = _supervised_loss(model, xv, yv, loss)
+            else:
+                val_loss = _mse(model, xv)
             history.append((train_loss, val_loss))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)

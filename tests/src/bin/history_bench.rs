@@ -58,12 +58,14 @@ fn alert(n: u64, ts_ms: u64) -> Alert {
             })
             .collect(),
         suppressed_since_last: n % 17,
+        rule: None,
         summary: format!(
             "high 10.1.{}.{}:44000 -> 10.2.0.2:{}/tcp: reconstruction error 0.05 is 2.9x the threshold; most unusual: tcp_syn_without_ack=1, src_flows_window=300",
             n % 250,
             n % 200,
             n % 1024
         ),
+        incident: None,
     }
 }
 

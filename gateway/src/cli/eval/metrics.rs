@@ -72,6 +72,29 @@ pub fn classify_alert(phases: &[Phase], src: IpAddr, span: Span, slack_ms: u64) 
     AlertClass::False
 }
 
+/// Classifies an incident alert: like [`classify_alert`] on its initiator, except that an
+/// incident a victim opened towards its phase's attacker (a reverse shell, an exfiltration
+/// upload: the victim connects out) names the attacker as its target, and counts as a detection.
+pub fn classify_incident(
+    phases: &[Phase],
+    initiator: IpAddr,
+    target: Option<IpAddr>,
+    span: Span,
+    slack_ms: u64,
+) -> AlertClass {
+    if let Some(t) = target {
+        if let Some(i) = phases.iter().position(|p| {
+            p.label == Label::Malicious
+                && in_phase(span, p, slack_ms)
+                && p.attackers.contains(&t)
+                && p.victims.contains(&initiator)
+        }) {
+            return AlertClass::Attacker(i);
+        }
+    }
+    classify_alert(phases, initiator, span, slack_ms)
+}
+
 /// Total length of the union of half-open intervals `[start, end)`, in ms.
 pub fn covered_ms(intervals: &[(u64, u64)]) -> u64 {
     let mut v: Vec<(u64, u64)> = intervals.iter().copied().filter(|(s, e)| e > s).collect();
@@ -338,6 +361,23 @@ mod tests {
             classify_alert(&phases, ip("10.0.0.3"), at(15_000), 0),
             AlertClass::False
         );
+    }
+
+    #[test]
+    fn an_incident_the_victim_opened_towards_the_attacker_is_a_detection() {
+        let phases = [phase(
+            Label::Malicious,
+            "10.0.0.9",
+            "10.0.0.2",
+            10_000,
+            20_000,
+        )];
+        let (att, vic) = (ip("10.0.0.9"), ip("10.0.0.2"));
+        let c = |i, t| classify_incident(&phases, i, t, at(15_000), 0);
+        assert_eq!(c(vic, Some(att)), AlertClass::Attacker(0));
+        assert_eq!(c(att, Some(vic)), AlertClass::Attacker(0));
+        assert_eq!(c(vic, Some(ip("10.0.0.3"))), AlertClass::Victim(0));
+        assert_eq!(c(vic, None), AlertClass::Victim(0));
     }
 
     #[test]

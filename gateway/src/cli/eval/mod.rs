@@ -13,7 +13,9 @@
 //! Exit status: 0 when the given targets are met (or none were given), 1 when not, 2 when the
 //! directory cannot be evaluated (a missing file, bad labels, a broken capture or bundle).
 
+pub mod arp;
 pub mod detectors;
+pub mod graph;
 pub mod labels;
 pub mod metrics;
 pub mod replay;
@@ -41,10 +43,12 @@ pub struct EvalArgs {
     /// JSON on standard output instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// Target: at least this many attack phases detected on every path (exit 1 if not).
+    /// Target: at least this many attack phases detected on every path, by any detector
+    /// (exit 1 if not).
     #[arg(long, value_name = "N")]
     pub min_phases: Option<usize>,
-    /// Target: at most this many false alerts per hour on every path (exit 1 if not).
+    /// Target: at most this many false alerts per hour on every path, all detectors together
+    /// (exit 1 if not).
     #[arg(long, value_name = "X")]
     pub max_false_per_hour: Option<f64>,
     /// Which paths to replay [default: all three].
@@ -53,6 +57,12 @@ pub struct EvalArgs {
     /// A flow model bundle replacing the configured (or built-in) one.
     #[arg(long, value_name = "DIR")]
     pub flow_model: Option<PathBuf>,
+    /// A temporal graph bundle (`graph_tgat`) replacing the built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub graph_model: Option<PathBuf>,
+    /// Leave the temporal graph detector out.
+    #[arg(long)]
+    pub no_graph: bool,
     /// The daemon's configuration (detector, alerting and capture settings are used).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -64,6 +74,13 @@ pub struct EvalArgs {
     /// then the numeric columns) to this CSV, for the seed baseline (models/).
     #[arg(long, value_name = "FILE")]
     pub write_nfstream: Option<PathBuf>,
+    /// Learn each detector's threshold on the run's benign lead-in (from the first label to
+    /// the first attack, less the slack) before judging; figures cover what follows it.
+    #[arg(long, conflicts_with = "learn")]
+    pub learn_lead_in: bool,
+    /// Learn each detector's threshold for this span of event time first (e.g. 3m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub learn: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,10 +171,26 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
         batch_size: cfg.detector.batch_size,
         trust: cfg.trust.clone(),
         dedupe: cfg.alerting.dedupe_window,
+        learn: learn_period(args, &phases),
     };
     // Refuse a broken bundle before reading any capture.
     flow_ae.load()?;
-    let mut detectors: Vec<Box<dyn Detector>> = vec![Box::new(flow_ae)];
+    let mut detectors: Vec<Box<dyn Detector>> = vec![
+        Box::new(flow_ae),
+        Box::new(arp::ArpRulesDetector {
+            rules: cfg.arp.rules.clone(),
+        }),
+    ];
+    if !args.no_graph {
+        let graph = graph::GraphDetector {
+            model: args.graph_model.clone(),
+            batch_size: cfg.detector.batch_size,
+            trust: cfg.trust.clone(),
+            dedupe: cfg.alerting.dedupe_window,
+        };
+        graph.load()?;
+        detectors.push(Box::new(graph));
+    }
 
     let start = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
     let end = phases.iter().map(|p| p.end_ms).max().unwrap_or(0);
@@ -165,9 +198,12 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     let mut results = Vec::new();
     for kind in paths {
         let keep = kind == PathKind::Capture && args.write_nfstream.is_some();
-        let input = replay::read_path(dir, kind, cfg.capture.timeouts, keep)?;
+        let input = replay::read_path(dir, kind, cfg.capture.timeouts, cfg.arp.meter, keep)?;
         let mut scored_by: Vec<(&'static str, DetectorRun)> = Vec::new();
         for d in detectors.iter_mut() {
+            if !d.paths().contains(&kind) {
+                continue;
+            }
             let run = d.run(&input)?;
             results.push(evaluate(
                 &phases,
@@ -203,6 +239,21 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     })
 }
 
+/// The learning window `--learn` or `--learn-lead-in` asks for: from the first label on.
+fn learn_period(args: &EvalArgs, phases: &[Phase]) -> Option<(u64, std::time::Duration)> {
+    let start = phases.iter().map(|p| p.start_ms).min()?;
+    if !args.learn_lead_in {
+        return args.learn.map(|d| (start, d));
+    }
+    let attack = phases
+        .iter()
+        .filter(|p| p.label == Label::Malicious)
+        .map(|p| p.start_ms)
+        .min()?;
+    let ms = attack.saturating_sub(args.slack_ms).saturating_sub(start);
+    Some((start, std::time::Duration::from_millis(ms)))
+}
+
 /// Scores one detector's run on one path against the labels.
 pub fn evaluate(
     phases: &[Phase],
@@ -230,16 +281,32 @@ pub fn evaluate(
             flagged_flows: 0,
         })
         .collect();
+    // After a learning period only what follows it counts.
+    let learnt_ms = run
+        .learning
+        .as_ref()
+        .and_then(|l| l.fitted.as_ref())
+        .map(|f| f.window_end_ms);
+    let after = |t: u64| learnt_ms.is_none_or(|end| t >= end);
+    let start_ms = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
+    let labelled_ms = match learnt_ms {
+        Some(end) => labelled_ms.saturating_sub(end.saturating_sub(start_ms)),
+        None => labelled_ms,
+    };
     let mut counts = AlertCounts::default();
     let mut false_samples: Vec<EvalAlert> = Vec::new();
-    for a in &run.alerts {
+    for a in run.alerts.iter().filter(|a| after(a.flow_last_ms)) {
         counts.total += 1;
+        counts.updates += u64::from(a.update > 0);
         let class = a.src.map_or(AlertClass::False, |src| {
             let span = metrics::Span {
                 first_ms: a.flow_first_ms,
                 last_ms: a.flow_last_ms,
             };
-            metrics::classify_alert(phases, src, span, slack_ms)
+            match a.incident {
+                Some(_) => metrics::classify_incident(phases, src, a.dst, span, slack_ms),
+                None => metrics::classify_alert(phases, src, span, slack_ms),
+            }
         });
         match class {
             AlertClass::Attacker(i) => {
@@ -258,6 +325,7 @@ pub fn evaluate(
                 counts.victim += 1;
                 outcomes[i].victim_alerts += 1;
             }
+            AlertClass::False if a.update > 0 => counts.false_updates += 1,
             AlertClass::False => {
                 counts.false_ += 1;
                 if false_samples.len() < report::FALSE_ALERT_SAMPLES {
@@ -268,7 +336,7 @@ pub fn evaluate(
     }
     let mut confusion = Confusion::default();
     let mut ranked = Vec::with_capacity(run.scores.len());
-    for s in &run.scores {
+    for s in run.scores.iter().filter(|s| after(s.flow.last_ms)) {
         let f = &s.flow;
         let span = metrics::Span {
             first_ms: f.first_ms,
@@ -283,7 +351,7 @@ pub fn evaluate(
         ranked.push((s.error, phase.is_some()));
     }
     let flows = FlowMetrics {
-        scored: run.scores.len() as u64,
+        scored: confusion.tp + confusion.fn_ + confusion.tn + confusion.fp,
         malicious: confusion.tp + confusion.fn_,
         benign: confusion.tn + confusion.fp,
         over_threshold: confusion.tp + confusion.fp,
@@ -307,6 +375,7 @@ pub fn evaluate(
         detector,
         model: run.model.clone(),
         threshold: run.threshold,
+        learning: run.learning.clone(),
         detected_phases: attack.iter().filter(|o| o.detected).count(),
         attack_phases: attack.len(),
         phases: attack,
@@ -317,34 +386,54 @@ pub fn evaluate(
     }
 }
 
+/// The targets hold per path for all detectors together, as the daemon runs them all: a phase
+/// counts as detected when any detector caught it, and the false alerts of every detector add
+/// up (the ARP rules alone detect only ARP spoofing, and should not fail `--min-phases`).
 fn targets(
     results: &[PathResult],
     min_phases: Option<usize>,
     max_false_per_hour: Option<f64>,
 ) -> Targets {
     let mut failures = Vec::new();
-    for r in results {
+    let mut paths: Vec<&str> = results.iter().map(|r| r.path).collect();
+    paths.dedup();
+    for path in paths {
+        let on_path: Vec<&PathResult> = results.iter().filter(|r| r.path == path).collect();
+        let names = on_path
+            .iter()
+            .map(|r| r.detector)
+            .collect::<Vec<_>>()
+            .join(" + ");
         if let Some(n) = min_phases {
-            if r.detected_phases < n {
+            let mut detected: Vec<&str> = on_path
+                .iter()
+                .flat_map(|r| r.phases.iter().filter(|o| o.detected))
+                .map(|o| o.phase.as_str())
+                .collect();
+            detected.sort_unstable();
+            detected.dedup();
+            let attack = on_path.first().map_or(0, |r| r.attack_phases);
+            if detected.len() < n {
                 failures.push(format!(
-                    "{} / {}: {} of {} attack phases detected, --min-phases {n}",
-                    r.path, r.detector, r.detected_phases, r.attack_phases
+                    "{path} / {names}: {} of {attack} attack phases detected, --min-phases {n}",
+                    detected.len()
                 ));
             }
         }
         if let Some(x) = max_false_per_hour {
-            let ok = match r.false_alerts_per_hour {
+            let count: u64 = on_path.iter().map(|r| r.alerts.false_).sum();
+            let rate = on_path
+                .iter()
+                .filter_map(|r| r.false_alerts_per_hour)
+                .reduce(|a, b| a + b);
+            let ok = match rate {
                 Some(rate) => rate <= x,
-                None => r.alerts.false_ == 0,
+                None => count == 0,
             };
             if !ok {
                 failures.push(format!(
-                    "{} / {}: {} false alerts ({} per hour), --max-false-per-hour {x}",
-                    r.path,
-                    r.detector,
-                    r.alerts.false_,
-                    r.false_alerts_per_hour
-                        .map_or_else(|| "n/a".into(), |v| format!("{v:.1}"))
+                    "{path} / {names}: {count} false alerts ({} per hour), --max-false-per-hour {x}",
+                    rate.map_or_else(|| "n/a".into(), |v| format!("{v:.1}"))
                 ));
             }
         }

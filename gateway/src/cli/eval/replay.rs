@@ -14,13 +14,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use netwarden_firmware::meter::arp::{ArpConfig, ArpEvent};
 use netwarden_firmware::meter::{BiFlow, MeterStats};
+use netwarden_firmware::wire::FrameError;
 use netwarden_firmware::FlowRecord;
 
 use crate::cli::progress::open_pcap_file;
 use crate::records::{ExporterStats, FlowOrigin};
 use crate::sources::netflow::export_pcap::{open_pcap, read_datagrams_from, PcapError};
 use crate::sources::netflow::NetflowDecoder;
+use crate::sources::packets::arp::{ArpTap, GatewayArpMeter};
 use crate::sources::packets::{meter_stack_bytes, CaptureTimeouts, GatewayMeter};
 
 /// One of the ways traffic reaches netwarden.
@@ -86,6 +89,9 @@ pub struct PathInput {
     pub stats: InputStats,
     /// The metered bidirectional flows (capture path, when asked for).
     pub biflows: Vec<BiFlow>,
+    /// The notable ARP events of the capture path's ARP meter, in packet order (what the
+    /// capture queues for the ARP rules; empty on the NetFlow paths, which carry no ARP).
+    pub arp: Vec<ArpEvent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +107,7 @@ pub fn read_path(
     dir: &Path,
     kind: PathKind,
     timeouts: CaptureTimeouts,
+    arp: ArpConfig,
     keep_biflows: bool,
 ) -> Result<PathInput, ReplayError> {
     let file = dir.join(kind.file());
@@ -111,7 +118,7 @@ pub fn read_path(
             std::thread::Builder::new()
                 .name("eval-meter".into())
                 .stack_size(meter_stack_bytes())
-                .spawn(move || read_capture(file, timeouts, keep_biflows))
+                .spawn(move || read_capture(file, timeouts, arp, keep_biflows))
                 .map_err(ReplayError::Thread)?
                 .join()
                 .unwrap_or_else(|_| {
@@ -165,6 +172,7 @@ fn read_netflow(kind: PathKind, file: PathBuf) -> Result<PathInput, ReplayError>
         file,
         arrivals,
         biflows: Vec::new(),
+        arp: Vec::new(),
     })
 }
 
@@ -173,6 +181,7 @@ fn read_netflow(kind: PathKind, file: PathBuf) -> Result<PathInput, ReplayError>
 fn read_capture(
     file: PathBuf,
     timeouts: CaptureTimeouts,
+    arp_config: ArpConfig,
     keep_biflows: bool,
 ) -> Result<PathInput, ReplayError> {
     let (reader, progress) = open_pcap_file(&file, PathKind::Capture.name())?;
@@ -184,6 +193,9 @@ fn read_capture(
         .unwrap_or_default();
     let origin = FlowOrigin::Meter(Arc::from(format!("pcap:{name}")));
     let mut meter = GatewayMeter::new(timeouts.meter_config());
+    let mut arp_meter = GatewayArpMeter::new(arp_config);
+    let mut tap = ArpTap::default();
+    let mut arp = Vec::new();
     let mut arrivals: Vec<Arrival> = Vec::new();
     let mut biflows = Vec::new();
     let mut now_ms = 0u64;
@@ -227,14 +239,19 @@ fn read_capture(
             nanos,
         );
         now_ms = now_ms.max(ts_ms);
-        // Refusals are counted by the meter.
-        let _ = meter.observe(link, ts_ms, &packet.data, &mut |f| {
+        // Refusals are counted by the meter; ARP goes to the ARP meter, as in the daemon.
+        let r = meter.observe(link, ts_ms, &packet.data, &mut |f| {
             emit(now_ms, f, &mut arrivals)
         });
+        if let Err(FrameError::NotIp) = r {
+            tap.observe(&mut arp_meter, link, ts_ms, &packet.data);
+            arp.append(&mut tap.take());
+        }
     }
     meter.flush(&mut |f| emit(now_ms, f, &mut arrivals));
     progress.finish();
     let s: MeterStats = meter.stats();
+    let a = arp_meter.stats();
     let records = arrivals.iter().map(|a| a.records.len() as u64).sum();
     Ok(PathInput {
         kind: PathKind::Capture,
@@ -243,7 +260,7 @@ fn read_capture(
             records,
             damaged: s.truncated + s.malformed + u64::from(damage.is_some()),
             detail: format!(
-                "{} frames, {} metered ({} not IP, {} truncated, {} malformed), {} flows ({} idle, {} active timeout, {} evicted, {} at the end), {} records{}",
+                "{} frames, {} metered ({} not IP, {} truncated, {} malformed), {} flows ({} idle, {} active timeout, {} evicted, {} at the end), {} records; ARP: {} packets ({} requests, {} replies, {} unsolicited, {} gratuitous), {} bindings new, {} changed, {} notable{}",
                 s.frames,
                 s.packets,
                 s.not_ip,
@@ -255,11 +272,20 @@ fn read_capture(
                 s.evicted,
                 s.flushed,
                 records,
+                a.packets,
+                a.requests,
+                a.replies,
+                a.unsolicited_replies,
+                a.gratuitous,
+                a.bindings_new,
+                a.bindings_changed,
+                arp.len(),
                 damage.unwrap_or_default()
             ),
         },
         file,
         arrivals,
         biflows,
+        arp,
     })
 }

@@ -38,6 +38,10 @@ pub struct PathResult {
     pub detector: &'static str,
     pub model: String,
     pub threshold: Option<f32>,
+    /// The learning period, when the detector learnt its threshold on the run's lead-in:
+    /// flows and alerts before its end are left out of every figure below.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning: Option<crate::records::learning::LearningStatus>,
     pub phases: Vec<PhaseOutcome>,
     pub detected_phases: usize,
     pub attack_phases: usize,
@@ -74,6 +78,10 @@ pub struct PhaseOutcome {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct AlertCounts {
     pub total: u64,
+    /// Of `total`, alerts that update an incident opened earlier (not new alarms: an update
+    /// that names an attacker counts as a detection, one that matches nothing is not counted
+    /// as false).
+    pub updates: u64,
     /// Naming an attacker during its phase.
     pub attacker: u64,
     /// Naming a victim during its phase (misattributed; not counted as false).
@@ -81,6 +89,9 @@ pub struct AlertCounts {
     /// Matching no phase by source and time.
     #[serde(rename = "false")]
     pub false_: u64,
+    /// Updates of incidents matching no phase (in `updates`, not in `false`), so that
+    /// `total = attacker + victim + false + false_updates`.
+    pub false_updates: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -182,6 +193,24 @@ pub fn human(r: &Report) -> String {
                 .map_or_else(|| "none".into(), |t| format!("{t:.6}")),
             p.input.detail
         );
+        if let Some(l) = &p.learning {
+            if let Some(f) = &l.fitted {
+                let _ = writeln!(
+                    out,
+                    "  learnt for {:.0} s of event time: threshold {:.6} ({}, {} samples, {} left out{}); figures below are after it",
+                    f.window_end_ms.saturating_sub(l.start_ms.unwrap_or(0)) as f64 / 1000.0,
+                    f.threshold,
+                    f.method,
+                    f.samples,
+                    f.excluded_samples,
+                    if f.excluded.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" from {}", f.excluded.join(" "))
+                    }
+                );
+            }
+        }
         let rows: Vec<Vec<String>> = p
             .phases
             .iter()
@@ -224,8 +253,9 @@ pub fn human(r: &Report) -> String {
         let a = &p.alerts;
         let _ = writeln!(
             out,
-            "  alerts: {} ({} name an attacker, {} a victim, {} false = {} per hour)",
+            "  alerts: {} ({} incident updates; {} name an attacker, {} a victim, {} false = {} per hour)",
             a.total,
+            a.updates,
             a.attacker,
             a.victim,
             a.false_,

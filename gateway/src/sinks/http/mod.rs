@@ -18,7 +18,10 @@
 pub mod config;
 pub mod dashboard;
 pub mod detect;
+pub mod fleet;
 pub mod prom;
+mod prom_capture;
+mod prom_eve;
 pub mod query;
 
 pub use config::{HttpConfig, RawHttp, Token};
@@ -67,6 +70,8 @@ pub struct AppState {
     pub exporters: ExporterBoard,
     pub snmp_board: StatusBoard,
     pub models: Arc<Vec<ModelInfo>>,
+    /// Learning periods (issue 18), published by the pipeline threads.
+    pub learning: crate::records::learning::LearningBoard,
     pub scorer: Arc<detect::Scorer>,
     pub token: Option<Token>,
     pub started: Instant,
@@ -75,6 +80,8 @@ pub struct AppState {
     pub netflow_queue_capacity: usize,
     /// The series queue (weak: the server must not keep it open at shutdown).
     pub series_queue: Option<tokio::sync::mpsc::WeakSender<RateSample>>,
+    /// The model ledger and the way to the flow thread, with `[fleet]` enabled.
+    pub fleet: Option<Arc<fleet::FleetApi>>,
 }
 
 /// Builds the router (public for tests and the benchmark).
@@ -87,6 +94,10 @@ pub fn router(state: AppState) -> Router {
         .route("/history/interfaces", get(history_interfaces))
         .route("/history/interface", get(history_interface))
         .route("/detect", post(detect))
+        .route("/models/fleet", get(fleet::status))
+        .route("/models/fleet/activate", post(fleet::activate))
+        .route("/models/fleet/rollback", post(fleet::rollback))
+        .route("/samples", get(samples))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/", get(dashboard::index))
@@ -165,8 +176,37 @@ async fn health(State(s): State<AppState>) -> Response {
         "mqtt_connected": s.metrics.mqtt_connected.load(Ordering::Relaxed) == 1,
         "outbox": s.store.outbox_len(),
         "auth": s.token.is_some(),
+        "learning": learning_view(&s.learning),
     }))
     .into_response()
+}
+
+/// `GET /samples`: the reservoir of feature rows for central training, as CSV (what
+/// `netwarden samples export` writes).
+async fn samples(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.sample_buckets()).await {
+        Ok(Ok(buckets)) => {
+            let (text, _) = crate::records::samples::csv(&buckets);
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
+    }
+}
+
+/// Each learning detector's status with its progress (0 to 1).
+fn learning_view(board: &crate::records::learning::LearningBoard) -> serde_json::Value {
+    let list = board.lock().map(|b| b.clone()).unwrap_or_default();
+    serde_json::Value::Array(
+        list.iter()
+            .map(|l| {
+                let mut v = serde_json::to_value(l).unwrap_or_default();
+                v["progress"] = serde_json::json!(l.progress());
+                v
+            })
+            .collect(),
+    )
 }
 
 /// Copies everything a scrape shows (short locks), for [`prom::render`].

@@ -108,7 +108,7 @@ pub fn render(v: &MetricsView) -> String {
         4096 + v.exporters.len() * 1400 + v.interfaces.len() * 260 + v.snmp_targets.len() * 400,
     );
     let c = &v.counters;
-    let counters: [(&str, u64, &str); 34] = [
+    let counters: [(&str, u64, &str); 39] = [
         (
             "netflow_datagrams_received_total",
             c.netflow_datagrams_received,
@@ -275,8 +275,42 @@ pub fn render(v: &MetricsView) -> String {
             c.series_restarts,
             "Interface windows restarted after gaps.",
         ),
+        (
+            "graph_edges_scored_total",
+            c.graph_edges_scored,
+            "Flow records scored as edges by the temporal graph detector.",
+        ),
+        (
+            "graph_edges_anomalous_total",
+            c.graph_edges_anomalous,
+            "Edges whose pattern was not benign.",
+        ),
+        (
+            "graph_endpoint_evictions_total",
+            c.graph_endpoint_evictions,
+            "Endpoints evicted from the full graph endpoint table.",
+        ),
+        (
+            "graph_inference_runs_total",
+            c.graph_inference_runs,
+            "Graph model runs.",
+        ),
+        (
+            "graph_inference_errors_total",
+            c.graph_inference_errors,
+            "Graph model runs that failed.",
+        ),
     ];
     for (name, value, help) in counters {
+        scalar(&mut out, name, "counter", help, value);
+    }
+    // Packet capture and ARP (prom_capture.rs), alerts outside the history.
+    for (name, value, help) in super::prom_capture::counters(c) {
+        scalar(&mut out, name, "counter", help, value);
+    }
+    // Suricata EVE input (docs/eve.md).
+    let eve = super::prom_eve::counters(c);
+    for (name, value, help) in eve {
         scalar(&mut out, name, "counter", help, value);
     }
     scalar(

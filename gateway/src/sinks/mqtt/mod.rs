@@ -31,9 +31,11 @@
 //! is never logged (see [`Secret`]).
 //!
 //! One job per file: [`config`] (the `[mqtt]` section, topics), [`outflow`] (the state machine),
-//! [`session`] (rumqttc client and event loop, back-off, TLS options, status and Last Will).
+//! [`session`] (rumqttc client and event loop, back-off, TLS options, status and Last Will),
+//! [`fleet`] (the fleet model subscription and the retained model state, docs/fleet.md).
 
 pub mod config;
+pub mod fleet;
 pub mod outflow;
 pub mod session;
 

@@ -23,16 +23,23 @@ use crate::sinks::store::Store;
 
 impl MqttConfig {
     fn options(&self) -> MqttOptions {
-        let mut opts = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
-        opts.set_keep_alive(self.keep_alive);
-        opts.set_clean_session(true);
-        opts.set_inflight(u16::try_from(WINDOW * 2).unwrap_or(64));
+        let mut opts = self.options_for(self.client_id.clone());
         opts.set_last_will(LastWill::new(
             self.status_topic(),
             status_payload("offline"),
             QoS::AtLeastOnce,
             true,
         ));
+        opts
+    }
+
+    /// Broker, keep-alive, credentials and TLS for a client of this gateway, without a Last
+    /// Will (the fleet model subscription, `fleet.rs`, is a second client of its own).
+    pub fn options_for(&self, client_id: String) -> MqttOptions {
+        let mut opts = MqttOptions::new(client_id, self.host.clone(), self.port);
+        opts.set_keep_alive(self.keep_alive);
+        opts.set_clean_session(true);
+        opts.set_inflight(u16::try_from(WINDOW * 2).unwrap_or(64));
         if let Some(user) = &self.username {
             let pass = self
                 .password
@@ -302,7 +309,7 @@ fn leave_outbox(store: &Store, seq: u64) {
 }
 
 /// Drives one connection's event loop, forwarding every event, until its first error.
-async fn poll_events(
+pub(super) async fn poll_events(
     mut events: rumqttc::EventLoop,
     tx: tokio::sync::mpsc::Sender<Result<Event, ConnectionError>>,
 ) {

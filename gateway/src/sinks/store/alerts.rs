@@ -10,6 +10,18 @@ use super::{Store, StoreError};
 use crate::records::Alert;
 use crate::sinks::history::{Kind, TimeRange};
 
+/// One alert of a batch: history key, outbox seq, alert JSON, outbox entry, event time.
+type AlertRow = ([u8; 16], u64, String, Vec<u8>, u64);
+
+fn transaction_error(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Storage(s) => StoreError::Sled(s),
+        TransactionError::Abort(()) => {
+            StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
+        }
+    }
+}
+
 impl Store {
     /// Records an alert in the history and the outbox, durably (flushed) before returning.
     /// Returns how many older alerts had to leave the full outbox.
@@ -49,24 +61,12 @@ impl Store {
                 .take_while(|r| self.history.bucket_start(r.4) == start)
                 .count();
             let (group, tail) = rest.split_at(n);
-            let bucket = self.history.tree_for(Kind::Alerts, first.4)?;
-            (&bucket, &self.outbox)
-                .transaction(|(a, o)| {
-                    for (akey, seq, json, entry, _) in group {
-                        a.insert(&akey[..], json.as_bytes())?;
-                        o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                })
-                .map_err(|e| match e {
-                    TransactionError::Storage(s) => StoreError::Sled(s),
-                    TransactionError::Abort(()) => {
-                        StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
-                    }
-                })?;
-            for (akey, _, json, _, ts) in group {
-                self.history
-                    .account(Kind::Alerts, *ts, akey.len() + json.len());
+            let in_history = self.append_group(first.4, group)?;
+            if in_history {
+                for (akey, _, json, _, ts) in group {
+                    self.history
+                        .account(Kind::Alerts, *ts, akey.len() + json.len());
+                }
             }
             self.outbox_len.fetch_add(group.len(), Ordering::Relaxed);
             rest = tail;
@@ -76,6 +76,52 @@ impl Store {
         }
         self.db.flush()?;
         Ok(dropped)
+    }
+
+    /// Writes one bucket's group of alerts into its history tree and the outbox in one
+    /// transaction. Retention may drop that bucket's tree between `tree_for` and the
+    /// transaction (an alert stamped with an old event time lands in a bucket retention is
+    /// removing): the write is then tried again on the bucket's fresh tree, and if that keeps
+    /// failing the alerts go into the outbox alone, so they are still published (counted in
+    /// `alerts_outside_history`). Returns whether they entered the history.
+    fn append_group(&self, ts_ms: u64, group: &[AlertRow]) -> Result<bool, StoreError> {
+        const TRIES: usize = 3;
+        for _ in 0..TRIES {
+            let bucket = self.history.tree_for(Kind::Alerts, ts_ms)?;
+            let written = (&bucket, &self.outbox).transaction(|(a, o)| {
+                for (akey, seq, json, entry, _) in group {
+                    a.insert(&akey[..], json.as_bytes())?;
+                    o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            });
+            match written {
+                Ok(()) => return Ok(true),
+                Err(TransactionError::Storage(sled::Error::CollectionNotFound(_))) => continue,
+                Err(e) => return Err(transaction_error(e)),
+            }
+        }
+        self.outbox
+            .transaction(|o| {
+                for (_, seq, _, entry, _) in group {
+                    o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_error)?;
+        self.alerts_outside_history
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        tracing::warn!(
+            alerts = group.len(),
+            ts_ms,
+            "Alert history bucket was being dropped by retention; alerts queued for publishing without a history entry"
+        );
+        Ok(false)
+    }
+
+    /// Alerts published without a history entry because retention was dropping their bucket.
+    pub fn alerts_outside_history(&self) -> u64 {
+        self.alerts_outside_history.load(Ordering::Relaxed)
     }
 
     /// The newest `limit` alerts with `ts_ms >= since_ms`, oldest first.
@@ -168,5 +214,37 @@ mod tests {
             .alerts_page(1003, 1006, None, 10, |_| true)
             .expect("range");
         assert_eq!(page.len(), 3);
+    }
+
+    /// Retention dropping the alerts' bucket while they are written (alerts with old event
+    /// times) never loses one: each enters the outbox, with or without its history entry.
+    #[test]
+    fn alerts_written_while_retention_drops_their_bucket_all_reach_the_outbox() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = std::sync::Arc::new(Store::open(dir.path(), 1 << 20, 100_000).expect("open"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dropper = {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    s.history()
+                        .drop_before(Kind::Alerts, u64::MAX / 2)
+                        .expect("retention");
+                    rounds += 1;
+                }
+                rounds
+            })
+        };
+        const N: u64 = 400;
+        for n in 0..N {
+            s.append_alert(&alert(n, "medium"), "t").expect("append");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let rounds = dropper.join().expect("dropper");
+        assert!(rounds > 0);
+        assert_eq!(s.outbox_len(), N as usize);
+        let seqs: Vec<_> = s.outbox_from(0, N as usize + 1).expect("outbox");
+        assert_eq!(seqs.len(), N as usize, "every alert is in the outbox");
     }
 }

@@ -36,10 +36,15 @@ use super::history::{History, HistoryConfig, HistoryError};
 
 mod alerts;
 pub mod config;
+mod eve;
+mod learning;
 mod outbox;
 mod recovery;
+mod samples;
 mod series;
+mod templates;
 
+pub use eve::WindowRow;
 pub use outbox::{OutboxEntry, OverflowReport};
 pub use recovery::Recovery;
 
@@ -89,6 +94,8 @@ pub struct Store {
     /// Seqs of outbox entries that are not `high`: the eviction candidates, oldest first.
     low: Mutex<BTreeSet<u64>>,
     overflow: Mutex<OverflowReport>,
+    /// Alerts published without a history entry (their bucket was being dropped).
+    alerts_outside_history: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -135,6 +142,7 @@ impl Store {
             recovery: None,
             low: Mutex::new(index.low),
             overflow: Mutex::new(index.overflow),
+            alerts_outside_history: std::sync::atomic::AtomicU64::new(0),
         };
         match broken {
             None => Ok(store),
@@ -245,7 +253,9 @@ mod tests {
             }),
             top_features: vec![],
             suppressed_since_last: 0,
+            rule: None,
             summary: String::new(),
+            incident: None,
         }
     }
 

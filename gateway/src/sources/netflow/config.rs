@@ -12,6 +12,8 @@ pub struct RawNetflow {
     pub queue_datagrams: Option<usize>,
     pub max_exporters: Option<usize>,
     pub shards: Option<usize>,
+    pub template_ttl: Option<String>,
+    pub max_templates_per_exporter: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -23,10 +25,15 @@ pub struct NetflowConfig {
     pub queue_datagrams: usize,
     /// Exporters (address + domain) whose templates and sequence state are kept.
     pub max_exporters: usize,
-    /// Pipeline shards, each with its own socket (`SO_REUSEPORT`), thread, template caches and
-    /// host windows; an exporter always lands on the same one. Default: the cores netwarden
+    /// Receive-and-decode shards, each with its own socket (`SO_REUSEPORT`), thread and
+    /// template caches; an exporter always lands on the same one. Default: the cores netwarden
     /// may run on.
     pub shards: usize,
+    /// Templates not announced for this long are not restored after a restart, nor handed to
+    /// a new source port (`sources/netflow/templates.rs`). Default 24 h.
+    pub template_ttl: std::time::Duration,
+    /// Templates kept (and saved) per exporter address at most; more are refused, counted.
+    pub max_templates_per_exporter: usize,
 }
 
 impl RawNetflow {
@@ -51,6 +58,29 @@ impl RawNetflow {
         let max_exporters = at_least_one("netflow.max_exporters", self.max_exporters, 1024);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shards = at_least_one("netflow.shards", self.shards, cores);
+        let max_templates_per_exporter = at_least_one(
+            "netflow.max_templates_per_exporter",
+            self.max_templates_per_exporter,
+            256,
+        );
+        let default_ttl = std::time::Duration::from_secs(24 * 3600);
+        let template_ttl = match self.template_ttl.as_deref() {
+            None => default_ttl,
+            Some(t) => match humantime::parse_duration(t) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    problem("netflow.template_ttl", "must be longer than 0".to_string());
+                    default_ttl
+                }
+                Err(e) => {
+                    problem(
+                        "netflow.template_ttl",
+                        format!("{t:?} is not a duration such as \"24h\" ({e})"),
+                    );
+                    default_ttl
+                }
+            },
+        };
         let recv_buffer_bytes = self.recv_buffer_bytes.unwrap_or(8 << 20);
         if recv_buffer_bytes < 65_536 {
             problem(
@@ -64,6 +94,8 @@ impl RawNetflow {
             queue_datagrams,
             max_exporters,
             shards,
+            template_ttl,
+            max_templates_per_exporter,
         }
     }
 }

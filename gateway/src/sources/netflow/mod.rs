@@ -9,6 +9,8 @@
 //!   straight from the bytes (netflow_parser keeps templates, options and everything rare).
 //! - [`normalise`]: one record's fields into a `FlowRecord` (element ids, uptime or absolute
 //!   times).
+//! - [`templates`]: the template book netflow_parser writes templates through to, keyed
+//!   without the source port, saved to sled by the runtime (templates survive a restart).
 //! - [`sequence`]: sequence-gap accounting per export stream (netflow_parser does none).
 //! - [`export_pcap`]: reads pcap files of export datagrams (for `features`, `demo`, tests).
 
@@ -22,5 +24,6 @@ pub mod normalise;
 pub mod plan;
 pub mod receive;
 pub mod sequence;
+pub mod templates;
 
 pub use decode::{DecodeSummary, ExporterDomain, NetflowDecoder};

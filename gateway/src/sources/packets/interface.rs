@@ -12,9 +12,11 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netwarden_firmware::wire::LinkType;
+use netwarden_firmware::meter::arp::ArpConfig;
+use netwarden_firmware::wire::{FrameError, LinkType};
 use pnet_datalink::{Channel, DataLinkReceiver, NetworkInterface};
 
+use super::arp::{ArpTap, GatewayArpMeter};
 use super::{
     meter_stack_bytes, CaptureTimeouts, GatewayMeter, RecordBatch, RecordQueue, StatsPublisher,
 };
@@ -164,6 +166,7 @@ impl InterfaceCapture {
     pub fn spawn(
         self,
         timeouts: CaptureTimeouts,
+        arp: ArpConfig,
         queue: SyncSender<FlowInput>,
         metrics: Arc<Metrics>,
         stop: Shutdown,
@@ -171,19 +174,22 @@ impl InterfaceCapture {
         std::thread::Builder::new()
             .name("capture".into())
             .stack_size(meter_stack_bytes())
-            .spawn(move || self.run(timeouts, queue, metrics, stop))
+            .spawn(move || self.run(timeouts, arp, queue, metrics, stop))
             .map_err(CaptureError::Thread)
     }
 
     fn run(
         mut self,
         timeouts: CaptureTimeouts,
+        arp_config: ArpConfig,
         queue: SyncSender<FlowInput>,
         metrics: Arc<Metrics>,
         mut stop: Shutdown,
     ) {
         let origin = FlowOrigin::Meter(format!("capture:{}", self.iface).into());
         let mut meter = GatewayMeter::new(timeouts.meter_config());
+        let mut arp = GatewayArpMeter::new(arp_config);
+        let mut tap = ArpTap::default();
         let mut batch = RecordBatch::with_capacity(2 * super::RECORDS_PER_BATCH);
         let mut publisher = StatsPublisher::default();
         let mut last_housekeeping = Instant::now();
@@ -198,8 +204,14 @@ impl InterfaceCapture {
             match self.rx.next() {
                 Ok(frame) => {
                     let ts_ms = crate::now_ms();
-                    // Refusals (not IP, truncated) are counted by the meter.
-                    let _ = meter.observe(self.link, ts_ms, frame, &mut |f| batch.push(f));
+                    // Refusals (not IP, truncated) are counted by the meter; ARP by its own.
+                    let r = meter.observe(self.link, ts_ms, frame, &mut |f| batch.push(f));
+                    if let Err(FrameError::NotIp) = r {
+                        tap.observe(&mut arp, self.link, ts_ms, frame);
+                        if tap.is_full() {
+                            out.send_arp(&mut tap);
+                        }
+                    }
                     if batch.is_full() {
                         out.send(&mut batch);
                     }
@@ -218,16 +230,21 @@ impl InterfaceCapture {
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 meter.expire(crate::now_ms(), &mut |f| batch.push(f));
                 out.send(&mut batch);
+                out.send_arp(&mut tap);
                 publisher.publish(meter.stats(), &metrics);
+                tap.publish(arp.stats(), &metrics);
                 last_housekeeping = Instant::now();
             }
         }
         meter.flush(&mut |f| batch.push(f));
         out.send(&mut batch);
+        out.send_arp(&mut tap);
         publisher.publish(meter.stats(), &metrics);
+        tap.publish(arp.stats(), &metrics);
         let s = meter.stats();
         tracing::info!(iface = %self.iface, frames = s.frames, flows = s.emitted(),
-            not_ip = s.not_ip, truncated = s.truncated, evicted = s.evicted, "Capture stopped");
+            not_ip = s.not_ip, truncated = s.truncated, evicted = s.evicted,
+            arp = arp.stats().packets, "Capture stopped");
     }
 }
 

@@ -15,6 +15,7 @@
 //! batches. Queueing blocks rather than drops: a flow already metered is never lost, and a
 //! pipeline that falls behind makes the kernel drop frames instead.
 
+pub mod arp;
 pub mod config;
 pub mod interface;
 pub mod pcap;

@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
+use netwarden_firmware::meter::arp::ArpConfig;
 use netwarden_firmware::meter::{BiFlow, MeterStats};
+use netwarden_firmware::wire::{FrameError, LinkType};
 
+use super::arp::{ArpTap, GatewayArpMeter};
 use super::{
     meter_stack_bytes, CaptureTimeouts, GatewayMeter, RecordBatch, RecordQueue, StatsPublisher,
 };
@@ -30,6 +33,18 @@ pub fn replay(
     emit: &mut impl FnMut(&BiFlow),
     progress: &mut impl FnMut(&MeterStats),
 ) -> Result<MeterStats, PcapError> {
+    replay_with_other(path, meter, emit, &mut |_, _, _| {}, progress)
+}
+
+/// As [`replay`], and hands every frame the meter refused as not IP (ARP, LLDP, ...) with its
+/// time to `other`.
+pub fn replay_with_other(
+    path: &Path,
+    meter: &mut GatewayMeter,
+    emit: &mut impl FnMut(&BiFlow),
+    other: &mut impl FnMut(LinkType, u64, &[u8]),
+    progress: &mut impl FnMut(&MeterStats),
+) -> Result<MeterStats, PcapError> {
     let file = std::fs::File::open(path).map_err(|error| PcapError::Open {
         path: path.to_path_buf(),
         error,
@@ -39,16 +54,18 @@ pub fn replay(
         path,
         meter,
         emit,
+        other,
         progress,
     )
 }
 
-/// As [`replay`], from any reader (`path` only names it in errors).
+/// As [`replay_with_other`], from any reader (`path` only names it in errors).
 pub fn replay_from<R: Read>(
     reader: R,
     path: &Path,
     meter: &mut GatewayMeter,
     emit: &mut impl FnMut(&BiFlow),
+    other: &mut impl FnMut(LinkType, u64, &[u8]),
     progress: &mut impl FnMut(&MeterStats),
 ) -> Result<MeterStats, PcapError> {
     let (mut reader, link) = open_pcap(reader, path)?;
@@ -72,7 +89,9 @@ pub fn replay_from<R: Read>(
         };
         let ts_ms = packet_ts_ms(packet.ts_sec, packet.ts_frac, nanos);
         // Refusals are counted by the meter.
-        let _ = meter.observe(link, ts_ms, &packet.data, emit);
+        if let Err(FrameError::NotIp) = meter.observe(link, ts_ms, &packet.data, emit) {
+            other(link, ts_ms, &packet.data);
+        }
         if record.is_multiple_of(PROGRESS_EVERY) {
             progress(&meter.stats());
         }
@@ -87,6 +106,7 @@ pub fn replay_from<R: Read>(
 pub fn spawn(
     path: PathBuf,
     timeouts: CaptureTimeouts,
+    arp_config: ArpConfig,
     queue: SyncSender<FlowInput>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -102,24 +122,36 @@ pub fn spawn(
             let mut meter = GatewayMeter::new(timeouts.meter_config());
             let mut batch = RecordBatch::with_capacity(2 * super::RECORDS_PER_BATCH);
             let mut publisher = StatsPublisher::default();
-            let mut out = RecordQueue::new(queue, origin, metrics.clone());
-            let result = replay(
+            let mut arp = GatewayArpMeter::new(arp_config);
+            let mut tap = ArpTap::default();
+            // Both callbacks queue: the flows' and the ARP events' batches share the queue.
+            let out = std::cell::RefCell::new(RecordQueue::new(queue, origin, metrics.clone()));
+            let result = replay_with_other(
                 &path,
                 &mut meter,
                 &mut |f| {
                     batch.push(f);
                     if batch.is_full() {
-                        out.send(&mut batch);
+                        out.borrow_mut().send(&mut batch);
+                    }
+                },
+                &mut |link, ts, frame| {
+                    tap.observe(&mut arp, link, ts, frame);
+                    if tap.is_full() {
+                        out.borrow_mut().send_arp(&mut tap);
                     }
                 },
                 &mut |s| publisher.publish(*s, &metrics),
             );
+            let mut out = out.into_inner();
             out.send(&mut batch);
+            out.send_arp(&mut tap);
+            tap.publish(arp.stats(), &metrics);
             let s = meter.stats();
             match result {
                 Ok(_) => tracing::info!(file = %path.display(), frames = s.frames,
                     flows = s.emitted(), not_ip = s.not_ip, truncated = s.truncated,
-                    "Pcap replay finished"),
+                    arp = arp.stats().packets, "Pcap replay finished"),
                 Err(e) => tracing::error!(error = %e, frames = s.frames, flows = s.emitted(),
                     "Pcap replay stopped; flows metered before the damage were kept"),
             }
@@ -148,6 +180,7 @@ mod tests {
                 Path::new("x.pcap"),
                 &mut meter,
                 &mut |_| {},
+                &mut |_, _, _| {},
                 &mut |_| {},
             )
             .expect_err("garbage")

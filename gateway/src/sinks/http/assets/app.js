@@ -184,8 +184,10 @@ async function drawInterface(target, ifName) {
 }
 
 function subject(a) {
-  const s = a.subject;
+  const s = a.subject, i = a.incident;
+  if (i) return `${esc(i.initiator)} → ${esc(i.target || "many hosts")} <small>(${esc(i.pattern)}, ${i.flows} flows, ${i.update ? "update " + i.update : "new"})</small>`;
   if (s.kind === "flow") return `${esc(s.src_addr)} → ${esc(s.dst_addr)}:${s.dst_port} <small>(${s.protocol === 6 ? "tcp" : s.protocol === 17 ? "udp" : "proto " + s.protocol})</small>`;
+  if (s.kind === "arp") return `${esc(s.attacker_mac)}${s.attacker_ip ? " (" + esc(s.attacker_ip) + ")" : ""} → ${esc((s.impersonated || []).join(", "))} <small>(arp ${esc(s.rule)})</small>`;
   return `${esc(s.target)} ${esc(s.if_name)} <small>(${esc(s.direction)})</small>`;
 }
 
@@ -200,9 +202,30 @@ async function drawHeader() {
   const [h, models] = await Promise.all([api("/health"), api("/models")]);
   $("where").textContent = h.site + " / " + h.device + " · up " + Math.round(h.uptime_s / 60) + " min";
   const mq = $("mqtt"); mq.textContent = h.mqtt_connected ? "MQTT connected" : "MQTT not connected"; mq.className = "pill " + (h.mqtt_connected ? "ok" : "bad");
-  $("counts").textContent = "outbox " + h.outbox;
+  const learn = (h.learning || []).map((l) => l.fitted
+    ? `${l.detector} learnt: threshold ${sci(l.fitted.threshold)} (${l.fitted.method})`
+    : `${l.detector} learning ${Math.round(100 * l.progress)} %`).join(" · ");
+  $("counts").textContent = "outbox " + h.outbox + (learn ? " · " + learn : "");
   $("models").innerHTML = "<table><tr><th>detector</th><th>model</th><th>state</th><th class=num>threshold</th><th>signature</th></tr>" +
     models.models.map((x) => `<tr><td>${esc(x.detector)}</td><td>${esc(x.name)} ${esc(x.version)}</td><td>${esc(x.state)}</td><td class=num>${sci(x.threshold)}</td><td>${esc(x.signature)}</td></tr>`).join("") + "</table>";
+}
+
+// Fleet delivery (docs/fleet.md): state, shadow progress, last refusal and recent history of
+// delivered models; /models/fleet answers 404 when [fleet] is off, and the panel stays empty.
+async function drawFleet() {
+  let f;
+  try { f = await api("/models/fleet"); } catch (e) { $("fleet").innerHTML = ""; return; }
+  const rows = Object.entries(f.detectors || {}).map(([d, s]) => {
+    const prog = s.progress != null ? " " + Math.round(s.progress * 100) + "%" : "";
+    const r = s.last_refusal;
+    const refusal = r ? `${esc(r.version)} <b>${esc(r.check || "")}</b>: ${esc(r.reason || "")}` : "–";
+    const hist = (s.history || []).slice(-5).reverse().map((e) =>
+      `<div>${esc(ago(e.ts_ms))}: ${esc(e.state)} ${esc(e.version)}${e.check ? " (" + esc(e.check) + ")" : ""}</div>`).join("");
+    return `<tr><td>${esc(d)}</td><td>${esc(s.active || "configured")}</td><td>${esc(s.state)}${prog} ${esc(s.version || "")}</td><td>${refusal}</td><td>${hist}</td></tr>`;
+  });
+  $("fleet").innerHTML = rows.length
+    ? "<h2>Delivered models</h2><table><tr><th>detector</th><th>active</th><th>state</th><th>last refusal</th><th>history</th></tr>" + rows.join("") + "</table>"
+    : '<div class="empty">fleet delivery on; no model delivered yet</div>';
 }
 
 async function fillSources() {
@@ -226,7 +249,7 @@ async function refresh() {
   try {
     await fillSources();
     const v = $("source").value;
-    await Promise.all([drawHeader(), drawAlerts(), v === "flows" ? drawFlows() : drawInterface(...JSON.parse(v))]);
+    await Promise.all([drawHeader(), drawFleet(), drawAlerts(), v === "flows" ? drawFlows() : drawInterface(...JSON.parse(v))]);
     document.body.dataset.loaded = String(Date.now());
   } catch (e) {
     console.error(e);

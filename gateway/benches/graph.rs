@@ -1,0 +1,133 @@
+//! The temporal graph detector on one core: the endpoint table alone (edge in, row gathered),
+//! the whole graph pipeline (table, batches of 512 in tract, alerting) with the built-in
+//! `graph-tgat` bundle, and the resident memory of a table tracking 100,000 endpoints.
+//! Synthetic edges: 20 % from 300 "servers" to clients, the rest between 250,000 random
+//! `IP:port` endpoints, so the table fills and evicts as on a busy network.
+//!
+//! `cargo bench -p netwarden --bench graph` (figures in docs/performance.md).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use netwarden::metrics::Metrics;
+use netwarden::models::graph_scorer::GraphBundle;
+use netwarden::pipeline::graph::{column_names, EndpointTable, GraphPipeline, INPUT_WIDTH};
+use netwarden::records::FlowOrigin;
+use netwarden_firmware::FlowRecord;
+
+const EDGES: usize = 400_000;
+const ENDPOINTS: usize = 100_000;
+
+fn edges(n: usize) -> Vec<FlowRecord> {
+    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    (0..n)
+        .map(|i| {
+            let a = next();
+            let b = next();
+            let mut r = FlowRecord::empty();
+            let host = |x: u64| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (x as u32 & 0x3fff)));
+            if a % 5 == 0 {
+                r.src_addr = host(b % 300);
+                r.src_port = [22, 53, 80, 443, 5432][(b % 5) as usize];
+                r.dst_addr = host(a >> 20);
+                r.dst_port = 32768 + (a >> 40) as u16 % 28000;
+            } else {
+                r.src_addr = host(a >> 8);
+                r.src_port = 1024 + (a >> 30) as u16 % 16;
+                r.dst_addr = host(b >> 8);
+                r.dst_port = 1024 + (b >> 30) as u16 % 16;
+            }
+            r.protocol = if a % 7 == 0 { 17 } else { 6 };
+            r.packets = 1 + b % 40;
+            r.bytes = r.packets * (40 + a % 1400);
+            r.first_ms = 1_000_000 + i as u64 * 2;
+            r.last_ms = r.first_ms + b % 5000;
+            r.tcp_flags = if r.protocol == 6 { 0x1b } else { 0 };
+            r
+        })
+        .collect()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rate(what: &str, n: usize, t: Duration) {
+    println!(
+        "{what:<46} {n:>9} edges in {:>7.3} s = {:>10.0} edges/s",
+        t.as_secs_f64(),
+        n as f64 / t.as_secs_f64()
+    );
+}
+
+fn main() {
+    let data = edges(EDGES);
+
+    // 1. The table alone, and its memory with ENDPOINTS tracked.
+    let before = rss_kib();
+    let mut table = EndpointTable::new(ENDPOINTS);
+    let mut row = Box::new([0f32; INPUT_WIDTH]);
+    let mut sink = 0f32;
+    let started = Instant::now();
+    for r in &data {
+        table.observe(r, &mut row);
+        sink += row[INPUT_WIDTH - 1];
+    }
+    let t = started.elapsed();
+    let after = rss_kib();
+    rate("endpoint table: observe + gather a row", data.len(), t);
+    let s = table.stats();
+    println!(
+        "  {} endpoints tracked (capacity {ENDPOINTS}), {} evicted; RSS +{:.1} MiB for the table ({:.0} bytes per endpoint) [{sink}]",
+        s.endpoints,
+        s.evictions,
+        after.saturating_sub(before) as f64 / 1024.0,
+        after.saturating_sub(before) as f64 * 1024.0 / s.endpoints.max(1) as f64
+    );
+    drop(table);
+
+    // 2. The whole pipeline with the built-in model, batches of 512.
+    let names = column_names();
+    let bundle = GraphBundle::builtin(&names, 512).expect("built-in graph bundle");
+    let mut p = GraphPipeline::new(
+        bundle,
+        ENDPOINTS,
+        "bench",
+        "bench",
+        Duration::from_secs(60),
+        Arc::new(Metrics::default()),
+    )
+    .with_clock(|| 0);
+    let origin = FlowOrigin::Meter("bench".into());
+    let mut alerts = 0usize;
+    let started = Instant::now();
+    for chunk in data.chunks(512) {
+        p.ingest_records(&origin, chunk, &mut |_| alerts += 1);
+    }
+    p.flush(&mut |_| alerts += 1);
+    let t = started.elapsed();
+    rate(
+        "graph pipeline: table + tract (batch 512) + alerts",
+        data.len(),
+        t,
+    );
+    println!(
+        "  {} model runs, {alerts} alerts raised; peak RSS now {:.1} MiB",
+        p.runs,
+        rss_kib() as f64 / 1024.0
+    );
+}

@@ -1,0 +1,58 @@
+//! `netwarden samples export --out FILE`: writes the reservoir of feature rows kept for
+//! central training (`[samples]`, docs/operations.md) as CSV: `ts_ms`, the identity columns
+//! when they were kept, the `flow-v1` features, `score`. The daemon must not be running on the
+//! data directory (sled locks it); while it runs, `GET /samples` serves the same CSV.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+#[derive(Debug, clap::Args)]
+pub struct SamplesArgs {
+    #[command(subcommand)]
+    pub command: SamplesCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SamplesCommand {
+    /// Write the stored feature rows as CSV.
+    Export {
+        /// State directory of the daemon.
+        #[arg(long, value_name = "DIR", default_value = "./netwarden-data")]
+        data_dir: PathBuf,
+        /// Output CSV file, or - for standard output.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
+    let SamplesCommand::Export { data_dir, out } = args.command;
+    let store = super::history::open(&data_dir)
+        .with_context(|| format!("cannot open {}", data_dir.display()))?;
+    let buckets = store
+        .sample_buckets()
+        .context("cannot read the stored samples")?;
+    let (text, stats) = crate::records::samples::csv(&buckets);
+    if out.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+    } else {
+        std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    eprintln!(
+        "{} rows from {} buckets{}",
+        stats.rows,
+        stats.buckets,
+        if stats.damaged > 0 {
+            format!(
+                " ({} damaged: their readable rows are included)",
+                stats.damaged
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}

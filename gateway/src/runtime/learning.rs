@@ -1,0 +1,160 @@
+//! Wires the learning period (`pipeline/learning`): resumes it from the store at start, saves
+//! it while it runs (every minute, when it ends, at shutdown) and shows it on `/health`; and
+//! stores the reservoir's buckets (`pipeline/reservoir`): closed ones at once, the open one
+//! every minute and at shutdown.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::pipeline::learning::config::LearningSettings;
+use crate::pipeline::learning::{decode_samples, encode_samples, Learner, LearningConfig};
+use crate::pipeline::series::SeriesPipeline;
+use crate::pipeline::FlowPipeline;
+use crate::records::learning::{self, LearningBoard};
+use crate::records::{FLOW_DETECTOR, SERIES_DETECTOR};
+use crate::sinks::store::Store;
+
+/// How often the scores kept while learning are saved.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// The flow detector's learner: the saved one (a fitted threshold always applies; an
+/// unfinished period resumes while learning is configured), or a fresh one when learning is
+/// on and nothing was saved, or none.
+pub(super) fn flow_learner(
+    store: &Store,
+    settings: &LearningSettings,
+    shipped: f32,
+) -> Option<Learner<IpAddr>> {
+    let saved = match store.load_learning(FLOW_DETECTOR) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the saved learning state; learning afresh");
+            None
+        }
+    };
+    match (saved, settings) {
+        (Some((status, _)), _) if status.fitted.is_some() => {
+            let cfg = settings.unwrap_or_else(|| LearningConfig::with_period(Duration::ZERO));
+            tracing::info!(
+                threshold = status.fitted.as_ref().map(|f| f.threshold),
+                "Using the flow threshold learnt on this site"
+            );
+            Some(Learner::resume(cfg, status, Vec::new()))
+        }
+        (Some((status, bytes)), Some(cfg)) => {
+            let samples = decode_samples(&bytes);
+            tracing::info!(
+                progress = status.progress(),
+                samples = samples.len(),
+                "Resuming the learning period"
+            );
+            Some(Learner::resume(*cfg, status, samples))
+        }
+        (_, Some(cfg)) => {
+            tracing::info!(period = ?cfg.period, alert_ratio = cfg.alert_ratio, "Learning this site");
+            Some(Learner::new(FLOW_DETECTOR, *cfg, shipped))
+        }
+        (_, None) => None,
+    }
+}
+
+/// The series detector's learner, by the flow learner's rules; its scores are saved as JSON
+/// (a few per interface and poll).
+pub(super) fn series_learner(
+    store: &Store,
+    settings: &LearningSettings,
+    shipped: f32,
+) -> Option<Learner<String>> {
+    let saved = store.load_learning(SERIES_DETECTOR).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "Cannot read the saved series learning state");
+        None
+    });
+    // Windows come one per interface and poll: fewer scores are wanted than for flows.
+    let cfg = settings.map(|c| LearningConfig {
+        min_samples: 100,
+        ..c
+    });
+    match (saved, cfg) {
+        (Some((status, _)), _) if status.fitted.is_some() => {
+            let cfg = cfg.unwrap_or_else(|| LearningConfig::with_period(Duration::ZERO));
+            Some(Learner::resume(cfg, status, Vec::new()))
+        }
+        (Some((status, bytes)), Some(cfg)) => {
+            let samples: Vec<(String, f32)> = serde_json::from_slice(&bytes).unwrap_or_default();
+            Some(Learner::resume(cfg, status, samples))
+        }
+        (_, Some(cfg)) => Some(Learner::new(SERIES_DETECTOR, cfg, shipped)),
+        (_, None) => None,
+    }
+}
+
+/// After each series batch: publishes the series learner's status, saves it while learning
+/// (a batch comes once per poll) and when it ends.
+pub(super) fn save_series(pipeline: &mut SeriesPipeline, store: &Store, board: &LearningBoard) {
+    let changed = pipeline.take_learning_changed();
+    let Some(l) = pipeline.learning() else {
+        return;
+    };
+    learning::publish(board, l.status());
+    if !(changed || l.learning()) {
+        return;
+    }
+    let bytes = serde_json::to_vec(l.samples()).unwrap_or_default();
+    if let Err(e) = store.save_learning(l.status(), &bytes) {
+        tracing::warn!(error = %e, "Cannot save the series learning state");
+    }
+}
+
+/// Publishes the flow learner's status and saves it when due.
+#[derive(Debug)]
+pub(super) struct LearningSaver {
+    pub board: LearningBoard,
+    last_save: Instant,
+    last_samples: Instant,
+}
+
+impl LearningSaver {
+    pub fn new(board: LearningBoard) -> Self {
+        LearningSaver {
+            board,
+            last_save: Instant::now(),
+            last_samples: Instant::now(),
+        }
+    }
+
+    /// Call about once a second; `force` at shutdown.
+    pub fn tick(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
+        self.samples(pipeline, store, force);
+        let changed = pipeline.take_learning_changed();
+        let Some(l) = pipeline.learning() else {
+            return;
+        };
+        learning::publish(&self.board, l.status());
+        let due = l.learning() && self.last_save.elapsed() >= SAVE_EVERY;
+        if !(changed || due || force) {
+            return;
+        }
+        self.last_save = Instant::now();
+        if let Err(e) = store.save_learning(l.status(), &encode_samples(l.samples())) {
+            tracing::warn!(error = %e, "Cannot save the learning state");
+        }
+    }
+
+    fn samples(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
+        let Some(r) = pipeline.reservoir_mut() else {
+            return;
+        };
+        let max = r.config().max_buckets;
+        let mut buckets = r.take_closed();
+        if force || self.last_samples.elapsed() >= SAVE_EVERY {
+            self.last_samples = Instant::now();
+            buckets.extend(r.open_bucket().cloned());
+        }
+        for b in buckets {
+            let bytes = crate::records::samples::encode(&b.rows);
+            if let Err(e) = store.put_sample_bucket(b.start_ms, &bytes, max) {
+                tracing::warn!(error = %e, "Cannot store the feature samples");
+            }
+        }
+    }
+}
