@@ -469,18 +469,43 @@ pub struct Netns {
 static NETNS_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
+    run_ok("ip", args)
+}
+
+/// Runs `prog args` to completion; an error (with its stderr) unless it exited 0.
+pub fn run_ok(prog: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(prog)
         .args(args)
         .output()
-        .context("cannot run ip")?;
+        .with_context(|| format!("cannot run {prog}"))?;
     if !out.status.success() {
         bail!(
-            "ip {}: {}",
+            "{prog} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())
+}
+
+/// Whether the tests run as root (namespaces, raw capture).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Kills whatever still runs inside namespace `name` (servers, attack tools) and deletes it;
+/// for Drop impls, so errors are ignored.
+pub fn remove_netns(name: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    let _ = ip(&["netns", "del", name]);
 }
 
 impl Netns {
