@@ -24,10 +24,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use netwarden::sources::netflow::NetflowDecoder;
 use netwarden_e2e::{
-    is_root, netwarden_bin, remove_netns, require, run_ok, tempdir, wait_for, Proc,
+    is_root, netns_command, netns_exec_ok, netwarden_bin, remove_netns, require, run_ok, tempdir,
+    wait_for, Proc,
 };
 
 const IP_A: &str = "10.219.7.1";
@@ -141,21 +142,11 @@ impl NsPair {
     }
 
     fn cmd(&self, ns: &str, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).args(argv);
-        c
+        netns_command(ns, argv)
     }
 
     fn exec_ok(&self, ns: &str, argv: &[&str]) -> anyhow::Result<String> {
-        let out = self.cmd(ns, argv).output()?;
-        if !out.status.success() {
-            bail!(
-                "in {ns}: {}: {}",
-                argv.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        netns_exec_ok(ns, argv)
     }
 }
 

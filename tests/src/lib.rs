@@ -497,6 +497,26 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// `argv` to run inside namespace `ns` (`ip netns exec`).
+pub fn netns_command(ns: &str, argv: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(argv);
+    c
+}
+
+/// Runs `argv` inside namespace `ns` to completion; its stdout, or an error with its stderr.
+pub fn netns_exec_ok(ns: &str, argv: &[&str]) -> anyhow::Result<String> {
+    let out = netns_command(ns, argv).output()?;
+    if !out.status.success() {
+        bail!(
+            "in {ns}: {}: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Kills whatever still runs inside namespace `name` (servers, attack tools) and deletes it;
 /// for Drop impls, so errors are ignored.
 pub fn remove_netns(name: &str) {
@@ -584,22 +604,11 @@ impl Netns {
 
     /// `ip netns exec <ns> <argv...>` as a Command to add to.
     pub fn command(&self, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(argv);
-        c
+        netns_command(&self.name, argv)
     }
 
     fn exec_ok(&self, argv: &[&str]) -> anyhow::Result<()> {
-        let out = self.command(argv).output()?;
-        if !out.status.success() {
-            bail!(
-                "in {}: {}: {}",
-                self.name,
-                argv.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        netns_exec_ok(&self.name, argv).map(drop)
     }
 
     /// Sends `count` UDP datagrams of `payload` bytes from the root namespace to the discard
