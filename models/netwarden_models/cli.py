@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of --run: an unsigned bundle whose manifest gets the figures")
     q.add_argument("--dataset", metavar="DS", help="with --bundle: calibration and test rows")
     q.add_argument("--out", metavar="ONNX", help="with --bundle: keep the int8 file here")
+    q.add_argument("--compare-bundles", metavar="DIR",
+                   help="with --bundle: also write DIR/fp32 and DIR/int8, copies holding each "
+                   "file with the threshold re-taken on the same rows (for eval; never shipped)")
     q.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax",
                    help="activation ranges: min/max or the 99.999th percentile")
     q.add_argument("--rounds", type=_positive_int, default=5)

@@ -95,12 +95,16 @@ def quantize_bundle(args) -> dict:
     part = test.take(idx)
     labelled = samples.labelled and 0 < part.labels.sum() < len(part)
     with tempfile.TemporaryDirectory() as d:
+        out = Path(args.out or Path(d) / "model-int8.onnx")
         q = quantize_model(bdir / m["model"]["file"], calibration_rows(kind, samples, scaling),
                            eval_x=kind.scale(scaling, part.raw),
                            labels=part.labels if labelled else None,
-                           out=Path(args.out or Path(d) / "model-int8.onnx"),
-                           score=kind.score_outputs, method=args.calibration,
+                           out=out, score=kind.score_outputs, method=args.calibration,
                            rounds=args.rounds, budget_s=args.budget_s)
+        if args.compare_bundles:
+            for precision, f in (("fp32", bdir / m["model"]["file"]), ("int8", out)):
+                _comparison_bundle(m, kind, scaling, samples, precision, f,
+                                   Path(args.compare_bundles) / precision)
     fig = dict(q.figures)
     shipped = m["model"]["precision"]
     fig["measured_on"] = {"sources": [s.get("file") for s in meta.get("sources", [])],
@@ -116,3 +120,40 @@ def quantize_bundle(args) -> dict:
         f"recorded in {MANIFEST_FILE}")
     return m["quantization"]
 
+
+
+def _comparison_bundle(m: dict, kind, scaling, samples, precision: str, model: Path,
+                       dest: Path) -> None:
+    """A copy of the bundle holding ``model``, for comparing precisions (``netwarden eval
+    --flow-model``), never shipped: the threshold is re-taken with that file by the bundle's
+    quantile on the dataset's benign threshold-split rows (the same rows for fp32 and int8),
+    golden outputs and errors recomputed."""
+    import shutil
+
+    from .. import gateway
+    from ..bundle.format import MANIFEST_FILE, MODEL_FILE, write_json_atomic
+    from ..export import runtimes as R
+
+    thr = m["threshold"]
+    if "quantile" not in thr:
+        raise ValueError(f"--compare-bundles needs a quantile threshold, not {thr['method']}")
+    ref = np.nonzero((samples.split == kind.threshold_split) & (samples.labels == 0))[0]
+    x_ref = kind.scale(scaling, samples.raw[ref])
+    errors = kind.score_outputs(x_ref, R.run_ort(model, x_ref))
+    golden_in = np.asarray(m["golden"]["inputs"], dtype=np.float32)
+    xg = kind.scale(scaling, golden_in.reshape(len(golden_in), *kind.sample_shape))
+    yg = R.run_ort(model, xg)
+    new = json.loads(json.dumps(m))
+    new["version"] = f"{m['version']}-{precision}-compare"
+    new["model"]["precision"] = precision
+    new["model"]["sha256"] = ds.sha256_file(model)
+    new["threshold"] = {**thr, "value": float(np.quantile(errors, thr["quantile"])),
+                        "n": int(len(ref)), "note": "comparison copy: re-taken with this file "
+                        "on the dataset's benign threshold-split rows"}
+    new["golden"]["outputs"] = [[float(v) for v in row.reshape(-1)] for row in yg]
+    new["golden"]["errors"] = [float(e) for e in kind.score_outputs(xg, yg)]
+    new["golden"]["tolerance"] = kind.golden_tolerance(precision)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model, dest / MODEL_FILE)
+    write_json_atomic(dest / MANIFEST_FILE, new)
+    gateway.model_check(dest)

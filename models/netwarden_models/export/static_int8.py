@@ -80,6 +80,8 @@ def quantize_static_int8(src: str | Path, dst: str | Path, calibration: np.ndarr
     x = np.ascontiguousarray(calibration, dtype=np.float32)
     if not len(x):
         raise ValueError("static int8 needs calibration rows; got none")
+    if len(x) > 64:  # whole batches only: the percentile collector stacks them
+        x = x[: len(x) // 64 * 64]
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -187,6 +189,10 @@ def quantize_model(fp32: str | Path, calibration: np.ndarray, *, eval_x: np.ndar
         "score_int8_vs_fp32_max_abs": float(np.abs(s["int8"] - s["fp32"]).max()),
         "rows": int(len(x)),
     }
+    if labels is not None and np.any(np.asarray(labels) == 0):
+        benign = np.asarray(labels) == 0  # inside the calibrated range, mostly
+        fig["parity"]["int8_vs_fp32_tract_max_abs_benign"] = float(
+            np.abs(y["int8"][benign] - y["fp32"][benign]).max())
     rank: dict = {"rows": int(len(x)),
                   "spearman_fp32_int8": metrics.rank_correlation(s["fp32"], s["int8"])}
     if labels is not None and 0 < int(np.sum(labels != 0)) < len(labels):
