@@ -50,12 +50,17 @@ pub fn lines(q: Option<&Value>) -> Vec<String> {
     }
     out.push(figures);
     if let Some(tract) = q.get("tract").and_then(Value::as_object) {
-        let per_batch: Vec<String> = tract
+        let mut rows: Vec<(u64, &Value)> = tract
             .iter()
+            .filter_map(|(batch, row)| Some((batch.strip_prefix("batch")?.parse().ok()?, row)))
+            .collect();
+        rows.sort_by_key(|(batch, _)| *batch);
+        let per_batch: Vec<String> = rows
+            .into_iter()
             .filter_map(|(batch, row)| {
                 let us = row.get("us_per_row").or(row.get("us_per_sample"))?;
                 Some(format!(
-                    "{batch} {}/{}",
+                    "batch {batch} {}/{}",
                     num(us.get("fp32"), 2),
                     num(us.get("int8"), 2)
                 ))
@@ -86,7 +91,8 @@ mod tests {
             "ranking": {"spearman_fp32_int8": 0.99581, "roc_auc": {"fp32": 0.92838, "int8": 0.93512}},
             "batch_independence_max_abs": 0.0,
             "bytes": {"fp32": 15181, "int8": 13646},
-            "tract": {"batch1": {"us_per_row": {"fp32": 66.31, "int8": 74.99}}}
+            "tract": {"batch8": {"us_per_row": {"fp32": 9.61, "int8": 9.78}},
+                      "batch1": {"us_per_row": {"fp32": 66.31, "int8": 74.99}}}
         });
         let l = lines(Some(&q));
         assert_eq!(l.len(), 3, "{l:?}");
@@ -99,7 +105,7 @@ mod tests {
         assert!(l[1].contains("bytes fp32 15181 int8 13646"), "{}", l[1]);
         assert_eq!(
             l[2],
-            "quantization: tract us/row fp32/int8 (Python wheel, when measured): batch1 66.31/74.99"
+            "quantization: tract us/row fp32/int8 (Python wheel, when measured): batch 1 66.31/74.99, batch 8 9.61/9.78"
         );
         // An older manifest: the choice and its reason only.
         let old = serde_json::json!({"chosen": "fp32", "measured": false});
