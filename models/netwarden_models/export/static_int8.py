@@ -144,6 +144,8 @@ def quantize_model(fp32: str | Path, calibration: np.ndarray, *, eval_x: np.ndar
     calib = np.asarray(calibration, dtype=np.float32)
     if len(calib) > CALIBRATION_ROWS:
         calib = calib[np.sort(rng.permutation(len(calib))[:CALIBRATION_ROWS])]
+    if len(calib) > 64:  # whole batches of 64, as quantize_static_int8 reads them
+        calib = calib[: len(calib) // 64 * 64]
     quantize_static_int8(fp32, int8, calib, per_channel=per_channel, method=method)
     x = np.ascontiguousarray(eval_x, dtype=np.float32)
     shape = tuple(x.shape[1:])
