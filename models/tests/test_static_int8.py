@@ -95,3 +95,15 @@ def test_percentile_calibration_and_no_rows(tmp_path):
         S.quantize_static_int8(fp32, tmp_path / "n.onnx", x[:0])
     with pytest.raises(ValueError, match="unknown calibration method"):
         S.quantize_static_int8(fp32, tmp_path / "n.onnx", x, method="entropy")
+
+
+def test_a_model_the_quantizer_cannot_handle_gives_fp32_with_the_reason(tmp_path, monkeypatch):
+    fp32 = BUNDLES / "flow-ae" / "model.onnx"
+    x, labels = rows("flow-ae", 100)
+
+    def broken(*a, **kw):
+        raise RuntimeError("unsupported op\nmore detail")
+    monkeypatch.setattr(S, "quantize_static_int8", broken)
+    q = S.quantize_model(fp32, x, eval_x=x, labels=labels, out=tmp_path / "x.onnx")
+    assert (q.precision, q.path, q.int8_path) == ("fp32", fp32, None)
+    assert q.figures["why"] == "static int8 failed: unsupported op"

@@ -146,20 +146,23 @@ def quantize_model(fp32: str | Path, calibration: np.ndarray, *, eval_x: np.ndar
         calib = calib[np.sort(rng.permutation(len(calib))[:CALIBRATION_ROWS])]
     if len(calib) > 64:  # whole batches of 64, as quantize_static_int8 reads them
         calib = calib[: len(calib) // 64 * 64]
-    quantize_static_int8(fp32, int8, calib, per_channel=per_channel, method=method)
-    x = np.ascontiguousarray(eval_x, dtype=np.float32)
-    shape = tuple(x.shape[1:])
-    files = {"fp32": fp32, "int8": int8}
     fig: dict = {
         "method": "static",
         "format": "QDQ",
         "weights": "per-channel" if per_channel else "per-tensor",
         "calibration": {"rows": int(len(calib)), "method": method},
         "rule": RULE,
-        "bytes": {k: p.stat().st_size for k, p in files.items()},
-        "int8_ops": R.op_counts(int8),
-        "tract": {},
     }
+    try:
+        quantize_static_int8(fp32, int8, calib, per_channel=per_channel, method=method)
+    except Exception as e:  # noqa: BLE001 - onnxruntime's quantizer raises many types
+        fig["bytes"] = {"fp32": fp32.stat().st_size}
+        return _decide(fp32, None, fig, [f"static int8 failed: {str(e).splitlines()[0][:300]}"])
+    x = np.ascontiguousarray(eval_x, dtype=np.float32)
+    shape = tuple(x.shape[1:])
+    files = {"fp32": fp32, "int8": int8}
+    fig.update({"bytes": {k: p.stat().st_size for k, p in files.items()},
+                "int8_ops": R.op_counts(int8), "tract": {}})
     reasons: list[str] = []
     plans: dict[str, dict[int, R.TractPlan]] = {"fp32": {}, "int8": {}}
     for b in BATCHES:
@@ -231,7 +234,7 @@ def _run(plan: R.TractPlan, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def _decide(fp32: Path, int8: Path, fig: dict, reasons: list[str]) -> Quantized:
+def _decide(fp32: Path, int8: Path | None, fig: dict, reasons: list[str]) -> Quantized:
     fig["chosen"] = "fp32" if reasons else "int8"
     fig["why"] = ("; ".join(reasons) if reasons else
                   "static int8 keeps the ranking, is batch independent and not slower in tract")
