@@ -13,15 +13,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use netwarden_firmware::meter::arp::{arp_frame, ArpConfig, ArpMeter, BindingChange};
-use netwarden_firmware::wire::LinkType;
 
-const LINKS: [LinkType; 5] = [
-    LinkType::Ethernet,
-    LinkType::Raw,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::Null,
-];
+#[path = "common/frames.rs"]
+mod frames;
 
 fuzz_target!(|data: &[u8]| {
     let mut meter: ArpMeter<8> = ArpMeter::new(ArpConfig {
@@ -31,21 +25,8 @@ fuzz_target!(|data: &[u8]| {
     #[cfg(feature = "gateway")]
     let mut rules = gateway::rules();
     let mut ts = 1_700_000_000_000u64;
-    let mut rest = data;
     let mut accepted = 0u64;
-    while !rest.is_empty() {
-        let (link, step, frame, tail) = match rest {
-            [link, step, hi, lo, tail @ ..] => {
-                let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
-                (
-                    LINKS[usize::from(*link) % LINKS.len()],
-                    *step,
-                    &tail[..len],
-                    &tail[len..],
-                )
-            }
-            _ => (LinkType::Ethernet, 0, rest, &[][..]),
-        };
+    for (link, step, frame) in frames::frames(data) {
         ts += u64::from(step) * 256;
         let parsed = arp_frame(link, frame);
         let observed = meter.observe(link, ts, frame);
@@ -64,7 +45,6 @@ fuzz_target!(|data: &[u8]| {
             gateway::ingest(&mut rules, e);
         }
         assert!(meter.len() <= meter.capacity());
-        rest = tail;
     }
     let s = meter.stats();
     assert_eq!(s.packets, accepted);

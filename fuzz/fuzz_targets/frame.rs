@@ -10,15 +10,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use netwarden_firmware::meter::{Meter, MeterConfig};
-use netwarden_firmware::wire::{packet_meta, udp_datagram, LinkType};
+use netwarden_firmware::wire::{packet_meta, udp_datagram};
 
-const LINKS: [LinkType; 5] = [
-    LinkType::Ethernet,
-    LinkType::Raw,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::Null,
-];
+#[path = "common/frames.rs"]
+mod frames;
 
 fuzz_target!(|data: &[u8]| {
     let mut meter: Meter<8> = Meter::new(MeterConfig {
@@ -32,26 +27,12 @@ fuzz_target!(|data: &[u8]| {
         bytes += f.bidirectional_bytes();
     };
     let mut ts = 1_700_000_000_000u64;
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (link, step, frame, tail) = match rest {
-            [link, step, hi, lo, tail @ ..] => {
-                let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
-                (
-                    LINKS[usize::from(*link) % LINKS.len()],
-                    *step,
-                    &tail[..len],
-                    &tail[len..],
-                )
-            }
-            _ => (LinkType::Ethernet, 0, rest, &[][..]),
-        };
+    for (link, step, frame) in frames::frames(data) {
         ts += u64::from(step) * 16;
         let parsed = packet_meta(link, frame);
         let metered = meter.observe(link, ts, frame, &mut emit);
         assert_eq!(parsed.is_ok(), metered.is_ok(), "{parsed:?} vs {metered:?}");
         let _ = udp_datagram(link, frame);
-        rest = tail;
     }
     meter.flush(&mut emit);
     let stats = meter.stats();

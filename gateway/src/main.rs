@@ -75,6 +75,9 @@ fn main() -> ExitCode {
         eprintln!("netwarden: {e}");
         return ExitCode::FAILURE;
     }
+    if !matches!(cli.command, Command::Run(_)) {
+        end_quietly_on_a_closed_stdout();
+    }
     let result = match cli.command {
         Command::Run(a) => run::execute(a),
         Command::Features(a) => features::execute(a),
@@ -94,7 +97,30 @@ fn main() -> ExitCode {
         Command::Fleet(a) => fleet::execute(a),
     };
     result.unwrap_or_else(|e| {
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if broken_pipe {
+            // The reader went away (`| head`): not worth a message; the shell's status for it.
+            return ExitCode::from(141);
+        }
         eprintln!("netwarden: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// Rust ignores SIGPIPE, so `println!` into a closed pipe (`netwarden model check DIR | head`)
+/// panics. The offline commands end quietly instead, with the status a shell gives a command
+/// killed by SIGPIPE (141), as other command-line tools do. The daemon keeps the default: its
+/// stdout goes to a logger, and nothing it prints may end the monitoring silently.
+fn end_quietly_on_a_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload_as_str().unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }

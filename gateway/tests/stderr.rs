@@ -158,3 +158,21 @@ fn features_off_terminal_prints_only_the_summary_no_progress_bar() {
     let rows = std::fs::read_to_string(&csv).expect("csv").lines().count();
     assert!(rows > 1, "no feature rows");
 }
+
+#[test]
+fn an_offline_command_writing_into_a_closed_pipe_ends_without_a_panic() {
+    let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/bundles/flow-ae");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netwarden"))
+        .args(["model", "check", bundle])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn netwarden");
+    // Close the reading end before the command writes anything, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}

@@ -125,11 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", metavar="ONNX")
 
     q = _command(sub, "quantize", "export.quantize:quantize",
-                 help="dynamic int8 (MatMul/Gemm) and the measured fp32/int8 choice",
+                 help="static int8 (QDQ, calibrated) and the measured fp32/int8 choice",
                  description="Write RUN/model-int8.onnx and RUN/quantize.json: tract load, "
-                 "parity, speed at batch 1 and 8, size and ranking; the choice that "
-                 "`bundle --precision auto` ships.")
-    q.add_argument("--run", required=True, metavar="RUN_DIR")
+                 "parity, batch independence, speed at batch 1, 8 and 64, size and ranking; "
+                 "the choice that `bundle --precision auto` ships. With --bundle and "
+                 "--dataset: measure a bundle's model and record the figures in its manifest.")
+    q.add_argument("--run", metavar="RUN_DIR")
+    q.add_argument("--bundle", metavar="BUNDLE_DIR",
+                   help="instead of --run: an unsigned bundle whose manifest gets the figures")
+    q.add_argument("--dataset", metavar="DS", help="with --bundle: calibration and test rows")
+    q.add_argument("--out", metavar="ONNX", help="with --bundle: keep the int8 file here")
+    q.add_argument("--compare-bundles", metavar="DIR",
+                   help="with --bundle: also write DIR/fp32 and DIR/int8, copies holding each "
+                   "file with the threshold re-taken on the same rows (for eval; never shipped)")
+    q.add_argument("--calibration", choices=("minmax", "percentile"), default="minmax",
+                   help="activation ranges: min/max or the 99.999th percentile")
     q.add_argument("--rounds", type=_positive_int, default=5)
     q.add_argument("--budget-s", type=float, default=0.2, help="timing seconds per case")
 

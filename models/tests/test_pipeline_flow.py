@@ -97,11 +97,16 @@ def shipped(work):
 def test_quantize_records_the_measured_choice(work, shipped):
     q = json.loads((work / "run" / "quantize.json").read_text())
     assert q["chosen"] in ("fp32", "int8") and q["why"]
-    assert set(q["tract"]) == {"batch1", "batch8"}
-    assert "MatMulInteger" in q["int8_ops"] and "roc_auc" in q["ranking"]
+    assert set(q["tract"]) == {"batch1", "batch8", "batch64"}
+    assert q["method"] == "static" and q["format"] == "QDQ"
+    assert "QuantizeLinear" in q["int8_ops"] and "roc_auc" in q["ranking"]
+    assert q["batch_independence_max_abs"] == 0.0  # static scales: batch independent
+    assert q["calibration"]["rows"] > 0
     m = json.loads((shipped[0] / "manifest.json").read_text())
     assert m["quantization"]["chosen"] == m["model"]["precision"] == q["chosen"]
     assert m["quantization"]["measured"] is True
+    assert m["quantization"]["batch_independence_max_abs"] == 0.0
+    assert m["quantization"]["ranking"] == q["ranking"]
 
 
 def test_bundle_is_signed_and_follows_the_contract(shipped):

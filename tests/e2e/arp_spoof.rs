@@ -13,8 +13,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context};
-use netwarden_e2e::{collect_topic_lines, netwarden_bin, require, tempdir, wait_for, Proc};
+use anyhow::{ensure, Context};
+use netwarden_e2e::{
+    collect_topic_lines, is_root, netns_command, netns_exec_ok, netwarden_bin, remove_netns,
+    require, run_ok, tempdir, wait_for, Proc,
+};
 
 const NET: &str = "10.221.9";
 const WEB: u8 = 10;
@@ -51,8 +54,8 @@ impl Lan {
         };
         let sw = lan.sw();
         for ns in std::iter::once(sw.clone()).chain(hosts.iter().map(|h| lan.host(*h))) {
-            let _ = run("ip", &["netns", "del", &ns]);
-            run("ip", &["netns", "add", &ns])?;
+            let _ = run_ok("ip", &["netns", "del", &ns]);
+            run_ok("ip", &["netns", "add", &ns])?;
         }
         // From here on Drop removes every namespace (and the veths with them).
         let quiet_v6 = [
@@ -81,7 +84,7 @@ impl Lan {
         for &h in hosts {
             let ns = lan.host(h);
             let port = format!("v{h}");
-            run(
+            run_ok(
                 "ip",
                 &[
                     "link", "add", &port, "netns", &sw, "type", "veth", "peer", "name", "eth0",
@@ -104,21 +107,11 @@ impl Lan {
     }
 
     fn cmd(&self, ns: &str, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).args(argv);
-        c
+        netns_command(ns, argv)
     }
 
     fn exec_ok(&self, ns: &str, argv: &[&str]) -> anyhow::Result<String> {
-        let out = self.cmd(ns, argv).output()?;
-        if !out.status.success() {
-            bail!(
-                "in {ns}: {}: {}",
-                argv.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        netns_exec_ok(ns, argv)
     }
 
     /// `from` pings `to` (bounded), which makes both resolve each other.
@@ -135,37 +128,9 @@ impl Drop for Lan {
     fn drop(&mut self) {
         let all = std::iter::once(self.sw()).chain(self.hosts.iter().map(|h| self.host(*h)));
         for ns in all.collect::<Vec<_>>() {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            remove_netns(&ns);
         }
     }
-}
-
-fn run(prog: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {prog}"))?;
-    if !out.status.success() {
-        bail!(
-            "{prog} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 fn alerts_of(lines: &Arc<Mutex<Vec<(String, String)>>>) -> Vec<serde_json::Value> {

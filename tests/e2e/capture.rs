@@ -24,9 +24,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use netwarden::sources::netflow::NetflowDecoder;
-use netwarden_e2e::{netwarden_bin, require, tempdir, wait_for, Proc};
+use netwarden_e2e::{
+    is_root, netns_command, netns_exec_ok, netwarden_bin, remove_netns, require, run_ok, tempdir,
+    wait_for, Proc,
+};
 
 const IP_A: &str = "10.219.7.1";
 const IP_B: &str = "10.219.7.2";
@@ -99,11 +102,11 @@ impl NsPair {
         };
         let vb = format!("capture{pid}b");
         for ns in [&pair.a, &pair.b] {
-            let _ = run("ip", &["netns", "del", ns]);
-            run("ip", &["netns", "add", ns])?;
+            let _ = run_ok("ip", &["netns", "del", ns]);
+            run_ok("ip", &["netns", "add", ns])?;
         }
         // From here on Drop removes both namespaces (and the veth pair with them).
-        run(
+        run_ok(
             "ip",
             &[
                 "link", "add", &pair.va, "netns", &pair.a, "type", "veth", "peer", "name", &vb,
@@ -139,21 +142,11 @@ impl NsPair {
     }
 
     fn cmd(&self, ns: &str, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).args(argv);
-        c
+        netns_command(ns, argv)
     }
 
     fn exec_ok(&self, ns: &str, argv: &[&str]) -> anyhow::Result<String> {
-        let out = self.cmd(ns, argv).output()?;
-        if !out.status.success() {
-            bail!(
-                "in {ns}: {}: {}",
-                argv.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        netns_exec_ok(ns, argv)
     }
 }
 
@@ -161,37 +154,9 @@ impl Drop for NsPair {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
             // Anything still running inside (servers) goes first.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            remove_netns(ns);
         }
     }
-}
-
-fn run(prog: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {prog}"))?;
-    if !out.status.success() {
-        bail!(
-            "{prog} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 /// Collects a child's stderr lines (tcpdump and netwarden say they are ready there).
@@ -275,8 +240,10 @@ fn strip_ansi(s: &str) -> String {
 /// softflowd meters `pcap` (`-r`, `-a`: pcap timestamps) and exports NetFlow v9 to a socket of
 /// ours; the export is decoded with netwarden's decoder (itself checked against nfcapd in
 /// netflow_to_mqtt.rs). softflowd 1.1.0 waits on its control socket after the file: once its
-/// packet count stops moving, `softflowctl shutdown` makes it flush every flow and exit.
-fn softflowd_tuples(pcap: &Path, dir: &Path) -> anyhow::Result<(Tuples, String)> {
+/// packet count (processed + ignored) reaches the `frames` tcpdump wrote, `softflowctl
+/// shutdown` makes it flush every flow and exit. A count that stopped moving is not enough: on a
+/// loaded machine softflowd can sit unscheduled between two polls while still reading the file.
+fn softflowd_tuples(pcap: &Path, dir: &Path, frames: u64) -> anyhow::Result<(Tuples, String)> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     sock.set_read_timeout(Some(Duration::from_millis(200)))?;
     let port = sock.local_addr()?.port();
@@ -305,7 +272,6 @@ fn softflowd_tuples(pcap: &Path, dir: &Path) -> anyhow::Result<(Tuples, String)>
         }
     };
     let started = Instant::now();
-    let mut prev = String::new();
     let mut stats = String::new();
     while sf.is_running() && started.elapsed() < Duration::from_secs(60) {
         recv(&mut datagrams);
@@ -318,12 +284,14 @@ fn softflowd_tuples(pcap: &Path, dir: &Path) -> anyhow::Result<(Tuples, String)>
             .arg("statistics")
             .output()?;
         stats = String::from_utf8_lossy(&out.stdout).into_owned();
-        let processed = stats
-            .lines()
-            .find(|l| l.starts_with("Packets processed"))
-            .unwrap_or_default()
-            .to_string();
-        if !processed.is_empty() && processed == prev {
+        let count = |prefix: &str| {
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        };
+        let read = count("Packets processed: ").zip(count("Ignored packets: "));
+        if read.is_some_and(|(p, i)| p + i >= frames) {
             let _ = Command::new("softflowctl")
                 .arg("-c")
                 .arg(&ctl)
@@ -331,7 +299,6 @@ fn softflowd_tuples(pcap: &Path, dir: &Path) -> anyhow::Result<(Tuples, String)>
                 .output();
             break;
         }
-        prev = processed;
     }
     wait_for(Duration::from_secs(20), "softflowd to exit", || {
         (!sf.is_running()).then_some(())
@@ -562,6 +529,16 @@ fn live_capture_matches_softflowd_per_5_tuple_and_raises_the_scan_alert() -> any
         gw.terminate(Duration::from_secs(20)),
         "netwarden did not stop on SIGTERM"
     );
+    // tcpdump may still be reading its queue (a loaded machine): SIGTERM ends it without
+    // writing what is left, so wait until its file stopped growing for a while.
+    let mut last = (0, Instant::now());
+    while last.1.elapsed() < Duration::from_millis(1500) {
+        let size = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
+        if size != last.0 {
+            last = (size, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     tcpdump.terminate(Duration::from_secs(5));
     // tcpdump must have recorded every frame, or the reference is short.
     let tcpdump_said = wait_for(Duration::from_secs(5), "tcpdump's summary", || {
@@ -594,7 +571,15 @@ fn live_capture_matches_softflowd_per_5_tuple_and_raises_the_scan_alert() -> any
     );
 
     // softflowd on tcpdump's capture of the same frames.
-    let (reference, sf_stats) = softflowd_tuples(&pcap, dir.path())?;
+    let frames = tcpdump_err
+        .lock()
+        .ok()
+        .and_then(|l| {
+            l.iter()
+                .find_map(|l| l.strip_suffix(" packets captured")?.parse::<u64>().ok())
+        })
+        .context("tcpdump's summary has no \"N packets captured\"")?;
+    let (reference, sf_stats) = softflowd_tuples(&pcap, dir.path(), frames)?;
     let d = diff("netwarden live", &live, "softflowd", &reference);
     ensure!(
         d.is_empty(),

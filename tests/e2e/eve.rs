@@ -336,7 +336,8 @@ fn unix_sockets_and_one_alert_per_flow_across_detectors() -> anyhow::Result<()> 
     .with_context(|| log_of(dir.path()))?;
     // ... and Suricata on the same flow, seen from the other end: one alert, not two.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    let ts = humantime_like(now.as_secs());
+    // `YYYY-MM-DDTHH:MM:SS` (UTC), EVE's form without the fraction and zone.
+    let ts = netwarden::sources::eve::time::format_ms(now.as_secs() * 1000)[..19].to_string();
     append(
         &eve,
         &[format!(
@@ -370,25 +371,4 @@ fn unix_sockets_and_one_alert_per_flow_across_detectors() -> anyhow::Result<()> 
         .collect();
     assert_eq!(ids.len(), 1, "one alert for the flow: {on_flow:#?}");
     Ok(())
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` of Unix seconds (UTC).
-fn humantime_like(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

@@ -469,18 +469,63 @@ pub struct Netns {
 static NETNS_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
+    run_ok("ip", args)
+}
+
+/// Runs `prog args` to completion; an error (with its stderr) unless it exited 0.
+pub fn run_ok(prog: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(prog)
         .args(args)
         .output()
-        .context("cannot run ip")?;
+        .with_context(|| format!("cannot run {prog}"))?;
     if !out.status.success() {
         bail!(
-            "ip {}: {}",
+            "{prog} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())
+}
+
+/// Whether the tests run as root (namespaces, raw capture).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `argv` to run inside namespace `ns` (`ip netns exec`).
+pub fn netns_command(ns: &str, argv: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(argv);
+    c
+}
+
+/// Runs `argv` inside namespace `ns` to completion; its stdout, or an error with its stderr.
+pub fn netns_exec_ok(ns: &str, argv: &[&str]) -> anyhow::Result<String> {
+    let out = netns_command(ns, argv).output()?;
+    if !out.status.success() {
+        bail!(
+            "in {ns}: {}: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Kills whatever still runs inside namespace `name` (servers, attack tools) and deletes it;
+/// for Drop impls, so errors are ignored.
+pub fn remove_netns(name: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    let _ = ip(&["netns", "del", name]);
 }
 
 impl Netns {
@@ -559,22 +604,11 @@ impl Netns {
 
     /// `ip netns exec <ns> <argv...>` as a Command to add to.
     pub fn command(&self, argv: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(argv);
-        c
+        netns_command(&self.name, argv)
     }
 
     fn exec_ok(&self, argv: &[&str]) -> anyhow::Result<()> {
-        let out = self.command(argv).output()?;
-        if !out.status.success() {
-            bail!(
-                "in {}: {}: {}",
-                self.name,
-                argv.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        netns_exec_ok(&self.name, argv).map(drop)
     }
 
     /// Sends `count` UDP datagrams of `payload` bytes from the root namespace to the discard

@@ -158,9 +158,10 @@ pub enum FeaturesError {
     Capture(#[from] PcapError),
     #[error("cannot start the meter thread: {0}")]
     Thread(std::io::Error),
-    #[error("cannot write {path}: {error}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
 }

@@ -27,6 +27,7 @@ pub mod model;
 pub mod model_graph;
 pub mod model_http;
 pub mod model_ledger;
+pub mod model_quant;
 #[cfg(feature = "central")]
 pub mod plot;
 pub mod progress;

@@ -156,6 +156,9 @@ fn check_series(mut bundle: SeriesBundle, dir: &Path, load: Duration) -> anyhow:
         "load + optimise + golden check: {:.1} ms",
         load.as_secs_f64() * 1e3
     );
+    for line in super::model_quant::lines(m.quantization.as_ref()) {
+        println!("{line}");
+    }
     let golden: Vec<f32> = m.golden.inputs.iter().flatten().copied().collect();
     let mut one = Vec::new();
     bundle.detector.scale_rows(
@@ -208,4 +211,7 @@ pub(super) fn print_checks(m: &crate::models::Manifest, load: Duration) {
         "load + optimise + golden check: {:.1} ms",
         load.as_secs_f64() * 1e3
     );
+    for line in super::model_quant::lines(m.quantization.as_ref()) {
+        println!("{line}");
+    }
 }

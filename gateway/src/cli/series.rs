@@ -38,9 +38,10 @@ pub enum SeriesCliError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("cannot write {path}: {error}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]

@@ -45,6 +45,9 @@ pub struct Manifest {
     pub training: serde_json::Value,
     #[serde(default)]
     pub created_utc: Option<String>,
+    /// The fp32/int8 measurement and choice (`quantize`), informational: `model check` prints it.
+    #[serde(default)]
+    pub quantization: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -32,6 +32,11 @@ from .format import (FORMAT, HIGH_RATIO, MANIFEST_FILE, MODEL_FILE, BundleError,
 from .verify import verify_python
 
 
+# What the manifest's `quantization` records of RUN/quantize.json (docs/bundle-format.md).
+QUANT_FIELDS = ("why", "rule", "method", "format", "weights", "calibration", "tract", "bytes",
+                "ranking", "parity", "batch_independence_max_abs", "int8_ops")
+
+
 def _source(args) -> tuple[Path, str, dict | None]:
     """(run directory, precision, the selection to record) from --run or --selection."""
     if bool(args.run) == bool(args.selection):
@@ -77,8 +82,8 @@ def bundle(args) -> dict:
     if not thr["value"] > 0:
         raise BundleError(f"threshold is {thr['value']!r}; expected > 0")
     golden = pick_golden_rows(errors, typical=kind.golden_typical, worst=kind.golden_worst)
-    # The golden rows again, as one batch: that is how the gateway replays them, and dynamic
-    # int8 takes its activation scale from the whole batch (zero padding does not move it).
+    # The golden rows again, as one batch: that is how the gateway replays them (static int8
+    # is batch independent; an older dynamic int8 file took its scale from the whole batch).
     g_out = R.run_ort(src, x_ref[golden], sess=sess)
     g_err = kind.score_outputs(x_ref[golden], g_out)
     evaluation = None
@@ -122,8 +127,7 @@ def bundle(args) -> dict:
         "evaluation": evaluation,
         "cross_validation": run.get("cv"),
         "quantization": {"chosen": precision, "measured": quant is not None,
-                         **({"why": quant["why"], "rule": quant["rule"], "tract": quant["tract"],
-                             "bytes": quant["bytes"], "ranking": quant["ranking"]} if quant else {}),
+                         **({k: quant[k] for k in QUANT_FIELDS if k in quant} if quant else {}),
                          **({"overridden_by": "--precision"} if quant and precision != quant["chosen"] else {})},
         **({"selection": selection} if selection else {}),
         "golden": {

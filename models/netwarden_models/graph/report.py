@@ -411,7 +411,9 @@ def markdown(r: dict, args) -> str:
               + ", ".join(f"{k} {v:.1e}" for k, v in e.get("tract_vs_ort_max_abs", {}).items()) + "."]
         if q:
             t = q.get("tract", {})
-            L += [f"- int8 (dynamic, MatMul/Gemm weights): tract vs onnxruntime "
+            how = ("static QDQ, calibrated" if q.get("method") == "static"
+                   else "dynamic, MatMul/Gemm weights")
+            L += [f"- int8 ({how}): tract vs onnxruntime "
                   + ", ".join(f"{b} {v.get('int8_tract_vs_ort_max_abs', float('nan')):.1e}" for b, v in t.items())
                   + f"; batch independence (a sample's output moving with the rest of its batch) "
                   f"{q.get('int8_batch_dependence_max_abs', float('nan')):.1e}; ranking vs fp32 "

@@ -13,7 +13,9 @@ Rule (recorded in the bundle's ``selection``):
    gateway scores the windows of all interfaces due at one poll step in one run, from a
    fresh state, and a branch router has a handful of interfaces), ties broken by batch 1;
 4. int8 ships only when it is at least ``INT8_GAIN`` faster than its own fp32 file there:
-   a difference inside the bench's noise is no reason to give up precision.
+   a difference inside the bench's noise is no reason to give up precision; and only when its
+   run's ``quantize`` chose it (static int8 rule: ranking, batch independence, tract not
+   slower at batches 1, 8 and 64; export/static_int8.py).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def select(report: dict, bench: dict) -> dict:
             why = f"tract cannot run it: {e['tract_error'][:160]}"
         elif f not in benched:
             why = "not benchmarked"
+        elif e.get("quantize_rejected"):
+            why = f"quantize chose fp32: {e['quantize_rejected'][:200]}"
         elif e["tract_vs_ort_max_abs"] is None or e["tract_vs_ort_max_abs"] > PARITY:
             why = f"tract differs from onnxruntime by {e['tract_vs_ort_max_abs']}"
         elif f not in aucs:

@@ -42,6 +42,10 @@ def candidates_of(run_dir: Path) -> list[dict]:
     x_test = kind.scale(scaling, test.raw)
     ref_idx = np.nonzero((samples.split == kind.threshold_split) & (samples.labels == 0))[0]
     x_ref = kind.scale(scaling, samples.raw[ref_idx[:PARITY_SAMPLES]])
+    try:
+        quant = json.loads((run_dir / "quantize.json").read_text())
+    except OSError:
+        quant = None
     out = []
     for precision in ("fp32", "int8"):
         path = run_dir / f"model-{precision}.onnx"
@@ -50,6 +54,8 @@ def candidates_of(run_dir: Path) -> list[dict]:
         e = {"file": f"{run['variant']}-{form}-{precision}.onnx", "run": str(run_dir.resolve()),
              "path": str(path.resolve()), "kind": kind.name, "variant": run["variant"],
              "form": form, "precision": precision, "bytes": path.stat().st_size}
+        if precision == "int8" and quant and quant.get("chosen") != "int8":
+            e["quantize_rejected"] = quant.get("why")  # its run's static int8 rule said fp32
         e["roc_auc"] = metrics.roc_auc(kind.score_outputs(x_test, R.run_ort(path, x_test)), test.labels)
         try:
             y_tract = R.run_tract(path, x_ref, PARITY_BATCH)
