@@ -62,8 +62,7 @@ counters!(
     /// A gauge: alerts the broker acknowledged that stay in the outbox until the connection
     /// has stayed up for `mqtt.ack_hold_secs` after their PUBACK.
     mqtt_acked_held,
-    /// Datagrams the pipeline thread has taken off the socket queue (queue depth =
-    /// received - dropped - processed).
+    /// Datagrams the NetFlow shards decoded and handed to the flow thread.
     netflow_datagrams_processed,
     inference_runs,
     inference_errors,

@@ -35,7 +35,8 @@ fn config(port: u16, device: &str, keys: &[&str], fleet: &str) -> String {
     format!(
         "site = \"lab\"\ndevice = \"{device}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\
          [bundles]\ntrusted_keys = [{}]\n[fleet]\nenabled = true\nshadow_secs = 0\n\
-         assembly_timeout_secs = 3\nlatency_factor = 20\n{fleet}\n",
+         assembly_timeout_secs = 3\nlatency_factor = 20\n{fleet}\n\
+         [netflow]\nshards = 2\n",
         keys.join(", ")
     )
 }
