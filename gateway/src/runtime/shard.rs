@@ -64,7 +64,7 @@ pub(super) fn shard_thread(mut s: Shard) {
         match batch.recv(&s.socket) {
             Ok(n) => {
                 received = n;
-                let m = &s.metrics;
+                let m = s.metrics.clone();
                 m.add(&m.netflow_datagrams_received, n as u64);
                 if let Some(c) = s.datagrams.get(s.index) {
                     m.add(c, n as u64);
@@ -73,11 +73,11 @@ pub(super) fn shard_thread(mut s: Shard) {
                     decoded.clear();
                     s.decoder.decode(from, payload, &mut decoded);
                     out.extend(decoded.drain(..).map(|(src, flow)| (src.exporter, flow)));
-                    if out.len() >= CHUNK && !hand_over(&s, &mut out) {
+                    if out.len() >= CHUNK && !hand_over(&mut s, &mut out) {
                         return;
                     }
                 }
-                if !hand_over(&s, &mut out) {
+                if !hand_over(&mut s, &mut out) {
                     return;
                 }
                 m.add(&m.netflow_datagrams_processed, n as u64);
@@ -99,19 +99,25 @@ pub(super) fn shard_thread(mut s: Shard) {
             break;
         }
     }
-    let _ = hand_over(&s, &mut out);
+    let _ = hand_over(&mut s, &mut out);
     publish(&s);
 }
 
 /// Sends what `out` holds (blocking while the queue is full); false once the flow thread is
 /// gone.
-fn hand_over(s: &Shard, out: &mut Vec<(SocketAddr, FlowRecord)>) -> bool {
+fn hand_over(s: &mut Shard, out: &mut Vec<(SocketAddr, FlowRecord)>) -> bool {
     if out.is_empty() {
         return true;
     }
     // The flow thread is behind: wait (the socket buffer absorbs the burst, then the kernel
     // drops, counted).
+    let waiting = Instant::now();
     while s.in_flight.load(Ordering::Acquire) + out.len() > MAX_IN_FLIGHT {
+        // A flow thread that takes nothing for this long during shutdown is gone: stop
+        // rather than hang the shutdown.
+        if s.shutdown.check() && waiting.elapsed() > Duration::from_secs(5) {
+            return false;
+        }
         std::thread::sleep(Duration::from_micros(200));
     }
     s.in_flight.fetch_add(out.len(), Ordering::AcqRel);
