@@ -25,10 +25,18 @@ pub enum SamplesCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Central side: ask a gateway for its samples over MQTT (chunked, checksummed,
+    /// acknowledged; docs/fleet.md) and write them as CSV.
+    #[cfg(feature = "central")]
+    Fetch(super::samples_fetch::FetchArgs),
 }
 
 pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
-    let SamplesCommand::Export { data_dir, out } = args.command;
+    let (data_dir, out) = match args.command {
+        SamplesCommand::Export { data_dir, out } => (data_dir, out),
+        #[cfg(feature = "central")]
+        SamplesCommand::Fetch(f) => return super::samples_fetch::execute(f),
+    };
     let store = super::history::open(&data_dir)
         .with_context(|| format!("cannot open {}", data_dir.display()))?;
     let buckets = store
