@@ -207,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .site.args import add_train_arguments as site_train_args
 
     site_train_args(st)
+    sp = _command(sub, "samples-parquet", "site.samples:cmd_parquet",
+                  help="a site's samples CSV (`netwarden samples export|fetch`) as Parquet",
+                  description="Checks the gateway's samples CSV and writes the same columns "
+                  "(ts_ms, the flow-v1 features, score) as a Parquet file (pyarrow); "
+                  "`site-train --samples` reads either.")
+    sp.add_argument("csv", metavar="SAMPLES_CSV")
+    sp.add_argument("--out", required=True, metavar="FILE.parquet")
     sl = _command(sub, "site-loop", "site.loop:site_loop", seed=7,
                   help="for every site of a sites.toml: fetch samples, train, publish",
                   description="The central loop (docs/fleet.md, \"Site models\"): per site, "

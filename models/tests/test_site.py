@@ -112,3 +112,13 @@ def test_site_loop_trains_each_site_and_reports_the_ones_that_fail(tmp_path, key
     (tmp_path / "bad.toml").write_text('[[sites]]\nname = "x"\nhttp = "http://127.0.0.1:1"\n')
     assert main(["site-loop", "--sites", str(tmp_path / "bad.toml"), "--quiet"]) == 2
     assert "http needs token_file" in capsys.readouterr().err
+
+
+def test_samples_parquet_round_trips_and_site_train_reads_it(tmp_path):
+    pytest.importorskip("pyarrow")
+    csv_path = write_samples(tmp_path / "s.csv", 120, identity=True)
+    pq = tmp_path / "s.parquet"
+    assert main(["samples-parquet", str(csv_path), "--out", str(pq), "--quiet"]) == 0
+    a, b = site_samples.read(csv_path), site_samples.read(pq)
+    assert np.array_equal(a.raw, b.raw) and np.array_equal(a.ts_ms, b.ts_ms)
+    assert np.array_equal(a.score, b.score)

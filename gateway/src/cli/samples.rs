@@ -37,6 +37,19 @@ pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "central")]
         SamplesCommand::Fetch(f) => return super::samples_fetch::execute(f),
     };
+    if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        // No Parquet writer in the binary (the router build stays small): CSV, converted on
+        // the central side.
+        anyhow::bail!(
+            "{} : the gateway writes CSV only; write CSV and convert it centrally with \
+             `python -m netwarden_models samples-parquet FILE.csv --out {}` (docs/fleet.md)",
+            out.display(),
+            out.display()
+        );
+    }
     let store = super::history::open(&data_dir)
         .with_context(|| format!("cannot open {}", data_dir.display()))?;
     let buckets = store

@@ -107,3 +107,12 @@ def read_parquet(path: str | Path) -> SiteSamples:
     raw = np.stack([t.column(n).to_numpy() for n in FEATURE_NAMES], axis=1).astype(np.float64)
     return SiteSamples(t.column("ts_ms").to_numpy().astype(np.int64), raw,
                        t.column("score").to_numpy().astype(np.float64))
+
+
+def cmd_parquet(args) -> int:
+    from ..log import say
+
+    rows = read(args.csv)
+    to_parquet(rows, args.out)
+    say(args.quiet, f"wrote {args.out}: {len(rows)} rows")
+    return 0
