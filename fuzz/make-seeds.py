@@ -219,7 +219,7 @@ write("frame", "idle-then-eviction", frames(*[(0, 200, eth(ipv4(17, udp(1000 + i
 
 
 # samples_messages: `[kind: u8] [len: u16 BE] [payload]` frames; kind 0 request, 1 ack, 2 chunk,
-# 3 control topic (sinks/mqtt/samples.rs).
+# 3 control topic (sinks/mqtt/samples/).
 import hashlib  # noqa: E402
 
 

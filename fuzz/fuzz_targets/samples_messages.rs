@@ -1,4 +1,4 @@
-//! Samples over MQTT (`sinks/mqtt/samples.rs`): requests and acks (JSON) and chunks (binary) as
+//! Samples over MQTT (`sinks/mqtt/samples/`): requests and acks (JSON) and chunks (binary) as
 //! they come off the broker, chunks fed through the central side's receiver in any order.
 //!
 //! Input: a sequence of frames `[kind: u8] [len: u16 BE] [payload]`; kind 0 is a request, 1 an
