@@ -149,7 +149,7 @@ fn gateway_learns_central_loop_fetches_trains_publishes_and_gateway_promotes() -
         w("sites.toml"),
         format!(
             "sign_key = \"keys/fleet.key\"\nout = \"runs\"\n[broker]\n\
-             mqtt = \"mqtt://127.0.0.1:{port}\"\nchunk_bytes = 4096\n[train]\nepochs = 5\n\
+             mqtt = \"mqtt://127.0.0.1:{port}\"\nchunk_bytes = 4096\n[train]\nepochs = 5\nmode = \"finetune\"\n\
              device = \"cpu\"\n[[sites]]\nname = \"lab\"\nmqtt_device = \"gw1\"\n"
         ),
     )?;
@@ -222,7 +222,7 @@ fn gateway_learns_central_loop_fetches_trains_publishes_and_gateway_promotes() -
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(bundle)?)?;
     assert_eq!(m["name"], "flow-ae-site-lab");
     eprintln!(
-        "site loop {loop_s:.1} s ({rows} rows, {} epochs on {}), whole test {:.1} s",
+        "site loop {loop_s:.1} s ({rows} rows, {} epochs on {}), whole test {:.1} s; fetch: {fetch_log}",
         train["epochs"],
         train["device"],
         started.elapsed().as_secs_f64()
