@@ -3,7 +3,8 @@
 //! learning period of event time), its learning state shows on the retained
 //! `<prefix>/models/state`; `python -m netwarden_models site-loop` asks it for its samples over
 //! MQTT (`netwarden samples fetch`: chunked, checksummed, acknowledged), fine-tunes the fleet
-//! model on them (a few epochs), signs the bundle and `fleet publish --site`es it; the gateway
+//! model on them (a few epochs), signs the bundle and `fleet publish --site`es it (the samples
+//! over MQTT are checked byte for byte against `GET /samples`); the gateway
 //! shadows it on the same traffic replayed later in event time and promotes it.
 
 use std::net::UdpSocket;
@@ -76,6 +77,35 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
+/// `GET /samples` with the bearer token: the body.
+fn get_samples(port: u16, token: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "GET /samples HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP header end")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("GET /samples: {head}");
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        bail!("chunked response; expected a sized body: {head}");
+    }
+    Ok(raw[split + 4..].to_vec())
+}
+
 fn flow_state(port: u16) -> Option<serde_json::Value> {
     states(port, &[]).ok()?.remove("gw1")
 }
@@ -95,11 +125,16 @@ fn gateway_learns_central_loop_fetches_trains_publishes_and_gateway_promotes() -
         "--quiet",
     ])?;
     let public = std::fs::read_to_string(w("keys/fleet.pub"))?;
+    let http_port = netwarden_e2e::free_tcp_port()?;
+    let token = "site-models-e2e-token-0123456789";
+    std::fs::write(w("http.token"), format!("{token}\n"))?;
     let config = format!(
-        "site = \"lab\"\ndevice = \"gw1\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\
+        "site = \"lab\"\ndevice = \"gw1\"\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\
+         token_file = {:?}\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\
          [bundles]\ntrusted_keys = [{:?}]\n[fleet]\nenabled = true\nshadow_secs = 0\n\
          watch_secs = 0\nmin_records = 300\nlatency_factor = 20\n\
-         [learning]\nperiod = \"60s\"\n[samples]\nper_bucket = 2000\nbucket = \"1m\"\n",
+         [learning]\nperiod = \"60s\"\n[samples]\nper_bucket = 2000\nbucket = \"1m\"\nmax_buckets = 8\n",
+        w("http.token").display().to_string(),
         public.trim()
     );
     let gw = gateway_in(tempdir::Dir::new("site-gw")?, &config, &[])?;
@@ -128,7 +163,47 @@ fn gateway_learns_central_loop_fetches_trains_publishes_and_gateway_promotes() -
     assert!(fitted > 0.0, "a fitted threshold on models/state: {learnt}");
     assert_eq!(learnt["progress"], 1.0, "{learnt}");
 
-    // 2. Shadow traffic keeps coming while the central side works.
+    // 2. The samples over MQTT are byte for byte what GET /samples serves (fetched before and
+    //    after, in case the gateway stored its open bucket in between).
+    let before = get_samples(http_port, token)?;
+    let fetched = w("fetched.csv");
+    let out = Command::new(netwarden_e2e::netwarden_bin()?)
+        .args([
+            "samples",
+            "fetch",
+            "--mqtt",
+            &format!("mqtt://127.0.0.1:{port}"),
+        ])
+        .args([
+            "--site",
+            "lab",
+            "--device",
+            "gw1",
+            "--chunk-bytes",
+            "2048",
+            "--window",
+            "4",
+        ])
+        .arg("--out")
+        .arg(&fetched)
+        .output()?;
+    let fetch_line = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "samples fetch: {fetch_line}");
+    let after = get_samples(http_port, token)?;
+    let over_mqtt = std::fs::read(&fetched)?;
+    assert!(
+        over_mqtt == before || over_mqtt == after,
+        "MQTT {} bytes, HTTP {} / {} bytes; {fetch_line}",
+        over_mqtt.len(),
+        before.len(),
+        after.len()
+    );
+    assert!(
+        over_mqtt.len() > 100_000 && fetch_line.contains("SHA-256 checked"),
+        "{fetch_line}"
+    );
+
+    // 3. Shadow traffic keeps coming while the central side works.
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = {
         let (stop, to, lab) = (stop.clone(), gw.netflow, lab.clone());
@@ -144,7 +219,7 @@ fn gateway_learns_central_loop_fetches_trains_publishes_and_gateway_promotes() -
         })
     };
 
-    // 3. The central loop: fetch over MQTT, fine-tune, sign, publish to the site.
+    // 4. The central loop: fetch over MQTT, fine-tune, sign, publish to the site.
     std::fs::write(
         w("sites.toml"),
         format!(
@@ -198,7 +273,7 @@ fn gateway_learns_central_loop_fetches_trains_publishes_and_gateway_promotes() -
     );
     assert_eq!(stats["metrics"]["samples_messages_refused"], 0);
 
-    // 4. The gateway verifies, shadows and promotes the site model.
+    // 5. The gateway verifies, shadows and promotes the site model.
     let state = wait_for(Duration::from_secs(90), "site model promoted", || {
         let s = flow_state(port)?;
         let f = s["detectors"]["flow"].clone();
