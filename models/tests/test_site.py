@@ -122,3 +122,46 @@ def test_samples_parquet_round_trips_and_site_train_reads_it(tmp_path):
     a, b = site_samples.read(csv_path), site_samples.read(pq)
     assert np.array_equal(a.raw, b.raw) and np.array_equal(a.ts_ms, b.ts_ms)
     assert np.array_equal(a.score, b.score)
+
+
+def test_site_loop_fetches_over_http_with_the_token(tmp_path, key):
+    """The loop's HTTP fetch against a stand-in for the gateway's `GET /samples` (the real one
+    is checked byte for byte in tests/e2e/site_models.rs)."""
+    import http.server
+    import threading
+
+    body = write_samples(tmp_path / "served.csv", 150).read_bytes()
+    seen = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append((self.path, self.headers.get("Authorization")))
+            ok = self.headers.get("Authorization") == "Bearer s3cret-token-0123456789"
+            self.send_response(200 if ok and self.path == "/samples" else 401)
+            self.send_header("Content-Length", str(len(body) if ok else 0))
+            self.end_headers()
+            if ok:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        (tmp_path / "good.token").write_text("s3cret-token-0123456789\n")
+        (tmp_path / "bad.token").write_text("wrong\n")
+        (tmp_path / "sites.toml").write_text(
+            f'sign_key = "{key}"\nout = "runs"\n[train]\nepochs = 2\n'
+            f'[[sites]]\nname = "hq"\nhttp = "{url}"\ntoken_file = "good.token"\n'
+            f'[[sites]]\nname = "denied"\nhttp = "{url}/"\ntoken_file = "bad.token"\n')
+        assert main(["site-loop", "--sites", str(tmp_path / "sites.toml"), "--no-publish",
+                     "--quiet"]) == 2
+    finally:
+        server.shutdown()
+    hq, denied = json.loads((tmp_path / "runs" / "loop.json").read_text())["sites"]
+    assert hq["ok"] and hq["fetched_by"] == "http" and hq["rows_fetched"] == 150
+    assert (tmp_path / "runs" / "hq" / "samples.csv").read_bytes() == body
+    assert not denied["ok"] and "401" in denied["error"]
+    assert seen[0] == ("/samples", "Bearer s3cret-token-0123456789")
