@@ -165,3 +165,13 @@ def test_site_loop_fetches_over_http_with_the_token(tmp_path, key):
     assert (tmp_path / "runs" / "hq" / "samples.csv").read_bytes() == body
     assert not denied["ok"] and "401" in denied["error"]
     assert seen[0] == ("/samples", "Bearer s3cret-token-0123456789")
+
+
+def test_site_train_quantize_hook_ships_what_the_export_stage_chooses(tmp_path):
+    csv_path = write_samples(tmp_path / "samples.csv", 300, seed=3)
+    out = tmp_path / "bundle"
+    assert main(["site-train", "--samples", str(csv_path), "--out", str(out), "--epochs", "2",
+                 "--quantize", "--no-gateway-check", "--quiet"]) == 0
+    chosen = json.loads((tmp_path / "bundle.work" / "run" / "quantize.json").read_text())["chosen"]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"]["precision"] == chosen and m["quantization"]["measured"]

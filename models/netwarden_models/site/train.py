@@ -178,7 +178,11 @@ def site_train(args) -> dict:
     if args.quantize:
         from ..export.quantize import quantize
 
-        quantize(argparse.Namespace(run=str(run_dir), rounds=5, budget_s=0.2, quiet=True))
+        # Every field the quantize command reads, before and after static int8 (the
+        # export stage decides fp32 or int8 by its own rule).
+        quantize(argparse.Namespace(run=str(run_dir), bundle=None, dataset=None, out=None,
+                                    compare_bundles=None, calibration="minmax", rounds=5,
+                                    budget_s=0.2, quiet=True))
         precision = "auto"
     stages["export_s"] = time.monotonic() - t
 
