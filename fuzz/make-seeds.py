@@ -216,3 +216,32 @@ write("frame", "ipv4-fragments", frames((0, 0, eth(ipv4(17, udp(1, 2, b"\0" * 24
 write("frame", "sll-and-null", frames((2, 0, sll(ipv4(6, tcp(1, 2, 0x02)))),
                                      (4, 0, b"\x02\0\0\0" + ipv4(6, tcp(2, 1, 0x14), b"\x0a\0\0\x02", b"\x0a\0\0\x01"))))
 write("frame", "idle-then-eviction", frames(*[(0, 200, eth(ipv4(17, udp(1000 + i, 53)))) for i in range(12)]))
+
+
+# samples_messages: `[kind: u8] [len: u16 BE] [payload]` frames; kind 0 request, 1 ack, 2 chunk,
+# 3 control topic (sinks/mqtt/samples/).
+import hashlib  # noqa: E402
+
+
+def sframe(kind, payload):
+    return bytes([kind]) + struct.pack(">H", len(payload)) + payload
+
+
+def schunk(tid, index, count, whole, data):
+    return (b"NWS1" + bytes([len(tid)]) + tid + struct.pack(">IIQ", index, count, len(whole))
+            + hashlib.sha256(whole).digest() + hashlib.sha256(data).digest() + data)
+
+
+csv_text = b"ts_ms,a,score\n" + b"".join(b"%d,1,0.5\n" % i for i in range(200))
+parts = [csv_text[i:i + 1024] for i in range(0, len(csv_text), 1024)]
+req = b'{"format":1,"id":"fuzz","chunk_bytes":1024,"window":2,"from":0}'
+write("samples_messages", "request-acks-chunks",
+      sframe(0, req) + sframe(1, b'{"id":"fuzz","next":1}')
+      + b"".join(sframe(2, schunk(b"fuzz", i, len(parts), csv_text, p)) for i, p in enumerate(parts))
+      + sframe(3, b"netwarden/fleet/samples/s/d/ack"))
+write("samples_messages", "chunks-out-of-order",
+      b"".join(sframe(2, schunk(b"fuzz", i, len(parts), csv_text, p))
+               for i, p in reversed(list(enumerate(parts)))))
+write("samples_messages", "resume-request",
+      sframe(0, b'{"format":1,"id":"fuzz","chunk_bytes":2048,"window":64,"from":3}')
+      + sframe(1, b'{"id":"fuzz","next":4294967295}') + sframe(3, b"netwarden/fleet/samples/s/d/request"))

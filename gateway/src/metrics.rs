@@ -171,6 +171,14 @@ counters!(
     fleet_sets_received,
     fleet_sets_refused,
     fleet_messages_refused,
+    /// Samples over MQTT (docs/fleet.md): requests taken, chunks sent and sent again,
+    /// transfers acknowledged to the end or given up (no acks, or replaced), messages refused.
+    samples_requests,
+    samples_chunks_sent,
+    samples_chunks_resent,
+    samples_transfers_done,
+    samples_transfers_abandoned,
+    samples_messages_refused,
     /// Suricata EVE (`[eve]`, `--eve`; docs/eve.md): lines read, events parsed, and lines
     /// skipped per reason (never fatal).
     eve_lines,

@@ -207,6 +207,31 @@ def build_parser() -> argparse.ArgumentParser:
     from .graph.report import add_arguments
 
     add_arguments(g)
+    st = _command(sub, "site-train", "site.train:site_train", seed=7,
+                  help="a site model from a site's samples: fine-tune (or train), threshold on "
+                  "held-out site rows, export, sign, check",
+                  description="Read a site's samples (`netwarden samples export|fetch`, GET "
+                  "/samples; CSV or Parquet), fine-tune the fleet flow model on them (from "
+                  "scratch with enough rows), pick the threshold on held-out rows and write a "
+                  "signed bundle for `netwarden fleet publish --site` (docs/fleet.md).")
+    from .site.args import add_train_arguments as site_train_args
+
+    site_train_args(st)
+    sp = _command(sub, "samples-parquet", "site.samples:cmd_parquet",
+                  help="a site's samples CSV (`netwarden samples export|fetch`) as Parquet",
+                  description="Checks the gateway's samples CSV and writes the same columns "
+                  "(ts_ms, the flow-v1 features, score) as a Parquet file (pyarrow); "
+                  "`site-train --samples` reads either.")
+    sp.add_argument("csv", metavar="SAMPLES_CSV")
+    sp.add_argument("--out", required=True, metavar="FILE.parquet")
+    sl = _command(sub, "site-loop", "site.loop:site_loop", seed=7,
+                  help="for every site of a sites.toml: fetch samples, train, publish",
+                  description="The central loop (docs/fleet.md, \"Site models\"): per site, "
+                  "fetch its samples (HTTP API with token, or MQTT), `site-train`, then "
+                  "`netwarden fleet publish --site`.")
+    from .site.args import add_loop_arguments as site_loop_args
+
+    site_loop_args(sl)
     _command(sub, "golden", "golden:main",
              help="regenerate the Rust/Python golden feature files "
              "(models/tests/data/golden-*.csv) with the gateway binary")

@@ -125,7 +125,7 @@ pub fn execute(args: FleetArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn broker_config(b: &BrokerArgs, role: &str) -> anyhow::Result<MqttConfig> {
+pub(crate) fn broker_config(b: &BrokerArgs, role: &str) -> anyhow::Result<MqttConfig> {
     let raw = RawMqtt {
         url: Some(b.mqtt.clone()),
         client_id: Some(format!("netwarden-fleet-{role}-{}", std::process::id())),

@@ -35,5 +35,7 @@ pub mod progress;
 pub mod raster;
 pub mod run;
 pub mod samples;
+#[cfg(feature = "central")]
+pub mod samples_fetch;
 pub mod series;
 pub mod validate;

@@ -25,10 +25,31 @@ pub enum SamplesCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Central side: ask a gateway for its samples over MQTT (chunked, checksummed,
+    /// acknowledged; docs/fleet.md) and write them as CSV.
+    #[cfg(feature = "central")]
+    Fetch(super::samples_fetch::FetchArgs),
 }
 
 pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
-    let SamplesCommand::Export { data_dir, out } = args.command;
+    let (data_dir, out) = match args.command {
+        SamplesCommand::Export { data_dir, out } => (data_dir, out),
+        #[cfg(feature = "central")]
+        SamplesCommand::Fetch(f) => return super::samples_fetch::execute(f),
+    };
+    if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        // No Parquet writer in the binary (the router build stays small): CSV, converted on
+        // the central side.
+        anyhow::bail!(
+            "{} : the gateway writes CSV only; write CSV and convert it centrally with \
+             `python -m netwarden_models samples-parquet FILE.csv --out {}` (docs/fleet.md)",
+            out.display(),
+            out.display()
+        );
+    }
     let store = super::history::open(&data_dir)
         .with_context(|| format!("cannot open {}", data_dir.display()))?;
     let buckets = store

@@ -426,6 +426,8 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
                 changed: fleet_changed,
                 metrics: metrics.clone(),
                 batch_size: cfg.detector.batch_size,
+                samples: Some(store.clone()),
+                learning: Some(learning_board.clone()),
             },
             Shutdown::new(shutdown_tx.subscribe()),
         ))),

@@ -67,18 +67,25 @@ def bundle(args) -> dict:
         raise ValueError(f"{src} is missing: run `export` (and `quantize` for int8) first")
     export_info = json.loads((run_dir / "export.json").read_text()) if (run_dir / "export.json").exists() else {}
     _, _, samples = open_dataset(run["dataset"])
-    ref_idx = np.nonzero((samples.split == kind.threshold_split) & (samples.labels == 0))[0]
+    # A caller may take the threshold from another split (site models: held-out site rows)
+    # with its own rule (``threshold_fn(errors, split_name) -> dict``).
+    split = getattr(args, "threshold_split", None)
+    split = kind.threshold_split if split is None else split
+    ref_idx = np.nonzero((samples.split == split) & (samples.labels == 0))[0]
     raw_ref = samples.raw[ref_idx]
     x_ref = kind.scale(scaling, raw_ref)
     sess = R.ort_session(src)
     recon = R.run_ort(src, x_ref, sess=sess)
     errors = kind.score_outputs(x_ref, recon)
     fixed = getattr(kind, "fixed_threshold", None)
-    if fixed is None:
-        thr = threshold_of(errors, args, SPLIT_NAMES[kind.threshold_split])
+    custom = getattr(args, "threshold_fn", None)
+    if custom is not None:
+        thr = custom(errors, SPLIT_NAMES[split])
+    elif fixed is None:
+        thr = threshold_of(errors, args, SPLIT_NAMES[split])
     else:  # a classifier: its own decision boundary, not a quantile of benign errors
         thr = {"value": float(fixed), "method": "classifier", "n": int(len(errors)),
-               "source": SPLIT_NAMES[kind.threshold_split]}
+               "source": SPLIT_NAMES[split]}
     if not thr["value"] > 0:
         raise BundleError(f"threshold is {thr['value']!r}; expected > 0")
     golden = pick_golden_rows(errors, typical=kind.golden_typical, worst=kind.golden_worst)

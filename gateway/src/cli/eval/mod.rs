@@ -81,6 +81,10 @@ pub struct EvalArgs {
     /// Learn each detector's threshold for this span of event time first (e.g. 3m).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub learn: Option<std::time::Duration>,
+    /// Judge only what follows the benign lead-in, with the bundle's own threshold (a site
+    /// model trained on the lead-in's samples: `--flow-model BUNDLE --after-lead-in`).
+    #[arg(long, conflicts_with_all = ["learn", "learn_lead_in"])]
+    pub after_lead_in: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +199,10 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
     let start = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
     let end = phases.iter().map(|p| p.end_ms).max().unwrap_or(0);
     let labelled_ms = end.saturating_sub(start);
+    let judge_from_ms = args
+        .after_lead_in
+        .then(|| lead_in_end(args, &phases))
+        .flatten();
     let mut results = Vec::new();
     for kind in paths {
         let keep = kind == PathKind::Capture && args.write_nfstream.is_some();
@@ -212,6 +220,7 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
                 &run,
                 args.slack_ms,
                 labelled_ms,
+                judge_from_ms,
             ));
             if keep && !run.scores.is_empty() {
                 scored_by.push((d.name(), run));
@@ -254,7 +263,20 @@ fn learn_period(args: &EvalArgs, phases: &[Phase]) -> Option<(u64, std::time::Du
     Some((start, std::time::Duration::from_millis(ms)))
 }
 
-/// Scores one detector's run on one path against the labels.
+/// Where `--after-lead-in` starts judging: the end of the window `--learn-lead-in` learns.
+fn lead_in_end(args: &EvalArgs, phases: &[Phase]) -> Option<u64> {
+    let (start, span) = learn_period(
+        &EvalArgs {
+            learn_lead_in: true,
+            ..args.clone()
+        },
+        phases,
+    )?;
+    Some(start.saturating_add(span.as_millis() as u64))
+}
+
+/// Scores one detector's run on one path against the labels (only from `judge_from_ms` on
+/// when given, as after a learning period).
 pub fn evaluate(
     phases: &[Phase],
     input: &PathInput,
@@ -262,6 +284,7 @@ pub fn evaluate(
     run: &DetectorRun,
     slack_ms: u64,
     labelled_ms: u64,
+    judge_from_ms: Option<u64>,
 ) -> PathResult {
     let mut outcomes: Vec<PhaseOutcome> = phases
         .iter()
@@ -286,7 +309,8 @@ pub fn evaluate(
         .learning
         .as_ref()
         .and_then(|l| l.fitted.as_ref())
-        .map(|f| f.window_end_ms);
+        .map(|f| f.window_end_ms)
+        .or(judge_from_ms);
     let after = |t: u64| learnt_ms.is_none_or(|end| t >= end);
     let start_ms = phases.iter().map(|p| p.start_ms).min().unwrap_or(0);
     let labelled_ms = match learnt_ms {

@@ -17,6 +17,7 @@ use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use super::samples_serve::SamplesServer;
 use super::session::poll_events;
 use super::MqttConfig;
 use crate::metrics::Metrics;
@@ -41,6 +42,10 @@ pub struct FleetLink {
     pub changed: Arc<Notify>,
     pub metrics: Arc<Metrics>,
     pub batch_size: usize,
+    /// Serves the reservoir over MQTT when set (docs/fleet.md, "Samples over MQTT").
+    pub samples: Option<Arc<crate::sinks::store::Store>>,
+    /// Learning state for `<prefix>/models/state` when set.
+    pub learning: Option<crate::records::learning::LearningBoard>,
 }
 
 /// The retained state message.
@@ -50,6 +55,9 @@ pub struct StateMessage<'a> {
     pub device: &'a str,
     pub ts_ms: u64,
     pub detectors: BTreeMap<String, DetectorState>,
+    /// Each learning detector's status, progress (0 to 1) and fitted figures (as on /health).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub learning: Vec<serde_json::Value>,
 }
 
 /// `<prefix>/models/state`.
@@ -95,6 +103,17 @@ async fn session(
     let mut connected = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let state_topic = state_topic(&cfg.prefix);
+    let mut samples = link.samples.clone().map(|store| {
+        SamplesServer::new(
+            &link.fleet.topic,
+            &link.site,
+            &link.device,
+            &cfg.prefix,
+            store,
+            link.metrics.clone(),
+        )
+    });
+    let mut learning_seen = learning_key(link);
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
@@ -104,11 +123,16 @@ async fn session(
                     for filter in wire::subscriptions(&link.fleet.topic, &link.site, &link.device) {
                         let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
                     }
+                    if let Some(s) = &samples {
+                        let _ = client.try_subscribe(s.filter(), QoS::AtLeastOnce);
+                    }
                     publish_state(&client, &state_topic, link);
                 }
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
                     let topic = p.topic.clone();
-                    if on_message(link, assembler, &topic, &p.payload).await {
+                    if let Some(s) = samples.as_mut().filter(|s| s.owns(&link.fleet.topic, &topic)) {
+                        s.on_message(&client, &topic, &p.payload).await;
+                    } else if on_message(link, assembler, &topic, &p.payload).await {
                         publish_state(&client, &state_topic, link);
                     }
                 }
@@ -126,7 +150,15 @@ async fn session(
             }
             _ = tick.tick() => {
                 let failed = assembler.expire(crate::now_ms(), link.fleet.assembly_timeout.as_millis() as u64);
-                let any = !failed.is_empty();
+                let mut any = !failed.is_empty();
+                if let Some(s) = samples.as_mut() {
+                    s.pump(&client, crate::now_ms(), true);
+                }
+                let key = learning_key(link);
+                if key != learning_seen {
+                    learning_seen = key;
+                    any = true;
+                }
                 for f in failed {
                     refuse_failed(link, &f);
                 }
@@ -150,6 +182,7 @@ fn publish_state(client: &AsyncClient, topic: &str, link: &FleetLink) {
         device: &link.device,
         ts_ms: crate::now_ms(),
         detectors: link.ledger.all(),
+        learning: learning_view(link),
     };
     let payload = serde_json::to_vec(&msg).unwrap_or_default();
     if client
@@ -158,6 +191,40 @@ fn publish_state(client: &AsyncClient, topic: &str, link: &FleetLink) {
     {
         tracing::debug!("Fleet state not queued (client busy); it goes out with the next change");
     }
+}
+
+fn learning_view(link: &FleetLink) -> Vec<serde_json::Value> {
+    let list = link
+        .learning
+        .as_ref()
+        .and_then(|b| b.lock().ok().map(|b| b.clone()))
+        .unwrap_or_default();
+    list.iter()
+        .map(|l| {
+            let mut v = serde_json::to_value(l).unwrap_or_default();
+            v["progress"] = serde_json::json!(l.progress());
+            v
+        })
+        .collect()
+}
+
+/// What makes the learning state worth publishing again: a phase, a fit, or 5 % of progress.
+fn learning_key(link: &FleetLink) -> Vec<(String, String, u32)> {
+    let list = link
+        .learning
+        .as_ref()
+        .and_then(|b| b.lock().ok().map(|b| b.clone()))
+        .unwrap_or_default();
+    list.iter()
+        .map(|l| {
+            let fit = l.fitted.as_ref().map(|f| f.threshold.to_string());
+            (
+                format!("{}/{}", l.detector, l.phase),
+                fit.unwrap_or_default(),
+                (l.progress() * 20.0) as u32,
+            )
+        })
+        .collect()
 }
 
 /// Handles one message; returns whether the ledger changed.

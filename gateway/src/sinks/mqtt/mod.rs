@@ -32,11 +32,15 @@
 //!
 //! One job per file: [`config`] (the `[mqtt]` section, topics), [`outflow`] (the state machine),
 //! [`session`] (rumqttc client and event loop, back-off, TLS options, status and Last Will),
-//! [`fleet`] (the fleet model subscription and the retained model state, docs/fleet.md).
+//! [`fleet`] (the fleet model subscription and the retained model state, docs/fleet.md),
+//! [`samples`] and [`samples_serve`] (feature samples for the central side, over the fleet
+//! client's connection).
 
 pub mod config;
 pub mod fleet;
 pub mod outflow;
+pub mod samples;
+pub mod samples_serve;
 pub mod session;
 
 pub use config::{MqttConfig, RawMqtt, Secret, TlsFiles};
