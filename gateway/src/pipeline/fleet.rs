@@ -256,6 +256,14 @@ impl FlowPipeline {
         self.model_name = format!("{} {}", now_active.name, now_active.version);
         self.alerter.set_model(now_active.clone());
         self.alerter_model = now_active;
+        // What was learnt (scores, a fitted threshold) belongs to the model that left.
+        let shipped = self.detector.threshold;
+        if let Some(l) = self.learner.as_mut() {
+            if l.bind_model(&self.model_name, shipped) {
+                tracing::info!(model = %self.model_name, "Active model changed; learning this site afresh for it");
+                self.learning_changed = true;
+            }
+        }
     }
 }
 

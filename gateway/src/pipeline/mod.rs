@@ -144,7 +144,11 @@ impl FlowPipeline {
 
     /// Learns the threshold on this site's traffic ([`learning`]); a learner that has already
     /// finished (resumed after a restart) applies its fitted threshold at once.
-    pub fn with_learning(mut self, learner: Learner<IpAddr>) -> Self {
+    pub fn with_learning(mut self, mut learner: Learner<IpAddr>) -> Self {
+        if learner.bind_model(&self.model_name, self.detector.threshold) {
+            tracing::info!(model = %self.model_name, "The active model is not the one learnt for; learning it afresh");
+            self.learning_changed = true;
+        }
         if let Some(f) = &learner.status().fitted {
             self.detector.threshold = f.threshold;
         }
