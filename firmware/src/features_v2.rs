@@ -30,7 +30,7 @@
 use core::net::IpAddr;
 use heapless::index_map::FnvIndexMap;
 
-use crate::features::{addr_hash, mix, FlowFeatures, HostWindows, FLOW_WIDTH, WINDOW_MS};
+use crate::features::{addr_hash, mix, FlowFeatures, FLOW_WIDTH, WINDOW_MS};
 use crate::flow::{tcp_flags, FlowRecord};
 use crate::orient::orient;
 
@@ -137,11 +137,11 @@ pub struct FlowV2Stats {
     pub service_evictions: u64,
 }
 
-/// The `flow-v2` featuriser: host windows, the pairing table (`P` waiting records), the
-/// service windows (`S` services) and the novelty filter. `T` travels with each record.
+/// The `flow-v2` featuriser's own state: the pairing table (`P` waiting records), the service
+/// windows (`S` services) and the novelty filter. The caller keeps the [`HostWindows`] that
+/// give each record its `flow-v1` part on arrival. `T` travels with each record.
 #[derive(Debug)]
-pub struct FlowV2<T, const H: usize, const P: usize, const S: usize> {
-    hosts: HostWindows<H>,
+pub struct FlowV2<T, const P: usize, const S: usize> {
     pairs: FnvIndexMap<PairKey, Waiting<T>, P>,
     services: FnvIndexMap<u64, Service, S>,
     novelty: [u64; NOVELTY_WORDS],
@@ -152,16 +152,15 @@ pub struct FlowV2<T, const H: usize, const P: usize, const S: usize> {
     stats: FlowV2Stats,
 }
 
-impl<T: Clone, const H: usize, const P: usize, const S: usize> Default for FlowV2<T, H, P, S> {
+impl<T: Clone, const P: usize, const S: usize> Default for FlowV2<T, P, S> {
     fn default() -> Self {
         Self::new(DEFAULT_PAIR_WAIT_MS)
     }
 }
 
-impl<T: Clone, const H: usize, const P: usize, const S: usize> FlowV2<T, H, P, S> {
+impl<T: Clone, const P: usize, const S: usize> FlowV2<T, P, S> {
     pub const fn new(wait_ms: u64) -> Self {
         FlowV2 {
-            hosts: HostWindows::new(),
             pairs: FnvIndexMap::new(),
             services: FnvIndexMap::new(),
             novelty: [0; NOVELTY_WORDS],
@@ -188,9 +187,9 @@ impl<T: Clone, const H: usize, const P: usize, const S: usize> FlowV2<T, H, P, S
         self.stats
     }
 
-    /// The host windows' counters (the `flow-v1` part).
-    pub fn host_stats(&self) -> crate::features::HostWindowStats {
-        self.hosts.stats()
+    /// The end of novelty learning, when set.
+    pub fn learn_until(&self) -> Option<u64> {
+        self.learn_until_ms
     }
 
     /// Records waiting for their reverse.
@@ -198,16 +197,17 @@ impl<T: Clone, const H: usize, const P: usize, const S: usize> FlowV2<T, H, P, S
         self.pairs.len()
     }
 
-    /// Takes one record that arrived at `now_ms`: pairs it with its waiting reverse (both are
-    /// emitted to `out`, the earlier arrival first) or keeps it waiting.
+    /// Takes one record that arrived at `now_ms`, with its `flow-v1` vector (computed on
+    /// arrival, [`HostWindows::observe`]): pairs it with its waiting reverse (both are emitted
+    /// to `out`, the earlier arrival first) or keeps it waiting.
     pub fn push(
         &mut self,
         rec: &FlowRecord,
+        v1: FlowFeatures,
         payload: T,
         now_ms: u64,
         out: &mut impl FnMut(&FlowRecord, &FlowV2Features, T),
     ) {
-        let v1 = self.hosts.observe(rec);
         let key = PairKey::of(rec);
         let w = Waiting {
             rec: *rec,
@@ -434,7 +434,45 @@ mod tests {
     use core::net::Ipv4Addr;
     use std::vec::Vec;
 
-    type F = FlowV2<u32, 64, 8, 16>;
+    /// The featuriser with its host windows, as the gateway holds them.
+    struct F {
+        hosts: HostWindows<64>,
+        v2: FlowV2<u32, 8, 16>,
+    }
+
+    impl F {
+        fn new(wait_ms: u64) -> Self {
+            F {
+                hosts: HostWindows::new(),
+                v2: FlowV2::new(wait_ms),
+            }
+        }
+        fn push(
+            &mut self,
+            r: &FlowRecord,
+            p: u32,
+            now: u64,
+            out: &mut impl FnMut(&FlowRecord, &FlowV2Features, u32),
+        ) {
+            let v1 = self.hosts.observe(r);
+            self.v2.push(r, v1, p, now, out);
+        }
+        fn expire(&mut self, now: u64, out: &mut impl FnMut(&FlowRecord, &FlowV2Features, u32)) {
+            self.v2.expire(now, out);
+        }
+        fn drain(&mut self, out: &mut impl FnMut(&FlowRecord, &FlowV2Features, u32)) {
+            self.v2.drain(out);
+        }
+        fn stats(&self) -> FlowV2Stats {
+            self.v2.stats()
+        }
+        fn waiting(&self) -> usize {
+            self.v2.waiting()
+        }
+        fn set_learn_until(&mut self, t: Option<u64>) {
+            self.v2.set_learn_until(t);
+        }
+    }
 
     fn rec(src: u8, dst: u8, sport: u16, dport: u16, flags: u16, last_ms: u64) -> FlowRecord {
         FlowRecord {
@@ -656,15 +694,11 @@ mod tests {
 
     #[test]
     fn a_full_service_table_evicts_and_counts() {
-        let mut f: FlowV2<u32, 64, 8, 4> = FlowV2::new(0);
+        let mut f: FlowV2<u32, 8, 4> = FlowV2::new(0);
         let mut got = Vec::new();
         for p in 0..5u16 {
-            f.push(
-                &rec(1, 2, 40_000, p + 1, SYN, 1_000),
-                0,
-                0,
-                &mut collect(&mut got),
-            );
+            let r = rec(1, 2, 40_000, p + 1, SYN, 1_000);
+            f.push(&r, [0.0; FLOW_WIDTH], 0, 0, &mut collect(&mut got));
             f.expire(1, &mut collect(&mut got));
         }
         assert_eq!(got.len(), 5);

@@ -66,6 +66,7 @@ fn graph_features_equal_the_golden_file() {
         &mut out,
         Path::new("-"),
         features::FeatureSet::GraphV1,
+        None,
     )
     .expect("features");
     check(out, "models/tests/data/golden-graph-features.csv");
