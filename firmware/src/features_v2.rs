@@ -138,7 +138,7 @@ pub struct FlowV2Stats {
 }
 
 /// The `flow-v2` featuriser's own state: the pairing table (`P` waiting records), the service
-/// windows (`S` services) and the novelty filter. The caller keeps the [`HostWindows`] that
+/// windows (`S` services) and the novelty filter. The caller keeps the [`HostWindows`](crate::features::HostWindows) that
 /// give each record its `flow-v1` part on arrival. `T` travels with each record.
 #[derive(Debug)]
 pub struct FlowV2<T, const P: usize, const S: usize> {
@@ -198,7 +198,7 @@ impl<T: Clone, const P: usize, const S: usize> FlowV2<T, P, S> {
     }
 
     /// Takes one record that arrived at `now_ms`, with its `flow-v1` vector (computed on
-    /// arrival, [`HostWindows::observe`]): pairs it with its waiting reverse (both are emitted
+    /// arrival, [`HostWindows::observe`](crate::features::HostWindows::observe)): pairs it with its waiting reverse (both are emitted
     /// to `out`, the earlier arrival first) or keeps it waiting.
     pub fn push(
         &mut self,
@@ -431,6 +431,7 @@ pub fn vector(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::HostWindows;
     use core::net::Ipv4Addr;
     use std::vec::Vec;
 
