@@ -303,13 +303,15 @@ impl<T: Clone, const P: usize, const S: usize> FlowV2<T, P, S> {
         let flags = a.rec.tcp_flags | b.as_ref().map_or(0, |b| b.rec.tcp_flags);
         let rst = tcp && flags & tcp_flags::RST != 0;
         let failed = !answered || rst;
+        // ICMP: the service is the protocol (a request's type is not its reply's, and which of
+        // the two came first must not change the key).
+        let icmp = matches!(a.rec.protocol, 1 | 58);
+        let service_port = if icmp { 0 } else { o.service_port };
         let last = b
             .as_ref()
             .map_or(a.rec.last_ms, |b| b.rec.last_ms.max(a.rec.last_ms));
         let svc_key = mix(addr_hash(&o.initiator)
-            ^ mix(
-                addr_hash(&o.target) ^ mix(o.service_port as u64 | (a.rec.protocol as u64) << 16)
-            ));
+            ^ mix(addr_hash(&o.target) ^ mix(service_port as u64 | (a.rec.protocol as u64) << 16)));
         let (conversations, failed_share) = self.service(svc_key, last / WINDOW_MS, failed);
         let novel = self.novel(svc_key, a.rec.first_ms.min(last));
         let ctx = [conversations, failed_share, novel];
@@ -668,6 +670,11 @@ mod tests {
         f.push(&rep, 0, 0, &mut collect(&mut got));
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].1[8], 1.0);
+        // The next exchange's reply is reported first: same service, second conversation.
+        f.push(&rep, 0, 1, &mut collect(&mut got));
+        f.push(&req, 0, 1, &mut collect(&mut got));
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[2].1[14], 2.0);
     }
 
     #[test]
