@@ -426,4 +426,29 @@ mod tests {
         assert_eq!(p.model_name(), "flow-ae 2026.1.4");
         assert!(p.fleet_phase().is_none());
     }
+
+    #[test]
+    fn a_candidate_of_the_other_feature_set_is_rejected_at_once() {
+        let (mut p, _) = pipeline(0);
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/flow-ae-v2");
+        let bundle =
+            Bundle::load_dir(&dir, 64, &crate::models::Trust::none()).expect("flow-v2 bundle");
+        p.offer_candidate(Candidate {
+            version: "2026.1.9".into(),
+            bundle,
+            immediate: true,
+        });
+        match p.take_fleet_outcomes().as_slice() {
+            [Outcome::Rejected {
+                version, reason, ..
+            }] => {
+                assert_eq!(version, "2026.1.9");
+                assert!(reason.contains("flow-v2"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p.fleet_phase().is_none());
+        assert!(p.model_name().starts_with("flow-ae "), "{}", p.model_name());
+    }
 }
