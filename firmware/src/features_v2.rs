@@ -249,11 +249,12 @@ impl<T: Clone, const P: usize, const S: usize> FlowV2<T, P, S> {
             return;
         }
         let wait = self.wait_ms;
+        // In table order: the table is roughly in arrival order (a removal moves the last entry
+        // into the hole), so the first due record is found near the front.
         while let Some(k) = self
             .pairs
             .iter()
-            .filter(|(_, w)| w.arrived_ms.saturating_add(wait) <= now_ms)
-            .min_by_key(|(_, w)| w.arrived_ms)
+            .find(|(_, w)| w.arrived_ms.saturating_add(wait) <= now_ms)
             .map(|(k, _)| *k)
         {
             if let Some(w) = self.pairs.swap_remove(&k) {

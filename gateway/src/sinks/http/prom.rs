@@ -108,7 +108,7 @@ pub fn render(v: &MetricsView) -> String {
         4096 + v.exporters.len() * 1400 + v.interfaces.len() * 260 + v.snmp_targets.len() * 400,
     );
     let c = &v.counters;
-    let counters: [(&str, u64, &str); 43] = [
+    let counters: [(&str, u64, &str); 39] = [
         (
             "netflow_datagrams_received_total",
             c.netflow_datagrams_received,
@@ -184,26 +184,6 @@ pub fn render(v: &MetricsView) -> String {
             "host_window_evictions_total",
             c.host_window_evictions,
             "Source hosts evicted from the feature windows.",
-        ),
-        (
-            "flow_pairs_paired_total",
-            c.flow_pairs_paired,
-            "flow-v2 records emitted with their reverse direction.",
-        ),
-        (
-            "flow_pairs_unpaired_total",
-            c.flow_pairs_unpaired,
-            "flow-v2 records emitted without their reverse direction.",
-        ),
-        (
-            "flow_pair_evictions_total",
-            c.flow_pair_evictions,
-            "flow-v2 records pushed out of the full pairing table (or by a duplicate).",
-        ),
-        (
-            "flow_service_evictions_total",
-            c.flow_service_evictions,
-            "flow-v2 services evicted from the full service table.",
         ),
         (
             "snmp_polls_ok_total",
