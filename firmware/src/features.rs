@@ -67,14 +67,14 @@ impl Bitmap {
 }
 
 /// A 64-bit mix (splitmix64 finaliser): spreads small integers over the whole range.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
 }
 
-fn addr_hash(addr: &IpAddr) -> u64 {
+pub(crate) fn addr_hash(addr: &IpAddr) -> u64 {
     match addr {
         IpAddr::V4(a) => mix(u32::from(*a) as u64),
         IpAddr::V6(a) => {

@@ -16,6 +16,9 @@
 //! - [`flow`]: the normalised flow record every source produces.
 //! - [`features`]: the `flow-v1` feature schema and the per-source-host windows that give a
 //!   single flow its context, in a fixed-capacity table chosen by the caller.
+//! - [`features_v2`]: the `flow-v2` schema: `flow-v1` plus the conversation's other direction
+//!   (a bounded pairing table) and its service's window and novelty ([`orient`] says who opened
+//!   it).
 //! - [`series`]: the `series-v1` schema: per-interface rate steps, rolling stats and the
 //!   50-step windows the LSTM detector scores, with documented handling of unknown steps.
 //! - [`scoring`]: scaling, reconstruction error, severity and the top contributing features.
@@ -28,8 +31,10 @@
 extern crate std;
 
 pub mod features;
+pub mod features_v2;
 pub mod flow;
 pub mod meter;
+pub mod orient;
 pub mod scoring;
 pub mod series;
 pub mod synth;

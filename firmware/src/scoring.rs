@@ -96,15 +96,32 @@ pub struct Verdict<const N: usize> {
 impl<const N: usize> Verdict<N> {
     /// Judges a reconstruction against a threshold.
     pub fn judge(scaled: &[f32; N], output: &[f32], threshold: f32, high_ratio: f32) -> Self {
+        Self::judge_first(scaled, N, output, threshold, high_ratio)
+    }
+
+    /// [`Verdict::judge`] on the first `width` features only (a `flow-v1` model scored on the
+    /// first 8 values of a wider `flow-v2` row); the rest contribute 0.
+    pub fn judge_first(
+        scaled: &[f32; N],
+        width: usize,
+        output: &[f32],
+        threshold: f32,
+        high_ratio: f32,
+    ) -> Self {
+        let width = width.min(N);
         let mut contributions = [0.0f32; N];
         let mut sum = 0.0f64;
-        for i in 0..N {
+        for i in 0..width {
             let o = output.get(i).copied().unwrap_or(f32::NAN);
             let d = scaled[i] - o;
             contributions[i] = d * d;
             sum += (d * d) as f64;
         }
-        let error = if N == 0 { 0.0 } else { (sum / N as f64) as f32 };
+        let error = if width == 0 {
+            0.0
+        } else {
+            (sum / width as f64) as f32
+        };
         Verdict {
             error,
             severity: severity(error, threshold, high_ratio),

@@ -220,6 +220,14 @@ counters!(
     netflow_templates_expired,
     netflow_templates_refused,
     netflow_templates_read_through,
+    /// `flow-v2` pairing (pipeline/mod.rs, firmware features_v2): records emitted with their
+    /// reverse direction, records emitted alone (wait over, end of input), waiting records
+    /// pushed out alone by a full table or a second record of their direction, services
+    /// evicted from the full service table.
+    flow_pairs_paired,
+    flow_pairs_unpaired,
+    flow_pair_evictions,
+    flow_service_evictions,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

@@ -121,6 +121,23 @@ fn bundle_format_md_tables_are_the_schemas() {
 }
 
 #[test]
+fn bundle_format_md_flow_v2_table_is_the_schema() {
+    let doc = read("docs/bundle-format.md");
+    let want: Vec<(usize, String)> = netwarden_firmware::features_v2::FLOW_V2_FEATURES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i, n.to_string()))
+        .collect();
+    assert_eq!(
+        table_names(&doc, "## Flow feature schema `flow-v2`"),
+        want,
+        "docs/bundle-format.md, flow-v2"
+    );
+    let names: Vec<String> = want.into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, manifest_names("flow-ae-v2"), "flow-ae-v2 bundle");
+}
+
+#[test]
 fn the_list_reader_sees_a_moved_column() {
     // The check above must be able to fail: a doc with two columns swapped reads differently.
     let doc = "x\n- `flow_ae`: rows in schema order: `a`, `c`,\n  `b`; at most 4 rows.\n- next";

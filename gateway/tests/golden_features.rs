@@ -49,6 +49,21 @@ fn flow_features_equal_the_golden_file() {
 }
 
 #[test]
+fn flow_v2_features_equal_the_golden_file() {
+    let mut out = Vec::new();
+    features::write_csv_set(
+        &[repo("tests/data/netflow/softflowd-v5-scan-mixed.pcap")],
+        &mut out,
+        Path::new("-"),
+        features::FeatureSet::FlowV2,
+        // models/netwarden_models/golden.py FLOW_V2_LEARN_UNTIL: just before the scan.
+        Some(1_795_396_942_000),
+    )
+    .expect("features");
+    check(out, "models/tests/data/golden-flow-v2-features.csv");
+}
+
+#[test]
 fn series_features_equal_the_golden_file() {
     let samples =
         series::read_rates_file(&repo("models/tests/data/golden-series-rates.csv")).expect("rates");
@@ -66,6 +81,7 @@ fn graph_features_equal_the_golden_file() {
         &mut out,
         Path::new("-"),
         features::FeatureSet::GraphV1,
+        None,
     )
     .expect("features");
     check(out, "models/tests/data/golden-graph-features.csv");

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use netwarden::models::flow_scorer::row_of;
 use netwarden::models::Bundle;
 use netwarden_firmware::features::FLOW_WIDTH;
 use netwarden_firmware::series::SERIES_WIDTH;
@@ -130,9 +131,8 @@ fn the_fixture_is_qdq_and_stays_close_to_its_fp32_source_on_the_golden_vectors()
         .inputs
         .iter()
         .flat_map(|r| {
-            let mut a = [0.0f32; FLOW_WIDTH];
-            a.copy_from_slice(r);
-            fp32.detector.scaler().scale(&a)
+            // The scaler takes the widest row (flow-v2); a flow-v1 vector fills its start.
+            fp32.detector.scaler().scale(&row_of(r))[..FLOW_WIDTH].to_vec()
         })
         .collect();
     let n = g.inputs.len();
@@ -163,10 +163,8 @@ fn a_flow_bundle_with_the_int8_model_passes_the_gateways_loader() {
     let mut outputs = Vec::new();
     let mut errors = Vec::new();
     for r in &fp32.manifest.golden.inputs {
-        let mut a = [0.0f32; FLOW_WIDTH];
-        a.copy_from_slice(r);
-        let x = fp32.detector.scaler().scale(&a);
-        let y = run(&one, &[1, FLOW_WIDTH], &x);
+        let x = &fp32.detector.scaler().scale(&row_of(r))[..FLOW_WIDTH];
+        let y = run(&one, &[1, FLOW_WIDTH], x);
         let e = x
             .iter()
             .zip(&y)

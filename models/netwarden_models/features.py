@@ -1,7 +1,8 @@
 """Reading the flow feature CSV written by the gateway's `netwarden features`.
 
 The layout is fixed by docs/bundle-format.md: nine identity columns, then the eight
-raw features of schema `flow-v1`, in order.
+raw features of schema `flow-v1`, in order; or, for `--set flow-v2`, its seventeen (the eight
+of `flow-v1`, then the conversation's reverse direction and its service's context).
 """
 
 from __future__ import annotations
@@ -40,6 +41,23 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 CSV_HEADER: tuple[str, ...] = IDENTITY_COLUMNS + FEATURE_NAMES
 
+SCHEMA_V2 = "flow-v2"
+
+# firmware/src/features_v2.rs FLOW_V2_FEATURES, in order.
+FEATURE_NAMES_V2: tuple[str, ...] = FEATURE_NAMES + (
+    "reverse_seen",
+    "reverse_packets",
+    "reverse_bytes",
+    "bytes_share",
+    "reverse_syn_ack",
+    "tcp_rst_either",
+    "svc_conversations_window",
+    "svc_failed_share_window",
+    "svc_novel",
+)
+
+FEATURE_SETS: dict[str, tuple[str, ...]] = {SCHEMA: FEATURE_NAMES, SCHEMA_V2: FEATURE_NAMES_V2}
+
 
 class FeatureCsvError(ValueError):
     """A feature CSV that does not follow the `flow-v1` layout."""
@@ -53,20 +71,21 @@ class FeatureTable:
     sources: tuple[str, ...]
 
 
-def _check_header(path: Path, header: list[str]) -> None:
+def _check_header(path: Path, header: list[str], schema: str = SCHEMA) -> None:
     got = [h.strip() for h in header]
-    if got == list(CSV_HEADER):
+    want_header = IDENTITY_COLUMNS + FEATURE_SETS[schema]
+    if got == list(want_header):
         return
     problems = []
-    for i in range(max(len(got), len(CSV_HEADER))):
-        want = CSV_HEADER[i] if i < len(CSV_HEADER) else "<nothing>"
+    for i in range(max(len(got), len(want_header))):
+        want = want_header[i] if i < len(want_header) else "<nothing>"
         have = got[i] if i < len(got) else "<missing>"
         if want != have:
             problems.append(f"column {i + 1} is {have!r}, expected {want!r}")
     raise FeatureCsvError(
-        f"{path}: header does not match feature schema {SCHEMA} "
+        f"{path}: header does not match feature schema {schema} "
         f"({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''}).\n"
-        f"  expected: {','.join(CSV_HEADER)}\n"
+        f"  expected: {','.join(want_header)}\n"
         f"  got:      {','.join(got)}"
     )
 
@@ -76,8 +95,11 @@ def read_feature_csv(path: str | Path) -> np.ndarray:
     return read_feature_rows(path)[0]
 
 
-def read_feature_rows(path: str | Path) -> tuple[np.ndarray, list[list[str]]]:
-    """Raw features float64 [rows, 8] and each row's identity columns (as text)."""
+def read_feature_rows(path: str | Path, schema: str = SCHEMA) -> tuple[np.ndarray, list[list[str]]]:
+    """Raw features float64 [rows, features of ``schema``] and each row's identity columns
+    (as text)."""
+    names = FEATURE_SETS[schema]
+    ncols = len(IDENTITY_COLUMNS) + len(names)
     path = Path(path)
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -90,17 +112,17 @@ def read_feature_rows(path: str | Path) -> tuple[np.ndarray, list[list[str]]]:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
-            raise FeatureCsvError(f"{path}: empty file (expected a {SCHEMA} CSV header)")
-        _check_header(path, header)
+            raise FeatureCsvError(f"{path}: empty file (expected a {schema} CSV header)")
+        _check_header(path, header, schema)
         for record in reader:
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue  # blank line
-            if len(record) != len(CSV_HEADER):
+            if len(record) != ncols:
                 raise FeatureCsvError(
-                    f"{path}:{reader.line_num}: {len(record)} columns, expected {len(CSV_HEADER)}"
+                    f"{path}:{reader.line_num}: {len(record)} columns, expected {ncols}"
                 )
             values = []
-            for name, text in zip(FEATURE_NAMES, record[first:]):
+            for name, text in zip(names, record[first:]):
                 try:
                     v = float(text)
                 except ValueError:

@@ -47,13 +47,16 @@ def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
 
 
 def export_features(out_csv: str | Path, *, netflow_pcaps=(), series_rates: str | Path | None = None,
-                    timeout: float = 600, feature_set: str | None = None) -> Path:
+                    timeout: float = 600, feature_set: str | None = None,
+                    learn_until: int | None = None) -> Path:
     """``netwarden features`` into ``out_csv`` (flow-v1, or ``feature_set``, from pcaps, or
     series-v1 from rates)."""
     binary = require_binary()
     argv = [str(binary), "features", "--out", str(out_csv)]
     if feature_set is not None:
         argv += ["--set", feature_set]
+    if learn_until is not None:
+        argv += ["--learn-until", str(int(learn_until))]
     for p in netflow_pcaps:
         argv += ["--netflow-pcap", str(p)]
     if series_rates is not None:

@@ -5,6 +5,10 @@
     models/tests/data/golden-series-rates.csv             (input: 2 interfaces, 160 steps,
                                                            lost polls and one restart)
       -> models/tests/data/golden-series-features.csv     `netwarden features --series`
+    tests/data/netflow/softflowd-v5-scan-mixed.pcap      (the same input, novelty learnt until
+      -> models/tests/data/golden-flow-v2-features.csv    just before the scan)
+                                                          `netwarden features --set flow-v2
+                                                           --learn-until 1795396942000`
     tests/data/netflow/softflowd-v9-benign.pcap          (input: 796 records, 403 endpoints)
       -> models/tests/data/golden-graph-features.csv      `netwarden features --set graph-v1`
 
@@ -31,6 +35,10 @@ FLOW_PCAP = ROOT / "tests" / "data" / "netflow" / "softflowd-v5-scan-mixed.pcap"
 FLOW_GOLDEN = DATA / "golden-flow-features.csv"
 SERIES_RATES = DATA / "golden-series-rates.csv"
 SERIES_GOLDEN = DATA / "golden-series-features.csv"
+FLOW_V2_GOLDEN = DATA / "golden-flow-v2-features.csv"
+# The scan in scan-mixed starts at 1795396942.62 (scan-mixed.scan.json): what came before is
+# the learning period, so the scan's services are novel.
+FLOW_V2_LEARN_UNTIL = 1_795_396_942_000
 GRAPH_PCAP = ROOT / "tests" / "data" / "netflow" / "softflowd-v9-benign.pcap"
 GRAPH_GOLDEN = DATA / "golden-graph-features.csv"
 
@@ -77,10 +85,12 @@ def regenerate(out_dir: Path = DATA) -> list[Path]:
     if not rates.exists():
         make_series_rates(rates)
     flow = gateway.export_features(out_dir / FLOW_GOLDEN.name, netflow_pcaps=[FLOW_PCAP])
+    flow_v2 = gateway.export_features(out_dir / FLOW_V2_GOLDEN.name, netflow_pcaps=[FLOW_PCAP],
+                                      feature_set="flow-v2", learn_until=FLOW_V2_LEARN_UNTIL)
     series = gateway.export_features(out_dir / SERIES_GOLDEN.name, series_rates=rates)
     graph = gateway.export_features(out_dir / GRAPH_GOLDEN.name, netflow_pcaps=[GRAPH_PCAP],
                                     feature_set="graph-v1")
-    return [rates, flow, series, graph]
+    return [rates, flow, flow_v2, series, graph]
 
 
 def compare_rows(got: list[dict], want: list[dict], exact: tuple[str, ...], rel: float = 1e-9,

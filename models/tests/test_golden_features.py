@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from netwarden_models import golden
-from netwarden_models.features import FEATURE_NAMES, IDENTITY_COLUMNS, read_feature_rows
+from netwarden_models.features import (FEATURE_NAMES, FEATURE_NAMES_V2, IDENTITY_COLUMNS,
+                                       read_feature_rows)
 from netwarden_models.series_data import SERIES_FEATURES, read_series_csvs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,35 @@ def test_flow_features_match_the_golden_file(tmp_path):
                 g[c] = str(int(g[c]))
     golden.compare_rows(got, want, golden.FLOW_EXACT, what="flow-v1")
     assert len(got) == 2446 and raw[:, FEATURE_NAMES.index("tcp_syn_without_ack")].sum() > 900
+
+
+def test_flow_v2_features_match_the_golden_file(tmp_path):
+    out = run_features(tmp_path, "--set", "flow-v2", "--learn-until",
+                       str(golden.FLOW_V2_LEARN_UNTIL), "--netflow-pcap", str(golden.FLOW_PCAP))
+    raw, ident = read_feature_rows(out, "flow-v2")  # what training reads
+    want = read_golden(golden.FLOW_V2_GOLDEN)
+    got = [dict(zip(IDENTITY_COLUMNS, i)) | dict(zip(FEATURE_NAMES_V2, r.tolist()))
+           for i, r in zip(ident, raw)]
+    exact = golden.FLOW_EXACT + ("reverse_seen", "reverse_packets", "reverse_bytes",
+                                 "reverse_syn_ack", "tcp_rst_either", "svc_conversations_window",
+                                 "svc_novel")
+    for g in got:
+        for c in exact:
+            if isinstance(g[c], float):
+                assert g[c].is_integer(), (c, g[c])
+                g[c] = str(int(g[c]))
+    golden.compare_rows(got, want, exact, rel=1e-7, what="flow-v2")
+    col = {n: raw[:, FEATURE_NAMES_V2.index(n)] for n in FEATURE_NAMES_V2}
+    assert len(got) == 2446
+    # Both directions of most conversations were paired; the scan's probes are novel services
+    # that mostly failed (refused or unanswered).
+    assert col["reverse_seen"].sum() > 2000
+    novel = col["svc_novel"] == 1
+    assert novel.sum() > 900 and col["svc_failed_share_window"][novel].mean() > 0.9
+    # The flow-v1 part is flow-v1 (rows come out in pairing order, so compare as sets).
+    v1 = read_feature_rows(golden.FLOW_GOLDEN)[0]
+    key = lambda a: sorted(map(tuple, np.round(a, 3).tolist()))  # noqa: E731
+    assert key(raw[:, :len(FEATURE_NAMES)]) == key(v1)
 
 
 def test_series_features_match_the_golden_file(tmp_path):

@@ -9,9 +9,8 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use netwarden::models::flow_scorer::FlowAe;
+use netwarden::models::flow_scorer::{row_of, FlowAe};
 use netwarden::models::manifest::check_flow_manifest;
-use netwarden_firmware::features::FLOW_WIDTH;
 use netwarden_firmware::Verdict;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -94,27 +93,19 @@ pub fn make_bundle(
 type Golden = (Vec<Vec<f32>>, Vec<f32>);
 
 fn golden(manifest: &str, model: &[u8]) -> Option<Golden> {
-    let (m, scaler) = check_flow_manifest(manifest, model).ok()?;
-    let mut ae = FlowAe::load(model, &m, scaler, 16).ok()?;
-    let raw: Vec<[f32; FLOW_WIDTH]> = m
-        .golden
-        .inputs
-        .iter()
-        .map(|v| {
-            let mut a = [0.0; FLOW_WIDTH];
-            a.copy_from_slice(&v[..FLOW_WIDTH]);
-            a
-        })
-        .collect();
+    let (m, scaler, set) = check_flow_manifest(manifest, model).ok()?;
+    let mut ae = FlowAe::load(model, &m, scaler, set, 16).ok()?;
+    let width = ae.width();
+    let raw: Vec<_> = m.golden.inputs.iter().map(|v| row_of(v)).collect();
     let out = ae.reconstruct(&raw).ok()?;
-    if out.len() != raw.len() * FLOW_WIDTH || out.iter().any(|v| !v.is_finite()) {
+    if out.len() != raw.len() * width || out.iter().any(|v| !v.is_finite()) {
         return None;
     }
     let mut outputs = Vec::new();
     let mut errors = Vec::new();
-    for (r, o) in raw.iter().zip(out.chunks(FLOW_WIDTH)) {
+    for (r, o) in raw.iter().zip(out.chunks(width)) {
         let scaled = ae.scaler().scale(r);
-        let v = Verdict::<FLOW_WIDTH>::judge(&scaled, o, m.threshold.value, m.severity.high_ratio);
+        let v = Verdict::judge_first(&scaled, width, o, m.threshold.value, m.severity.high_ratio);
         outputs.push(o.to_vec());
         errors.push(v.error);
     }

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::args::SeriesArgs;
 pub use super::feature_sets::FeatureSet;
-use super::feature_sets::Featurizer;
+use super::feature_sets::{write_row, Featurizer, RowId};
 use super::progress::{open_pcap_file, Progress};
 use crate::records::ExporterStats;
 use crate::sources::netflow::export_pcap::{read_datagrams_from, ExportPcapStats, PcapError};
@@ -45,6 +45,11 @@ pub struct FeaturesArgs {
         conflicts_with = "series"
     )]
     pub set: FeatureSet,
+    /// `flow-v2` novelty: services used before this event time (Unix ms; a lab run's
+    /// lead-in end) are the learnt ones, later ones novel unless learnt. Without it novelty
+    /// is 0, as on a gateway without a learning period.
+    #[arg(long, value_name = "EPOCH_MS")]
+    pub learn_until: Option<u64>,
     /// Output CSV file, or - for standard output.
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub out: PathBuf,
@@ -54,7 +59,7 @@ pub struct FeaturesArgs {
 pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let out = &args.out;
     if !args.pcap.is_empty() {
-        for s in write_metered_csv(&args.pcap, out, args.set)? {
+        for s in write_metered_csv(&args.pcap, out, args.set, args.learn_until)? {
             let m = &s.stats;
             eprintln!(
                 "{}: {} frames, {} metered, {} not IP, {} truncated, {} malformed; {} flows ({} evicted from a full table), {} flow rows; {:.0} frames/s",
@@ -98,7 +103,7 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for s in write_csv_set(&args.netflow_pcap, &mut w, out, args.set)? {
+    for s in write_csv_set(&args.netflow_pcap, &mut w, out, args.set, args.learn_until)? {
         if s.capture.skipped_truncated > 0 {
             eprintln!(
                 "{}: warning: {} of {} records were cut by the capture's snap length and skipped (capture with tcpdump -s 0)",
@@ -119,6 +124,19 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         graph_line(&s.path, s.graph);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `flow-v2` pairing counters of one input (stderr, beside the summary line).
+fn pair_line(path: &Path, p: &netwarden_firmware::features_v2::FlowV2Stats) {
+    eprintln!(
+        "{}: flow-v2: {} records paired, {} alone ({} pushed out of the full table, {} by a duplicate), {} services evicted",
+        path.display(),
+        p.paired,
+        p.unpaired,
+        p.pair_evictions,
+        p.pair_duplicates,
+        p.service_evictions
+    );
 }
 
 fn graph_line(path: &Path, stats: Option<crate::pipeline::graph::TableStats>) {
@@ -186,7 +204,7 @@ pub fn write_csv(
     out: &mut dyn Write,
     out_name: &Path,
 ) -> Result<Vec<FileSummary>, FeaturesError> {
-    write_csv_set(inputs, out, out_name, FeatureSet::FlowV1)
+    write_csv_set(inputs, out, out_name, FeatureSet::FlowV1, None)
 }
 
 fn header(set: FeatureSet) -> String {
@@ -195,12 +213,14 @@ fn header(set: FeatureSet) -> String {
     h.join(",")
 }
 
-/// [`write_csv`] with the feature set chosen.
+/// [`write_csv`] with the feature set chosen (and, for `flow-v2`, the end of novelty
+/// learning). Records arrive at their datagram's capture time.
 pub fn write_csv_set(
     inputs: &[PathBuf],
     out: &mut dyn Write,
     out_name: &Path,
     set: FeatureSet,
+    learn_until: Option<u64>,
 ) -> Result<Vec<FileSummary>, FeaturesError> {
     let werr = |error| FeaturesError::Write {
         path: out_name.to_path_buf(),
@@ -214,32 +234,28 @@ pub fn write_csv_set(
         read_progress.finish();
         let progress = Progress::for_records(datagrams.len() as u64, &file_label(path));
         let mut decoder = NetflowDecoder::new(1024);
-        let mut featurizer = Featurizer::new(set);
+        let mut featurizer = Featurizer::new(set).with_learn_until(learn_until);
         let mut recs = Vec::new();
         let mut rows = 0;
+        let mut sink = |id: &RowId, r: &netwarden_firmware::FlowRecord, v: &[f32]| {
+            rows += 1;
+            write_row(out, id, r, v)
+        };
         for d in &datagrams {
             progress.inc(1);
             recs.clear();
             decoder.decode(d.src, &d.payload, &mut recs);
             for (src, r) in &recs {
-                write!(
-                    out,
-                    "{},{},{},{},{},{},{},{},{}",
-                    src.exporter,
-                    src.domain,
-                    r.src_addr,
-                    r.dst_addr,
-                    r.src_port,
-                    r.dst_port,
-                    r.protocol,
-                    r.first_ms,
-                    r.last_ms
-                )
-                .map_err(werr)?;
-                featurizer.write_values(r, out).map_err(werr)?;
-                writeln!(out).map_err(werr)?;
-                rows += 1;
+                let id = RowId {
+                    exporter: src.exporter.to_string().into(),
+                    domain: src.domain,
+                };
+                featurizer.push(id, r, d.ts_ms, &mut sink).map_err(werr)?;
             }
+        }
+        featurizer.finish(&mut sink).map_err(werr)?;
+        if let Some(p) = featurizer.pair_stats() {
+            pair_line(path, &p);
         }
         summaries.push(FileSummary {
             path: path.clone(),
@@ -274,13 +290,14 @@ pub fn write_metered_csv(
     inputs: &[PathBuf],
     out: &Path,
     set: FeatureSet,
+    learn_until: Option<u64>,
 ) -> Result<Vec<MeteredSummary>, FeaturesError> {
     let inputs = inputs.to_vec();
     let out = out.to_path_buf();
     std::thread::Builder::new()
         .name("features-meter".into())
         .stack_size(packets::meter_stack_bytes())
-        .spawn(move || metered_csv_thread(&inputs, &out, set))
+        .spawn(move || metered_csv_thread(&inputs, &out, set, learn_until))
         .map_err(FeaturesError::Thread)?
         .join()
         .unwrap_or_else(|_| {
@@ -294,6 +311,7 @@ fn metered_csv_thread(
     inputs: &[PathBuf],
     out_name: &Path,
     set: FeatureSet,
+    learn_until: Option<u64>,
 ) -> Result<Vec<MeteredSummary>, FeaturesError> {
     let werr = |error| FeaturesError::Write {
         path: out_name.to_path_buf(),
@@ -315,35 +333,30 @@ fn metered_csv_thread(
             .unwrap_or_default();
         let origin = format!("pcap:{name}");
         let mut meter = GatewayMeter::new(packets::CaptureTimeouts::default().meter_config());
-        let mut featurizer = Featurizer::new(set);
+        let mut featurizer = Featurizer::new(set).with_learn_until(learn_until);
         let mut batch = RecordBatch::with_capacity(packets::RECORDS_PER_BATCH);
         let mut rows = 0;
         let mut write_error = None;
-        let mut write_batch = |batch: &mut RecordBatch, out: &mut dyn Write| {
-            for r in batch.records.drain(..) {
-                let line = (|| {
-                    write!(
-                        out,
-                        "{origin},0,{},{},{},{},{},{},{}",
-                        r.src_addr,
-                        r.dst_addr,
-                        r.src_port,
-                        r.dst_port,
-                        r.protocol,
-                        r.first_ms,
-                        r.last_ms
-                    )?;
-                    featurizer.write_values(&r, out)?;
-                    writeln!(out)
-                })();
-                match line {
-                    Ok(()) => rows += 1,
-                    Err(e) => {
+        let id = RowId {
+            exporter: origin.as_str().into(),
+            domain: 0,
+        };
+        // The meter emits a flow's records when the flow ends, at packet time: that is their
+        // arrival (both directions come together).
+        let mut clock = 0u64;
+        let mut write_batch =
+            |batch: &mut RecordBatch, out: &mut dyn Write, featurizer: &mut Featurizer| {
+                let mut sink = |id: &RowId, r: &netwarden_firmware::FlowRecord, v: &[f32]| {
+                    rows += 1;
+                    write_row(out, id, r, v)
+                };
+                for r in batch.records.drain(..) {
+                    clock = clock.max(r.last_ms);
+                    if let Err(e) = featurizer.push(id.clone(), &r, clock, &mut sink) {
                         write_error.get_or_insert(e);
                     }
                 }
-            }
-        };
+            };
         let (reader, progress) = open_pcap_file(path, &file_label(path))?;
         let stats = packets::pcap::replay_from(
             reader,
@@ -352,14 +365,26 @@ fn metered_csv_thread(
             &mut |f| {
                 batch.push(f);
                 if batch.is_full() {
-                    write_batch(&mut batch, &mut out);
+                    write_batch(&mut batch, &mut out, &mut featurizer);
                 }
             },
             &mut |_, _, _| {},
             &mut |_| {},
         )?;
-        write_batch(&mut batch, &mut out);
+        write_batch(&mut batch, &mut out, &mut featurizer);
+        let mut rows_at_end = 0;
+        let finished = featurizer.finish(&mut |id, r, v| {
+            rows_at_end += 1;
+            write_row(&mut out, id, r, v)
+        });
+        if let Err(e) = finished {
+            write_error.get_or_insert(e);
+        }
+        rows += rows_at_end;
         progress.finish();
+        if let Some(p) = featurizer.pair_stats() {
+            pair_line(path, &p);
+        }
         if let Some(e) = write_error {
             return Err(werr(e));
         }

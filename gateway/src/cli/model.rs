@@ -109,7 +109,7 @@ fn check(dir: &Path, trust: &Trust) -> anyhow::Result<ExitCode> {
         m.threshold.method
     );
     print_checks(m, load);
-    let zero = [[0.0f32; netwarden_firmware::features::FLOW_WIDTH]];
+    let zero = [[0.0f32; crate::models::flow_scorer::ROW]];
     for rows in [1usize, 512] {
         let batch: Vec<_> = zero.iter().cycle().take(rows).copied().collect();
         let mut out = Vec::new();

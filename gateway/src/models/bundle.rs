@@ -15,7 +15,6 @@
 
 use std::path::{Path, PathBuf};
 
-use netwarden_firmware::features::FLOW_WIDTH;
 use netwarden_firmware::series::{judge_window, SeriesRow, SERIES_FEATURES, SERIES_WIDTH};
 use netwarden_firmware::Verdict;
 
@@ -23,7 +22,7 @@ use netwarden_firmware::Verdict;
 use super::manifest::KIND_SERIES_ALIAS;
 use super::manifest::{check_flow_manifest, check_series_manifest, Manifest, KIND_SERIES};
 use super::signature::{SignatureError, SignatureStatus, Trust, SIGNATURE_FILE};
-use crate::models::flow_scorer::{DetectorError, FlowAe};
+use crate::models::flow_scorer::{row_of, DetectorError, FlowAe, FlowRow};
 use crate::models::series_scorer::{SeriesAe, SeriesDetectorError};
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
@@ -135,8 +134,8 @@ impl Bundle {
         source: String,
         batch_size: usize,
     ) -> Result<Bundle, BundleError> {
-        let (m, scaler) = check_flow_manifest(manifest, model)?;
-        let mut detector = FlowAe::load(model, &m, scaler, batch_size)?;
+        let (m, scaler, set) = check_flow_manifest(manifest, model)?;
+        let mut detector = FlowAe::load(model, &m, scaler, set, batch_size)?;
         check_golden(&m, &mut detector)?;
         Ok(Bundle {
             manifest: m,
@@ -174,9 +173,10 @@ pub(crate) fn read_dir(dir: &Path, trust: &Trust) -> Result<DirParts, BundleErro
 
 fn check_golden(m: &Manifest, detector: &mut FlowAe) -> Result<(), BundleError> {
     let g = &m.golden;
-    let raw: Vec<[f32; FLOW_WIDTH]> = g.inputs.iter().map(|v| to_array(v)).collect();
+    let raw: Vec<FlowRow> = g.inputs.iter().map(|v| row_of(v)).collect();
     let outputs = detector.reconstruct(&raw)?;
-    for (i, out) in outputs.chunks(FLOW_WIDTH).enumerate() {
+    let width = detector.width();
+    for (i, out) in outputs.chunks(width).enumerate() {
         let tol = g.tolerance;
         for (j, (&a, &b)) in out.iter().zip(&g.outputs[i]).enumerate() {
             let diff = (a - b).abs();
@@ -190,8 +190,13 @@ fn check_golden(m: &Manifest, detector: &mut FlowAe) -> Result<(), BundleError> 
             }
         }
         let scaled = detector.scaler().scale(&raw[i]);
-        let v =
-            Verdict::<FLOW_WIDTH>::judge(&scaled, out, m.threshold.value, m.severity.high_ratio);
+        let v = Verdict::judge_first(
+            &scaled,
+            width,
+            out,
+            m.threshold.value,
+            m.severity.high_ratio,
+        );
         let diff = (v.error - g.errors[i]).abs();
         if diff.is_nan() || diff > tol {
             return Err(BundleError::Golden {
@@ -357,14 +362,6 @@ fn check_series_golden(m: &Manifest, detector: &mut SeriesAe) -> Result<(), Bund
         }
     }
     Ok(())
-}
-
-fn to_array(v: &[f32]) -> [f32; FLOW_WIDTH] {
-    let mut a = [0.0; FLOW_WIDTH];
-    for (d, s) in a.iter_mut().zip(v) {
-        *d = *s;
-    }
-    a
 }
 
 #[cfg(test)]

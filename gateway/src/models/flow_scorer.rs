@@ -1,4 +1,7 @@
-//! The dense autoencoder detector on `flow-v1` vectors, run by tract.
+//! The dense autoencoder detector on `flow-v1` or `flow-v2` vectors, run by tract.
+//!
+//! Rows travel as [`FlowRow`]s, wide enough for `flow-v2`; a `flow-v1` model reads the first 8
+//! values of each (the `flow-v1` part of a `flow-v2` row is exactly `flow-v1`).
 //!
 //! The model is loaded and optimised once, for two fixed batch shapes (a small one for a quiet
 //! network, `batch_size` for bursts); a partial batch is zero-padded. The plans' states are kept
@@ -6,7 +9,8 @@
 
 use std::sync::Arc;
 
-use netwarden_firmware::features::FLOW_WIDTH;
+use netwarden_firmware::features::{FLOW_FEATURES, FLOW_SCHEMA, FLOW_WIDTH};
+use netwarden_firmware::features_v2::{FLOW_V2_FEATURES, FLOW_V2_SCHEMA, FLOW_V2_WIDTH};
 use netwarden_firmware::Scaler;
 use tract_onnx::prelude::*;
 
@@ -17,8 +21,12 @@ pub enum DetectorError {
     // The message is tract's whole chain, so the error is not also a `source`.
     #[error("{0:#}")]
     Tract(TractError),
-    #[error("model output has {got} values for {rows} rows of {FLOW_WIDTH}")]
-    OutputShape { got: usize, rows: usize },
+    #[error("model output has {got} values for {rows} rows of {width}")]
+    OutputShape {
+        got: usize,
+        rows: usize,
+        width: usize,
+    },
 }
 
 impl From<TractError> for DetectorError {
@@ -28,6 +36,61 @@ impl From<TractError> for DetectorError {
 }
 
 type Plan = Arc<TypedRunnableModel>;
+
+/// Values a pipeline row carries: the widest feature set's.
+pub const ROW: usize = FLOW_V2_WIDTH;
+
+/// One flow's raw or scaled values; a `flow-v1` model uses the first [`FLOW_WIDTH`].
+pub type FlowRow = [f32; ROW];
+
+/// The flow feature set a bundle was trained on (its manifest's `schema`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowSet {
+    V1,
+    V2,
+}
+
+impl FlowSet {
+    pub fn from_schema(schema: &str) -> Option<FlowSet> {
+        match schema {
+            FLOW_SCHEMA => Some(FlowSet::V1),
+            FLOW_V2_SCHEMA => Some(FlowSet::V2),
+            _ => None,
+        }
+    }
+
+    pub const fn schema(self) -> &'static str {
+        match self {
+            FlowSet::V1 => FLOW_SCHEMA,
+            FlowSet::V2 => FLOW_V2_SCHEMA,
+        }
+    }
+
+    /// Values per row the model reads and reconstructs.
+    pub const fn width(self) -> usize {
+        match self {
+            FlowSet::V1 => FLOW_WIDTH,
+            FlowSet::V2 => FLOW_V2_WIDTH,
+        }
+    }
+
+    /// Feature names in row order (`width()` of them).
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            FlowSet::V1 => &FLOW_FEATURES,
+            FlowSet::V2 => &FLOW_V2_FEATURES,
+        }
+    }
+}
+
+/// A `flow-v1` vector as a row (the rest zero).
+pub fn row_of(values: &[f32]) -> FlowRow {
+    let mut r = [0.0; ROW];
+    for (d, s) in r.iter_mut().zip(values) {
+        *d = *s;
+    }
+    r
+}
 
 #[derive(Debug)]
 struct Shaped {
@@ -40,7 +103,8 @@ struct Shaped {
 pub struct FlowAe {
     small: Shaped,
     large: Shaped,
-    scaler: Scaler<FLOW_WIDTH>,
+    scaler: Scaler<ROW>,
+    set: FlowSet,
     pub threshold: f32,
     pub high_ratio: f32,
     /// Reused input staging buffer.
@@ -65,15 +129,17 @@ impl FlowAe {
     pub fn load(
         bytes: &[u8],
         m: &Manifest,
-        scaler: Scaler<FLOW_WIDTH>,
+        scaler: Scaler<ROW>,
+        set: FlowSet,
         batch_size: usize,
     ) -> Result<FlowAe, DetectorError> {
         let large_batch = batch_size.max(SMALL_BATCH);
-        let small = plan(bytes, SMALL_BATCH, FLOW_WIDTH)?;
+        let width = set.width();
+        let small = plan(bytes, SMALL_BATCH, width)?;
         let large = if large_batch == SMALL_BATCH {
             small.clone()
         } else {
-            plan(bytes, large_batch, FLOW_WIDTH)?
+            plan(bytes, large_batch, width)?
         };
         Ok(FlowAe {
             small: Shaped {
@@ -85,14 +151,25 @@ impl FlowAe {
                 state: TypedSimpleState::new(&large)?,
             },
             scaler,
+            set,
             threshold: m.threshold.value,
             high_ratio: m.severity.high_ratio,
-            flat: Vec::with_capacity(large_batch * FLOW_WIDTH),
+            flat: Vec::with_capacity(large_batch * width),
         })
     }
 
-    pub fn scaler(&self) -> &Scaler<FLOW_WIDTH> {
+    pub fn scaler(&self) -> &Scaler<ROW> {
         &self.scaler
+    }
+
+    /// The feature set the model reads.
+    pub fn set(&self) -> FlowSet {
+        self.set
+    }
+
+    /// Values per row the model reads.
+    pub fn width(&self) -> usize {
+        self.set.width()
     }
 
     /// Rows per model run at most.
@@ -101,23 +178,25 @@ impl FlowAe {
     }
 
     /// Values per row the model outputs (run once on a batch of zeros): fleet verification
-    /// refuses a model whose width is not `FLOW_WIDTH`, which [`FlowAe::run_scaled`] alone
+    /// refuses a model whose width is not its feature set's, which [`FlowAe::run_scaled`] alone
     /// would not notice when the model outputs more.
     pub fn output_width(&mut self) -> Result<usize, DetectorError> {
         let batch = self.small.batch;
-        let input = Tensor::from_shape(&[batch, FLOW_WIDTH], &vec![0.0f32; batch * FLOW_WIDTH])?;
+        let width = self.width();
+        let input = Tensor::from_shape(&[batch, width], &vec![0.0f32; batch * width])?;
         let result = self.small.state.run(tvec!(input.into_tvalue()))?;
         let first = result.first().ok_or(DetectorError::OutputShape {
             got: 0,
             rows: batch,
+            width,
         })?;
         Ok(first.len() / batch)
     }
 
-    /// Scales raw vectors and returns the model's outputs, `FLOW_WIDTH` per row, row-major.
-    pub fn reconstruct(&mut self, raw: &[[f32; FLOW_WIDTH]]) -> Result<Vec<f32>, DetectorError> {
-        let scaled: Vec<[f32; FLOW_WIDTH]> = raw.iter().map(|r| self.scaler.scale(r)).collect();
-        let mut out = Vec::with_capacity(raw.len() * FLOW_WIDTH);
+    /// Scales raw rows and returns the model's outputs, [`FlowAe::width`] per row, row-major.
+    pub fn reconstruct(&mut self, raw: &[FlowRow]) -> Result<Vec<f32>, DetectorError> {
+        let scaled: Vec<FlowRow> = raw.iter().map(|r| self.scaler.scale(r)).collect();
+        let mut out = Vec::with_capacity(raw.len() * self.width());
         self.run_scaled(&scaled, &mut out)?;
         Ok(out)
     }
@@ -125,10 +204,11 @@ impl FlowAe {
     /// Runs already-scaled rows, appending outputs to `out`. Any number of rows.
     pub fn run_scaled(
         &mut self,
-        scaled: &[[f32; FLOW_WIDTH]],
+        scaled: &[FlowRow],
         out: &mut Vec<f32>,
     ) -> Result<(), DetectorError> {
         let large = self.large.batch;
+        let width = self.width();
         for chunk in scaled.chunks(large) {
             let shaped = if chunk.len() <= SMALL_BATCH {
                 &mut self.small
@@ -137,20 +217,22 @@ impl FlowAe {
             };
             let batch = shaped.batch;
             self.flat.clear();
-            self.flat.extend(chunk.iter().flatten());
-            self.flat.resize(batch * FLOW_WIDTH, 0.0);
-            let input = Tensor::from_shape(&[batch, FLOW_WIDTH], &self.flat)?;
+            self.flat.extend(chunk.iter().flat_map(|r| &r[..width]));
+            self.flat.resize(batch * width, 0.0);
+            let input = Tensor::from_shape(&[batch, width], &self.flat)?;
             let result = shaped.state.run(tvec!(input.into_tvalue()))?;
             let first = result.first().ok_or(DetectorError::OutputShape {
                 got: 0,
                 rows: chunk.len(),
+                width,
             })?;
             let values = first.try_as_plain_ram()?.as_slice::<f32>()?;
-            let need = chunk.len() * FLOW_WIDTH;
+            let need = chunk.len() * width;
             if values.len() < need {
                 return Err(DetectorError::OutputShape {
                     got: values.len(),
                     rows: chunk.len(),
+                    width,
                 });
             }
             out.extend_from_slice(&values[..need]);

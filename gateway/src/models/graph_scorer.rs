@@ -111,12 +111,14 @@ impl GraphScorer {
             let first = result.first().ok_or(DetectorError::OutputShape {
                 got: 0,
                 rows: count,
+                width: classes,
             })?;
             let values = first.try_as_plain_ram()?.as_slice::<f32>()?;
             if values.len() < count * classes {
                 return Err(DetectorError::OutputShape {
                     got: values.len(),
                     rows: count,
+                    width: classes,
                 });
             }
             out.extend_from_slice(&values[..count * classes]);

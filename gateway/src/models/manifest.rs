@@ -2,7 +2,10 @@
 //! kind must pass before tract sees its model: format, kind, feature schema, shapes, threshold,
 //! golden vectors well-formed, the model's SHA-256, usable scaling.
 
-use netwarden_firmware::features::{FLOW_FEATURES, FLOW_SCHEMA, FLOW_WIDTH};
+use netwarden_firmware::features::{FLOW_FEATURES, FLOW_SCHEMA};
+use netwarden_firmware::features_v2::{FLOW_V2_FEATURES, FLOW_V2_SCHEMA};
+
+use crate::models::flow_scorer::{FlowSet, ROW};
 use netwarden_firmware::series::{SERIES_FEATURES, SERIES_SCHEMA, SERIES_WIDTH, WINDOW_STEPS};
 use netwarden_firmware::Scaler;
 use serde::Deserialize;
@@ -197,9 +200,11 @@ fn check_manifest(
     Ok(())
 }
 
-fn scaler<const N: usize>(m: &Manifest, names: &[&str; N]) -> Result<Scaler<N>, BundleError> {
+/// The manifest's scaling for `names`, in a scaler of `N >= names.len()` features (the rest
+/// pass through: a `flow-v1` bundle's scaler over a `flow-v2`-wide row).
+fn scaler<const N: usize>(m: &Manifest, names: &[&str]) -> Result<Scaler<N>, BundleError> {
     let s = &m.features.scaling;
-    if s.len() != N || s.iter().zip(names).any(|(e, n)| e.name != *n) {
+    if s.len() != names.len() || s.len() > N || s.iter().zip(names).any(|(e, n)| e.name != *n) {
         return Err(BundleError::Invalid(
             "features.scaling must list the schema's features in order".into(),
         ));
@@ -211,7 +216,7 @@ fn scaler<const N: usize>(m: &Manifest, names: &[&str; N]) -> Result<Scaler<N>, 
     }
     let mut log1p = [false; N];
     let mut min = [0.0; N];
-    let mut max = [0.0; N];
+    let mut max = [1.0; N];
     for (i, e) in s.iter().enumerate() {
         log1p[i] = e.log1p;
         min[i] = e.min;
@@ -222,16 +227,22 @@ fn scaler<const N: usize>(m: &Manifest, names: &[&str; N]) -> Result<Scaler<N>, 
 
 /// Everything a flow bundle must pass before tract sees its model: the manifest parses, its
 /// schema, shapes, threshold and golden vectors are well-formed, the model's SHA-256 matches,
-/// and the scaling is usable. (Fuzzed: `fuzz/fuzz_targets/bundle_manifest.rs`.)
+/// and the scaling is usable. The schema is `flow-v1` or `flow-v2`; the scaler is as wide as a
+/// `flow-v2` row either way. (Fuzzed: `fuzz/fuzz_targets/bundle_manifest.rs`.)
 pub fn check_flow_manifest(
     manifest: &str,
     model: &[u8],
-) -> Result<(Manifest, Scaler<FLOW_WIDTH>), BundleError> {
+) -> Result<(Manifest, Scaler<ROW>, FlowSet), BundleError> {
     let m: Manifest = serde_json::from_str(manifest)?;
-    check_manifest(&m, KIND_FLOW, FLOW_SCHEMA, &FLOW_FEATURES, FLOW_WIDTH)?;
+    let set = FlowSet::from_schema(&m.features.schema).unwrap_or(FlowSet::V1);
+    let (schema, names): (&'static str, &'static [&'static str]) = match set {
+        FlowSet::V1 => (FLOW_SCHEMA, &FLOW_FEATURES),
+        FlowSet::V2 => (FLOW_V2_SCHEMA, &FLOW_V2_FEATURES),
+    };
+    check_manifest(&m, KIND_FLOW, schema, names, set.width())?;
     check_hash(&m, model)?;
-    let scaler = scaler(&m, &FLOW_FEATURES)?;
-    Ok((m, scaler))
+    let scaler = scaler(&m, names)?;
+    Ok((m, scaler, set))
 }
 
 /// As [`check_flow_manifest`], for a `series_ae` bundle; also returns its window length.

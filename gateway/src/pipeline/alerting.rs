@@ -17,11 +17,11 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use netwarden_firmware::features::{FlowFeatures, FLOW_FEATURES};
 use netwarden_firmware::{FlowRecord, Severity, Verdict};
 
 use super::incidents::{Emit, Evidence, IncidentTracker, Pattern, TrackerConfig};
 use super::orient::{orient, Oriented};
+use crate::models::flow_scorer::{FlowRow, ROW};
 use crate::records::{Alert, Contribution, FlowOrigin, FlowSubject, ModelRef, Subject};
 
 /// One anomalous flow as the detector saw it.
@@ -29,8 +29,11 @@ use crate::records::{Alert, Contribution, FlowOrigin, FlowSubject, ModelRef, Sub
 pub struct Finding<'a> {
     pub exporter: &'a FlowOrigin,
     pub flow: &'a FlowRecord,
-    pub raw: &'a FlowFeatures,
-    pub verdict: &'a Verdict<{ FLOW_FEATURES.len() }>,
+    /// The raw row: `flow-v1` in its first 8 values (with `flow-v2` after them).
+    pub raw: &'a FlowRow,
+    pub verdict: &'a Verdict<ROW>,
+    /// The model's feature names (`flow-v1` or `flow-v2`), in row order.
+    pub names: &'static [&'static str],
     pub severity: Severity,
     pub threshold: f32,
 }
@@ -172,9 +175,10 @@ impl Alerter {
             .verdict
             .ranked()
             .iter()
+            .filter(|&&i| i < f.names.len())
             .take(TOP_FEATURES)
             .map(|&i| Contribution {
-                feature: FLOW_FEATURES[i].to_string(),
+                feature: f.names[i].to_string(),
                 value: f.raw[i],
                 share: if total > 0.0 {
                     f.verdict.contributions[i] / total
@@ -277,7 +281,7 @@ pub fn classify(f: &Finding<'_>, o: &Oriented) -> Pattern {
     if o.reply {
         return Pattern::UnusualFlow;
     }
-    let [_, _, _, _, _, flows, ports, addrs] = *f.raw;
+    let [flows, ports, addrs] = [f.raw[5], f.raw[6], f.raw[7]];
     if ports >= SCAN_PORTS {
         Pattern::PortScan
     } else if addrs >= SWEEP_ADDRS {
@@ -326,18 +330,16 @@ mod tests {
     }
 
     fn consider(a: &mut Alerter, fl: &FlowRecord, sev: Severity, n: u32) -> Option<Alert> {
-        let raw = [1.0, 44.0, 0.0, 44.0, 1.0, 900.0, 800.0, 1.0];
-        let verdict = Verdict::judge(
-            &[0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 2.0, 0.0],
-            &[0.0; 8],
-            0.01,
-            2.0,
-        );
+        let raw =
+            crate::models::flow_scorer::row_of(&[1.0, 44.0, 0.0, 44.0, 1.0, 900.0, 800.0, 1.0]);
+        let scaled = crate::models::flow_scorer::row_of(&[0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 2.0, 0.0]);
+        let verdict = Verdict::judge_first(&scaled, 8, &[0.0; 8], 0.01, 2.0);
         let f = Finding {
             exporter: &FlowOrigin::Exporter("127.0.0.1:9".parse().expect("addr")),
             flow: fl,
             raw: &raw,
             verdict: &verdict,
+            names: &netwarden_firmware::features::FLOW_FEATURES,
             severity: sev,
             threshold: 0.01,
         };

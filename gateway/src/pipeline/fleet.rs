@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use netwarden_firmware::features::FLOW_WIDTH;
+use crate::models::flow_scorer::{FlowRow, ROW};
 use netwarden_firmware::Verdict;
 
 use super::FlowPipeline;
@@ -35,7 +35,7 @@ pub(super) struct Slot {
     other_model: ModelRef,
     trial: Trial,
     reported: f64,
-    scaled: Vec<[f32; FLOW_WIDTH]>,
+    scaled: Vec<FlowRow>,
     outputs: Vec<f32>,
 }
 
@@ -49,6 +49,20 @@ impl FlowPipeline {
     /// Starts shadowing `c` (replacing any candidate still shadowing; a watch in progress is
     /// settled first: the promoted model stays).
     pub fn offer_candidate(&mut self, c: Candidate) {
+        // The pipeline computes one feature set (pairing runs only for `flow-v2`), so a model
+        // of the other set cannot shadow or replace the active one.
+        if c.bundle.detector.set() != self.detector.set() {
+            self.fleet_outcomes.push(Outcome::Rejected {
+                reason: format!(
+                    "its feature set {} is not the active model's {} (restart with it configured)",
+                    c.bundle.detector.set().schema(),
+                    self.detector.set().schema()
+                ),
+                version: c.version,
+                figures: Trial::default(),
+            });
+            return;
+        }
         let immediate = c.immediate;
         if let Some(old) = self.fleet.take() {
             let outcome = match old.phase {
@@ -94,7 +108,7 @@ impl FlowPipeline {
             trial: Trial::default(),
             reported: 0.0,
             scaled: Vec::with_capacity(batch),
-            outputs: Vec::with_capacity(batch * FLOW_WIDTH),
+            outputs: Vec::with_capacity(batch * ROW),
         });
     }
 
@@ -148,11 +162,12 @@ impl FlowPipeline {
                 for ((p, out), &(active_error, active_anomalous)) in self
                     .pending
                     .iter()
-                    .zip(slot.outputs.chunks(FLOW_WIDTH))
+                    .zip(slot.outputs.chunks(slot.other.width()))
                     .zip(&self.active_scores)
                 {
                     let scaled = slot.other.scaler().scale(&p.raw);
-                    let v = Verdict::<FLOW_WIDTH>::judge(&scaled, out, threshold, high);
+                    let width = slot.other.width();
+                    let v = Verdict::judge_first(&scaled, width, out, threshold, high);
                     let other_anomalous = v.severity.is_some();
                     let ev = p.flow.last_ms;
                     match slot.phase {
@@ -256,6 +271,14 @@ impl FlowPipeline {
         self.model_name = format!("{} {}", now_active.name, now_active.version);
         self.alerter.set_model(now_active.clone());
         self.alerter_model = now_active;
+        // What was learnt (scores, a fitted threshold) belongs to the model that left.
+        let shipped = self.detector.threshold;
+        if let Some(l) = self.learner.as_mut() {
+            if l.bind_model(&self.model_name, shipped) {
+                tracing::info!(model = %self.model_name, "Active model changed; learning this site afresh for it");
+                self.learning_changed = true;
+            }
+        }
     }
 }
 
@@ -303,8 +326,8 @@ mod tests {
         m["model"]["sha256"] = crate::models::fleet::wire::hex(&sha2::Sha256::digest(model)).into();
         m["version"] = version.into();
         let text = m.to_string();
-        let (manifest, scaler) = check_flow_manifest(&text, model).expect("manifest");
-        let detector = FlowAe::load(model, &manifest, scaler, 64).expect("tract");
+        let (manifest, scaler, set) = check_flow_manifest(&text, model).expect("manifest");
+        let detector = FlowAe::load(model, &manifest, scaler, set, 64).expect("tract");
         Candidate {
             version: version.into(),
             bundle: Bundle {
@@ -410,5 +433,30 @@ mod tests {
         );
         assert_eq!(p.model_name(), "flow-ae 2026.1.4");
         assert!(p.fleet_phase().is_none());
+    }
+
+    #[test]
+    fn a_candidate_of_the_other_feature_set_is_rejected_at_once() {
+        let (mut p, _) = pipeline(0);
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/flow-ae-v2");
+        let bundle =
+            Bundle::load_dir(&dir, 64, &crate::models::Trust::none()).expect("flow-v2 bundle");
+        p.offer_candidate(Candidate {
+            version: "2026.1.9".into(),
+            bundle,
+            immediate: true,
+        });
+        match p.take_fleet_outcomes().as_slice() {
+            [Outcome::Rejected {
+                version, reason, ..
+            }] => {
+                assert_eq!(version, "2026.1.9");
+                assert!(reason.contains("flow-v2"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p.fleet_phase().is_none());
+        assert!(p.model_name().starts_with("flow-ae "), "{}", p.model_name());
     }
 }

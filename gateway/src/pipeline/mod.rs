@@ -1,11 +1,16 @@
-//! The pipeline: flow records -> `flow-v1` vectors -> batched autoencoder scores ->
-//! de-duplicated alerts. It runs on one dedicated thread and does no network I/O. It never
+//! The pipeline: flow records -> `flow-v1` or `flow-v2` vectors (the bundle's feature set) ->
+//! batched autoencoder scores -> de-duplicated alerts. It runs on one dedicated thread and does no network I/O. It never
 //! decodes: the runtime's flow thread owns the NetFlow decoder and hands it the records; alerts
 //! go to a callback (the runtime's alert sink stores them durably and wakes the MQTT publisher).
 //!
 //! Batching: records are featurised as they are decoded (order matters for the host windows)
 //! and scored in batches of up to `batch_size`, flushed when the batch is full or when the input
 //! queue is momentarily empty, so a quiet network still gets sub-millisecond latency.
+//!
+//! With a `flow-v2` bundle a record's vector is ready only when its reverse direction arrives
+//! or its wait ends (`netwarden_firmware::features_v2`); the arrival clock is the wall clock, or
+//! the replay's ([`FlowPipeline::set_arrival`]). Each flush first emits the records whose wait
+//! is over; [`FlowPipeline::finish`] emits the rest at the end of input.
 
 pub mod alerting;
 pub mod arp;
@@ -23,11 +28,12 @@ pub mod summary;
 use std::sync::Arc;
 use std::time::Instant;
 
-use netwarden_firmware::features::{FlowFeatures, HostWindows, FLOW_WIDTH};
+use netwarden_firmware::features::HostWindows;
+use netwarden_firmware::features_v2::{FlowV2, FlowV2Stats, DEFAULT_PAIR_WAIT_MS};
 use netwarden_firmware::{FlowRecord, Verdict};
 
 use crate::metrics::Metrics;
-use crate::models::flow_scorer::FlowAe;
+use crate::models::flow_scorer::{row_of, FlowAe, FlowRow, FlowSet, ROW};
 use crate::models::Bundle;
 use crate::records::scoreboard::ScoreTally;
 use crate::records::{Alert, FlowOrigin, ModelRef, FLOW_DETECTOR};
@@ -38,6 +44,15 @@ use std::net::IpAddr;
 /// Source hosts tracked for window features (a power of two; about 170 bytes each). Built on
 /// the stack before boxing in debug builds, so kept well under a test thread's 2 MiB stack.
 pub const HOST_WINDOWS: usize = 4096;
+
+/// `flow-v2` records waiting for their reverse direction (about 150 bytes each).
+pub const PAIR_SLOTS: usize = 2048;
+
+/// `flow-v2` services (initiator, target, port, protocol) with a window (about 32 bytes each).
+pub const SERVICE_SLOTS: usize = 4096;
+
+/// The `flow-v2` state the pipeline and `netwarden features` keep beside the host windows.
+pub type PairState<T> = FlowV2<T, PAIR_SLOTS, SERVICE_SLOTS>;
 
 /// A flow as the detector scored it; kept only when asked for ([`FlowPipeline::keep_scores`]), by
 /// `netwarden eval`, which needs every score, not only the alerts.
@@ -52,19 +67,24 @@ pub struct ScoredFlow {
 struct Pending {
     exporter: FlowOrigin,
     flow: FlowRecord,
-    raw: FlowFeatures,
-    scaled: [f32; FLOW_WIDTH],
+    raw: FlowRow,
+    scaled: FlowRow,
 }
 
 /// Everything between a datagram and an alert.
 #[derive(Debug)]
 pub struct FlowPipeline {
     windows: Box<HostWindows<HOST_WINDOWS>>,
+    /// Pairing, service windows and novelty; only with a `flow-v2` bundle.
+    pairs: Option<Box<PairState<FlowOrigin>>>,
+    /// The replay's arrival clock (`None`: the wall clock).
+    arrival_ms: Option<u64>,
+    pair_stats_reported: FlowV2Stats,
     detector: FlowAe,
     alerter: Alerter,
     metrics: Arc<Metrics>,
     pending: Vec<Pending>,
-    scaled: Vec<[f32; FLOW_WIDTH]>,
+    scaled: Vec<FlowRow>,
     outputs: Vec<f32>,
     evictions_reported: u64,
     now_ms: fn() -> u64,
@@ -106,8 +126,13 @@ impl FlowPipeline {
         };
         let model_name = format!("{} {}", model.name, model.version);
         let batch = bundle.detector.batch_size();
+        let pairs = (bundle.detector.set() == FlowSet::V2)
+            .then(|| Box::new(PairState::new(DEFAULT_PAIR_WAIT_MS)));
         FlowPipeline {
             windows: Box::default(),
+            pairs,
+            arrival_ms: None,
+            pair_stats_reported: FlowV2Stats::default(),
             detector: bundle.detector,
             alerter: Alerter::new(site, device, FLOW_DETECTOR, model.clone(), dedupe),
             alerter_model: model,
@@ -118,7 +143,7 @@ impl FlowPipeline {
             metrics,
             pending: Vec::with_capacity(batch),
             scaled: Vec::with_capacity(batch),
-            outputs: Vec::with_capacity(batch * FLOW_WIDTH),
+            outputs: Vec::with_capacity(batch * ROW),
             evictions_reported: 0,
             now_ms: crate::now_ms,
             tally: summary::FlowTally::new(crate::now_ms()),
@@ -144,12 +169,52 @@ impl FlowPipeline {
 
     /// Learns the threshold on this site's traffic ([`learning`]); a learner that has already
     /// finished (resumed after a restart) applies its fitted threshold at once.
-    pub fn with_learning(mut self, learner: Learner<IpAddr>) -> Self {
+    pub fn with_learning(mut self, mut learner: Learner<IpAddr>) -> Self {
+        if learner.bind_model(&self.model_name, self.detector.threshold) {
+            tracing::info!(model = %self.model_name, "The active model is not the one learnt for; learning it afresh");
+            self.learning_changed = true;
+        }
         if let Some(f) = &learner.status().fitted {
             self.detector.threshold = f.threshold;
         }
+        // `flow-v2` novelty learns the services seen during the period. The filter is not
+        // persisted, so a learner resumed after its period leaves novelty off (0).
+        if learner.learning() {
+            self.novelty_from(learner.status());
+        }
         self.learner = Some(learner);
         self
+    }
+
+    /// `flow-v2` novelty: services used before the end of the learning period are known.
+    fn novelty_from(&mut self, status: &crate::records::learning::LearningStatus) {
+        if let (Some(p), Some(start)) = (self.pairs.as_mut(), status.start_ms) {
+            p.set_learn_until(Some(start.saturating_add(status.period_ms)));
+        }
+    }
+
+    /// `flow-v2` novelty learnt until `until_ms` of event time, whatever the threshold does
+    /// (`netwarden eval` with a learning lead-in). No effect on a `flow-v1` bundle.
+    pub fn with_novelty_until(mut self, until_ms: u64) -> Self {
+        if let Some(p) = self.pairs.as_mut() {
+            p.set_learn_until(Some(until_ms));
+        }
+        self
+    }
+
+    /// The replay clock: records ingested from now on arrived at `at_ms` (eval's and
+    /// `features`' datagram times). Without it the `flow-v2` wait runs on the wall clock.
+    pub fn set_arrival(&mut self, at_ms: u64) {
+        self.arrival_ms = Some(at_ms);
+    }
+
+    /// The feature set the model reads.
+    pub fn feature_set(&self) -> FlowSet {
+        self.detector.set()
+    }
+
+    fn arrival(&self) -> u64 {
+        self.arrival_ms.unwrap_or_else(crate::now_ms)
     }
 
     /// Where learning stands (`None`: this pipeline does not learn).
@@ -223,28 +288,75 @@ impl FlowPipeline {
         }
     }
 
-    /// Featurises one flow record; scores when a batch fills.
+    /// Featurises one flow record; scores when a batch fills. With `flow-v2` the record may
+    /// wait for its reverse direction first.
     pub fn ingest_record(
         &mut self,
         exporter: FlowOrigin,
         flow: FlowRecord,
         alerts: &mut impl FnMut(Alert),
     ) {
-        let raw = self.windows.observe(&flow);
-        let scaled = self.detector.scaler().scale(&raw);
-        self.pending.push(Pending {
-            exporter,
-            flow,
-            raw,
-            scaled,
-        });
+        let v1 = self.windows.observe(&flow);
+        match self.pairs.as_mut() {
+            None => {
+                let raw = row_of(&v1);
+                let scaled = self.detector.scaler().scale(&raw);
+                self.pending.push(Pending {
+                    exporter,
+                    flow,
+                    raw,
+                    scaled,
+                });
+            }
+            Some(pairs) => {
+                let now = self.arrival_ms.unwrap_or_else(crate::now_ms);
+                let (pending, scaler) = (&mut self.pending, self.detector.scaler());
+                pairs.push(&flow, v1, exporter, now, &mut |r, v, origin| {
+                    pending.push(Pending {
+                        exporter: origin,
+                        flow: *r,
+                        raw: *v,
+                        scaled: scaler.scale(v),
+                    })
+                });
+            }
+        }
         if self.pending.len() >= self.detector.batch_size() {
             self.flush(alerts);
         }
     }
 
+    /// Emits the `flow-v2` records whose wait is over (with `all`, every waiting one).
+    fn release_pairs(&mut self, all: bool) {
+        let now = self.arrival();
+        let Some(pairs) = self.pairs.as_mut() else {
+            return;
+        };
+        let (pending, scaler) = (&mut self.pending, self.detector.scaler());
+        let mut out = |r: &FlowRecord, v: &FlowRow, origin: FlowOrigin| {
+            pending.push(Pending {
+                exporter: origin,
+                flow: *r,
+                raw: *v,
+                scaled: scaler.scale(v),
+            })
+        };
+        if all {
+            pairs.drain(&mut out);
+        } else {
+            pairs.expire(now, &mut out);
+        }
+    }
+
+    /// End of input: emits every `flow-v2` record still waiting for its reverse, and scores.
+    pub fn finish(&mut self, alerts: &mut impl FnMut(Alert)) {
+        self.release_pairs(true);
+        self.flush(alerts);
+    }
+
     /// Scores everything waiting.
     pub fn flush(&mut self, alerts: &mut impl FnMut(Alert)) {
+        self.release_pairs(false);
         if self.pending.is_empty() {
             return;
         }
@@ -268,13 +380,15 @@ impl FlowPipeline {
         let high = self.detector.high_ratio;
         let mut threshold = self.threshold();
         let now_ms = (self.now_ms)();
+        let width = self.detector.width();
+        let names = self.detector.set().names();
         self.active_scores.clear();
-        for (p, out) in self.pending.iter().zip(self.outputs.chunks(FLOW_WIDTH)) {
-            let verdict = Verdict::<FLOW_WIDTH>::judge(&p.scaled, out, threshold, high);
+        for (p, out) in self.pending.iter().zip(self.outputs.chunks(width)) {
+            let verdict = Verdict::judge_first(&p.scaled, width, out, threshold, high);
             self.active_scores
                 .push((verdict.error, verdict.severity.is_some()));
             if let Some(r) = self.reservoir.as_mut() {
-                r.observe(&p.flow, &p.raw, verdict.error);
+                r.observe(&p.flow, &v1_part(&p.raw), verdict.error);
             }
             if let Some(l) = self.learner.as_mut() {
                 let initiator = orient::orient(&p.flow).initiator;
@@ -311,6 +425,7 @@ impl FlowPipeline {
                 flow: &p.flow,
                 raw: &p.raw,
                 verdict: &verdict,
+                names,
                 severity,
                 threshold,
             };
@@ -330,5 +445,46 @@ impl FlowPipeline {
         let m = &self.metrics;
         m.add(&m.host_window_evictions, ev - self.evictions_reported);
         self.evictions_reported = ev;
+        if let Some(pairs) = self.pairs.as_ref() {
+            let (now, was) = (pairs.stats(), self.pair_stats_reported);
+            m.add(&m.flow_pairs_paired, now.paired - was.paired);
+            m.add(&m.flow_pairs_unpaired, now.unpaired - was.unpaired);
+            m.add(
+                &m.flow_pair_evictions,
+                now.pair_evictions + now.pair_duplicates - was.pair_evictions - was.pair_duplicates,
+            );
+            m.add(
+                &m.flow_service_evictions,
+                now.service_evictions - was.service_evictions,
+            );
+            self.pair_stats_reported = now;
+        }
+        // A learner that saw its first record now knows when novelty learning ends.
+        if self
+            .pairs
+            .as_ref()
+            .is_some_and(|p| p.learn_until().is_none())
+        {
+            if let Some(status) = self
+                .learner
+                .as_ref()
+                .filter(|l| l.learning())
+                .map(|l| l.status().clone())
+            {
+                self.novelty_from(&status);
+            }
+        }
     }
+
+    /// The `flow-v2` pairing counters (`None` with a `flow-v1` bundle).
+    pub fn pair_stats(&self) -> Option<FlowV2Stats> {
+        self.pairs.as_ref().map(|p| p.stats())
+    }
+}
+
+/// The `flow-v1` part of a row (the reservoir keeps `flow-v1` rows).
+fn v1_part(row: &FlowRow) -> netwarden_firmware::FlowFeatures {
+    let mut v = [0.0; netwarden_firmware::features::FLOW_WIDTH];
+    v.copy_from_slice(&row[..netwarden_firmware::features::FLOW_WIDTH]);
+    v
 }

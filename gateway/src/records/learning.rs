@@ -37,6 +37,10 @@ pub struct LearningStatus {
     /// While learning only alerts this many times over the shipped threshold are raised.
     pub alert_ratio: f32,
     pub fitted: Option<Fitted>,
+    /// The model (`name version`) whose scores were learnt from and whose threshold was
+    /// fitted; empty in states saved before it was recorded (taken as the active model).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model: String,
 }
 
 impl LearningStatus {

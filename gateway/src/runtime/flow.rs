@@ -197,7 +197,12 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
                 ctx.alerts.on_alerts(&raised);
                 raised.clear();
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                // A quiet queue: `flow-v2` records whose wait for their reverse is over.
+                stage.flush(&mut |a| raised.push(a));
+                ctx.alerts.on_alerts(&raised);
+                raised.clear();
+            }
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if let Some(f) = &ctx.fleet {
@@ -216,6 +221,7 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
             last_stats = Instant::now();
         }
     }
+    stage.pipeline.finish(&mut |a| raised.push(a));
     stage.flush(&mut |a| raised.push(a));
     ctx.alerts.on_alerts(&raised);
     if let Some((flows, scores)) = stage.pipeline.take_summary(0, ctx.top_hosts) {

@@ -22,7 +22,7 @@ from .format import MANIFEST_FILE, BundleError
 def verify_python(bundle_dir: Path, kind: ModelKind | None = None) -> dict:
     """Hash, schema and golden vectors in onnxruntime and in tract (fresh state, one batch)."""
     m = json.loads((bundle_dir / MANIFEST_FILE).read_text())
-    kind = kind or registry.get(m["kind"])
+    kind = kind or registry.for_manifest(m)
     if m["features"]["names"] != list(kind.feature_names):
         raise BundleError(f"{bundle_dir}: features are not {kind.schema}")
     path = bundle_dir / m["model"]["file"]

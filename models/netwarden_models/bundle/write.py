@@ -107,7 +107,7 @@ def bundle(args) -> dict:
     manifest = {
         "format": FORMAT,
         "name": args.name or kind.default_bundle_name(),
-        "kind": kind.name,
+        "kind": getattr(kind, "manifest_kind", kind.name),
         "version": args.version or default_version(),
         "created_utc": now_utc().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": {

@@ -31,6 +31,20 @@ FLOW_V1_LOG1P: dict[str, bool] = {
 }
 assert tuple(FLOW_V1_LOG1P) == FEATURE_NAMES
 
+# flow-v2: flow-v1's, then the reverse direction's counters and the service's conversation
+# count compressed; flags, shares and novelty are in [0, 1] already.
+FLOW_V2_LOG1P: dict[str, bool] = FLOW_V1_LOG1P | {
+    "reverse_seen": False,
+    "reverse_packets": True,
+    "reverse_bytes": True,
+    "bytes_share": False,
+    "reverse_syn_ack": False,
+    "tcp_rst_either": False,
+    "svc_conversations_window": True,
+    "svc_failed_share_window": False,
+    "svc_novel": False,
+}
+
 
 @dataclass(frozen=True)
 class FeatureScaling:
@@ -46,7 +60,7 @@ class FeatureScaling:
         if raw.ndim != 2 or raw.shape[1] != len(names) or raw.shape[0] == 0:
             raise ValueError(f"expected raw features [rows>0, {len(names)}], got {raw.shape}")
         if log1p is None:
-            log1p = tuple(FLOW_V1_LOG1P[n] for n in names)
+            log1p = tuple(FLOW_V2_LOG1P[n] for n in names)
         v = _pre(raw, np.asarray(log1p, dtype=bool))
         return cls(
             names=tuple(names),

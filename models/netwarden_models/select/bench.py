@@ -98,7 +98,7 @@ def files_of(path: Path) -> list[tuple[Path, ModelKind, str]]:
     (what make-series-bundle.sh keeps)."""
     if (path / "manifest.json").exists():
         m = json.loads((path / "manifest.json").read_text())
-        return [(path / m["model"]["file"], registry.get(m["kind"]), f"{path.name}/{m['model']['file']}")]
+        return [(path / m["model"]["file"], registry.for_manifest(m), f"{path.name}/{m['model']['file']}")]
     if (path / "run.json").exists():
         kind = registry.get(json.loads((path / "run.json").read_text())["kind"])
         return [(f, kind, f"{path.name}/{f.name}") for f in sorted(path.glob("model-*.onnx"))]

@@ -114,7 +114,7 @@ impl FlowAeDetector {
     }
 
     fn pipeline(&self, bundle: Bundle) -> FlowPipeline {
-        FlowPipeline::new(
+        let p = FlowPipeline::new(
             bundle,
             "eval",
             "eval",
@@ -122,7 +122,14 @@ impl FlowAeDetector {
             Arc::new(Metrics::default()),
         )
         .with_clock(|| 0)
-        .keep_scores()
+        .keep_scores();
+        // `flow-v2` novelty: the services used in the learning window are known.
+        match self.learn {
+            Some((start_ms, period)) => {
+                p.with_novelty_until(start_ms.saturating_add(period.as_millis() as u64))
+            }
+            None => p,
+        }
     }
 
     /// The learning period over `[start_ms, start_ms + period)`, fitted on every record of the
@@ -141,9 +148,11 @@ impl FlowAeDetector {
         let shipped = bundle.manifest.threshold.value;
         let mut pipeline = self.pipeline(bundle);
         for a in &input.arrivals {
+            pipeline.set_arrival(a.at_ms);
             pipeline.ingest_records(&a.origin, &a.records, &mut |_| {});
             pipeline.flush(&mut |_| {});
         }
+        pipeline.finish(&mut |_| {});
         let end = start_ms.saturating_add(period.as_millis() as u64);
         let mut window: Vec<ScoredFlow> = pipeline
             .take_scores()
@@ -183,9 +192,15 @@ impl Detector for FlowAeDetector {
         let mut alerts = Vec::new();
         for a in &input.arrivals {
             let mut raised = |alert: Alert| alerts.push(EvalAlert::from_alert(&alert, a.at_ms));
+            pipeline.set_arrival(a.at_ms);
             pipeline.ingest_records(&a.origin, &a.records, &mut raised);
             // The daemon scores as soon as its queue is empty; offline, after every arrival.
             pipeline.flush(&mut raised);
+        }
+        if let Some(last) = input.arrivals.last() {
+            // `flow-v2` records still waiting for their reverse: emitted at the end of input.
+            pipeline
+                .finish(&mut |alert: Alert| alerts.push(EvalAlert::from_alert(&alert, last.at_ms)));
         }
         let learning = pipeline.learning().map(|l| l.status().clone());
         Ok(DetectorRun {

@@ -7,7 +7,6 @@
 
 use std::cmp::Ordering;
 
-use netwarden_firmware::features::FLOW_WIDTH;
 use sha2::{Digest, Sha256};
 
 use super::wire::{hex, SetManifest};
@@ -184,10 +183,15 @@ pub fn verify_flow(
         .detector
         .output_width()
         .map_err(|e| Refusal::new("shapes", e.to_string()))?;
-    if width != FLOW_WIDTH {
+    let set = bundle.detector.set();
+    if width != set.width() {
         return Err(Refusal::new(
             "shapes",
-            format!("the model outputs {width} values per row; flow-v1 needs {FLOW_WIDTH}"),
+            format!(
+                "the model outputs {width} values per row; {} needs {}",
+                set.schema(),
+                set.width()
+            ),
         ));
     }
     bundle.signature = SignatureStatus::Verified {

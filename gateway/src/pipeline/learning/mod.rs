@@ -88,6 +88,7 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
                 shipped_threshold: shipped,
                 alert_ratio: cfg.alert_ratio,
                 fitted: None,
+                model: String::new(),
             },
             samples: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -111,6 +112,25 @@ impl<G: Hash + Eq + Clone + Display> Learner<G> {
     pub fn starting_at(mut self, start_ms: u64) -> Self {
         self.status.start_ms = Some(start_ms);
         self
+    }
+
+    /// Ties the learner to the model whose scores it takes. Scores, and a threshold fitted on
+    /// them, mean nothing for another model: when `model` is not the one learnt for (a fleet
+    /// promotion or rollback, or a saved state from before one), learning starts over with
+    /// `shipped`, that model's own threshold. True when it started over. A state saved before
+    /// models were recorded is taken to be the active model's.
+    pub fn bind_model(&mut self, model: &str, shipped: f32) -> bool {
+        if self.status.model == model {
+            return false;
+        }
+        if self.status.model.is_empty() {
+            self.status.model = model.to_string();
+            return false;
+        }
+        let detector = std::mem::take(&mut self.status.detector);
+        *self = Learner::new(&detector, self.cfg, shipped);
+        self.status.model = model.to_string();
+        true
     }
 
     pub fn status(&self) -> &LearningStatus {
@@ -332,6 +352,40 @@ mod tests {
     fn score(i: u64, scale: f32) -> f32 {
         let u = ((i.wrapping_mul(2654435761) % 10_007) as f32 + 0.5) / 10_007.0;
         -u.ln() * scale
+    }
+
+    #[test]
+    fn another_model_learns_afresh_and_an_unrecorded_one_is_the_active_one() {
+        let mut l = learner(60);
+        assert!(
+            !l.bind_model("flow-ae 1", 0.02),
+            "a fresh learner takes the model"
+        );
+        for i in 0..5_000u64 {
+            l.observe(&((i % 20) as u32), 1_000_000 + i * 12, score(i, 0.001));
+        }
+        l.observe(&1, 1_070_000, 0.5).expect("period over");
+        assert!(!l.learning());
+        assert!(
+            !l.bind_model("flow-ae 1", 0.02),
+            "same model: the fit stays"
+        );
+        assert!(!l.learning());
+        // A promoted model: its own threshold while it is learnt afresh.
+        assert!(l.bind_model("flow-ae 2", 0.05));
+        assert!(l.learning());
+        assert!(l.samples().is_empty() && l.status().fitted.is_none());
+        assert_eq!(l.status().model, "flow-ae 2");
+        assert_eq!(l.status().detector, "flow_ae");
+        assert!(
+            (l.threshold() - 0.5).abs() < 1e-6,
+            "10x the new shipped threshold"
+        );
+        // A state saved before models were recorded belongs to whatever is active.
+        let mut old = learner(60);
+        old.status.model.clear();
+        assert!(!old.bind_model("flow-ae 7", 0.02));
+        assert_eq!(old.status().model, "flow-ae 7");
     }
 
     #[test]

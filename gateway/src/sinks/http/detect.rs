@@ -332,8 +332,18 @@ impl Scorer {
                 }
                 let b = guard.as_mut().ok_or_else(|| unavailable(&"not loaded"))?;
                 let det = &mut b.detector;
-                let scaled: Vec<[f32; FLOW_WIDTH]> =
-                    rows.iter().map(|r| det.scaler().scale(r)).collect();
+                // Rows are `flow-v1` vectors; a `flow-v2` row needs the reverse direction and
+                // the service context, which a request of single rows does not carry.
+                if det.width() != FLOW_WIDTH {
+                    return Err(unavailable(&format!(
+                        "the flow model reads {} rows; /detect scores flow-v1 rows only",
+                        det.set().schema()
+                    )));
+                }
+                let scaled: Vec<crate::models::flow_scorer::FlowRow> = rows
+                    .iter()
+                    .map(|r| det.scaler().scale(&crate::models::flow_scorer::row_of(r)))
+                    .collect();
                 let mut out = Vec::with_capacity(rows.len() * FLOW_WIDTH);
                 det.run_scaled(&scaled, &mut out)
                     .map_err(|e| unavailable(&e))?;
@@ -342,7 +352,7 @@ impl Scorer {
                     .iter()
                     .zip(out.chunks(FLOW_WIDTH))
                     .map(|(s, o)| {
-                        let v = Verdict::<FLOW_WIDTH>::judge(s, o, threshold, high);
+                        let v = Verdict::judge_first(s, FLOW_WIDTH, o, threshold, high);
                         result(v.error, v.severity, threshold)
                     })
                     .collect();

@@ -1,13 +1,17 @@
-//! The packet capture's, the ARP rules' and the NetFlow template book's counters on `/metrics` (docs/operations.md,
-//! docs/arp.md), and alerts published outside the history; kept beside `prom.rs` so that file
-//! stays small.
+//! The packet capture's and the ARP rules' counters on `/metrics` (docs/operations.md,
+//! docs/arp.md), alerts published outside the history, the `flow-v2` pairing counters and the
+//! NetFlow template book's; kept beside `prom.rs` so that file stays small.
 
 use crate::metrics::MetricsSnapshot;
 
-/// `(name, value, help)` of each capture, ARP and store counter.
+/// `(name, value, help)` of each capture, ARP, store and `flow-v2` counter.
 #[rustfmt::skip]
-pub(super) fn counters(c: &MetricsSnapshot) -> [(&'static str, u64, &'static str); 30] {
+pub(super) fn counters(c: &MetricsSnapshot) -> [(&'static str, u64, &'static str); 34] {
     [
+        ("flow_pairs_paired_total", c.flow_pairs_paired, "flow-v2 records emitted with their reverse direction."),
+        ("flow_pairs_unpaired_total", c.flow_pairs_unpaired, "flow-v2 records emitted without their reverse direction."),
+        ("flow_pair_evictions_total", c.flow_pair_evictions, "flow-v2 records pushed out of the full pairing table (or by a duplicate)."),
+        ("flow_service_evictions_total", c.flow_service_evictions, "flow-v2 services evicted from the full service table."),
         ("capture_frames_total", c.capture_frames, "Frames read from capture sources."),
         ("capture_packets_total", c.capture_packets, "IP packets metered into flows."),
         ("capture_bytes_total", c.capture_bytes, "Bytes of the metered IP packets."),

@@ -73,6 +73,7 @@ mod tests {
             shipped_threshold: 0.02,
             alert_ratio: 10.0,
             fitted: None,
+            model: String::new(),
         }
     }
 
