@@ -38,14 +38,22 @@ struct Shaped {
 /// A loaded, optimised flow autoencoder.
 #[derive(Debug)]
 pub struct FlowAe {
-    small: Shaped,
-    large: Shaped,
+    /// One plan per batch shape, smallest first: [`PLAN_BATCHES`] up to `batch_size`, and
+    /// `batch_size` itself.
+    plans: Vec<Shaped>,
     scaler: Scaler<FLOW_WIDTH>,
     pub threshold: f32,
     pub high_ratio: f32,
     /// Reused input staging buffer.
     flat: Vec<f32>,
 }
+
+/// Batch shapes compiled besides `batch_size`. The daemon scores whatever one receive batch
+/// gave (often one or a few datagrams, 20-30 records each), and a run costs about its shape's
+/// rows whatever the real ones: with only 16 and 512, 30 records ran 512 rows, a 17x waste
+/// that was most of the pipeline's cost per record under load (docs/performance.md). With
+/// powers of two a partial batch pads less than 2x.
+const PLAN_BATCHES: [usize; 6] = [16, 32, 64, 128, 256, 512];
 
 /// The smaller of the two compiled batch shapes of the flow and graph scorers.
 pub(super) const SMALL_BATCH: usize = 16;
@@ -69,21 +77,22 @@ impl FlowAe {
         batch_size: usize,
     ) -> Result<FlowAe, DetectorError> {
         let large_batch = batch_size.max(SMALL_BATCH);
-        let small = plan(bytes, SMALL_BATCH, FLOW_WIDTH)?;
-        let large = if large_batch == SMALL_BATCH {
-            small.clone()
-        } else {
-            plan(bytes, large_batch, FLOW_WIDTH)?
-        };
+        let mut batches: Vec<usize> = PLAN_BATCHES
+            .iter()
+            .copied()
+            .filter(|&b| b < large_batch)
+            .collect();
+        batches.push(large_batch);
+        let mut plans = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let p = plan(bytes, batch, FLOW_WIDTH)?;
+            plans.push(Shaped {
+                batch,
+                state: TypedSimpleState::new(&p)?,
+            });
+        }
         Ok(FlowAe {
-            small: Shaped {
-                batch: SMALL_BATCH,
-                state: TypedSimpleState::new(&small)?,
-            },
-            large: Shaped {
-                batch: large_batch,
-                state: TypedSimpleState::new(&large)?,
-            },
+            plans,
             scaler,
             threshold: m.threshold.value,
             high_ratio: m.severity.high_ratio,
@@ -97,16 +106,26 @@ impl FlowAe {
 
     /// Rows per model run at most.
     pub fn batch_size(&self) -> usize {
-        self.large.batch
+        self.plans.last().map_or(SMALL_BATCH, |p| p.batch)
+    }
+
+    /// The smallest plan that takes `rows` (the largest when none does; `load` makes at least
+    /// one).
+    fn plan_for(&self, rows: usize) -> usize {
+        self.plans
+            .iter()
+            .position(|p| p.batch >= rows)
+            .unwrap_or(self.plans.len() - 1)
     }
 
     /// Values per row the model outputs (run once on a batch of zeros): fleet verification
     /// refuses a model whose width is not `FLOW_WIDTH`, which [`FlowAe::run_scaled`] alone
     /// would not notice when the model outputs more.
     pub fn output_width(&mut self) -> Result<usize, DetectorError> {
-        let batch = self.small.batch;
+        let shaped = &mut self.plans[0];
+        let batch = shaped.batch;
         let input = Tensor::from_shape(&[batch, FLOW_WIDTH], &vec![0.0f32; batch * FLOW_WIDTH])?;
-        let result = self.small.state.run(tvec!(input.into_tvalue()))?;
+        let result = shaped.state.run(tvec!(input.into_tvalue()))?;
         let first = result.first().ok_or(DetectorError::OutputShape {
             got: 0,
             rows: batch,
@@ -128,13 +147,10 @@ impl FlowAe {
         scaled: &[[f32; FLOW_WIDTH]],
         out: &mut Vec<f32>,
     ) -> Result<(), DetectorError> {
-        let large = self.large.batch;
+        let large = self.batch_size();
         for chunk in scaled.chunks(large) {
-            let shaped = if chunk.len() <= SMALL_BATCH {
-                &mut self.small
-            } else {
-                &mut self.large
-            };
+            let at = self.plan_for(chunk.len());
+            let shaped = &mut self.plans[at];
             let batch = shaped.batch;
             self.flat.clear();
             self.flat.extend(chunk.iter().flatten());

@@ -38,6 +38,8 @@ pub struct FlowStage {
     /// The temporal graph detector, when enabled (`detector.graph`): every record also goes
     /// in as an edge.
     pub graph: Option<crate::pipeline::graph::GraphPipeline>,
+    /// Silent and lossy exporters (`kind: exporter` alerts), checked once a second.
+    pub exporter_watch: Option<crate::pipeline::exporters::ExporterWatch>,
     decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
@@ -48,6 +50,7 @@ impl FlowStage {
             pipeline,
             arp: None,
             graph: None,
+            exporter_watch: None,
             decoded: Vec::with_capacity(1024),
         }
     }
@@ -56,6 +59,20 @@ impl FlowStage {
     pub fn with_arp(mut self, arp: ArpDetector) -> FlowStage {
         self.arp = Some(arp);
         self
+    }
+
+    /// Watches the exporters' silence and sequence loss.
+    pub fn with_exporter_watch(mut self, w: crate::pipeline::exporters::ExporterWatch) -> Self {
+        self.exporter_watch = Some(w);
+        self
+    }
+
+    /// Raises or clears exporter incidents from the decoder's counters (once a second).
+    pub fn watch_exporters(&mut self, now_ms: u64, alerts: &mut impl FnMut(Alert)) {
+        if let Some(w) = self.exporter_watch.as_mut() {
+            let id = &mut || uuid::Uuid::now_v7().to_string();
+            w.tick(now_ms, self.decoder.stats(), id, alerts);
+        }
     }
 
     /// Adds the temporal graph detector.
@@ -215,6 +232,9 @@ impl FlowSinks {
     /// Hands the last second's scores to the dashboard board and the exporter counters to
     /// `/metrics`, then writes stats.json.
     fn publish(&self, stage: &mut FlowStage) {
+        let mut raised = Vec::new();
+        stage.watch_exporters(crate::now_ms(), &mut |a| raised.push(a));
+        self.alerts.on_alerts(&raised);
         self.scoreboard
             .publish_flow(crate::now_ms(), stage.pipeline.scores.take());
         let exporters: BTreeMap<String, ExporterStats> =
