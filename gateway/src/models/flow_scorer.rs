@@ -109,6 +109,19 @@ impl FlowAe {
         self.plans.last().map_or(SMALL_BATCH, |p| p.batch)
     }
 
+    /// Keeps only the compiled shapes `keep` lists (the largest always stays): the pipeline
+    /// bench runs the shapes of before issue 20 (16 and 512) beside today's with this.
+    pub fn retain_batches(&mut self, keep: &[usize]) {
+        let largest = self.batch_size();
+        self.plans
+            .retain(|p| p.batch == largest || keep.contains(&p.batch));
+    }
+
+    /// The compiled batch shapes, smallest first.
+    pub fn batches(&self) -> Vec<usize> {
+        self.plans.iter().map(|p| p.batch).collect()
+    }
+
     /// The smallest plan that takes `rows` (the largest when none does; `load` makes at least
     /// one).
     fn plan_for(&self, rows: usize) -> usize {

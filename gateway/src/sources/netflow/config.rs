@@ -66,7 +66,7 @@ impl RawNetflow {
             s => Some(Duration::from_secs(s)),
         };
         let exporter_loss_ratio = match self.exporter_loss_ratio.unwrap_or(0.05) {
-            r if r == 0.0 => None,
+            0.0 => None,
             r if r.is_finite() && r > 0.0 && r < 1.0 => Some(r),
             r => {
                 problem(
