@@ -67,14 +67,6 @@ impl FlowStage {
         self
     }
 
-    /// Raises or clears exporter incidents from the decoder's counters (once a second).
-    pub fn watch_exporters(&mut self, now_ms: u64, alerts: &mut impl FnMut(Alert)) {
-        if let Some(w) = self.exporter_watch.as_mut() {
-            let id = &mut || uuid::Uuid::now_v7().to_string();
-            w.tick(now_ms, self.decoder.stats(), id, alerts);
-        }
-    }
-
     /// Adds the temporal graph detector.
     pub fn with_graph(mut self, graph: crate::pipeline::graph::GraphPipeline) -> FlowStage {
         self.graph = Some(graph);
@@ -232,17 +224,25 @@ impl FlowSinks {
     /// Hands the last second's scores to the dashboard board and the exporter counters to
     /// `/metrics`, then writes stats.json.
     fn publish(&self, stage: &mut FlowStage) {
-        let mut raised = Vec::new();
-        stage.watch_exporters(crate::now_ms(), &mut |a| raised.push(a));
-        self.alerts.on_alerts(&raised);
         self.scoreboard
             .publish_flow(crate::now_ms(), stage.pipeline.scores.take());
         let exporters: BTreeMap<String, ExporterStats> =
             stage.decoder.stats().map(|(k, v)| (k, v.clone())).collect();
+        self.watch_exporters(stage, &exporters);
         if let Ok(mut board) = self.exporters.lock() {
             *board = exporters;
         }
         self.write_stats(&stage.decoder, stage.pipeline.model_name());
+    }
+
+    /// Raises or clears exporter incidents from this second's exporter counters.
+    fn watch_exporters(&self, stage: &mut FlowStage, exporters: &BTreeMap<String, ExporterStats>) {
+        if let Some(w) = stage.exporter_watch.as_mut() {
+            let mut raised = Vec::new();
+            let id = &mut || uuid::Uuid::now_v7().to_string();
+            w.tick(crate::now_ms(), exporters, id, &mut |a| raised.push(a));
+            self.alerts.on_alerts(&raised);
+        }
     }
 
     fn write_stats(&self, decoder: &NetflowDecoder, model: &str) {
