@@ -205,6 +205,14 @@ counters!(
     graph_inference_runs,
     graph_inference_errors,
     graph_inference_micros_total,
+    /// NetFlow v9/IPFIX templates kept across restarts (sources/netflow/templates.rs): restored
+    /// at start, expired (not announced within `netflow.template_ttl`), refused (over
+    /// `netflow.max_templates_per_exporter`), and handed to a parser that had not seen them (a
+    /// restart, a new source port or another shard).
+    netflow_templates_restored,
+    netflow_templates_expired,
+    netflow_templates_refused,
+    netflow_templates_read_through,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

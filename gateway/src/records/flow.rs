@@ -42,6 +42,9 @@ pub enum FlowInput {
         origin: FlowOrigin,
         records: Vec<FlowRecord>,
     },
+    /// Records a NetFlow shard decoded (`runtime/shard.rs`), each with its exporter, in the
+    /// order they arrived on that shard's socket.
+    Exported(Vec<(SocketAddr, FlowRecord)>),
     /// Notable ARP packets the capture's ARP meter accounted (docs/arp.md), for the ARP rules.
     Arp {
         origin: FlowOrigin,

@@ -1,7 +1,8 @@
-//! The flow thread: pops what the flow sources queued, decodes NetFlow datagrams (the decoder
-//! belongs to `sources/netflow`), hands the records to the flow pipeline, and passes what comes
-//! out to the sinks: alerts to the [`AlertSink`], summaries to the history, recent scores to
-//! the dashboard's [`ScoreBoard`], counters to `stats.json`.
+//! The flow thread: pops what the flow sources queued (records the NetFlow shards decoded, the
+//! packet meter's and EVE's records, ARP events), hands the records to the flow pipeline, and
+//! passes what comes out to the sinks: alerts to the [`AlertSink`], summaries to the history,
+//! recent scores to the dashboard's [`ScoreBoard`], counters to `stats.json` (every shard's
+//! exporter counters summed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::records::{
 use crate::sinks::alert_sink::AlertSink;
 use crate::sinks::store::Store;
 use crate::sources::netflow::listener::KernelDrops;
+use crate::sources::netflow::templates::TemplateBook;
 use crate::sources::netflow::{ExporterDomain, NetflowDecoder};
 
 /// The NetFlow decoder and the flow pipeline, wired: what the flow thread runs, and what the
@@ -78,6 +80,15 @@ impl FlowStage {
     pub fn ingest(&mut self, input: FlowInput, alerts: &mut impl FnMut(Alert)) {
         match input {
             FlowInput::Datagram(d) => self.ingest_datagram(d.from, &d.payload, alerts),
+            FlowInput::Exported(records) => {
+                for (exporter, flow) in records {
+                    let origin = FlowOrigin::Exporter(exporter);
+                    if let Some(g) = self.graph.as_mut() {
+                        g.ingest_records(&origin, std::slice::from_ref(&flow), alerts);
+                    }
+                    self.pipeline.ingest_record(origin, flow, alerts);
+                }
+            }
             FlowInput::Records { origin, records } => {
                 self.pipeline.ingest_records(&origin, &records, alerts);
                 if let Some(g) = self.graph.as_mut() {
@@ -127,8 +138,18 @@ pub(super) struct FlowSinks {
     pub snmp_board: StatusBoard,
     pub scoreboard: ScoreBoard,
     pub exporters: ExporterBoard,
+    /// Each NetFlow shard's exporter counters (an exporter never moves between shards; the
+    /// board is their union).
+    pub shard_exporters: ShardSlots,
+    /// Datagrams each shard received (stats.json `netflow_shard_datagrams`).
+    pub shard_datagrams: Arc<Vec<std::sync::atomic::AtomicU64>>,
     pub latest_stats: Arc<Mutex<String>>,
-    pub kernel_drops: Option<KernelDrops>,
+    /// Every shard socket's kernel drop counter.
+    pub kernel_drops: Vec<KernelDrops>,
+    /// Records the NetFlow shards queued that this thread has not taken yet.
+    pub shard_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// The NetFlow template book the shards share; its changes are saved each second.
+    pub templates: Option<Arc<TemplateBook>>,
     pub stats_path: PathBuf,
     pub stats_base: Stats,
     pub summary_interval_ms: u64,
@@ -138,7 +159,10 @@ pub(super) struct FlowSinks {
     pub learning: super::learning::LearningSaver,
 }
 
-/// Upper bound on datagrams ingested between two flushes, so alerts are not held back by a
+/// Where each NetFlow shard leaves its exporter counters once a second.
+pub(super) type ShardSlots = Arc<Vec<Mutex<BTreeMap<String, ExporterStats>>>>;
+
+/// Upper bound on queue items ingested between two flushes, so alerts are not held back by a
 /// queue that never quite empties.
 const MAX_DRAIN: usize = 2048;
 
@@ -161,11 +185,15 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(input) => {
+                ctx.taken(&input);
                 stage.ingest(input, &mut |a| raised.push(a));
                 let mut n = 1;
                 while n < MAX_DRAIN {
                     match rx.try_recv() {
-                        Ok(input) => stage.ingest(input, &mut |a| raised.push(a)),
+                        Ok(input) => {
+                            ctx.taken(&input);
+                            stage.ingest(input, &mut |a| raised.push(a))
+                        }
                         Err(_) => break,
                     }
                     if raised.len() >= GROUP_COMMIT_MAX {
@@ -175,8 +203,6 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
                     n += 1;
                 }
                 stage.flush(&mut |a| raised.push(a));
-                ctx.metrics
-                    .add(&ctx.metrics.netflow_datagrams_processed, n as u64);
                 ctx.alerts.on_alerts(&raised);
                 raised.clear();
             }
@@ -195,7 +221,6 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
         if last_stats.elapsed() >= Duration::from_secs(1) {
             ctx.learning.tick(&mut stage.pipeline, &ctx.store, false);
             ctx.publish(&mut stage);
-            problems.check(&stage.decoder);
             problems.check_drops(&ctx.metrics);
             last_stats = Instant::now();
         }
@@ -210,6 +235,13 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
 }
 
 impl FlowSinks {
+    /// A shard's records left the queue: it may hand over more.
+    fn taken(&self, input: &FlowInput) {
+        if let FlowInput::Exported(r) = input {
+            self.shard_in_flight.fetch_sub(r.len(), Ordering::AcqRel);
+        }
+    }
+
     fn store_summary(&self, flows: &FlowSummary, scores: &ScoreSummary) {
         let h = self.store.history();
         if let Err(e) = h
@@ -226,13 +258,30 @@ impl FlowSinks {
     fn publish(&self, stage: &mut FlowStage) {
         self.scoreboard
             .publish_flow(crate::now_ms(), stage.pipeline.scores.take());
-        let exporters: BTreeMap<String, ExporterStats> =
+        // Datagrams given to this thread's own decoder (offline tools; the daemon's shards
+        // decode on their own threads) count with the shards'.
+        let mut all: BTreeMap<String, ExporterStats> =
             stage.decoder.stats().map(|(k, v)| (k, v.clone())).collect();
-        self.watch_exporters(stage, &exporters);
-        if let Ok(mut board) = self.exporters.lock() {
-            *board = exporters;
+        for slot in self.shard_exporters.iter() {
+            if let Ok(slot) = slot.lock() {
+                for (k, v) in slot.iter() {
+                    all.entry(k.clone()).or_default().add(v);
+                }
+            }
         }
-        self.write_stats(&stage.decoder, stage.pipeline.model_name());
+        let mut totals = ExporterStats::default();
+        all.values().for_each(|v| totals.add(v));
+        self.watch_exporters(stage, &all);
+        if let Ok(mut board) = self.exporters.lock() {
+            *board = all;
+        }
+        if let Some(book) = &self.templates {
+            if let Err(e) = self.store.save_templates(&book.take_changes()) {
+                tracing::warn!(error = %e, "Cannot save the NetFlow templates");
+            }
+            copy_template_counters(book, &self.metrics);
+        }
+        self.write_stats(totals, stage.pipeline.model_name());
     }
 
     /// Raises or clears exporter incidents from this second's exporter counters.
@@ -245,7 +294,7 @@ impl FlowSinks {
         }
     }
 
-    fn write_stats(&self, decoder: &NetflowDecoder, model: &str) {
+    fn write_stats(&self, totals: ExporterStats, model: &str) {
         let mut s = self.stats_base.clone();
         s.ts_ms = crate::now_ms();
         // The model that alerts now (a fleet swap changes it).
@@ -255,13 +304,19 @@ impl FlowSinks {
         self.metrics
             .alerts_outside_history
             .store(self.store.alerts_outside_history(), Ordering::Relaxed);
-        if let Some(n) = self.kernel_drops.and_then(|k| k.read()) {
+        if !self.kernel_drops.is_empty() {
+            let drops: u64 = self.kernel_drops.iter().filter_map(|k| k.read()).sum();
             self.metrics
                 .netflow_datagrams_dropped_kernel
-                .store(n, Ordering::Relaxed);
+                .store(drops, Ordering::Relaxed);
         }
         s.metrics = self.metrics.snapshot();
-        s.netflow_totals = decoder.totals();
+        s.netflow_totals = totals;
+        s.netflow_shard_datagrams = self
+            .shard_datagrams
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect();
         if let Ok(board) = self.exporters.lock() {
             s.exporters.clone_from(&board);
         }
@@ -284,9 +339,22 @@ impl FlowSinks {
     }
 }
 
+/// The template book's counters onto the process counters.
+pub(super) fn copy_template_counters(book: &TemplateBook, metrics: &Metrics) {
+    let (c, m) = (&book.counters, metrics);
+    for (from, to) in [
+        (&c.restored, &m.netflow_templates_restored),
+        (&c.expired, &m.netflow_templates_expired),
+        (&c.refused, &m.netflow_templates_refused),
+        (&c.read_through, &m.netflow_templates_read_through),
+    ] {
+        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
 /// Rate-limited warnings about exporters whose error counters moved.
 #[derive(Default)]
-struct ProblemLog {
+pub(super) struct ProblemLog {
     seen: std::collections::HashMap<String, u64>,
     last: Option<Instant>,
     /// Queue-full and kernel drops at the last warning.
@@ -296,7 +364,7 @@ struct ProblemLog {
 
 impl ProblemLog {
     /// Warns (at most every 10 s) when datagrams were dropped: the pipeline fell behind.
-    fn check_drops(&mut self, metrics: &Metrics) {
+    pub(super) fn check_drops(&mut self, metrics: &Metrics) {
         if self
             .last_drops
             .is_some_and(|t| t.elapsed() < PROBLEM_LOG_EVERY)
@@ -324,7 +392,7 @@ impl ProblemLog {
         }
     }
 
-    fn check(&mut self, decoder: &NetflowDecoder) {
+    pub(super) fn check(&mut self, decoder: &NetflowDecoder) {
         if self.last.is_some_and(|t| t.elapsed() < PROBLEM_LOG_EVERY) {
             return;
         }

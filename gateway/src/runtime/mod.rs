@@ -2,16 +2,19 @@
 //! Only `main.rs` and `cli/` use it; the layers below never call each other.
 //!
 //! ```text
-//!  UDP socket ──(listener task)──► bounded queue ──► flow thread ───────────────► store (sled, flushed)
-//!  capture / pcap thread ─────────►  full: dropped,   decode (sources/netflow),     │ wake
-//!                                    counted          pipeline: features, score,    ▼
-//!                                                     alert                    MQTT task ◄─ outbox
+//!  UDP socket per shard ──recvmmsg──► shard thread: decode ──┐
+//!  (SO_REUSEPORT)                     (full queue: it waits)   ▼
+//!  capture / pcap / EVE thread ──────────────────────► bounded queue ──► flow thread ──► store (sled, flushed)
+//!                                   (full: dropped, counted)   pipeline: features,   │ wake
+//!                                                               score, alert          ▼
+//!                                                                           MQTT task ◄─ outbox
 //! ```
 //! With `[[snmp.targets]]`, one poller task per target sends rate samples through a bounded
 //! queue (full: dropped, counted) to the series thread, which hands them to the series
 //! pipeline and then stores the samples, scores and alerts (same store-then-publish path).
 //!
-//! - [`flow`]: the flow thread (decoder + flow pipeline + its sinks), [`FlowStage`](flow::FlowStage);
+//! - [`flow`]: the flow thread (flow pipeline + its sinks), [`FlowStage`](flow::FlowStage);
+//! - `shard`: a NetFlow shard's thread (batched receive and decode; `[netflow] shards`);
 //! - [`series`]: the SNMP pollers and the series thread;
 //! - [`retention`]: the history retention thread.
 //!
@@ -32,6 +35,7 @@ pub mod graph;
 mod learning;
 mod retention;
 pub mod series;
+mod shard;
 
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
@@ -55,6 +59,7 @@ use crate::sinks::http;
 use crate::sinks::mqtt;
 use crate::sinks::store::{Store, StoreError};
 use crate::sources::netflow::listener::{self, ListenError};
+use crate::sources::netflow::receive;
 use crate::sources::netflow::NetflowDecoder;
 use crate::sources::packets;
 use flow::{FlowSinks, FlowStage};
@@ -91,6 +96,8 @@ pub struct Stats {
     pub outbox_len: usize,
     pub metrics: MetricsSnapshot,
     pub netflow_totals: ExporterStats,
+    /// Datagrams received by each NetFlow shard (`[netflow] shards`).
+    pub netflow_shard_datagrams: Vec<u64>,
     pub exporters: std::collections::BTreeMap<String, ExporterStats>,
     /// Per SNMP target: state (`ok`, `timeout`, `auth_error`, ...), last error, poll counts.
     pub snmp_targets: std::collections::BTreeMap<String, TargetStatus>,
@@ -119,8 +126,17 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         cfg.store.outbox_max_alerts,
         cfg.history.clone(),
     )?);
-    let (socket, granted) = listener::bind(cfg.netflow.listen, cfg.netflow.recv_buffer_bytes)?;
-    let kernel_drops = listener::KernelDrops::of(&socket);
+    let sockets = receive::bind_shards(
+        cfg.netflow.listen,
+        cfg.netflow.recv_buffer_bytes,
+        cfg.netflow.shards,
+        std::time::Duration::from_millis(100),
+    )?;
+    let granted = sockets.first().map_or(0, |s| s.1);
+    let kernel_drops: Vec<_> = sockets
+        .iter()
+        .filter_map(|(s, _)| listener::KernelDrops::of_std(s))
+        .collect();
     // Opened before anything runs, so a missing CAP_NET_RAW stops start-up with its remedy.
     let live_capture = match &cfg.capture.interface {
         Some(iface) => {
@@ -133,8 +149,9 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         }
         None => None,
     };
-    let listen = socket
-        .local_addr()
+    let listen = sockets
+        .first()
+        .and_then(|(s, _)| s.local_addr().ok())
         .map(|a| a.to_string())
         .unwrap_or_default();
     if granted < cfg.netflow.recv_buffer_bytes {
@@ -144,7 +161,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             "Kernel granted a smaller NetFlow receive buffer; bursts may drop. Raise net.core.rmem_max"
         );
     }
-    tracing::info!(listen = %listen, model = %model, data_dir = %cfg.data_dir.display(),
+    tracing::info!(listen = %listen, shards = sockets.len(), model = %model, data_dir = %cfg.data_dir.display(),
         mqtt = cfg.mqtt.as_ref().map(|m| m.describe()).unwrap_or_else(|| "off".into()),
         outbox = store.outbox_len(), "netwarden started");
 
@@ -252,6 +269,18 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         stage = stage.with_graph(g);
         models.push(info);
     }
+    let templates = template_book(&cfg, &store, &metrics);
+    let shard_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let shard_exporters: flow::ShardSlots = Arc::new(
+        (0..sockets.len())
+            .map(|_| Mutex::new(Default::default()))
+            .collect(),
+    );
+    let shard_datagrams = Arc::new(
+        (0..sockets.len())
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect::<Vec<_>>(),
+    );
     let ctx = FlowSinks {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -259,8 +288,12 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         snmp_board: snmp_board.clone(),
         scoreboard: scoreboard.clone(),
         exporters: exporters.clone(),
+        shard_exporters: shard_exporters.clone(),
+        shard_datagrams: shard_datagrams.clone(),
         latest_stats: latest_stats.clone(),
         kernel_drops,
+        templates: Some(templates.clone()),
+        shard_in_flight: shard_in_flight.clone(),
         stats_path: cfg.data_dir.join("stats.json"),
         stats_base: Stats {
             ts_ms: 0,
@@ -272,6 +305,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             outbox_len: 0,
             metrics: MetricsSnapshot::default(),
             netflow_totals: ExporterStats::default(),
+            netflow_shard_datagrams: Vec::new(),
             exporters: Default::default(),
             snmp_targets: Default::default(),
             history: Default::default(),
@@ -286,6 +320,29 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         .stack_size(8 << 20)
         .spawn(move || flow::flow_thread(stage, queue_rx, ctx))
         .map_err(RuntimeError::Thread)?;
+    let mut shards = Vec::with_capacity(sockets.len());
+    for (index, (socket, _)) in sockets.into_iter().enumerate() {
+        let s = shard::Shard {
+            index,
+            socket,
+            decoder: NetflowDecoder::with_template_book(
+                cfg.netflow.max_exporters,
+                templates.clone(),
+            ),
+            queue: queue_tx.clone(),
+            metrics: metrics.clone(),
+            exporters: shard_exporters.clone(),
+            datagrams: shard_datagrams.clone(),
+            in_flight: shard_in_flight.clone(),
+            shutdown: Shutdown::new(shutdown_tx.subscribe()),
+        };
+        shards.push(
+            std::thread::Builder::new()
+                .name(format!("netflow-shard-{index}"))
+                .spawn(move || shard::shard_thread(s))
+                .map_err(RuntimeError::Thread)?,
+        );
+    }
 
     let retention = {
         let (store, metrics) = (store.clone(), metrics.clone());
@@ -340,12 +397,9 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         };
         tokio::spawn(http::serve(l, state, Shutdown::new(shutdown_tx.subscribe())))
     });
-    let recv = tokio::spawn(listener::run(
-        socket,
-        queue_tx,
-        metrics.clone(),
-        Shutdown::new(shutdown_tx.subscribe()),
-    ));
+    // The shards, capture, pcap and EVE threads hold the senders now: the queue closes when
+    // they are all gone.
+    drop(queue_tx);
     let mqtt_task = cfg.mqtt.clone().map(|m| {
         let latest = latest_stats.clone();
         let heartbeat: Arc<dyn Fn() -> String + Send + Sync> =
@@ -384,7 +438,9 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     let _ = shutdown_tx.send(());
     // The sources return on the signal and drop their queue senders (the capture after
     // flushing its open flows); the flow thread then drains the queue and exits.
-    let _ = recv.await;
+    for s in shards {
+        let _ = tokio::task::spawn_blocking(move || s.join()).await;
+    }
     if let Some(t) = capture_thread {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
@@ -420,6 +476,34 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     store.flush()?;
     tracing::info!(outbox = store.outbox_len(), "netwarden stopped");
     Ok(())
+}
+
+/// The NetFlow template book the shards share, with what the store kept
+/// (`sources/netflow/templates.rs`); the flow thread saves its changes each second.
+fn template_book(
+    cfg: &Config,
+    store: &Store,
+    metrics: &Metrics,
+) -> Arc<crate::sources::netflow::templates::TemplateBook> {
+    let book = Arc::new(crate::sources::netflow::templates::TemplateBook::new(
+        cfg.netflow.template_ttl.as_millis() as u64,
+        cfg.netflow.max_templates_per_exporter,
+        crate::now_ms,
+    ));
+    match store.load_templates() {
+        Ok(rows) => {
+            let restored = book.restore(rows);
+            let c = &book.counters;
+            tracing::info!(
+                restored,
+                expired = c.expired.load(std::sync::atomic::Ordering::Relaxed),
+                "NetFlow templates restored"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "Cannot read the kept NetFlow templates"),
+    }
+    flow::copy_template_counters(&book, metrics);
+    book
 }
 
 async fn wait_for_signal() -> Result<(), RuntimeError> {

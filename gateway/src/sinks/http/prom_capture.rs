@@ -1,4 +1,4 @@
-//! The packet capture's and the ARP rules' counters on `/metrics` (docs/operations.md,
+//! The packet capture's, the ARP rules' and the NetFlow template book's counters on `/metrics` (docs/operations.md,
 //! docs/arp.md), and alerts published outside the history; kept beside `prom.rs` so that file
 //! stays small.
 
@@ -6,7 +6,7 @@ use crate::metrics::MetricsSnapshot;
 
 /// `(name, value, help)` of each capture, ARP and store counter.
 #[rustfmt::skip]
-pub(super) fn counters(c: &MetricsSnapshot) -> [(&'static str, u64, &'static str); 26] {
+pub(super) fn counters(c: &MetricsSnapshot) -> [(&'static str, u64, &'static str); 30] {
     [
         ("capture_frames_total", c.capture_frames, "Frames read from capture sources."),
         ("capture_packets_total", c.capture_packets, "IP packets metered into flows."),
@@ -34,5 +34,9 @@ pub(super) fn counters(c: &MetricsSnapshot) -> [(&'static str, u64, &'static str
         ("arp_flips_total", c.arp_flips, "Binding flips judged an attack."),
         ("arp_flips_restored_total", c.arp_flips_restored, "Contested bindings claimed back by their incumbent."),
         ("arp_rebinds_total", c.arp_rebinds, "Stale bindings that moved to another MAC (no alert)."),
+        ("netflow_templates_restored_total", c.netflow_templates_restored, "NetFlow templates restored from the store at start."),
+        ("netflow_templates_expired_total", c.netflow_templates_expired, "NetFlow templates dropped: not announced within netflow.template_ttl."),
+        ("netflow_templates_refused_total", c.netflow_templates_refused, "NetFlow templates not kept: over netflow.max_templates_per_exporter."),
+        ("netflow_templates_read_through_total", c.netflow_templates_read_through, "NetFlow templates handed to a source that had not announced them (restart, new port, other shard)."),
     ]
 }

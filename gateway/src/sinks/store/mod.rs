@@ -42,6 +42,7 @@ mod outbox;
 mod recovery;
 mod samples;
 mod series;
+mod templates;
 
 pub use eve::WindowRow;
 pub use outbox::{OutboxEntry, OverflowReport};

@@ -15,6 +15,9 @@ pub struct RawNetflow {
     pub exporter_silence_secs: Option<u64>,
     pub exporter_loss_ratio: Option<f64>,
     pub exporter_loss_window_secs: Option<u64>,
+    pub shards: Option<usize>,
+    pub template_ttl: Option<String>,
+    pub max_templates_per_exporter: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +35,15 @@ pub struct NetflowConfig {
     pub exporter_loss_ratio: Option<f64>,
     /// The span the loss ratio is measured over.
     pub exporter_loss_window: Duration,
+    /// Receive-and-decode shards, each with its own socket (`SO_REUSEPORT`), thread and
+    /// template caches; an exporter always lands on the same one. Default: the cores netwarden
+    /// may run on.
+    pub shards: usize,
+    /// Templates not announced for this long are not restored after a restart, nor handed to
+    /// a new source port (`sources/netflow/templates.rs`). Default 24 h.
+    pub template_ttl: std::time::Duration,
+    /// Templates kept (and saved) per exporter address at most; more are refused, counted.
+    pub max_templates_per_exporter: usize,
 }
 
 impl RawNetflow {
@@ -54,6 +66,31 @@ impl RawNetflow {
         };
         let queue_datagrams = at_least_one("netflow.queue_datagrams", self.queue_datagrams, 8192);
         let max_exporters = at_least_one("netflow.max_exporters", self.max_exporters, 1024);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = at_least_one("netflow.shards", self.shards, cores);
+        let max_templates_per_exporter = at_least_one(
+            "netflow.max_templates_per_exporter",
+            self.max_templates_per_exporter,
+            256,
+        );
+        let default_ttl = std::time::Duration::from_secs(24 * 3600);
+        let template_ttl = match self.template_ttl.as_deref() {
+            None => default_ttl,
+            Some(t) => match humantime::parse_duration(t) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    problem("netflow.template_ttl", "must be longer than 0".to_string());
+                    default_ttl
+                }
+                Err(e) => {
+                    problem(
+                        "netflow.template_ttl",
+                        format!("{t:?} is not a duration such as \"24h\" ({e})"),
+                    );
+                    default_ttl
+                }
+            },
+        };
         let recv_buffer_bytes = self.recv_buffer_bytes.unwrap_or(8 << 20);
         if recv_buffer_bytes < 65_536 {
             problem(
@@ -91,6 +128,9 @@ impl RawNetflow {
             recv_buffer_bytes,
             queue_datagrams,
             max_exporters,
+            shards,
+            template_ttl,
+            max_templates_per_exporter,
         }
     }
 }

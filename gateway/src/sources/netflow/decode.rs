@@ -85,10 +85,29 @@ pub struct NetflowDecoder {
 
 impl NetflowDecoder {
     pub fn new(max_exporters: usize) -> Self {
+        Self::build(max_exporters, None)
+    }
+
+    /// As [`NetflowDecoder::new`], keeping templates in `book` too ([`super::templates`]):
+    /// they outlive a new source port, another shard and, saved by the runtime, a restart.
+    pub fn with_template_book(
+        max_exporters: usize,
+        book: std::sync::Arc<super::templates::TemplateBook>,
+    ) -> Self {
+        Self::build(max_exporters, Some(book))
+    }
+
+    fn build(
+        max_exporters: usize,
+        book: Option<std::sync::Arc<super::templates::TemplateBook>>,
+    ) -> Self {
         let mut pending = PendingFlowsConfig::default();
         // Bounded per exporter: a router that never sends its template costs at most this.
         pending.max_total_bytes = 2 << 20;
-        let builder = NetflowParser::builder().with_pending_flows(pending);
+        let mut builder = NetflowParser::builder().with_pending_flows(pending);
+        if let Some(book) = book {
+            builder = builder.with_template_store(book);
+        }
         let parser = AutoScopedParser::try_with_builder(builder)
             .and_then(|p| p.with_max_sources(max_exporters.max(1)))
             .unwrap_or_default();

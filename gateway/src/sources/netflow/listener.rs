@@ -1,17 +1,10 @@
-//! The UDP receive loop. It only receives and queues: parsing and anything that formats text
-//! happen on the pipeline thread, so the socket is drained as fast as the kernel fills it.
+//! The collector socket's bind errors and the kernel's drop counter of a socket. Receiving is
+//! in [`super::receive`] (batched, on the shard threads that decode).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-
-use crate::metrics::Metrics;
-use crate::records::{Datagram, FlowInput};
-use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -50,14 +43,23 @@ impl KernelDrops {
     /// `None` where `/proc` is not there (not Linux) or the socket cannot be found.
     pub fn of(socket: &UdpSocket) -> Option<KernelDrops> {
         use std::os::fd::AsRawFd;
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+        Self::of_fd(socket.as_raw_fd(), socket.local_addr().ok()?.is_ipv6())
+    }
+
+    /// As [`KernelDrops::of`], for a plain (shard) socket.
+    pub fn of_std(socket: &std::net::UdpSocket) -> Option<KernelDrops> {
+        use std::os::fd::AsRawFd;
+        Self::of_fd(socket.as_raw_fd(), socket.local_addr().ok()?.is_ipv6())
+    }
+
+    fn of_fd(fd: std::os::fd::RawFd, v6: bool) -> Option<KernelDrops> {
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
         let inode = link
             .to_str()?
             .strip_prefix("socket:[")?
             .strip_suffix(']')?
             .parse()
             .ok()?;
-        let v6 = socket.local_addr().ok()?.is_ipv6();
         Some(KernelDrops { inode, v6 })
     }
 
@@ -80,48 +82,6 @@ pub fn parse_proc_net_udp_drops(table: &str, inode: u64) -> Option<u64> {
         // sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops
         (cols.len() >= 13 && cols[9] == inode).then(|| cols[12].parse().ok())?
     })
-}
-
-/// Receives until shutdown, handing datagrams to `queue`; a full queue drops (counted).
-pub async fn run(
-    socket: UdpSocket,
-    queue: SyncSender<FlowInput>,
-    metrics: Arc<Metrics>,
-    mut shutdown: Shutdown,
-) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
-            _ = shutdown.recv() => return,
-        };
-        match received {
-            Ok((n, from)) => {
-                metrics
-                    .netflow_datagrams_received
-                    .fetch_add(1, Ordering::Relaxed);
-                let d = Datagram {
-                    from,
-                    payload: buf[..n].to_vec(),
-                };
-                match queue.try_send(FlowInput::Datagram(d)) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        metrics
-                            .netflow_datagrams_dropped_queue_full
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(TrySendError::Disconnected(_)) => return,
-                }
-            }
-            Err(e) => {
-                metrics
-                    .netflow_receive_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "Receive error on NetFlow socket");
-            }
-        }
-    }
 }
 
 #[cfg(test)]
