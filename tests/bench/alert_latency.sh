@@ -8,14 +8,15 @@
 # drop-free v9 rate of docs/performance.md; LOADS="10 50 90" changes the list), a fresh
 # `netwarden run` (pinned to GATEWAY_CORE, default 0; shipped thresholds, no learning period;
 # MQTT to a mosquitto this script starts and stops by PID) receives the softflowd v9 scan-mixed
-# capture looped at that record rate from nw-alert-sender (pinned to SENDER_CORE, default the
+# capture looped at that record rate from alert_sender.py (pinned to SENDER_CORE, default the
 # last core) for SECONDS (default 20), with ATTACKS (default 100) attack datagrams spread evenly
-# over the run: one lone SYN from a new host each (tests/src/bin/alert_sender.rs), whose wall
+# over the run: one lone SYN from a new host each (tests/bench/alert_sender.py), whose wall
 # clock send time the sender logs. The gateway logs, at debug level, the Unix µs at which each
 # alert's PUBACK came back ("PUBACK for alert", sinks/mqtt/session.rs); mosquitto_sub on the
 # alert topics maps each attack's source address to its alert id. Latency = PUBACK time - send
 # time, per attack; the script prints p50, p99 and max per load and how many attacks got no
-# alert. Sender and gateway share one clock (the same machine). Bounded: SECONDS <= 120 per load,
+# alert. Sender and gateway share one clock (the same machine); NETWARDEN_BIN picks the
+# binary (default: the release build). Bounded: SECONDS <= 120 per load,
 # ATTACKS <= 10,000; traffic goes to 127.0.0.1 only. NO_BUILD=1 skips the release build.
 # QUICK=1 is a smoke run (one load of 2,000 records/s for 3 s, 5 attacks) that fails unless
 # every attack got an alert acknowledged.
@@ -34,9 +35,9 @@ sender_core="${SENDER_CORE:-$((ncores - 1))}"
 pcap="$root/tests/data/netflow/softflowd-v9-scan-mixed.pcap"
 
 cd "$root"
-[[ -n "${NO_BUILD:-}" ]] || cargo build --release --locked -q -p netwarden -p netwarden-e2e --bins
-nw="$root/target/release/netwarden"
-sender="$root/target/release/nw-alert-sender"
+[[ -n "${NO_BUILD:-}" ]] || cargo build --release --locked -q -p netwarden
+nw="${NETWARDEN_BIN:-$root/target/release/netwarden}"
+sender="$root/tests/bench/alert_sender.py"
 for tool in mosquitto mosquitto_sub taskset python3; do command -v "$tool" >/dev/null || { echo "bench: $tool missing" >&2; exit 1; }; done
 work="$(mktemp -d)"
 pids=()
@@ -73,7 +74,7 @@ for pct in "${loads[@]}"; do
         "$nw" run --config "$dd.toml" --data-dir "$dd" --http-listen off --learn off 2>"$dd.log" &
     gpid=$!; pids+=("$gpid")
     for _ in $(seq 100); do [[ -f "$dd/stats.json" ]] && grep -q "Connected to MQTT" "$dd.log" && break; sleep 0.1; done
-    out=$(taskset -c "$sender_core" "$sender" --pcap "$pcap" --to "127.0.0.1:$port" --rate "$rate" \
+    out=$(taskset -c "$sender_core" python3 "$sender" --pcap "$pcap" --to "127.0.0.1:$port" --rate "$rate" \
         --seconds "$secs" --attacks "$attacks" --out "$dd.attacks")
     sleep 3 # the last alerts' PUBACKs
     kill -TERM "$gpid"; wait "$gpid" || true
