@@ -15,7 +15,7 @@
 # alert's PUBACK came back ("PUBACK for alert", sinks/mqtt/session.rs); mosquitto_sub on the
 # alert topics maps each attack's source address to its alert id. Latency = PUBACK time - send
 # time, per attack; the script prints p50, p99 and max per load and how many attacks got no
-# alert. Sender and gateway share one clock (the same machine); NETWARDEN_BIN picks the
+# alert, and the datagrams the gateway dropped (kernel + queue, stats.json). Sender and gateway share one clock (the same machine); NETWARDEN_BIN picks the
 # binary (default: the release build). Bounded: SECONDS <= 120 per load,
 # ATTACKS <= 10,000; traffic goes to 127.0.0.1 only. NO_BUILD=1 skips the release build.
 # QUICK=1 is a smoke run (one load of 2,000 records/s for 3 s, 5 attacks) that fails unless
@@ -61,7 +61,7 @@ per_dgram=$(awk -F, '$1 == "softflowd-v9-scan-mixed.pcap" {print $3 / $2}' "$roo
 
 echo "# $(date -u +%FT%TZ) $(uname -n), gateway core $gw_core, sender core $sender_core, ${secs}s per load, $attacks attacks, drop-free rate $dropfree rec/s"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %12s %12s %8s %9s %9s %9s %s\n' load "rec/s sent" "dgram/s" attacks "p50 ms" "p99 ms" "max ms" "no alert"
+printf '%-6s %12s %12s %8s %9s %9s %9s %8s %s\n' load "rec/s sent" "dgram/s" attacks "p50 ms" "p99 ms" "max ms" "no alert" "dropped"
 fail=0
 for pct in "${loads[@]}"; do
     rate=$(python3 -c "print(max(1, round($dropfree * $pct / 100 / $per_dgram)))")
@@ -79,9 +79,9 @@ for pct in "${loads[@]}"; do
     sleep 3 # the last alerts' PUBACKs
     kill -TERM "$gpid"; wait "$gpid" || true
     kill -TERM "$spid"; wait "$spid" || true
-    row=$(python3 - "$dd.attacks" "$dd.sub" "$dd.log" "$out" "$pct" "$per_dgram" <<'EOF'
+    row=$(python3 - "$dd.attacks" "$dd.sub" "$dd.log" "$out" "$pct" "$per_dgram" "$dd/stats.json" <<'EOF'
 import json, re, sys
-attacks_f, sub_f, log_f, out, pct, per = sys.argv[1:7]
+attacks_f, sub_f, log_f, out, pct, per, stats_f = sys.argv[1:8]
 sent = {}
 for line in open(attacks_f):
     a = json.loads(line)
@@ -114,11 +114,13 @@ missing = len(sent) - len(lat)
 def q(p):
     return lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))] if lat else float("nan")
 o = json.loads(out)
-print(f"{pct + '%':<6} {o['rate'] * float(per):>12.0f} {o['rate']:>12.0f} {len(sent):>8} {q(0.5):>9.1f} {q(0.99):>9.1f} {q(1.0):>9.1f} {missing}")
+m = json.load(open(stats_f))["metrics"]
+dropped = m.get("netflow_datagrams_dropped_kernel", 0) + m.get("netflow_datagrams_dropped_queue_full", 0)
+print(f"{pct + '%':<6} {o['rate'] * float(per):>12.0f} {o['rate']:>12.0f} {len(sent):>8} {q(0.5):>9.1f} {q(0.99):>9.1f} {q(1.0):>9.1f} {missing:>8} {dropped}")
 EOF
 )
     echo "$row"
-    [[ "$(awk '{print $NF}' <<<"$row")" == 0 ]] || fail=1
+    [[ "$(awk '{print $(NF-1)}' <<<"$row")" == 0 ]] || fail=1
 done
 if [[ -n "${QUICK:-}" && $fail -ne 0 ]]; then
     echo "bench: some attacks got no acknowledged alert" >&2
