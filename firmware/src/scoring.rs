@@ -44,12 +44,39 @@ impl<const N: usize> Scaler<N> {
     }
 }
 
-/// `ln(1 + x)`: the platform's (glibc's is several times faster than the portable one, which
-/// was a tenth of the gateway's hot path) where there is one, libm's on bare metal. Both are
-/// within an ulp of the exact value; the bundle's golden vectors check the difference is nil
-/// at f32 precision.
+/// `ln(1 + x)` for the scaler. Features are counts, sizes and durations: 0 or at least 1 nearly
+/// always. There `ln(1 + x)` equals `log1p(x)` to within an ulp of f64 (1 + x is exact for
+/// integers up to 2^53, and rounds by at most half an ulp above), far below the f32 the model
+/// sees, and `ln` is several times faster than `log1p` (glibc's `__log1p_fma` was 17 % of the
+/// pipeline bench's samples, issue 20, docs/performance.md); below 1 the exact `log1p` stays.
+/// The bundle's golden vectors check the result at load.
 #[inline]
 fn log1p(x: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else if x >= 1.0 {
+        ln(1.0 + x)
+    } else {
+        log1p_exact(x)
+    }
+}
+
+#[inline]
+fn ln(x: f64) -> f64 {
+    #[cfg(feature = "std")]
+    {
+        x.ln()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        libm::log(x)
+    }
+}
+
+/// The platform's `log1p` where there is one (glibc's is several times faster than the portable
+/// one), libm's on bare metal.
+#[inline]
+fn log1p_exact(x: f64) -> f64 {
     #[cfg(feature = "std")]
     {
         x.ln_1p()
@@ -177,6 +204,23 @@ mod tests {
         assert!((out[2] - 2.0).abs() < 1e-6);
         // Negative raw values are clamped at 0 before log1p.
         assert_eq!(s.scale(&[-3.0, 2.0, 5.0])[0], 0.0);
+    }
+
+    #[test]
+    fn fast_log1p_matches_log1p_at_f32_precision() {
+        // Counts, sizes and estimates as the features carry them, and fractions below 1.
+        let mut x = 0.0f64;
+        while x < 1e12 {
+            for v in [x, x + 0.5, x * 1.37 + 0.001] {
+                let (fast, exact) = (log1p(v), libm::log1p(v));
+                assert!(
+                    (fast - exact).abs() <= exact.abs() * 4.0 * f64::EPSILON,
+                    "{v}: {fast} vs {exact}"
+                );
+                assert_eq!(fast as f32, exact as f32, "{v}");
+            }
+            x = if x < 2000.0 { x + 1.0 } else { x * 1.01 };
+        }
     }
 
     #[test]

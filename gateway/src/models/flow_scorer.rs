@@ -101,8 +101,9 @@ struct Shaped {
 /// A loaded, optimised flow autoencoder.
 #[derive(Debug)]
 pub struct FlowAe {
-    small: Shaped,
-    large: Shaped,
+    /// One plan per batch shape, smallest first: [`PLAN_BATCHES`] up to `batch_size`, and
+    /// `batch_size` itself.
+    plans: Vec<Shaped>,
     scaler: Scaler<ROW>,
     set: FlowSet,
     pub threshold: f32,
@@ -110,6 +111,13 @@ pub struct FlowAe {
     /// Reused input staging buffer.
     flat: Vec<f32>,
 }
+
+/// Batch shapes compiled besides `batch_size`. The daemon scores whatever one receive batch
+/// gave (often one or a few datagrams, 20-30 records each), and a run costs about its shape's
+/// rows whatever the real ones: with only 16 and 512, 30 records ran 512 rows, a 17x waste
+/// that was most of the pipeline's cost per record under load (docs/performance.md). With
+/// powers of two a partial batch pads less than 2x.
+const PLAN_BATCHES: [usize; 6] = [16, 32, 64, 128, 256, 512];
 
 /// The smaller of the two compiled batch shapes of the flow and graph scorers.
 pub(super) const SMALL_BATCH: usize = 16;
@@ -135,21 +143,22 @@ impl FlowAe {
     ) -> Result<FlowAe, DetectorError> {
         let large_batch = batch_size.max(SMALL_BATCH);
         let width = set.width();
-        let small = plan(bytes, SMALL_BATCH, width)?;
-        let large = if large_batch == SMALL_BATCH {
-            small.clone()
-        } else {
-            plan(bytes, large_batch, width)?
-        };
+        let mut batches: Vec<usize> = PLAN_BATCHES
+            .iter()
+            .copied()
+            .filter(|&b| b < large_batch)
+            .collect();
+        batches.push(large_batch);
+        let mut plans = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let p = plan(bytes, batch, width)?;
+            plans.push(Shaped {
+                batch,
+                state: TypedSimpleState::new(&p)?,
+            });
+        }
         Ok(FlowAe {
-            small: Shaped {
-                batch: SMALL_BATCH,
-                state: TypedSimpleState::new(&small)?,
-            },
-            large: Shaped {
-                batch: large_batch,
-                state: TypedSimpleState::new(&large)?,
-            },
+            plans,
             scaler,
             set,
             threshold: m.threshold.value,
@@ -174,17 +183,40 @@ impl FlowAe {
 
     /// Rows per model run at most.
     pub fn batch_size(&self) -> usize {
-        self.large.batch
+        self.plans.last().map_or(SMALL_BATCH, |p| p.batch)
+    }
+
+    /// Keeps only the compiled shapes `keep` lists (the largest always stays): the pipeline
+    /// bench runs the shapes of before issue 20 (16 and 512) beside today's with this.
+    pub fn retain_batches(&mut self, keep: &[usize]) {
+        let largest = self.batch_size();
+        self.plans
+            .retain(|p| p.batch == largest || keep.contains(&p.batch));
+    }
+
+    /// The compiled batch shapes, smallest first.
+    pub fn batches(&self) -> Vec<usize> {
+        self.plans.iter().map(|p| p.batch).collect()
+    }
+
+    /// The smallest plan that takes `rows` (the largest when none does; `load` makes at least
+    /// one).
+    fn plan_for(&self, rows: usize) -> usize {
+        self.plans
+            .iter()
+            .position(|p| p.batch >= rows)
+            .unwrap_or(self.plans.len() - 1)
     }
 
     /// Values per row the model outputs (run once on a batch of zeros): fleet verification
     /// refuses a model whose width is not its feature set's, which [`FlowAe::run_scaled`] alone
     /// would not notice when the model outputs more.
     pub fn output_width(&mut self) -> Result<usize, DetectorError> {
-        let batch = self.small.batch;
         let width = self.width();
+        let shaped = &mut self.plans[0];
+        let batch = shaped.batch;
         let input = Tensor::from_shape(&[batch, width], &vec![0.0f32; batch * width])?;
-        let result = self.small.state.run(tvec!(input.into_tvalue()))?;
+        let result = shaped.state.run(tvec!(input.into_tvalue()))?;
         let first = result.first().ok_or(DetectorError::OutputShape {
             got: 0,
             rows: batch,
@@ -207,14 +239,11 @@ impl FlowAe {
         scaled: &[FlowRow],
         out: &mut Vec<f32>,
     ) -> Result<(), DetectorError> {
-        let large = self.large.batch;
+        let large = self.batch_size();
         let width = self.width();
         for chunk in scaled.chunks(large) {
-            let shaped = if chunk.len() <= SMALL_BATCH {
-                &mut self.small
-            } else {
-                &mut self.large
-            };
+            let at = self.plan_for(chunk.len());
+            let shaped = &mut self.plans[at];
             let batch = shaped.batch;
             self.flat.clear();
             self.flat.extend(chunk.iter().flat_map(|r| &r[..width]));

@@ -16,6 +16,7 @@ pub mod alerting;
 pub mod arp;
 pub mod config;
 pub mod eve;
+pub mod exporters;
 pub mod fleet;
 pub mod graph;
 pub mod incidents;

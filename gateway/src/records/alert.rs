@@ -123,6 +123,8 @@ pub enum Subject {
     Arp(ArpSubject),
     /// An edge of the temporal graph (`graph_tgat`): who did what to whom.
     Edge(EdgeSubject),
+    /// A NetFlow/IPFIX exporter that went silent or loses data (`exporter_health`).
+    Exporter(ExporterSubject),
 }
 
 impl Subject {
@@ -131,28 +133,32 @@ impl Subject {
         match self {
             Subject::Flow(f) => Some(f),
             Subject::Edge(e) => Some(&e.flow),
-            Subject::Interface(_) | Subject::Arp(_) => None,
+            Subject::Interface(_) | Subject::Arp(_) | Subject::Exporter(_) => None,
         }
     }
 
     pub fn arp(&self) -> Option<&ArpSubject> {
         match self {
             Subject::Arp(a) => Some(a),
-            Subject::Flow(_) | Subject::Interface(_) | Subject::Edge(_) => None,
+            Subject::Flow(_) | Subject::Interface(_) | Subject::Edge(_) | Subject::Exporter(_) => {
+                None
+            }
         }
     }
 
     pub fn interface(&self) -> Option<&InterfaceSubject> {
         match self {
             Subject::Interface(i) => Some(i),
-            Subject::Flow(_) | Subject::Arp(_) | Subject::Edge(_) => None,
+            Subject::Flow(_) | Subject::Arp(_) | Subject::Edge(_) | Subject::Exporter(_) => None,
         }
     }
 
     pub fn edge(&self) -> Option<&EdgeSubject> {
         match self {
             Subject::Edge(e) => Some(e),
-            Subject::Flow(_) | Subject::Interface(_) | Subject::Arp(_) => None,
+            Subject::Flow(_) | Subject::Interface(_) | Subject::Arp(_) | Subject::Exporter(_) => {
+                None
+            }
         }
     }
 }
@@ -193,6 +199,26 @@ pub struct FlowSubject {
     pub flow_first_ms: u64,
     pub flow_last_ms: u64,
 }
+
+/// The exporter an `exporter_health` alert is about (docs/mqtt.md "Exporter alerts").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExporterSubject {
+    /// `address:port` its datagrams come from.
+    pub exporter: String,
+    /// `silent` or `sequence_loss`.
+    pub condition: String,
+    /// `open`, or `recovered` for the incident's last alert.
+    pub state: String,
+    /// `silent`: how long no datagram came (ms).
+    pub silent_ms: u64,
+    /// `sequence_loss`: missing / expected over the last `window_secs`.
+    pub loss_ratio: f64,
+    pub missing: u64,
+    pub expected: u64,
+    pub window_secs: u64,
+}
+
+impl Eq for ExporterSubject {}
 
 /// The interface whose traffic series looked wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

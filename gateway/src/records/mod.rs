@@ -19,9 +19,9 @@ pub mod time;
 pub mod topic;
 
 pub use alert::{
-    canonical_detector, Alert, ArpSubject, Contribution, EdgeSubject, FlowSubject, Incident,
-    InterfaceSubject, ModelRef, RuleRef, Subject, ARP_DETECTOR, FLOW_DETECTOR, GRAPH_DETECTOR,
-    SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
+    canonical_detector, Alert, ArpSubject, Contribution, EdgeSubject, ExporterSubject, FlowSubject,
+    Incident, InterfaceSubject, ModelRef, RuleRef, Subject, ARP_DETECTOR, FLOW_DETECTOR,
+    GRAPH_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
 pub use rate::RateSample;

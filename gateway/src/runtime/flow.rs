@@ -40,6 +40,8 @@ pub struct FlowStage {
     /// The temporal graph detector, when enabled (`detector.graph`): every record also goes
     /// in as an edge.
     pub graph: Option<crate::pipeline::graph::GraphPipeline>,
+    /// Silent and lossy exporters (`kind: exporter` alerts), checked once a second.
+    pub exporter_watch: Option<crate::pipeline::exporters::ExporterWatch>,
     decoded: Vec<(ExporterDomain, FlowRecord)>,
 }
 
@@ -50,6 +52,7 @@ impl FlowStage {
             pipeline,
             arp: None,
             graph: None,
+            exporter_watch: None,
             decoded: Vec::with_capacity(1024),
         }
     }
@@ -57,6 +60,12 @@ impl FlowStage {
     /// Applies the ARP rules to the capture sources' ARP events.
     pub fn with_arp(mut self, arp: ArpDetector) -> FlowStage {
         self.arp = Some(arp);
+        self
+    }
+
+    /// Watches the exporters' silence and sequence loss.
+    pub fn with_exporter_watch(mut self, w: crate::pipeline::exporters::ExporterWatch) -> Self {
+        self.exporter_watch = Some(w);
         self
     }
 
@@ -268,6 +277,7 @@ impl FlowSinks {
         }
         let mut totals = ExporterStats::default();
         all.values().for_each(|v| totals.add(v));
+        self.watch_exporters(stage, &all);
         if let Ok(mut board) = self.exporters.lock() {
             *board = all;
         }
@@ -278,6 +288,16 @@ impl FlowSinks {
             copy_template_counters(book, &self.metrics);
         }
         self.write_stats(totals, stage.pipeline.model_name());
+    }
+
+    /// Raises or clears exporter incidents from this second's exporter counters.
+    fn watch_exporters(&self, stage: &mut FlowStage, exporters: &BTreeMap<String, ExporterStats>) {
+        if let Some(w) = stage.exporter_watch.as_mut() {
+            let mut raised = Vec::new();
+            let id = &mut || uuid::Uuid::now_v7().to_string();
+            w.tick(crate::now_ms(), exporters, id, &mut |a| raised.push(a));
+            self.alerts.on_alerts(&raised);
+        }
     }
 
     fn write_stats(&self, totals: ExporterStats, model: &str) {

@@ -263,7 +263,8 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             &cfg.site,
             &cfg.device,
             metrics.clone(),
-        ));
+        ))
+        .with_exporter_watch(exporter_watch(&cfg));
     if let Some((g, info)) = graph::load(&cfg, &cfg.trust, metrics.clone())? {
         stage = stage.with_graph(g);
         models.push(info);
@@ -515,4 +516,18 @@ async fn wait_for_signal() -> Result<(), RuntimeError> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+/// The exporter health watch `[netflow]` asks for (docs/mqtt.md "Exporter alerts").
+fn exporter_watch(cfg: &Config) -> crate::pipeline::exporters::ExporterWatch {
+    let n = &cfg.netflow;
+    crate::pipeline::exporters::ExporterWatch::new(
+        crate::pipeline::exporters::WatchConfig {
+            silence: n.exporter_silence,
+            loss_ratio: n.exporter_loss_ratio,
+            loss_window: n.exporter_loss_window,
+        },
+        &cfg.site,
+        &cfg.device,
+    )
 }

@@ -230,6 +230,7 @@ async fn session(
                     if let Some(seq) = flow.on_puback(ack.pkid, Instant::now()) {
                         metrics.mqtt_acked.fetch_add(1, Ordering::Relaxed);
                         tracing::trace!(seq, "PUBACK: alert held in the outbox");
+                        log_ack(store, seq);
                     }
                 }
                 Some(Ok(_)) => {}
@@ -291,6 +292,29 @@ async fn session(
     }
     poller.abort();
     end
+}
+
+/// At debug level, which alert the broker acknowledged and when (Unix µs, read first): what
+/// tests/bench/alert_latency.sh measures alert latency up to.
+fn log_ack(store: &Store, seq: u64) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let acked_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let id = store
+        .outbox_from(seq, 1)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .filter(|(s, _)| *s == seq)
+        .and_then(|(_, e)| {
+            serde_json::from_str::<serde_json::Value>(&e.payload)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+        })
+        .unwrap_or_default();
+    tracing::debug!(seq, id = %id, acked_unix_us, "PUBACK for alert");
 }
 
 /// An acknowledged entry whose hold is over leaves the outbox.

@@ -1,6 +1,7 @@
 //! `[netflow]`: where the collector listens and how much it buffers.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -11,6 +12,9 @@ pub struct RawNetflow {
     pub recv_buffer_bytes: Option<usize>,
     pub queue_datagrams: Option<usize>,
     pub max_exporters: Option<usize>,
+    pub exporter_silence_secs: Option<u64>,
+    pub exporter_loss_ratio: Option<f64>,
+    pub exporter_loss_window_secs: Option<u64>,
     pub shards: Option<usize>,
     pub template_ttl: Option<String>,
     pub max_templates_per_exporter: Option<usize>,
@@ -25,6 +29,12 @@ pub struct NetflowConfig {
     pub queue_datagrams: usize,
     /// Exporters (address + domain) whose templates and sequence state are kept.
     pub max_exporters: usize,
+    /// An exporter without a datagram for this long is an incident (`None`: not watched).
+    pub exporter_silence: Option<Duration>,
+    /// Sequence-gap loss over this ratio of what was expected is an incident (`None`: off).
+    pub exporter_loss_ratio: Option<f64>,
+    /// The span the loss ratio is measured over.
+    pub exporter_loss_window: Duration,
     /// Receive-and-decode shards, each with its own socket (`SO_REUSEPORT`), thread and
     /// template caches; an exporter always lands on the same one. Default: the cores netwarden
     /// may run on.
@@ -88,7 +98,32 @@ impl RawNetflow {
                 format!("{recv_buffer_bytes} is below one datagram (65536)"),
             );
         }
+        let exporter_silence = match self.exporter_silence_secs.unwrap_or(300) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        };
+        let exporter_loss_ratio = match self.exporter_loss_ratio.unwrap_or(0.05) {
+            0.0 => None,
+            r if r.is_finite() && r > 0.0 && r < 1.0 => Some(r),
+            r => {
+                problem(
+                    "netflow.exporter_loss_ratio",
+                    format!("{r} is not within 0..1 (0 turns the check off)"),
+                );
+                Some(0.05)
+            }
+        };
+        let window = self.exporter_loss_window_secs.unwrap_or(60);
+        if window == 0 {
+            problem(
+                "netflow.exporter_loss_window_secs",
+                "must be at least 1".to_string(),
+            );
+        }
         NetflowConfig {
+            exporter_silence,
+            exporter_loss_ratio,
+            exporter_loss_window: Duration::from_secs(window.max(1)),
             listen,
             recv_buffer_bytes,
             queue_datagrams,
