@@ -73,8 +73,42 @@ fn the_flow_stage_raises_scan_alerts_naming_the_scanner() {
         assert!(e.target.starts_with("10.213.0.2:"), "{e:?}");
         assert_eq!(e.initiator, "attacker");
     }
-    // A thousand probes and their replies fold into a handful of alerts.
+    // A thousand probes and their replies fold into a handful of alerts, all about one
+    // incident (the scanner opened the connections, the victim's replies count against it)
+    // whose counts grow from one alert to the next.
     assert!(scans.len() <= 10, "{} scan alerts", scans.len());
+    let incidents: Vec<_> = edges
+        .iter()
+        .filter(|a| a.subject.edge().is_some_and(|e| e.pattern == "scan"))
+        .map(|a| {
+            a.incident
+                .clone()
+                .expect("graph alerts belong to incidents")
+        })
+        .collect();
+    let first = &incidents[0];
+    assert_eq!(
+        (
+            first.update,
+            first.pattern.as_str(),
+            first.initiator.as_str()
+        ),
+        (0, "port_scan", "10.213.0.1")
+    );
+    assert_eq!(first.target.as_deref(), Some("10.213.0.2"));
+    for (n, i) in incidents.iter().enumerate() {
+        assert_eq!((i.id.as_str(), i.update), (first.id.as_str(), n as u32));
+    }
+    let last = incidents.last().expect("incident");
+    assert!(last.flows >= 256, "{last:?}");
+    assert!(last.ports_distinct >= 500, "{last:?}");
+    let edges_told: u64 = edges
+        .iter()
+        .filter_map(|a| a.subject.edge())
+        .filter(|e| e.pattern == "scan")
+        .map(|e| e.edges)
+        .sum();
+    assert!(edges_told <= last.flows, "{edges_told} > {}", last.flows);
     // Other patterns are the model's false alerts on this network it never saw (a ping
     // between the two hosts named a reverse shell, today): few, and none of them a scan.
     let others: Vec<&str> = edges
