@@ -118,3 +118,66 @@ fn the_flow_stage_raises_scan_alerts_naming_the_scanner() {
         .collect();
     assert!(others.len() <= 3, "{others:#?}");
 }
+
+/// The learning period covers the graph detector: while it runs only edges far beyond the
+/// shipped threshold alert; at its end the edge threshold is fitted on the site's edges
+/// (as surprises, `-ln P(benign)`) and applied; a resumed, finished learner applies at once.
+#[test]
+fn the_graph_detector_learns_its_edge_threshold() {
+    use netwarden::pipeline::graph::detector::score_of_surprise;
+    use netwarden::pipeline::learning::{Learner, LearningConfig};
+
+    let graph = |metrics: Arc<Metrics>| {
+        GraphPipeline::new(
+            GraphBundle::builtin(&column_names(), 512).expect("graph bundle"),
+            4096,
+            "t",
+            "t",
+            Duration::from_secs(60),
+            metrics,
+        )
+        .with_clock(|| 0)
+    };
+    let metrics = Arc::new(Metrics::default());
+    let plain = graph(metrics.clone());
+    let shipped = plain.threshold();
+    let cfg = LearningConfig {
+        min_samples: 0,
+        ..LearningConfig::with_period(Duration::from_secs(5))
+    };
+    let learner = Learner::new(GRAPH_DETECTOR, cfg, plain.shipped_surprise());
+    let mut g = graph(metrics).with_learning(learner);
+    // While learning: 10x the shipped surprise, so a far higher edge score.
+    let learning_threshold = g.threshold();
+    assert!(
+        learning_threshold > shipped && learning_threshold > 0.99,
+        "{learning_threshold} vs {shipped}"
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/netflow/softflowd-v9-scan-mixed.pcap");
+    let (datagrams, _) = read_datagrams(&path, None).expect("fixture");
+    let mut decoder = NetflowDecoder::new(16);
+    let origin = netwarden::records::FlowOrigin::Exporter("127.0.0.1:9".parse().expect("addr"));
+    let mut out = Vec::new();
+    for d in &datagrams {
+        out.clear();
+        decoder.decode(d.src, &d.payload, &mut out);
+        let records: Vec<_> = out.iter().map(|(_, r)| *r).collect();
+        g.ingest_records(&origin, &records, &mut |_| {});
+    }
+    g.flush(&mut |_| {});
+    assert!(g.take_learning_changed(), "the period ended");
+    let status = g.learning().expect("learner").status().clone();
+    let fitted = status.fitted.clone().expect("fitted");
+    assert!(fitted.samples > 0 && fitted.threshold > 0.0, "{fitted:?}");
+    let applied = score_of_surprise(fitted.threshold);
+    assert!((g.threshold() - applied).abs() < 1e-6);
+    // After a restart the saved, finished status applies before any edge.
+    let cfg0 = LearningConfig::with_period(Duration::ZERO);
+    let resumed = graph(Arc::new(Metrics::default())).with_learning(Learner::resume(
+        cfg0,
+        status,
+        Vec::new(),
+    ));
+    assert!((resumed.threshold() - applied).abs() < 1e-6);
+}
