@@ -429,7 +429,8 @@ def markdown(r: dict, args) -> str:
                   + f". Chosen: **{q.get('chosen')}** ({q.get('why')}).", ""]
     L += ["## Reproduce", "", "```sh", "cargo build -p netwarden", f"models/graph-report.sh   # "
           f"= python -m netwarden_models graph-report --lab-runs {args.lab_runs} "
-          f"--train {' '.join(args.train)} --test {' '.join(args.test)}", "```", "",
+          f"--train {' '.join(args.train)} --test {' '.join(args.test)}"
+          + (" --capture-train" if r.get("capture_train") else ""), "```", "",
           "Edges are false alerts here per edge; the gateway folds an incident's edges into one "
           "alert (docs/evaluation.md has the alert-level figures from `netwarden eval`).", ""]
     return "\n".join(L)
@@ -444,7 +445,21 @@ def targets_lines(r: dict) -> list[str]:
            f"- TGAT at least 0.08 F1 over GCN: {f1 - gf1:+.4f}, **{'met' if f1 - gf1 >= 0.08 else 'missed'}**. "
            "On this lab the static GCN is a strong baseline at edge level too (scans and floods, "
            "most of the edges, are easy for both); the difference shows in benign edges "
-           "flagged (CV per-attack table) and in false edges per hour on unseen runs (below)."]
+           "flagged (CV per-attack table) and in false edges per hour on unseen runs (below).",
+           f"  Why the margin cannot be reached here: a 0.08 margin needs GCN F1 ≤ {f1 - 0.08:.3f}, "
+           "but the baseline is a faithful static-snapshot GCN (30 s snapshots, endpoint "
+           "features aggregated per snapshot, no order or time inside it) whose edge head also "
+           "sees the edge's own 16 flow features, as edge-classifying GCN baselines for flows "
+           "do. Floods and scan probes are over 99 % of this lab's attack edges (unseen-run "
+           "tables below) and look unlike benign traffic flow by flow, so per-edge F1 is "
+           "dominated by them and the GCN reaches 0.99 with them. The one feature that carries order, `src_is_initiator` "
+           "(who opened the connection, from the reverse record seen earlier), is a per-flow "
+           "attribute an exporter's flags give as well; taking it or the edge features away "
+           "from the GCN would weaken the baseline, not make it more faithful, so it is kept. "
+           "The paper's GCN at 0.90 F1 reflects a dataset whose attack edges are not separable "
+           "per flow; reaching the margin honestly would take such a lab (attack traffic that "
+           "looks benign flow by flow: slow brute force, lateral movement, reverse shells in "
+           "numbers comparable to benign edges), not a different baseline."]
     for u in r["unseen"]:
         ph = [p for p in u["tgat"]["phases"] if p["edges"]]
         det = sum(p["detected"] for p in ph)
