@@ -53,7 +53,6 @@ pub struct GraphPipeline {
     metrics: Arc<Metrics>,
     pending: Vec<Pending>,
     rows: Vec<f32>,
-    row: Box<[f32; INPUT_WIDTH]>,
     probs: Vec<f32>,
     now_ms: fn() -> u64,
     scored: Option<Vec<ScoredEdge>>,
@@ -95,7 +94,6 @@ impl GraphPipeline {
             metrics,
             pending: Vec::with_capacity(batch),
             rows: Vec::with_capacity(batch * INPUT_WIDTH),
-            row: Box::new([0.0; INPUT_WIDTH]),
             probs: Vec::with_capacity(batch * 16),
             now_ms: crate::now_ms,
             scored: None,
@@ -172,8 +170,13 @@ impl GraphPipeline {
         alerts: &mut impl FnMut(Alert),
     ) {
         for r in records {
-            let initiator = self.table.observe(r, &mut self.row);
-            self.rows.extend_from_slice(&self.row[..]);
+            // The row is gathered straight into the batch.
+            let at = self.rows.len();
+            self.rows.resize(at + INPUT_WIDTH, 0.0);
+            let row: &mut [f32; INPUT_WIDTH] = (&mut self.rows[at..])
+                .try_into()
+                .expect("INPUT_WIDTH values were just added");
+            let initiator = self.table.observe(r, row);
             self.pending.push(Pending {
                 origin: origin.clone(),
                 flow: *r,
