@@ -9,7 +9,8 @@
 //! fitted with SPOT on this site's edges, grouped by the host that opened the connection. The
 //! learner sees the edge's surprise `-ln P(benign)` ([`surprise`]), not the probability: a
 //! score bounded by 1 has no tail for SPOT to fit, and `10x` the shipped threshold would be
-//! out of reach.
+//! out of reach. A fitted threshold never goes below the shipped one (the classifier's own
+//! boundary).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct GraphPipeline {
     evictions_reported: u64,
     learner: Option<Learner<IpAddr>>,
     learning_changed: bool,
+    /// The bundle's threshold (the floor of a learnt one).
+    shipped: f32,
 }
 
 /// The learner's score of an edge: `-ln P(benign)`, 0 for a surely benign edge, unbounded.
@@ -87,6 +90,7 @@ impl GraphPipeline {
             version: bundle.manifest.version.clone(),
         };
         let batch = bundle.scorer.batch_size();
+        let bundle_threshold = bundle.scorer.threshold;
         GraphPipeline {
             table: EndpointTable::new(endpoints),
             alerter: EdgeAlerter::new(site, device, GRAPH_DETECTOR, model, dedupe),
@@ -101,22 +105,31 @@ impl GraphPipeline {
             evictions_reported: 0,
             learner: None,
             learning_changed: false,
+            shipped: bundle_threshold,
         }
     }
 
     /// The shipped threshold as a surprise (what a [`Learner`] for this pipeline starts from).
     pub fn shipped_surprise(&self) -> f32 {
-        surprise(1.0 - self.scorer.threshold)
+        surprise(1.0 - self.shipped)
     }
 
     /// Learns the threshold on this site's edges; a learner that has already finished
     /// (resumed after a restart) applies its fitted threshold at once.
     pub fn with_learning(mut self, learner: Learner<IpAddr>) -> Self {
         if let Some(f) = &learner.status().fitted {
-            self.scorer.threshold = score_of_surprise(f.threshold);
+            self.scorer.threshold = self.fitted_threshold(f.threshold);
         }
         self.learner = Some(learner);
         self
+    }
+
+    /// The edge threshold a fitted surprise gives: never below the shipped one, the
+    /// classifier's own boundary (`P(benign)` under one half). Learning raises the threshold
+    /// where this site's benign edges look unusual to the model; it does not flag edges the
+    /// model itself calls benign.
+    fn fitted_threshold(&self, fitted_surprise: f32) -> f32 {
+        score_of_surprise(fitted_surprise).max(self.shipped)
     }
 
     /// Where learning stands (`None`: this pipeline does not learn).
@@ -232,8 +245,9 @@ impl GraphPipeline {
                         excluded = ?f.excluded,
                         "Learning period over; graph edge threshold fitted"
                     );
-                    self.scorer.threshold = score_of_surprise(f.threshold);
-                    threshold = self.scorer.threshold;
+                    let fitted = score_of_surprise(f.threshold).max(self.shipped);
+                    self.scorer.threshold = fitted;
+                    threshold = fitted;
                     self.learning_changed = true;
                 }
             }
