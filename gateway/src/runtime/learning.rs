@@ -55,11 +55,16 @@ fn ip_learner(
     match (saved, settings) {
         (Some((status, _)), _) if status.fitted.is_some() => {
             let cfg = settings.unwrap_or_else(|| LearningConfig::with_period(Duration::ZERO));
-            tracing::info!(
-                detector,
-                threshold = status.fitted.as_ref().map(|f| f.threshold),
-                "Using the threshold learnt on this site"
-            );
+            let threshold = status.fitted.as_ref().map(|f| f.threshold);
+            if detector == FLOW_DETECTOR {
+                tracing::info!(threshold, "Using the flow threshold learnt on this site");
+            } else {
+                tracing::info!(
+                    detector,
+                    threshold,
+                    "Using the threshold learnt on this site"
+                );
+            }
             Some(Learner::resume(cfg, status, Vec::new()))
         }
         (Some((status, bytes)), Some(cfg)) => {
