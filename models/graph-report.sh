@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The temporal graph model's report and bundle, in one command (docs/graph-model.md):
 #   1. graph-report: every lab run's v9 export -> `netwarden features --set graph-v1`, labels
-#      from flow-labels.csv; 5-fold CV of TGAT and the GCN baseline on the training runs;
+#      from flow-labels.csv, and the training runs' capture.pcap metered by the gateway
+#      (`--pcap`), labelled by phase; 5-fold CV of TGAT and the GCN baseline on the training runs;
 #      train on the training runs, test on the unseen ones; writes docs/graph-model.md,
 #      RUN/report.json and the final TGAT's run directory;
 #   2. export (ONNX, dynamo, parity in onnxruntime and tract), quantize (int8 measured, kept
@@ -32,7 +33,7 @@ export NETWARDEN_BIN
 py() { (cd "$root/models" && .venv/bin/python -m netwarden_models "$@"); }
 
 py graph-report --lab-runs "$lab" --train "${train[@]}" --test "${test[@]}" \
-    --seed "${SEED:-7}" --threads "${THREADS:-1}" --work "$run_dir" --run-out "$run_dir/tgat" \
+    --capture-train --seed "${SEED:-7}" --threads "${THREADS:-1}" --work "$run_dir" --run-out "$run_dir/tgat" \
     --out "$root/docs/graph-model.md" --quiet
 py export --run "$run_dir/tgat"
 py quantize --run "$run_dir/tgat"

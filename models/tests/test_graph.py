@@ -81,3 +81,33 @@ def test_export_writes_probs_of_the_classes(tmp_path):
     assert y.shape == (5, len(kind.classes)) and np.allclose(y.sum(1), 1, atol=1e-5)
     yt = R.run_tract(out, x, 8)
     assert np.abs(yt - y).max() < 1e-5
+
+
+def test_metered_flows_are_labelled_by_eval_s_phase_rule(tmp_path):
+    # labels.csv: a brute force by .66 against .30 from t=10 s to t=20 s; an arp_spoof after.
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "phase,kind,label,attacker_ip,victim_ip,start_ms,end_ms,notes\n"
+        "p00-lead_in,benign,benign,,,0,10000,x\n"
+        "p01-bruteforce_ssh,bruteforce_ssh,malicious,10.0.0.66,10.0.0.30,10000,20000,x\n"
+        "p02-arp_spoof,arp_spoof,malicious,10.0.0.66,10.0.0.101,30000,40000,x\n")
+    phases = gd.read_malicious_phases(labels)
+    assert [p.phase for p in phases] == ["p01-bruteforce_ssh", "p02-arp_spoof"]
+    ident = [
+        # the attacker's SSH session and the server's reply, inside the phase
+        ("m", "0", "10.0.0.66", "10.0.0.30", "40000", "22", "6", "12000", "12500"),
+        ("m", "0", "10.0.0.30", "10.0.0.66", "22", "40000", "6", "12000", "12500"),
+        # ends 0.5 s before the phase: within the 1 s slack
+        ("m", "0", "10.0.0.66", "10.0.0.30", "40001", "22", "6", "9000", "9500"),
+        # a benign host at the same time, and the attacker long after the phase
+        ("m", "0", "10.0.0.101", "10.0.0.30", "40002", "22", "6", "12000", "12500"),
+        ("m", "0", "10.0.0.66", "10.0.0.10", "40003", "80", "6", "25000", "25100"),
+        # during arp_spoof: left out (ARP makes no IP flow)
+        ("m", "0", "10.0.0.66", "10.0.0.10", "40004", "80", "6", "35000", "35100"),
+    ]
+    table = gd.EdgeTable(x=np.zeros((len(ident), gd.INPUT_WIDTH), np.float32), ident=ident,
+                         path="t")
+    run = gd.label_by_phase("t/capture", table, phases)
+    assert run.kind.tolist() == ["bruteforce_ssh"] * 3 + ["benign", "benign"]
+    assert run.y.tolist() == [gd.CLASSES.index("brute_force")] * 3 + [0, 0]
+    assert run.unlabelled == 0

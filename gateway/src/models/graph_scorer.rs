@@ -102,11 +102,16 @@ impl GraphScorer {
                 &mut self.large
             };
             let batch = shaped.batch;
-            self.flat.clear();
-            self.flat
-                .extend_from_slice(&rows[start * width..(start + count) * width]);
-            self.flat.resize(batch * width, 0.0);
-            let input = Tensor::from_shape(&[batch, width], &self.flat)?;
+            let chunk = &rows[start * width..(start + count) * width];
+            // A full batch goes straight into the tensor; a partial one is padded first.
+            let input = if count == batch {
+                Tensor::from_shape(&[batch, width], chunk)?
+            } else {
+                self.flat.clear();
+                self.flat.extend_from_slice(chunk);
+                self.flat.resize(batch * width, 0.0);
+                Tensor::from_shape(&[batch, width], &self.flat)?
+            };
             let result = shaped.state.run(tvec!(input.into_tvalue()))?;
             let first = result.first().ok_or(DetectorError::OutputShape {
                 got: 0,

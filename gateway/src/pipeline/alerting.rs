@@ -93,14 +93,149 @@ impl<K: Hash + Eq + Clone> Dedupe<K> {
     }
 }
 
-/// Turns findings into incident alerts; pure logic, the caller supplies ids and clock.
+/// What every incident alert shares, whichever detector raised it: the site, device,
+/// detector and model it names, and the [`IncidentTracker`] that decides when evidence is worth
+/// an alert. The flow detector's [`Alerter`] and the graph detector's edge alerter both build
+/// on it; each adds only its own subject, explanation and summary.
 #[derive(Debug)]
-pub struct Alerter {
+pub struct IncidentAlerts {
     site: String,
     device: String,
     detector: &'static str,
     model: ModelRef,
     incidents: IncidentTracker,
+}
+
+/// The detector's own parts of an incident alert.
+#[derive(Debug)]
+pub struct AlertBody {
+    pub score: f32,
+    pub threshold: f32,
+    pub subject: Subject,
+    pub top_features: Vec<Contribution>,
+    pub summary: String,
+}
+
+impl IncidentAlerts {
+    /// Incidents end after `window` of event time without evidence.
+    pub fn new(
+        site: &str,
+        device: &str,
+        detector: &'static str,
+        model: ModelRef,
+        window: Duration,
+    ) -> Self {
+        IncidentAlerts {
+            site: site.to_string(),
+            device: device.to_string(),
+            detector,
+            model,
+            incidents: IncidentTracker::new(TrackerConfig::with_idle(window)),
+        }
+    }
+
+    pub fn set_model(&mut self, model: ModelRef) {
+        self.model = model;
+    }
+
+    /// Incidents open now.
+    pub fn open_incidents(&self) -> usize {
+        self.incidents.open_count()
+    }
+
+    /// Feeds `ev` to the tracker: `Some((alert id, emit))` when an alert should go out, `None`
+    /// when the evidence is folded into its incident. `id` is called only for an alert that is
+    /// raised: a scan makes thousands of anomalous flows per alert, and a v7 UUID costs a
+    /// getrandom call. The alert that opens an incident carries the incident's id.
+    pub fn observe(
+        &mut self,
+        ev: &Evidence,
+        mut id: impl FnMut() -> String,
+    ) -> Option<(String, Emit)> {
+        let mut opened = None;
+        let emit = self.incidents.observe(ev, || {
+            let s = id();
+            opened = Some(s.clone());
+            s
+        })?;
+        Some((opened.unwrap_or_else(&mut id), emit))
+    }
+
+    /// The alert for `emit`.
+    pub fn alert(&self, id: String, now_ms: u64, emit: Emit, body: AlertBody) -> Alert {
+        Alert {
+            id,
+            ts_ms: now_ms,
+            ts: humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + Duration::from_millis(now_ms),
+            )
+            .to_string(),
+            site: self.site.clone(),
+            device: self.device.clone(),
+            detector: self.detector.to_string(),
+            model: self.model.clone(),
+            severity: emit.severity.as_str().to_string(),
+            score: body.score,
+            threshold: body.threshold,
+            subject: body.subject,
+            top_features: body.top_features,
+            suppressed_since_last: emit.folded_since_last,
+            rule: None,
+            summary: body.summary,
+            incident: Some(emit.incident),
+        }
+    }
+}
+
+/// A protocol's name in summaries: `tcp`, `udp`, `icmp`, `icmpv6` or `proto N`.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".to_string(),
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        58 => "icmpv6".to_string(),
+        p => format!("proto {p}"),
+    }
+}
+
+/// The start of every incident alert's summary: severity, pattern, initiator -> target, the
+/// incident's counts and duration, its id and update, e.g. `high port_scan 10.0.0.1 ->
+/// 10.0.0.99: 12 flows, 3 ports (22,80,443), 5 s (incident X, update 2)`.
+pub fn incident_headline(emit: &Emit) -> String {
+    let inc = &emit.incident;
+    let ports = inc
+        .ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let more = if inc.ports_distinct as usize > inc.ports.len() {
+        ",..."
+    } else {
+        ""
+    };
+    format!(
+        "{} {} {} -> {}: {} flows, {} ports ({ports}{more}), {} s (incident {}, {})",
+        emit.severity,
+        inc.pattern,
+        inc.initiator,
+        inc.target.as_deref().unwrap_or("many hosts"),
+        inc.flows,
+        inc.ports_distinct,
+        inc.last_ms.saturating_sub(inc.first_ms).div_ceil(1000),
+        inc.id,
+        if inc.update == 0 {
+            "opened".to_string()
+        } else {
+            format!("update {}", inc.update)
+        },
+    )
+}
+
+/// Turns findings into incident alerts; pure logic, the caller supplies ids and clock.
+#[derive(Debug)]
+pub struct Alerter {
+    alerts: IncidentAlerts,
 }
 
 const TOP_FEATURES: usize = 3;
@@ -123,16 +258,12 @@ impl Alerter {
         window: Duration,
     ) -> Self {
         Alerter {
-            site: site.to_string(),
-            device: device.to_string(),
-            detector,
-            model,
-            incidents: IncidentTracker::new(TrackerConfig::with_idle(window)),
+            alerts: IncidentAlerts::new(site, device, detector, model, window),
         }
     }
 
     pub fn set_model(&mut self, model: ModelRef) {
-        self.model = model;
+        self.alerts.set_model(model);
     }
 
     /// An alert for `f` when it opens an incident or changes one enough to tell (see
@@ -159,13 +290,7 @@ impl Alerter {
             packets: f.flow.packets,
             bytes: f.flow.bytes,
         };
-        let mut opened = None;
-        let emit = self.incidents.observe(&ev, || {
-            let s = id();
-            opened = Some(s.clone());
-            s
-        })?;
-        let alert_id = opened.unwrap_or_else(&mut id);
+        let (alert_id, emit) = self.alerts.observe(&ev, &mut id)?;
         Some(self.build(f, alert_id, now_ms, emit))
     }
 
@@ -188,13 +313,6 @@ impl Alerter {
             })
             .collect();
         let r = f.flow;
-        let proto = match r.protocol {
-            1 => "icmp".to_string(),
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            58 => "icmpv6".to_string(),
-            p => format!("proto {p}"),
-        };
         let ratio = if f.threshold > 0.0 {
             f.verdict.error / f.threshold
         } else {
@@ -206,50 +324,19 @@ impl Alerter {
             .map(|c| format!("{}={}", c.feature, c.value.round() as i64))
             .collect::<Vec<_>>()
             .join(", ");
-        let inc = &emit.incident;
-        let ports = inc
-            .ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let more = if inc.ports_distinct as usize > inc.ports.len() {
-            ",..."
-        } else {
-            ""
-        };
         let summary = format!(
-            "{} {} {} -> {}: {} flows, {} ports ({ports}{more}), {} s (incident {}, {}); latest {}:{} -> {}:{}/{}: reconstruction error {:.4} is {:.1}x the threshold; most unusual: {}",
-            emit.severity,
-            inc.pattern,
-            inc.initiator,
-            inc.target.as_deref().unwrap_or("many hosts"),
-            inc.flows,
-            inc.ports_distinct,
-            inc.last_ms.saturating_sub(inc.first_ms).div_ceil(1000),
-            inc.id,
-            if inc.update == 0 { "opened".to_string() } else { format!("update {}", inc.update) },
+            "{}; latest {}:{} -> {}:{}/{}: reconstruction error {:.4} is {:.1}x the threshold; most unusual: {}",
+            incident_headline(&emit),
             r.src_addr,
             r.src_port,
             r.dst_addr,
             r.dst_port,
-            proto,
+            proto_name(r.protocol),
             f.verdict.error,
             ratio,
             top
         );
-        Alert {
-            id,
-            ts_ms: now_ms,
-            ts: humantime::format_rfc3339_millis(
-                std::time::UNIX_EPOCH + Duration::from_millis(now_ms),
-            )
-            .to_string(),
-            site: self.site.clone(),
-            device: self.device.clone(),
-            detector: self.detector.to_string(),
-            model: self.model.clone(),
-            severity: emit.severity.as_str().to_string(),
+        let body = AlertBody {
             score: f.verdict.error,
             threshold: f.threshold,
             subject: Subject::Flow(FlowSubject {
@@ -263,11 +350,9 @@ impl Alerter {
                 flow_last_ms: r.last_ms,
             }),
             top_features,
-            suppressed_since_last: emit.folded_since_last,
-            rule: None,
             summary,
-            incident: Some(emit.incident),
-        }
+        };
+        self.alerts.alert(id, now_ms, emit, body)
     }
 }
 

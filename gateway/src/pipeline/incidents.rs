@@ -46,6 +46,12 @@ pub enum Pattern {
     LargeTransfer,
     /// Anomalous, nothing more specific.
     UnusualFlow,
+    /// Password guessing against a login service (the graph detector's pattern head).
+    BruteForce,
+    /// A host dialling out to a listener that hands out a shell (the graph detector).
+    ReverseShell,
+    /// A host uploading to an outside listener (the graph detector).
+    Exfiltration,
 }
 
 impl Pattern {
@@ -57,6 +63,9 @@ impl Pattern {
             Pattern::RepeatedConnections => "repeated_connections",
             Pattern::LargeTransfer => "large_transfer",
             Pattern::UnusualFlow => "unusual_flow",
+            Pattern::BruteForce => "brute_force",
+            Pattern::ReverseShell => "reverse_shell",
+            Pattern::Exfiltration => "exfiltration",
         }
     }
 }

@@ -85,9 +85,10 @@ pub struct Incident {
     /// 0 when this alert opens the incident, then 1, 2, ...
     pub update: u32,
     /// `port_scan`, `host_sweep`, `flood`, `repeated_connections`, `large_transfer` or
-    /// `unusual_flow`.
+    /// `unusual_flow`; the graph detector also `brute_force`, `reverse_shell`, `exfiltration`.
     pub pattern: String,
-    /// The host that opened the connections.
+    /// The host that opened the connections (for a reverse shell or an exfiltration, the
+    /// compromised host dialling out; the alert's subject says who the attacker is).
     pub initiator: String,
     /// The host they went to; absent when there are many (`host_sweep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

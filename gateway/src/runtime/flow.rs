@@ -225,6 +225,8 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             ctx.learning.tick(&mut stage.pipeline, &ctx.store, false);
+            ctx.learning
+                .tick_graph(stage.graph.as_mut(), &ctx.store, false);
             ctx.publish(&mut stage);
             problems.check_drops(&ctx.metrics);
             last_stats = Instant::now();
@@ -237,6 +239,8 @@ pub(super) fn flow_thread(mut stage: FlowStage, rx: Receiver<FlowInput>, mut ctx
         ctx.store_summary(&flows, &scores);
     }
     ctx.learning.tick(&mut stage.pipeline, &ctx.store, true);
+    ctx.learning
+        .tick_graph(stage.graph.as_mut(), &ctx.store, true);
     ctx.publish(&mut stage);
 }
 

@@ -6,12 +6,13 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::pipeline::graph::GraphPipeline;
 use crate::pipeline::learning::config::LearningSettings;
 use crate::pipeline::learning::{decode_samples, encode_samples, Learner, LearningConfig};
 use crate::pipeline::series::SeriesPipeline;
 use crate::pipeline::FlowPipeline;
 use crate::records::learning::{self, LearningBoard};
-use crate::records::{FLOW_DETECTOR, SERIES_DETECTOR};
+use crate::records::{FLOW_DETECTOR, GRAPH_DETECTOR, SERIES_DETECTOR};
 use crate::sinks::store::Store;
 
 /// How often the scores kept while learning are saved.
@@ -25,7 +26,26 @@ pub(super) fn flow_learner(
     settings: &LearningSettings,
     shipped: f32,
 ) -> Option<Learner<IpAddr>> {
-    let saved = match store.load_learning(FLOW_DETECTOR) {
+    ip_learner(FLOW_DETECTOR, store, settings, shipped)
+}
+
+/// The graph detector's learner, by the flow learner's rules (`[learning]` covers both); its
+/// scores are edge surprises, grouped by the host that opened the connection.
+pub(super) fn graph_learner(
+    store: &Store,
+    settings: &LearningSettings,
+    shipped: f32,
+) -> Option<Learner<IpAddr>> {
+    ip_learner(GRAPH_DETECTOR, store, settings, shipped)
+}
+
+fn ip_learner(
+    detector: &str,
+    store: &Store,
+    settings: &LearningSettings,
+    shipped: f32,
+) -> Option<Learner<IpAddr>> {
+    let saved = match store.load_learning(detector) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "Cannot read the saved learning state; learning afresh");
@@ -35,15 +55,22 @@ pub(super) fn flow_learner(
     match (saved, settings) {
         (Some((status, _)), _) if status.fitted.is_some() => {
             let cfg = settings.unwrap_or_else(|| LearningConfig::with_period(Duration::ZERO));
-            tracing::info!(
-                threshold = status.fitted.as_ref().map(|f| f.threshold),
-                "Using the flow threshold learnt on this site"
-            );
+            let threshold = status.fitted.as_ref().map(|f| f.threshold);
+            if detector == FLOW_DETECTOR {
+                tracing::info!(threshold, "Using the flow threshold learnt on this site");
+            } else {
+                tracing::info!(
+                    detector,
+                    threshold,
+                    "Using the threshold learnt on this site"
+                );
+            }
             Some(Learner::resume(cfg, status, Vec::new()))
         }
         (Some((status, bytes)), Some(cfg)) => {
             let samples = decode_samples(&bytes);
             tracing::info!(
+                detector,
                 progress = status.progress(),
                 samples = samples.len(),
                 "Resuming the learning period"
@@ -51,8 +78,8 @@ pub(super) fn flow_learner(
             Some(Learner::resume(*cfg, status, samples))
         }
         (_, Some(cfg)) => {
-            tracing::info!(period = ?cfg.period, alert_ratio = cfg.alert_ratio, "Learning this site");
-            Some(Learner::new(FLOW_DETECTOR, *cfg, shipped))
+            tracing::info!(detector, period = ?cfg.period, alert_ratio = cfg.alert_ratio, "Learning this site");
+            Some(Learner::new(detector, *cfg, shipped))
         }
         (_, None) => None,
     }
@@ -111,6 +138,7 @@ pub(super) struct LearningSaver {
     pub board: LearningBoard,
     last_save: Instant,
     last_samples: Instant,
+    last_graph_save: Instant,
 }
 
 impl LearningSaver {
@@ -119,6 +147,28 @@ impl LearningSaver {
             board,
             last_save: Instant::now(),
             last_samples: Instant::now(),
+            last_graph_save: Instant::now(),
+        }
+    }
+
+    /// The graph detector's learner, by the same rules: published every call, saved when
+    /// learning ended, every minute while it runs, and at shutdown (`force`).
+    pub fn tick_graph(&mut self, graph: Option<&mut GraphPipeline>, store: &Store, force: bool) {
+        let Some(graph) = graph else {
+            return;
+        };
+        let changed = graph.take_learning_changed();
+        let Some(l) = graph.learning() else {
+            return;
+        };
+        learning::publish(&self.board, l.status());
+        let due = l.learning() && self.last_graph_save.elapsed() >= SAVE_EVERY;
+        if !(changed || due || force) {
+            return;
+        }
+        self.last_graph_save = Instant::now();
+        if let Err(e) = store.save_learning(l.status(), &encode_samples(l.samples())) {
+            tracing::warn!(error = %e, "Cannot save the graph learning state");
         }
     }
 

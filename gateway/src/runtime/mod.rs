@@ -265,7 +265,10 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
             metrics.clone(),
         ))
         .with_exporter_watch(exporter_watch(&cfg));
-    if let Some((g, info)) = graph::load(&cfg, &cfg.trust, metrics.clone())? {
+    if let Some((mut g, info)) = graph::load(&cfg, &cfg.trust, metrics.clone())? {
+        if let Some(l) = learning::graph_learner(&store, &cfg.learning, g.shipped_surprise()) {
+            g = g.with_learning(l);
+        }
         stage = stage.with_graph(g);
         models.push(info);
     }

@@ -6,7 +6,10 @@ endpoint (source, destination) 2 counters and K=8 slots of 20 (the interaction's
 features, ln(1 + dt ms), was_src, peer_is_other, valid). Nothing here computes a feature.
 
 Labels: a lab run's ``flow-labels.csv`` labels every NetFlow v9 record (same records, same
-order of fields); the *pattern* of an edge is its phase's attack kind folded into the classes
+order of fields); the packet meter's flows of the run's ``capture.pcap`` (cut at other times
+than softflowd's, so not in that file) are labelled by ``netwarden eval``'s rule instead: a flow
+overlapping a malicious phase (1 s slack) with one of its attackers as an endpoint is that
+phase's (``label_by_phase``); the *pattern* of an edge is its phase's attack kind folded into the classes
 below. ``arp_spoof`` makes no IP flows of its own (the two or three records the lab labels
 with it are the victim's ICMP/DHCP noise), so its edges are left out of training and scoring:
 NetFlow cannot see ARP (the capture path's ARP accounting does).
@@ -173,3 +176,59 @@ def load_lab_run(binary: Path, run_dir: Path, cache: Path) -> LabRun:
         export_lab_run(binary, run_dir, csv_path)
     table = read_edge_csv(csv_path)
     return label_edges(run_dir.name, table, read_flow_labels(run_dir / "flow-labels.csv"))
+
+
+@dataclass
+class PhaseSpan:
+    phase: str
+    kind: str
+    attackers: frozenset
+    start_ms: int
+    end_ms: int
+
+
+def read_malicious_phases(labels_csv: str | Path) -> list[PhaseSpan]:
+    """labels.csv's malicious phases (attacker_ip may list several, separated by ``;`` or
+    spaces)."""
+    out = []
+    with Path(labels_csv).open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row["label"] != "malicious":
+                continue
+            ips = frozenset(a for a in row["attacker_ip"].replace(";", " ").split() if a)
+            out.append(PhaseSpan(row["phase"], row["kind"], ips, int(row["start_ms"]),
+                                 int(row["end_ms"])))
+    return out
+
+
+def label_by_phase(name: str, table: EdgeTable, phases: list[PhaseSpan],
+                   slack_ms: int = 1000) -> LabRun:
+    """Labels edges by ``netwarden eval``'s rule (``cli/eval/metrics.rs``, ``malicious_phase``):
+    the first malicious phase the flow overlaps (widened by ``slack_ms``) with an attacker as
+    one of its endpoints; otherwise benign."""
+    labels = {}
+    for idr in table.ident:
+        src, dst, first, last = idr[2], idr[3], int(idr[7]), int(idr[8])
+        lab = ("benign", "benign")
+        for p in phases:
+            if (first <= p.end_ms + slack_ms and max(last, first) >= p.start_ms - slack_ms
+                    and (src in p.attackers or dst in p.attackers)):
+                lab = (p.phase, p.kind)
+                break
+        labels[flow_key(*idr[2:9])] = lab
+    return label_edges(name, table, labels)
+
+
+def load_capture_run(binary: Path, run_dir: Path, cache: Path,
+                     timeout: float = 600) -> LabRun:
+    """A lab run's ``capture.pcap`` metered by the gateway's packet meter
+    (``netwarden features --set graph-v1 --pcap``), labelled by phase (``label_by_phase``)."""
+    pcap = run_dir / "capture.pcap"
+    csv_path = cache / f"{run_dir.name}.capture.graph-v1.csv"
+    if not csv_path.exists() or csv_path.stat().st_mtime < pcap.stat().st_mtime:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(binary), "features", "--set", SCHEMA, "--pcap", str(pcap),
+                        "--out", str(csv_path)], check=True, capture_output=True, timeout=timeout)
+    table = read_edge_csv(csv_path)
+    return label_by_phase(f"{run_dir.name}/capture", table,
+                          read_malicious_phases(run_dir / "labels.csv"))

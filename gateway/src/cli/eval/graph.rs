@@ -1,6 +1,7 @@
 //! The temporal graph detector in `netwarden eval`: the daemon's [`GraphPipeline`] (endpoint
 //! table, batched tract scoring, incident alerts) over a path's records, fresh per path.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,9 @@ use std::time::Duration;
 use crate::metrics::Metrics;
 use crate::models::graph_scorer::GraphBundle;
 use crate::models::{LoadError, Trust};
-use crate::pipeline::graph::{column_names, GraphPipeline, DEFAULT_ENDPOINTS};
+use crate::pipeline::graph::detector::surprise;
+use crate::pipeline::graph::{column_names, GraphPipeline, Initiator, DEFAULT_ENDPOINTS};
+use crate::pipeline::learning::{Learner, LearningConfig};
 use crate::pipeline::ScoredFlow;
 use crate::records::{Alert, GRAPH_DETECTOR};
 
@@ -22,6 +25,9 @@ pub struct GraphDetector {
     pub batch_size: usize,
     pub trust: Trust,
     pub dedupe: Duration,
+    /// Learn the edge threshold for this span of event time from this start (epoch ms) first
+    /// (`None`: the bundle's), as the flow detector does.
+    pub learn: Option<(u64, Duration)>,
 }
 
 impl GraphDetector {
@@ -42,16 +48,9 @@ impl GraphDetector {
     }
 }
 
-impl Detector for GraphDetector {
-    fn name(&self) -> &'static str {
-        GRAPH_DETECTOR
-    }
-
-    fn run(&mut self, input: &PathInput) -> Result<DetectorRun, LoadError> {
-        let bundle = self.load()?;
-        let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
-        let threshold = bundle.manifest.threshold.value;
-        let mut pipeline = GraphPipeline::new(
+impl GraphDetector {
+    fn pipeline(&self, bundle: GraphBundle) -> GraphPipeline {
+        GraphPipeline::new(
             bundle,
             DEFAULT_ENDPOINTS,
             "eval",
@@ -60,7 +59,64 @@ impl Detector for GraphDetector {
             Arc::new(Metrics::default()),
         )
         .with_clock(|| 0)
-        .keep_scores();
+        .keep_scores()
+    }
+
+    /// The learning period over `[start_ms, start_ms + period)`, by the flow detector's rules
+    /// (`FlowAeDetector::learn_window`): a first pass scores the whole path, the window's edges
+    /// are learnt in event-time order, grouped by the host that opened the connection.
+    fn learn_window(
+        &self,
+        input: &PathInput,
+        start_ms: u64,
+        period: Duration,
+    ) -> Result<Learner<IpAddr>, LoadError> {
+        let mut pipeline = self.pipeline(self.load()?);
+        let shipped = pipeline.shipped_surprise();
+        for a in &input.arrivals {
+            pipeline.ingest_records(&a.origin, &a.records, &mut |_| {});
+            pipeline.flush(&mut |_| {});
+        }
+        let end = start_ms.saturating_add(period.as_millis() as u64);
+        let mut window: Vec<_> = pipeline
+            .take_scores()
+            .into_iter()
+            .filter(|s| (start_ms..end).contains(&s.flow.last_ms))
+            .collect();
+        window.sort_by_key(|s| s.flow.last_ms);
+        let cfg = LearningConfig {
+            min_samples: 0,
+            ..LearningConfig::with_period(period)
+        };
+        let mut learner = Learner::new(GRAPH_DETECTOR, cfg, shipped).starting_at(start_ms);
+        for s in &window {
+            let opener = match s.initiator {
+                Initiator::Src => s.flow.src_addr,
+                Initiator::Dst => s.flow.dst_addr,
+            };
+            learner.observe(&opener, s.flow.last_ms, surprise(1.0 - s.score));
+        }
+        learner.finish();
+        Ok(learner)
+    }
+}
+
+impl Detector for GraphDetector {
+    fn name(&self) -> &'static str {
+        GRAPH_DETECTOR
+    }
+
+    fn run(&mut self, input: &PathInput) -> Result<DetectorRun, LoadError> {
+        let learner = match self.learn {
+            Some((start_ms, period)) => Some(self.learn_window(input, start_ms, period)?),
+            None => None,
+        };
+        let bundle = self.load()?;
+        let model = format!("{} {}", bundle.manifest.name, bundle.manifest.version);
+        let mut pipeline = self.pipeline(bundle);
+        if let Some(l) = learner {
+            pipeline = pipeline.with_learning(l);
+        }
         let mut alerts = Vec::new();
         for a in &input.arrivals {
             let mut raised = |alert: Alert| alerts.push(EvalAlert::from_alert(&alert, a.at_ms));
@@ -78,10 +134,10 @@ impl Detector for GraphDetector {
             .collect();
         Ok(DetectorRun {
             model,
-            threshold: Some(threshold),
+            threshold: Some(pipeline.threshold()),
             alerts,
             scores,
-            learning: None,
+            learning: pipeline.learning().map(|l| l.status().clone()),
         })
     }
 }

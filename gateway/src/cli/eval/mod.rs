@@ -191,6 +191,7 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
             batch_size: cfg.detector.batch_size,
             trust: cfg.trust.clone(),
             dedupe: cfg.alerting.dedupe_window,
+            learn: learn_period(args, &phases),
         };
         graph.load()?;
         detectors.push(Box::new(graph));

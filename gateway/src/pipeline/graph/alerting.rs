@@ -1,21 +1,25 @@
-//! Graph alerts: one per incident, where an incident is an attacker host, a target host, a
-//! pattern and a protocol (a SYN flood and a UDP flood of the same server are two incidents). The first edge raises an alert at once; later edges of the incident within the
-//! de-duplication window (flow time) are folded in and counted (`edges`,
-//! `suppressed_since_last` of the incident's next alert), with [`Dedupe`], the flow detector's
-//! rule.
+//! Graph alerts go through the incident tracker ([`crate::pipeline::incidents`]), like the flow
+//! detector's: one incident per (initiator host, target host, pattern), where the initiator is
+//! the host that opened the connection (whichever direction the record describes). The first
+//! edge opens it with an alert at once; later edges are folded in, and the incident's alert is
+//! updated (same `incident.id`, counts, ports and duration) only when it grew 4x, escalated,
+//! resumed after a pause, or every 5 minutes. The alert itself is built by
+//! [`IncidentAlerts`], the flow detector's construction; this file adds the edge subject and
+//! the summary.
 //!
 //! Roles: for a scan, brute force or flood the attacker opened the connections; for a reverse
 //! shell or an exfiltration the compromised host dials out to the attacker's listener, so the
-//! attacker is the side that did *not* open it. Either way the alert's `attacker` is never the
-//! victim, and `initiator` says who opened the connection.
+//! attacker is the side that did *not* open it. Either way the subject's `attacker` is never
+//! the victim, and `initiator` says who opened the connection; the incident's `initiator` is
+//! always the host that opened it (the compromised host, for a reverse shell).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use netwarden_firmware::{FlowRecord, Severity};
 
 use super::table::Initiator;
-use crate::pipeline::alerting::Dedupe;
+use crate::pipeline::alerting::{incident_headline, proto_name, AlertBody, IncidentAlerts};
+use crate::pipeline::incidents::{Evidence, Pattern};
 use crate::records::{Alert, EdgeSubject, FlowOrigin, FlowSubject, ModelRef, Subject};
 
 /// Patterns whose attacker is the endpoint that was connected to.
@@ -36,32 +40,25 @@ pub struct EdgeFinding<'a> {
     pub threshold: f32,
 }
 
-/// Whether the edge's source is the attacker, given who opened the connection and the pattern.
-pub fn src_is_attacker(initiator: Initiator, pattern: &str) -> bool {
-    let attacker_initiated = !ATTACKER_LISTENS.contains(&pattern);
-    (initiator == Initiator::Src) == attacker_initiated
+/// The incident pattern of a class of the pattern head.
+pub fn incident_pattern(class: &str) -> Pattern {
+    match class {
+        "scan" => Pattern::PortScan,
+        "flood" => Pattern::Flood,
+        "brute_force" => Pattern::BruteForce,
+        "reverse_shell" => Pattern::ReverseShell,
+        "exfiltration" => Pattern::Exfiltration,
+        _ => Pattern::UnusualFlow,
+    }
 }
 
 #[derive(Debug)]
 pub struct EdgeAlerter {
-    site: String,
-    device: String,
-    detector: &'static str,
-    model: ModelRef,
-    dedupe: Dedupe<(IpAddr, IpAddr, String, u8)>,
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        p => format!("proto {p}"),
-    }
+    alerts: IncidentAlerts,
 }
 
 impl EdgeAlerter {
+    /// Incidents end after `window` of event time without evidence.
     pub fn new(
         site: &str,
         device: &str,
@@ -70,67 +67,69 @@ impl EdgeAlerter {
         window: Duration,
     ) -> Self {
         EdgeAlerter {
-            site: site.into(),
-            device: device.into(),
-            detector,
-            model,
-            dedupe: Dedupe::new(window, 65_536),
+            alerts: IncidentAlerts::new(site, device, detector, model, window),
         }
     }
 
-    /// An alert for the edge, or `None` when it is folded into its incident's last alert.
+    /// Incidents open now.
+    pub fn open_incidents(&self) -> usize {
+        self.alerts.open_incidents()
+    }
+
+    /// An alert when the edge opens an incident or changes it enough to tell, `None` when it
+    /// is folded in. `id` is called only for an alert that is raised.
     pub fn consider(
         &mut self,
         f: &EdgeFinding<'_>,
-        id: impl FnOnce() -> String,
+        id: impl FnMut() -> String,
         now_ms: u64,
     ) -> Option<Alert> {
         let r = f.flow;
-        let fwd = src_is_attacker(f.initiator, f.pattern);
-        let (a_ip, a_port, t_ip, t_port) = if fwd {
-            (r.src_addr, r.src_port, r.dst_addr, r.dst_port)
-        } else {
-            (r.dst_addr, r.dst_port, r.src_addr, r.src_port)
+        let (opener, opener_port, receiver, receiver_port) = match f.initiator {
+            Initiator::Src => (r.src_addr, r.src_port, r.dst_addr, r.dst_port),
+            Initiator::Dst => (r.dst_addr, r.dst_port, r.src_addr, r.src_port),
         };
         let severity = if f.score >= HIGH_SCORE {
             Severity::High
         } else {
             Severity::Medium
         };
-        let key = (a_ip, t_ip, f.pattern.to_string(), r.protocol);
-        let suppressed = self.dedupe.admit(&key, r.last_ms, severity)?;
+        let ev = Evidence {
+            initiator: opener,
+            target: Some(receiver),
+            pattern: incident_pattern(f.pattern),
+            first_ms: r.first_ms,
+            last_ms: r.last_ms,
+            severity,
+            score: f.score,
+            port: Some(receiver_port),
+            packets: r.packets,
+            bytes: r.bytes,
+        };
+        let (alert_id, emit) = self.alerts.observe(&ev, id)?;
+        let attacker_opened = !ATTACKER_LISTENS.contains(&f.pattern);
+        let (a_ip, a_port, t_ip, t_port) = if attacker_opened {
+            (opener, opener_port, receiver, receiver_port)
+        } else {
+            (receiver, receiver_port, opener, opener_port)
+        };
         let attacker = format!("{a_ip}:{a_port}");
         let target = format!("{t_ip}:{t_port}");
-        let initiator_role = if (f.initiator == Initiator::Src) == fwd {
-            "attacker"
-        } else {
-            "target"
-        };
-        let opened = if initiator_role == "attacker" {
+        let opened = if attacker_opened {
             format!("{attacker} opened it")
         } else {
             format!("{target} dialled out to it")
         };
+        let edges = emit.folded_since_last + 1;
         let summary = format!(
-            "{severity} {pattern}: attacker {attacker} -> target {target}/{proto} ({opened}); \
-             P({pattern}) {p:.3}, {n} edge(s) of this incident since its last alert",
+            "{}; latest edge: attacker {attacker} -> target {target}/{proto} ({opened}), \
+             P({pattern}) {p:.3}; {edges} edge(s) since the incident's last alert",
+            incident_headline(&emit),
             pattern = f.pattern,
             proto = proto_name(r.protocol),
             p = f.probability,
-            n = suppressed + 1,
         );
-        Some(Alert {
-            id: id(),
-            ts_ms: now_ms,
-            ts: humantime::format_rfc3339_millis(
-                std::time::UNIX_EPOCH + Duration::from_millis(now_ms),
-            )
-            .to_string(),
-            site: self.site.clone(),
-            device: self.device.clone(),
-            detector: self.detector.to_string(),
-            model: self.model.clone(),
-            severity: severity.as_str().to_string(),
+        let body = AlertBody {
             score: f.score,
             threshold: f.threshold,
             subject: Subject::Edge(EdgeSubject {
@@ -146,23 +145,27 @@ impl EdgeAlerter {
                 },
                 attacker,
                 target,
-                initiator: initiator_role.into(),
+                initiator: if attacker_opened {
+                    "attacker"
+                } else {
+                    "target"
+                }
+                .into(),
                 pattern: f.pattern.into(),
                 probability: f.probability,
-                edges: suppressed + 1,
+                edges,
             }),
             top_features: Vec::new(),
-            suppressed_since_last: suppressed,
             summary,
-            incident: None,
-            rule: None,
-        })
+        };
+        Some(self.alerts.alert(alert_id, now_ms, emit, body))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn rec(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, ms: u64) -> FlowRecord {
         let mut r = FlowRecord::empty();
@@ -210,6 +213,26 @@ mod tests {
             alert.subject.flow().map(|f| f.src_addr.as_str()),
             Some("10.0.0.66")
         );
+        // The incident: the web server opened the connection to the listener.
+        let inc = alert.incident.as_ref().expect("incident");
+        assert_eq!(
+            (
+                inc.id.as_str(),
+                inc.update,
+                inc.pattern.as_str(),
+                inc.initiator.as_str(),
+                inc.target.as_deref(),
+                inc.ports.as_slice()
+            ),
+            (
+                "id",
+                0,
+                "reverse_shell",
+                "10.0.0.10",
+                Some("10.0.0.66"),
+                &[4444u16][..]
+            )
+        );
         // The reply record (attacker -> web, the web server still the initiator) folds in.
         let back = rec([10, 0, 0, 66], 4444, [10, 0, 0, 10], 51000, 1000);
         let f2 = EdgeFinding {
@@ -218,12 +241,72 @@ mod tests {
             ..f
         };
         assert!(a.consider(&f2, || "id2".into(), 0).is_none());
-        // After the window, the next edge reports what was folded.
+        assert_eq!(a.open_incidents(), 1);
+        // A minute and more without evidence ends it: the next edge opens a new incident.
         let later = rec([10, 0, 0, 10], 51002, [10, 0, 0, 66], 4444, 70_000);
         let f3 = EdgeFinding { flow: &later, ..f };
-        let again = a.consider(&f3, || "id3".into(), 0).expect("new window");
-        assert_eq!(again.suppressed_since_last, 1);
-        assert_eq!(again.subject.edge().map(|e| e.edges), Some(2));
+        let again = a.consider(&f3, || "id3".into(), 0).expect("new incident");
+        let inc = again.incident.expect("incident");
+        assert_eq!((inc.id.as_str(), inc.update, inc.flows), ("id3", 0, 1));
+    }
+
+    #[test]
+    fn a_brute_force_is_one_incident_updated_with_counts_not_re_raised() {
+        let mut a = alerter();
+        let origin = FlowOrigin::Exporter("127.0.0.1:9".parse().expect("addr"));
+        let mut alerts = Vec::new();
+        // 20 SSH sessions of 10.0.0.66 against 10.0.0.30, 100 ms apart; each session's reply
+        // record (server -> client) comes too.
+        for n in 0..20u16 {
+            let t = 1_000 + u64::from(n) * 100;
+            let ask = rec([10, 0, 0, 66], 40_000 + n, [10, 0, 0, 30], 22, t);
+            let answer = rec([10, 0, 0, 30], 22, [10, 0, 0, 66], 40_000 + n, t);
+            for (r, initiator) in [(&ask, Initiator::Src), (&answer, Initiator::Dst)] {
+                let f = EdgeFinding {
+                    origin: &origin,
+                    flow: r,
+                    initiator,
+                    pattern: "brute_force",
+                    probability: 0.9,
+                    score: 0.95,
+                    threshold: 0.5,
+                };
+                alerts.extend(a.consider(&f, || format!("id{n}"), 0));
+            }
+        }
+        // Opened, then updates at 4 and 16 edges: three alerts for 40 edges, one incident.
+        let counts: Vec<(u32, u64, u64)> = alerts
+            .iter()
+            .map(|al| {
+                let i = al.incident.as_ref().expect("incident");
+                (i.update, i.flows, al.subject.edge().expect("edge").edges)
+            })
+            .collect();
+        assert_eq!(counts, [(0, 1, 1), (1, 4, 3), (2, 16, 12)]);
+        for al in &alerts {
+            let i = al.incident.as_ref().expect("incident");
+            assert_eq!(i.id, "id0");
+            assert_eq!(
+                (
+                    i.initiator.as_str(),
+                    i.target.as_deref(),
+                    i.pattern.as_str()
+                ),
+                ("10.0.0.66", Some("10.0.0.30"), "brute_force")
+            );
+            assert_eq!(i.ports, [22]);
+            let e = al.subject.edge().expect("edge");
+            assert!(e.attacker.starts_with("10.0.0.66:"), "{e:?}");
+            assert_eq!(
+                (e.target.as_str(), e.initiator.as_str()),
+                ("10.0.0.30:22", "attacker")
+            );
+        }
+        let last = alerts.last().expect("alerts");
+        assert_eq!(last.incident.as_ref().map(|i| i.last_ms), Some(1_700));
+        assert!(last.summary.starts_with(
+            "medium brute_force 10.0.0.66 -> 10.0.0.30: 16 flows, 1 ports (22), 1 s (incident id0, update 2); latest edge: attacker 10.0.0.66:"
+        ), "{}", last.summary);
     }
 
     #[test]
@@ -246,6 +329,11 @@ mod tests {
         assert_eq!(
             (e.attacker.as_str(), e.initiator.as_str()),
             ("10.0.0.66:61000", "attacker")
+        );
+        let inc = alert.incident.as_ref().expect("incident");
+        assert_eq!(
+            (inc.initiator.as_str(), inc.pattern.as_str()),
+            ("10.0.0.66", "port_scan")
         );
         assert_eq!(alert.severity, "high");
     }
