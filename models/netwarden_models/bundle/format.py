@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -50,11 +51,24 @@ def pick_golden_rows(errors: np.ndarray, typical: int = 4, worst: int = 4) -> li
     return picked
 
 
+_NUMBER_ARRAY = re.compile(r"\[\s*(-?[0-9][^\[\]{}\"]*?)\s*\]")
+
+
+def dumps_manifest(obj: dict) -> str:
+    """JSON indented by 2, but arrays of plain numbers on one line: golden vectors and
+    scalers one number per line doubled the manifests the gateway embeds in the router binary
+    (about 90 KB of its 10 MB budget, docs/install.md)."""
+    text = json.dumps(obj, indent=2, allow_nan=False)
+    return _NUMBER_ARRAY.sub(
+        lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text
+    )
+
+
 def write_json_atomic(path: Path, obj: dict) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
+            f.write(dumps_manifest(obj))
             f.write("\n")
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
