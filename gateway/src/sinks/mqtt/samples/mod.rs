@@ -226,7 +226,8 @@ pub fn parse_control_topic(base: &str, topic: &str) -> Result<Control, SamplesWi
 mod tests {
     use super::*;
 
-    fn req(id: &str, chunk: u32, window: u32) -> Request {
+    /// A request (shared with `transfer.rs`'s tests).
+    pub(super) fn req(id: &str, chunk: u32, window: u32) -> Request {
         Request {
             format: 1,
             id: id.into(),
@@ -236,7 +237,7 @@ mod tests {
         }
     }
 
-    fn data(n: usize) -> Vec<u8> {
+    pub(super) fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 % 251) as u8).collect()
     }
 

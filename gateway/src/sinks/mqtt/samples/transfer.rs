@@ -208,21 +208,8 @@ impl Receiver {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{data, req};
     use super::*;
-
-    fn req(id: &str, chunk: u32, window: u32) -> Request {
-        Request {
-            format: 1,
-            id: id.into(),
-            chunk_bytes: chunk,
-            window,
-            from: 0,
-        }
-    }
-
-    fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 7 % 251) as u8).collect()
-    }
 
     #[test]
     fn lossless_transfer_goes_a_window_at_a_time() {
