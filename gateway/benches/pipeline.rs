@@ -34,6 +34,20 @@ fn bundle(plans: &Option<Vec<usize>>) -> Bundle {
     b
 }
 
+/// The whole flow stage (decode, features, scoring, alerting) on the shipped bundle, and the
+/// metrics it counts into.
+fn flow_stage(plans: &Option<Vec<usize>>) -> (Arc<Metrics>, FlowStage) {
+    let metrics = Arc::new(Metrics::default());
+    let pipeline = FlowPipeline::new(
+        bundle(plans),
+        "b",
+        "b",
+        Duration::from_secs(60),
+        metrics.clone(),
+    );
+    (metrics, FlowStage::new(NetflowDecoder::new(16), pipeline))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let plans: Option<Vec<usize>> = args
@@ -110,15 +124,7 @@ fn main() {
         }
 
         if run("batched") {
-            let metrics = Arc::new(Metrics::default());
-            let pipeline = FlowPipeline::new(
-                bundle(&plans),
-                "b",
-                "b",
-                Duration::from_secs(60),
-                metrics.clone(),
-            );
-            let mut p = FlowStage::new(NetflowDecoder::new(16), pipeline);
+            let (metrics, mut p) = flow_stage(&plans);
             let (_, t) = time(|| {
                 let mut alerts = 0usize;
                 for _ in 0..ROUNDS {
@@ -137,15 +143,7 @@ fn main() {
         // As the daemon runs when it keeps up: it scores what one receive batch gave, often a
         // single datagram (20-30 records), not 512 records at a time.
         if run("datagram") {
-            let metrics = Arc::new(Metrics::default());
-            let pipeline = FlowPipeline::new(
-                bundle(&plans),
-                "b",
-                "b",
-                Duration::from_secs(60),
-                metrics.clone(),
-            );
-            let mut p = FlowStage::new(NetflowDecoder::new(16), pipeline);
+            let (metrics, mut p) = flow_stage(&plans);
             let (_, t) = time(|| {
                 let mut alerts = 0usize;
                 for _ in 0..ROUNDS {
