@@ -631,20 +631,13 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
 
 /// `netwarden model ...` with `args`; its output, or an error with it.
 fn model_cli(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(netwarden_e2e::netwarden_bin()?)
-        .arg("model")
-        .args(args)
-        .env_remove("NETWARDEN_HTTP_TOKEN")
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("netwarden model {}: {text}", args.join(" "));
-    }
-    Ok(text)
+    netwarden_e2e::output_ok(
+        Command::new(netwarden_e2e::netwarden_bin()?)
+            .arg("model")
+            .args(args)
+            .env_remove("NETWARDEN_HTTP_TOKEN"),
+        &format!("netwarden model {}", args.join(" ")),
+    )
 }
 
 #[test]

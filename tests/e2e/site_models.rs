@@ -55,21 +55,14 @@ fn python() -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn models_cli(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(python()?)
-        .args(["-m", "netwarden_models"])
-        .args(args)
-        .current_dir(repo_root().join("models"))
-        .env("NETWARDEN_BIN", netwarden_e2e::netwarden_bin()?)
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("netwarden_models {}: {text}", args.join(" "));
-    }
-    Ok(text)
+    netwarden_e2e::output_ok(
+        Command::new(python()?)
+            .args(["-m", "netwarden_models"])
+            .args(args)
+            .current_dir(repo_root().join("models"))
+            .env("NETWARDEN_BIN", netwarden_e2e::netwarden_bin()?),
+        &format!("netwarden_models {}", args.join(" ")),
+    )
 }
 
 fn tail(log: &str) -> String {

@@ -114,19 +114,10 @@ fn golden(manifest: &str, model: &[u8]) -> Option<Golden> {
 
 /// `netwarden fleet ...` with `args`; fails with its output unless it succeeds.
 pub fn fleet_cli(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(netwarden_bin()?)
-        .arg("fleet")
-        .args(args)
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("netwarden fleet {}: {text}", args.join(" "));
-    }
-    Ok(text)
+    crate::output_ok(
+        Command::new(netwarden_bin()?).arg("fleet").args(args),
+        &format!("netwarden fleet {}", args.join(" ")),
+    )
 }
 
 /// One retained message with `mosquitto_pub` (`-r`, QoS 1); `auth` is user and password.

@@ -488,6 +488,20 @@ pub fn run_ok(prog: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `cmd` to completion; its stdout then stderr, or an error naming `what` with them.
+pub fn output_ok(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("{what}: {text}");
+    }
+    Ok(text)
+}
+
 /// Whether the tests run as root (namespaces, raw capture).
 pub fn is_root() -> bool {
     Command::new("id")
