@@ -70,6 +70,11 @@ cargo build -p netwarden-firmware --target thumbv7em-none-eabihf --locked
 step "firmware image (cortex-m-rt) meters built-in frames under qemu-system-arm mps2-an386"
 cross/firmware-image/run-qemu.sh
 
+step "python venv (models/)"
+# Before cargo test: the site-model end-to-end test (tests/e2e/site_models.rs) runs the
+# central loop with models/.venv/bin/python.
+models/setup-venv.sh
+
 step "cargo test (unit, integration, end-to-end against mosquitto and nfcapd)"
 # The end-to-end tests run the debug netwarden binary; build it first, in one invocation with
 # the fuzz targets: both then share one feature resolution, so the fuzz smoke step below
@@ -87,9 +92,6 @@ scripts/fuzz-smoke.sh
 
 step "router build: aarch64 musl unit tests and demo under qemu-aarch64, .deb (cross/test.sh)"
 cross/test.sh
-
-step "python venv (models/)"
-models/setup-venv.sh
 
 step "pytest (models/)"
 (cd models && .venv/bin/python -m pytest)
