@@ -207,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .graph.report import add_arguments
 
     add_arguments(g)
+    rf = _command(sub, "graph-refold", "graph.refold:main",
+                  help="a graph bundle's trained-form ONNX rewritten in the folded form tract "
+                  "runs faster (same weights, parity checked), as a new bundle version")
+    from .graph.refold import add_arguments as refold_args
+
+    refold_args(rf)
     st = _command(sub, "site-train", "site.train:site_train", seed=7,
                   help="a site model from a site's samples: fine-tune (or train), threshold on "
                   "held-out site rows, export, sign, check",

@@ -111,3 +111,46 @@ def test_metered_flows_are_labelled_by_eval_s_phase_rule(tmp_path):
     assert run.kind.tolist() == ["bruteforce_ssh"] * 3 + ["benign", "benign"]
     assert run.y.tolist() == [gd.CLASSES.index("brute_force")] * 3 + [0, 0]
     assert run.unlabelled == 0
+
+
+def _graph_rows(n: int, seed: int) -> np.ndarray:
+    """Rows shaped like the gateway's: features in [0, 3), slots used or not (an endpoint
+    with no history at all among them), ln_dt over the range the lab sees."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 3, (n, gd.INPUT_WIDTH)).astype(np.float32)
+    for side in range(2):
+        base = gd.EDGE_WIDTH + side * gd.ENDPOINT_WIDTH + len(gd.ENDPOINT_FEATURES)
+        for k in range(gd.K):
+            s = base + k * gd.SLOT_WIDTH
+            x[:, s + gd.EDGE_WIDTH] = rng.uniform(0, 16, n)
+            x[:, s + gd.SLOT_WIDTH - 1] = rng.random(n) < 0.6
+    x[0, gd.EDGE_WIDTH:] = 0.0  # two endpoints never seen
+    return x
+
+
+def test_the_folded_form_computes_the_trained_function(tmp_path):
+    from netwarden_models.export import runtimes as R
+    from netwarden_models.export.onnx_export import export_onnx
+    from netwarden_models.graph.fast import TgatFast, tgat_from_onnx
+
+    torch.manual_seed(3)
+    model = Tgat(len(gd.CLASSES)).eval()
+    with torch.no_grad():  # trained-looking weights: larger than at init, time frequencies spread
+        for p in model.parameters():
+            p.mul_(3.0)
+    x = _graph_rows(300, 4)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+        got = TgatFast(model)(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() < 1e-5
+    # The kind exports the folded form; tract runs it as torch ran the trained one.
+    out = tmp_path / "folded.onnx"
+    registry.get("graph_tgat").export(model, out, "tgat", "default")
+    assert np.abs(R.run_tract(out, x, 64) - want).max() < 1e-4
+    # A trained-form file (what older bundles hold) gives its weights back.
+    old = tmp_path / "trained.onnx"
+    export_onnx(model, old, (gd.INPUT_WIDTH,), output_name="probs", output_shape=(len(gd.CLASSES),))
+    back = tgat_from_onnx(old, len(gd.CLASSES))
+    for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert sum(R.op_counts(out).values()) < 0.6 * sum(R.op_counts(old).values())
