@@ -194,3 +194,40 @@ fn samples_are_kept_bounded_and_exported_as_csv() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{} rows", rows.len())), "{stderr}");
 }
+
+/// `flow-v2`'s novelty (the services each host used while learning) is saved with the learning
+/// state: after a SIGKILL the next start restores it rather than calling every service novel.
+#[test]
+fn flow_v2_services_learnt_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let pcap = capture();
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/flow-ae-v2");
+    let v2 = v2.to_str().expect("path");
+    run_until(
+        &data,
+        &[
+            "--pcap",
+            pcap.to_str().expect("path"),
+            "--learn",
+            "2s",
+            "--flow-model",
+            v2,
+        ],
+        "Learning period over",
+        Duration::from_millis(2_500),
+    );
+    let lines = run_until(
+        &data,
+        &["--learn", "2s", "--flow-model", v2],
+        "Restored the flow-v2 services learnt on this site",
+        Duration::ZERO,
+    );
+    let restored = lines
+        .iter()
+        .find(|l| l.contains("Restored the flow-v2 services"))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .expect("a JSON log line");
+    let services = restored["fields"]["services"].as_u64().unwrap_or(0);
+    assert!(services > 0, "{restored}");
+}

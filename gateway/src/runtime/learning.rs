@@ -85,6 +85,32 @@ fn ip_learner(
     }
 }
 
+/// Gives a `flow-v2` flow pipeline back the services it learnt before a restart (its novelty
+/// filter, saved with the learning state).
+pub(super) fn restore_novelty(pipeline: &mut FlowPipeline, store: &Store) {
+    let saved = match store.load_novelty(FLOW_DETECTOR) {
+        Ok(Some(b)) => b,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the saved flow-v2 novelty; services learnt afresh");
+            return;
+        }
+    };
+    match pipeline.restore_novelty(&saved) {
+        Some(services) => tracing::info!(
+            services,
+            "Restored the flow-v2 services learnt on this site"
+        ),
+        None if pipeline.feature_set() == crate::models::flow_scorer::FlowSet::V2 => {
+            tracing::warn!(
+                bytes = saved.len(),
+                "Saved flow-v2 novelty not used (learning restarted, or damaged)"
+            );
+        }
+        None => {}
+    }
+}
+
 /// The series detector's learner, by the flow learner's rules; its scores are saved as JSON
 /// (a few per interface and poll).
 pub(super) fn series_learner(
@@ -185,7 +211,10 @@ impl LearningSaver {
             return;
         }
         self.last_save = Instant::now();
-        if let Err(e) = store.save_learning(l.status(), &encode_samples(l.samples())) {
+        let novelty = pipeline.novelty_state();
+        if let Err(e) =
+            store.save_learning_with(l.status(), &encode_samples(l.samples()), novelty.as_deref())
+        {
             tracing::warn!(error = %e, "Cannot save the learning state");
         }
     }

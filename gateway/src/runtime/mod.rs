@@ -233,6 +233,7 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
     }
     if let Some(l) = learning::flow_learner(&store, &cfg.learning, shipped_threshold) {
         pipeline = pipeline.with_learning(l);
+        learning::restore_novelty(&mut pipeline, &store);
     }
     let fleet_changed = Arc::new(Notify::new());
     let (candidate_tx, candidate_rx) = sync_channel(2);
