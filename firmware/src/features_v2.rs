@@ -190,6 +190,18 @@ impl<T: Clone, const P: usize, const S: usize> FlowV2<T, P, S> {
         self.stats
     }
 
+    /// Changes the wait for the reverse direction (`[detector] pair_wait`); records already
+    /// waiting are judged by the new wait at the next [`FlowV2::expire`].
+    pub fn set_wait_ms(&mut self, wait_ms: u64) {
+        self.wait_ms = wait_ms;
+        self.next_due_ms = 0;
+    }
+
+    /// The wait for the reverse direction, in ms of arrival time.
+    pub fn wait_ms(&self) -> u64 {
+        self.wait_ms
+    }
+
     /// The end of novelty learning, when set.
     pub fn learn_until(&self) -> Option<u64> {
         self.learn_until_ms

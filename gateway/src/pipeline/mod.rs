@@ -226,6 +226,15 @@ impl FlowPipeline {
         Some(out.to_vec())
     }
 
+    /// `flow-v2`: records wait this long (arrival time) for their reverse direction
+    /// (`[detector] pair_wait`). No effect on a `flow-v1` bundle.
+    pub fn with_pair_wait(mut self, wait: std::time::Duration) -> Self {
+        if let Some(p) = self.pairs.as_mut() {
+            p.set_wait_ms(wait.as_millis().min(u64::MAX as u128) as u64);
+        }
+        self
+    }
+
     /// `flow-v2` novelty learnt until `until_ms` of event time, whatever the threshold does
     /// (`netwarden eval` with a learning lead-in). No effect on a `flow-v1` bundle.
     pub fn with_novelty_until(mut self, until_ms: u64) -> Self {

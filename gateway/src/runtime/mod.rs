@@ -227,7 +227,8 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         &cfg.device,
         cfg.alerting.dedupe_window,
         metrics.clone(),
-    );
+    )
+    .with_pair_wait(cfg.detector.pair_wait);
     if let Some(c) = cfg.samples {
         pipeline = pipeline.with_reservoir(c);
     }
