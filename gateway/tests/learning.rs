@@ -175,10 +175,16 @@ fn samples_are_kept_bounded_and_exported_as_csv() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("ts_ms,bidirectional_packets,bidirectional_bytes,bidirectional_duration_ms,bidirectional_mean_ps,tcp_syn_without_ack,src_flows_window,src_distinct_dst_ports_window,src_distinct_dst_addrs_window,score")
+        Some("ts_ms,schema,bidirectional_packets,bidirectional_bytes,bidirectional_duration_ms,bidirectional_mean_ps,tcp_syn_without_ack,src_flows_window,src_distinct_dst_ports_window,src_distinct_dst_addrs_window,score")
     );
     let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|v| v.parse().expect("number")).collect())
+        .map(|l| {
+            let (ts, rest) = l.split_once(",flow-v1,").expect("flow-v1 rows");
+            std::iter::once(ts)
+                .chain(rest.split(','))
+                .map(|v| v.parse().expect("number"))
+                .collect()
+        })
         .collect();
     // 2,446 records in 24 s: one bucket of 500 (two, if the hour turned inside the capture).
     assert!(
@@ -192,7 +198,10 @@ fn samples_are_kept_bounded_and_exported_as_csv() {
         "sorted by time"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{} rows", rows.len())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} flow-v1 rows", rows.len())),
+        "{stderr}"
+    );
 }
 
 /// `flow-v2`'s novelty (the services each host used while learning) is saved with the learning

@@ -255,6 +255,14 @@ impl FlowPipeline {
         self.detector.set()
     }
 
+    /// The feature set of the rows the reservoir keeps now (the active model's).
+    pub fn sample_schema(&self) -> crate::records::samples::SampleSchema {
+        match self.detector.set() {
+            FlowSet::V1 => crate::records::samples::SampleSchema::FlowV1,
+            FlowSet::V2 => crate::records::samples::SampleSchema::FlowV2,
+        }
+    }
+
     fn arrival(&self) -> u64 {
         self.arrival_ms.unwrap_or_else(crate::now_ms)
     }
@@ -430,13 +438,14 @@ impl FlowPipeline {
         let now_ms = (self.now_ms)();
         let width = self.detector.width();
         let names = self.detector.set().names();
+        let sample_schema = self.sample_schema();
         self.active_scores.clear();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(width)) {
             let verdict = Verdict::judge_first(&p.scaled, width, out, threshold, high);
             self.active_scores
                 .push((verdict.error, verdict.severity.is_some()));
             if let Some(r) = self.reservoir.as_mut() {
-                r.observe(&p.flow, &v1_part(&p.raw), verdict.error);
+                r.observe(&p.flow, sample_schema, &p.raw, verdict.error);
             }
             if let Some(l) = self.learner.as_mut() {
                 let initiator = orient::orient(&p.flow).initiator;
@@ -513,11 +522,4 @@ impl FlowPipeline {
     pub fn pair_stats(&self) -> Option<FlowV2Stats> {
         self.pairs.as_ref().map(|p| p.stats())
     }
-}
-
-/// The `flow-v1` part of a row (the reservoir keeps `flow-v1` rows).
-fn v1_part(row: &FlowRow) -> netwarden_firmware::FlowFeatures {
-    let mut v = [0.0; netwarden_firmware::features::FLOW_WIDTH];
-    v.copy_from_slice(&row[..netwarden_firmware::features::FLOW_WIDTH]);
-    v
 }

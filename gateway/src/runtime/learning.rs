@@ -165,6 +165,8 @@ pub(super) struct LearningSaver {
     last_save: Instant,
     last_samples: Instant,
     last_graph_save: Instant,
+    /// The active model's sample schema is recorded in the store.
+    schema_saved: bool,
 }
 
 impl LearningSaver {
@@ -174,6 +176,7 @@ impl LearningSaver {
             last_save: Instant::now(),
             last_samples: Instant::now(),
             last_graph_save: Instant::now(),
+            schema_saved: false,
         }
     }
 
@@ -220,9 +223,17 @@ impl LearningSaver {
     }
 
     fn samples(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
+        let schema = pipeline.sample_schema();
         let Some(r) = pipeline.reservoir_mut() else {
             return;
         };
+        if !self.schema_saved {
+            // What `samples export`, `GET /samples` and the MQTT fetch carry by default.
+            match store.set_samples_schema(schema) {
+                Ok(()) => self.schema_saved = true,
+                Err(e) => tracing::warn!(error = %e, "Cannot record the samples' schema"),
+            }
+        }
         let max = r.config().max_buckets;
         let mut buckets = r.take_closed();
         if force || self.last_samples.elapsed() >= SAVE_EVERY {
@@ -231,7 +242,7 @@ impl LearningSaver {
         }
         for b in buckets {
             let bytes = crate::records::samples::encode(&b.rows);
-            if let Err(e) = store.put_sample_bucket(b.start_ms, &bytes, max) {
+            if let Err(e) = store.put_sample_bucket(b.start_ms, b.schema, &bytes, max) {
                 tracing::warn!(error = %e, "Cannot store the feature samples");
             }
         }
