@@ -240,3 +240,71 @@ fn flow_v2_services_learnt_survive_sigkill() {
     let services = restored["fields"]["services"].as_u64().unwrap_or(0);
     assert!(services > 0, "{restored}");
 }
+
+/// With a `flow-v2` model the reservoir keeps `flow-v2` rows; after a restart with the
+/// `flow-v1` model the export carries the active (`flow-v1`) rows only, and `--schema` picks.
+#[test]
+fn samples_carry_the_active_models_schema_and_never_mix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let pcap = capture();
+    let pcap = pcap.to_str().expect("path");
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/flow-ae-v2");
+    let v2 = v2.to_str().expect("path");
+    let export = |schema: &str| {
+        let out = bin()
+            .args([
+                "samples",
+                "export",
+                "--out",
+                "-",
+                "--schema",
+                schema,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .output()
+            .expect("export");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let args = ["--pcap", pcap, "--learn", "off"];
+    let replayed = "Pcap replay finished";
+    let linger = Duration::from_millis(1_500);
+    run_then(
+        &data,
+        &[&args[..], &["--flow-model", v2]].concat(),
+        replayed,
+        linger,
+        true,
+    );
+    let (ok, text, err) = export("active");
+    assert!(ok, "{err}");
+    let header = text.lines().next().unwrap_or("");
+    assert!(header.starts_with("ts_ms,schema,") && header.ends_with(",svc_novel,score"));
+    assert!(text
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(1) == Some("flow-v2")));
+    assert!(err.contains("flow-v2 rows"), "{err}");
+    // The same hour, now with the built-in flow-v1 model: new rows, the old kept apart.
+    run_then(&data, &args, replayed, linger, true);
+    let (ok, text, err) = export("active");
+    assert!(ok, "{err}");
+    assert!(text
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(1) == Some("flow-v1")));
+    assert!(err.contains("of another schema left out"), "{err}");
+    let (_, v2_rows, _) = export("flow-v2");
+    assert!(
+        v2_rows.lines().count() > 1,
+        "the flow-v2 rows are still stored"
+    );
+    let (ok, _, err) = export("flow-v9");
+    assert!(!ok && err.contains("flow-v9"), "{err}");
+}
