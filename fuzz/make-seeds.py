@@ -245,3 +245,6 @@ write("samples_messages", "chunks-out-of-order",
 write("samples_messages", "resume-request",
       sframe(0, b'{"format":1,"id":"fuzz","chunk_bytes":2048,"window":64,"from":3}')
       + sframe(1, b'{"id":"fuzz","next":4294967295}') + sframe(3, b"netwarden/fleet/samples/s/d/request"))
+write("samples_messages", "request-schema",
+      sframe(0, b'{"format":1,"id":"fuzz","chunk_bytes":1024,"window":2,"schema":"flow-v2"}')
+      + sframe(0, b'{"format":1,"id":"fuzz2","chunk_bytes":1024,"window":2,"schema":"flow-v9"}'))

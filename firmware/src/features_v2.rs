@@ -72,6 +72,9 @@ pub const DEFAULT_PAIR_WAIT_MS: u64 = 500;
 /// Bits of the novelty filter (8 KiB).
 const NOVELTY_WORDS: usize = 1024;
 
+/// Bytes of the novelty filter as [`FlowV2::save_novelty`] writes it (little-endian words).
+pub const NOVELTY_BYTES: usize = NOVELTY_WORDS * 8;
+
 /// A directed 5-tuple; ICMP ports are zeroed so that a request and its reply (or error) match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct PairKey {
@@ -187,9 +190,48 @@ impl<T: Clone, const P: usize, const S: usize> FlowV2<T, P, S> {
         self.stats
     }
 
+    /// Changes the wait for the reverse direction (`[detector] pair_wait`); records already
+    /// waiting are judged by the new wait at the next [`FlowV2::expire`].
+    pub fn set_wait_ms(&mut self, wait_ms: u64) {
+        self.wait_ms = wait_ms;
+        self.next_due_ms = 0;
+    }
+
+    /// The wait for the reverse direction, in ms of arrival time.
+    pub fn wait_ms(&self) -> u64 {
+        self.wait_ms
+    }
+
     /// The end of novelty learning, when set.
     pub fn learn_until(&self) -> Option<u64> {
         self.learn_until_ms
+    }
+
+    /// The services learnt so far (the novelty filter), for saving with the learning state:
+    /// without it a restart after the learning period would call every service novel.
+    pub fn save_novelty(&self, out: &mut [u8; NOVELTY_BYTES]) {
+        for (chunk, w) in out.chunks_exact_mut(8).zip(self.novelty.iter()) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    /// Takes back what [`FlowV2::save_novelty`] wrote, OR-ed into what is learnt; `false` (and
+    /// nothing changed) when `bytes` is not [`NOVELTY_BYTES`] long.
+    pub fn restore_novelty(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() != NOVELTY_BYTES {
+            return false;
+        }
+        for (w, chunk) in self.novelty.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w |= u64::from_le_bytes(b);
+        }
+        true
+    }
+
+    /// Bits set in the novelty filter: about the services learnt (collisions merge a few).
+    pub fn novelty_learnt(&self) -> u32 {
+        self.novelty.iter().map(|w| w.count_ones()).sum()
     }
 
     /// Records waiting for their reverse.
@@ -699,6 +741,39 @@ mod tests {
         let mut got = Vec::new();
         conv(&mut f, &mut got, 443, 20_000);
         assert_eq!(got[0].1[16], 0.0);
+    }
+
+    #[test]
+    fn saved_novelty_keeps_learnt_services_known_after_a_restart() {
+        let conv = |f: &mut F, got: &mut Vec<_>, dport: u16, t: u64| {
+            let flags = SYNACK | tcp_flags::PSH;
+            f.push(&rec(1, 2, 40_000, dport, flags, t), 0, t, &mut collect(got));
+            f.push(&rec(2, 1, dport, 40_000, flags, t), 0, t, &mut collect(got));
+        };
+        let mut f = F::new(0);
+        f.set_learn_until(Some(10_000));
+        let mut got = Vec::new();
+        conv(&mut f, &mut got, 80, 5_000);
+        conv(&mut f, &mut got, 22, 6_000);
+        assert_eq!(f.v2.novelty_learnt(), 2);
+        let mut saved = [0u8; NOVELTY_BYTES];
+        f.v2.save_novelty(&mut saved);
+        // A restart after the period: a fresh featuriser knows nothing until restored.
+        let mut fresh = F::new(0);
+        fresh.set_learn_until(Some(10_000));
+        assert!(
+            !fresh.v2.restore_novelty(&saved[..100]),
+            "short input refused"
+        );
+        assert_eq!(fresh.v2.novelty_learnt(), 0);
+        assert!(fresh.v2.restore_novelty(&saved));
+        assert_eq!(fresh.v2.novelty_learnt(), 2);
+        let mut got = Vec::new();
+        conv(&mut fresh, &mut got, 80, 20_000);
+        conv(&mut fresh, &mut got, 22, 21_000);
+        conv(&mut fresh, &mut got, 443, 22_000);
+        let novel: Vec<f32> = got.iter().step_by(2).map(|g| g.1[16]).collect();
+        assert_eq!(novel, [0.0, 0.0, 1.0]);
     }
 
     #[test]

@@ -228,6 +228,9 @@ counters!(
     flow_pairs_unpaired,
     flow_pair_evictions,
     flow_service_evictions,
+    /// HTTP requests refused for their content: a `POST /detect` body (bad JSON, shape, or rows
+    /// of another schema than the active flow model's) or a bad `GET /samples` query.
+    http_bad_requests,
 );
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).

@@ -86,3 +86,48 @@ fn flow_v1_bundles_keep_loading_and_skip_pairing() {
     assert_eq!(m.snapshot().flow_pairs_paired, 0);
     assert!(stage.pipeline.pair_stats().is_none());
 }
+
+/// `netwarden features --pair-wait` is the gateway's `[detector] pair_wait`: with no wait a
+/// record leaves before its reverse (softflowd sends it in the same datagram, just after), so
+/// nothing pairs; the default 500 ms pairs most; nonsense is refused, naming the flag.
+#[test]
+fn features_pair_wait_is_a_setting_and_nonsense_is_refused() {
+    let run = |wait: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_netwarden"))
+            .args([
+                "features",
+                "--set",
+                "flow-v2",
+                "--out",
+                "/dev/null",
+                "--pair-wait",
+                wait,
+            ])
+            .arg("--netflow-pcap")
+            .arg(repo("tests/data/netflow/softflowd-v5-scan-mixed.pcap"))
+            .output()
+            .expect("run netwarden features")
+    };
+    let paired = |out: &std::process::Output| -> u64 {
+        assert!(out.status.success(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.contains("flow-v2:"))
+            .unwrap_or_else(|| panic!("no pairing line in {err}"));
+        let n = line
+            .split("flow-v2: ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next());
+        n.and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"))
+    };
+    assert_eq!(paired(&run("0ms")), 0);
+    assert!(paired(&run("500ms")) > 2000);
+    for bad in ["soon", "2h"] {
+        let out = run(bad);
+        assert!(!out.status.success(), "{bad}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--pair-wait") && err.contains(bad), "{err}");
+    }
+}

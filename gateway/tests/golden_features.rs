@@ -57,7 +57,7 @@ fn flow_v2_features_equal_the_golden_file() {
         Path::new("-"),
         features::FeatureSet::FlowV2,
         // models/netwarden_models/golden.py FLOW_V2_LEARN_UNTIL: just before the scan.
-        Some(1_795_396_942_000),
+        features::V2Params::learnt_until(Some(1_795_396_942_000)),
     )
     .expect("features");
     check(out, "models/tests/data/golden-flow-v2-features.csv");
@@ -81,7 +81,7 @@ fn graph_features_equal_the_golden_file() {
         &mut out,
         Path::new("-"),
         features::FeatureSet::GraphV1,
-        None,
+        features::V2Params::default(),
     )
     .expect("features");
     check(out, "models/tests/data/golden-graph-features.csv");

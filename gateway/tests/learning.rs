@@ -175,10 +175,16 @@ fn samples_are_kept_bounded_and_exported_as_csv() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("ts_ms,bidirectional_packets,bidirectional_bytes,bidirectional_duration_ms,bidirectional_mean_ps,tcp_syn_without_ack,src_flows_window,src_distinct_dst_ports_window,src_distinct_dst_addrs_window,score")
+        Some("ts_ms,schema,bidirectional_packets,bidirectional_bytes,bidirectional_duration_ms,bidirectional_mean_ps,tcp_syn_without_ack,src_flows_window,src_distinct_dst_ports_window,src_distinct_dst_addrs_window,score")
     );
     let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|v| v.parse().expect("number")).collect())
+        .map(|l| {
+            let (ts, rest) = l.split_once(",flow-v1,").expect("flow-v1 rows");
+            std::iter::once(ts)
+                .chain(rest.split(','))
+                .map(|v| v.parse().expect("number"))
+                .collect()
+        })
         .collect();
     // 2,446 records in 24 s: one bucket of 500 (two, if the hour turned inside the capture).
     assert!(
@@ -192,5 +198,113 @@ fn samples_are_kept_bounded_and_exported_as_csv() {
         "sorted by time"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{} rows", rows.len())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} flow-v1 rows", rows.len())),
+        "{stderr}"
+    );
+}
+
+/// `flow-v2`'s novelty (the services each host used while learning) is saved with the learning
+/// state: after a SIGKILL the next start restores it rather than calling every service novel.
+#[test]
+fn flow_v2_services_learnt_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let pcap = capture();
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/flow-ae-v2");
+    let v2 = v2.to_str().expect("path");
+    run_until(
+        &data,
+        &[
+            "--pcap",
+            pcap.to_str().expect("path"),
+            "--learn",
+            "2s",
+            "--flow-model",
+            v2,
+        ],
+        "Learning period over",
+        Duration::from_millis(2_500),
+    );
+    let lines = run_until(
+        &data,
+        &["--learn", "2s", "--flow-model", v2],
+        "Restored the flow-v2 services learnt on this site",
+        Duration::ZERO,
+    );
+    let restored = lines
+        .iter()
+        .find(|l| l.contains("Restored the flow-v2 services"))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .expect("a JSON log line");
+    let services = restored["fields"]["services"].as_u64().unwrap_or(0);
+    assert!(services > 0, "{restored}");
+}
+
+/// With a `flow-v2` model the reservoir keeps `flow-v2` rows; after a restart with the
+/// `flow-v1` model the export carries the active (`flow-v1`) rows only, and `--schema` picks.
+#[test]
+fn samples_carry_the_active_models_schema_and_never_mix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let pcap = capture();
+    let pcap = pcap.to_str().expect("path");
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/flow-ae-v2");
+    let v2 = v2.to_str().expect("path");
+    let export = |schema: &str| {
+        let out = bin()
+            .args([
+                "samples",
+                "export",
+                "--out",
+                "-",
+                "--schema",
+                schema,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .output()
+            .expect("export");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let args = ["--pcap", pcap, "--learn", "off"];
+    let replayed = "Pcap replay finished";
+    let linger = Duration::from_millis(1_500);
+    run_then(
+        &data,
+        &[&args[..], &["--flow-model", v2]].concat(),
+        replayed,
+        linger,
+        true,
+    );
+    let (ok, text, err) = export("active");
+    assert!(ok, "{err}");
+    let header = text.lines().next().unwrap_or("");
+    assert!(header.starts_with("ts_ms,schema,") && header.ends_with(",svc_novel,score"));
+    assert!(text
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(1) == Some("flow-v2")));
+    assert!(err.contains("flow-v2 rows"), "{err}");
+    // The same hour, now with the built-in flow-v1 model: new rows, the old kept apart.
+    run_then(&data, &args, replayed, linger, true);
+    let (ok, text, err) = export("active");
+    assert!(ok, "{err}");
+    assert!(text
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(1) == Some("flow-v1")));
+    assert!(err.contains("of another schema left out"), "{err}");
+    let (_, v2_rows, _) = export("flow-v2");
+    assert!(
+        v2_rows.lines().count() > 1,
+        "the flow-v2 rows are still stored"
+    );
+    let (ok, _, err) = export("flow-v9");
+    assert!(!ok && err.contains("flow-v9"), "{err}");
 }

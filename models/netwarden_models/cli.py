@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = _command(sub, "samples-parquet", "site.samples:cmd_parquet",
                   help="a site's samples CSV (`netwarden samples export|fetch`) as Parquet",
                   description="Checks the gateway's samples CSV and writes the same columns "
-                  "(ts_ms, the flow-v1 features, score) as a Parquet file (pyarrow); "
+                  "(ts_ms, schema, the flow-v1 or flow-v2 features, score) as a Parquet file "
+                  "(pyarrow); "
                   "`site-train --samples` reads either.")
     sp.add_argument("csv", metavar="SAMPLES_CSV")
     sp.add_argument("--out", required=True, metavar="FILE.parquet")

@@ -10,18 +10,40 @@ import pytest
 from conftest import FEATURES, synthetic_rows
 from netwarden_models.bundle import signing
 from netwarden_models.cli import main
+from netwarden_models.features import FEATURE_NAMES_V2
 from netwarden_models.site import samples as site_samples
-from netwarden_models.site.train import DEFAULT_FLEET_BUNDLE
+from netwarden_models.site.train import DEFAULT_FLEET_BUNDLE, DEFAULT_FLEET_BUNDLE_V2
 
 
-def write_samples(path, n, seed=5, identity=False):
-    """A CSV laid out as `netwarden samples export` writes it."""
-    rows = synthetic_rows(n, seed)
+def v2_tail(feats, rng):
+    """flow-v2's nine conversation and service values for a benign flow-v1 row."""
+    answered = float(rng.random() < 0.9)
+    rp = float(rng.integers(1, 20)) * answered
+    rb = rp * float(rng.integers(60, 1400))
+    share = feats[1] / (feats[1] + rb) if feats[1] + rb else 1.0
+    conv = float(rng.integers(1, 6))
+    return [answered, rp, rb, share, answered * (feats[4] == 0), 0.0, conv,
+            (1.0 - answered) / conv, float(rng.random() < 0.05)]
+
+
+def write_samples(path, n, seed=5, identity=False, schema="flow-v1", tagged=True, mix=0):
+    """A CSV laid out as `netwarden samples export` writes it (`tagged=False`: as it did
+    before rows carried their schema); `mix` more rows of flow-v1 under flow-v2 columns, as
+    `--schema all` writes after a switch."""
+    rows = synthetic_rows(n + mix, seed)
+    rng = np.random.default_rng(seed)
+    names = FEATURE_NAMES_V2 if schema == "flow-v2" else FEATURES
     with path.open("w") as f:
         ident_cols = ",src_addr,dst_addr,src_port,dst_port,protocol" if identity else ""
-        f.write("ts_ms" + ident_cols + "," + ",".join(FEATURES) + ",score\n")
-        for ident, feats in rows:
-            cols = [str(ident[8])]
+        lead = "ts_ms,schema" if tagged else "ts_ms"
+        f.write(lead + ident_cols + "," + ",".join(names) + ",score\n")
+        for i, (ident, feats) in enumerate(rows):
+            row_schema = "flow-v1" if i >= n else schema
+            if row_schema == "flow-v2":
+                feats = feats + v2_tail(feats, rng)
+            elif schema == "flow-v2":
+                feats = feats + [""] * 9
+            cols = [str(ident[8])] + ([row_schema] if tagged else [])
             if identity:
                 cols += [str(ident[2]), str(ident[3]), str(ident[4]), str(ident[5]), str(ident[6])]
             cols += [str(v) for v in feats] + ["0.0123"]
@@ -40,9 +62,12 @@ def test_samples_csv_is_read_with_and_without_identity_and_bad_rows_are_named(tm
     b = site_samples.read(write_samples(tmp_path / "b.csv", 20, identity=True))
     assert a.raw.shape == (20, 8) and np.array_equal(a.raw, b.raw)
     assert np.array_equal(a.ts_ms, b.ts_ms) and np.all(a.score == 0.0123)
+    # Files from before rows carried their schema are flow-v1.
+    old = site_samples.read(write_samples(tmp_path / "old.csv", 20, tagged=False))
+    assert old.schema == "flow-v1" and np.array_equal(old.raw, a.raw)
     bad = tmp_path / "bad.csv"
-    bad.write_text("ts_ms," + ",".join(FEATURES) + ",score\n1,2,3\n")
-    with pytest.raises(site_samples.SamplesError, match=r"bad.csv:2: 3 columns, expected 10"):
+    bad.write_text("ts_ms,schema," + ",".join(FEATURES) + ",score\n1,2,3\n")
+    with pytest.raises(site_samples.SamplesError, match=r"bad.csv:2: 3 columns, expected 11"):
         site_samples.read(bad)
     bad.write_text("ts_ms,x,score\n")
     with pytest.raises(site_samples.SamplesError, match="not the gateway's samples layout"):
@@ -122,6 +147,40 @@ def test_samples_parquet_round_trips_and_site_train_reads_it(tmp_path):
     a, b = site_samples.read(csv_path), site_samples.read(pq)
     assert np.array_equal(a.raw, b.raw) and np.array_equal(a.ts_ms, b.ts_ms)
     assert np.array_equal(a.score, b.score)
+    v2 = write_samples(tmp_path / "v2.csv", 60, schema="flow-v2")
+    assert main(["samples-parquet", str(v2), "--out", str(pq), "--quiet"]) == 0
+    a, b = site_samples.read(v2), site_samples.read(pq)
+    assert a.schema == b.schema == "flow-v2" and a.raw.shape == (60, 17)
+    assert np.array_equal(a.raw, b.raw)
+
+
+def test_flow_v2_samples_train_a_flow_v2_site_model_from_the_flow_v2_fleet_bundle(tmp_path, key):
+    csv_path = write_samples(tmp_path / "v2.csv", 300, schema="flow-v2")
+    rows = site_samples.read(csv_path)
+    assert rows.schema == "flow-v2" and rows.raw.shape == (300, 17)
+    out = tmp_path / "bundle"
+    assert main(["site-train", "--samples", str(csv_path), "--out", str(out), "--site", "hq",
+                 "--epochs", "2", "--sign-key", str(key), "--quiet"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    fleet = json.loads((DEFAULT_FLEET_BUNDLE_V2 / "manifest.json").read_text())
+    assert m["kind"] == "flow_ae" and m["features"]["schema"] == "flow-v2"
+    assert m["features"]["names"] == list(FEATURE_NAMES_V2) and m["model"]["input_width"] == 17
+    assert m["features"]["scaling"] == fleet["features"]["scaling"]
+    site = json.loads((tmp_path / "bundle.work" / "site.json").read_text())
+    assert site["schema"] == "flow-v2" and site["from"] == f"{fleet['name']} {fleet['version']}"
+    # A flow-v1 fleet bundle cannot be fine-tuned on flow-v2 rows.
+    assert main(["site-train", "--samples", str(csv_path), "--out", str(tmp_path / "b2"),
+                 "--fleet-bundle", str(DEFAULT_FLEET_BUNDLE), "--mode", "finetune",
+                 "--no-gateway-check", "--quiet"]) == 2
+
+
+def test_site_train_refuses_samples_that_mix_feature_sets(tmp_path, capsys):
+    csv_path = write_samples(tmp_path / "mixed.csv", 120, schema="flow-v2", mix=30)
+    assert main(["site-train", "--samples", str(csv_path), "--out", str(tmp_path / "b"),
+                 "--no-gateway-check", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the samples mix flow-v1 (30 rows) and flow-v2 (120 rows)" in err, err
+    assert "--schema flow-v2" in err
 
 
 def test_site_loop_fetches_over_http_with_the_token(tmp_path, key):

@@ -291,11 +291,23 @@ fn api_and_dashboard_show_the_scan_alert_and_the_interface_plots() -> anyhow::Re
             r#"{"detector":"isolation_forest","flows":[]}"#.to_string(),
             "unknown_detector",
         ),
+        // flow-v2 rows to the built-in flow-v1 model: refused, naming what it reads.
+        (
+            format!(
+                r#"{{"detector":"flow_ae","flows":[[{}]]}}"#,
+                ["1"; 17].join(",")
+            ),
+            "wrong_schema",
+        ),
     ] {
         let (status, _, b) = http(port, "POST", "/detect", None, body.as_bytes())?;
         assert_eq!(status, 400, "{body}");
         let e: serde_json::Value = serde_json::from_slice(&b)?;
         assert_eq!(e["error"]["code"], code, "{e}");
+        if code == "wrong_schema" {
+            let m = e["error"]["message"].as_str().unwrap_or("");
+            assert!(m.contains("reads flow-v1 rows (8 values"), "{e}");
+        }
     }
     let (status, _, _) = http(port, "POST", "/detect", None, &vec![b' '; 2 << 20])?;
     assert_eq!(status, 413);
@@ -442,9 +454,12 @@ fn token_is_required_when_set_and_exposed_without_one_refuses_to_start() -> anyh
     let (status, _, body) = http(port, "GET", "/samples", Some(token), b"")?;
     assert_eq!(status, 200);
     assert!(
-        body.starts_with(b"ts_ms,bidirectional_packets,"),
+        body.starts_with(b"ts_ms,schema,bidirectional_packets,"),
         "{body:?}"
     );
+    let (status, _, body) = http(port, "GET", "/samples?schema=flow-v9", Some(token), b"")?;
+    assert_eq!(status, 400, "{body:?}");
+    assert!(String::from_utf8_lossy(&body).contains("flow-v9"));
     // Learning is off in the harness: /health lists no learning period.
     assert_eq!(
         get_json(port, "/health", None)?["learning"],

@@ -242,7 +242,7 @@ fn gateway_learns_central_loop_fetches_trains_publishes_and_gateway_promotes() -
     let csv = std::fs::read_to_string(w("runs/lab/samples.csv"))?;
     assert_eq!(csv.lines().count() as u64, rows + 1);
     assert!(
-        csv.starts_with("ts_ms,bidirectional_packets,"),
+        csv.starts_with("ts_ms,schema,bidirectional_packets,"),
         "{csv:.200}"
     );
     assert!(

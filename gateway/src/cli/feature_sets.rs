@@ -42,6 +42,33 @@ impl FeatureSet {
     }
 }
 
+/// What `flow-v2` needs besides the records: the end of novelty learning (event time, Unix ms;
+/// `None`: novelty 0) and the wait for a record's reverse direction (`[detector] pair_wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Params {
+    pub learn_until: Option<u64>,
+    pub pair_wait_ms: u64,
+}
+
+impl Default for V2Params {
+    fn default() -> Self {
+        V2Params {
+            learn_until: None,
+            pair_wait_ms: DEFAULT_PAIR_WAIT_MS,
+        }
+    }
+}
+
+impl V2Params {
+    /// Novelty learnt until `until` (event time), the default wait.
+    pub fn learnt_until(until: Option<u64>) -> Self {
+        V2Params {
+            learn_until: until,
+            ..V2Params::default()
+        }
+    }
+}
+
 /// Who sent a record: the identity columns `netwarden features` writes before the values.
 #[derive(Debug, Clone)]
 pub struct RowId {
@@ -75,10 +102,12 @@ impl Featurizer {
         }
     }
 
-    /// `flow-v2` novelty: services used before `until_ms` (event time) are known.
-    pub fn with_learn_until(mut self, until_ms: Option<u64>) -> Self {
+    /// `flow-v2` novelty (services used before `learn_until`, event time, are known) and the
+    /// pairing wait.
+    pub fn with_v2(mut self, v2: V2Params) -> Self {
         if let Featurizer::FlowV2(_, p) = &mut self {
-            p.set_learn_until(until_ms);
+            p.set_learn_until(v2.learn_until);
+            p.set_wait_ms(v2.pair_wait_ms);
         }
         self
     }

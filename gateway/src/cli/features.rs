@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::args::SeriesArgs;
 pub use super::feature_sets::FeatureSet;
+pub use super::feature_sets::V2Params;
 use super::feature_sets::{write_row, Featurizer, RowId};
 use super::progress::{open_pcap_file, Progress};
 use crate::records::ExporterStats;
@@ -50,6 +51,10 @@ pub struct FeaturesArgs {
     /// is 0, as on a gateway without a learning period.
     #[arg(long, value_name = "EPOCH_MS")]
     pub learn_until: Option<u64>,
+    /// `flow-v2`: how long a record waits for its reverse direction, in arrival (datagram)
+    /// time, as `[detector] pair_wait` on the gateway: 0 to 60s.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = crate::pipeline::config::parse_pair_wait)]
+    pub pair_wait: std::time::Duration,
     /// Output CSV file, or - for standard output.
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub out: PathBuf,
@@ -58,8 +63,12 @@ pub struct FeaturesArgs {
 /// Writes the CSV and one summary line per input to stderr.
 pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let out = &args.out;
+    let v2 = V2Params {
+        learn_until: args.learn_until,
+        pair_wait_ms: args.pair_wait.as_millis() as u64,
+    };
     if !args.pcap.is_empty() {
-        for s in write_metered_csv(&args.pcap, out, args.set, args.learn_until)? {
+        for s in write_metered_csv(&args.pcap, out, args.set, v2)? {
             let m = &s.stats;
             eprintln!(
                 "{}: {} frames, {} metered, {} not IP, {} truncated, {} malformed; {} flows ({} evicted from a full table), {} flow rows; {:.0} frames/s",
@@ -103,7 +112,7 @@ pub fn execute(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for s in write_csv_set(&args.netflow_pcap, &mut w, out, args.set, args.learn_until)? {
+    for s in write_csv_set(&args.netflow_pcap, &mut w, out, args.set, v2)? {
         if s.capture.skipped_truncated > 0 {
             eprintln!(
                 "{}: warning: {} of {} records were cut by the capture's snap length and skipped (capture with tcpdump -s 0)",
@@ -204,7 +213,13 @@ pub fn write_csv(
     out: &mut dyn Write,
     out_name: &Path,
 ) -> Result<Vec<FileSummary>, FeaturesError> {
-    write_csv_set(inputs, out, out_name, FeatureSet::FlowV1, None)
+    write_csv_set(
+        inputs,
+        out,
+        out_name,
+        FeatureSet::FlowV1,
+        V2Params::default(),
+    )
 }
 
 fn header(set: FeatureSet) -> String {
@@ -220,7 +235,7 @@ pub fn write_csv_set(
     out: &mut dyn Write,
     out_name: &Path,
     set: FeatureSet,
-    learn_until: Option<u64>,
+    v2: V2Params,
 ) -> Result<Vec<FileSummary>, FeaturesError> {
     let werr = |error| FeaturesError::Write {
         path: out_name.to_path_buf(),
@@ -234,7 +249,7 @@ pub fn write_csv_set(
         read_progress.finish();
         let progress = Progress::for_records(datagrams.len() as u64, &file_label(path));
         let mut decoder = NetflowDecoder::new(1024);
-        let mut featurizer = Featurizer::new(set).with_learn_until(learn_until);
+        let mut featurizer = Featurizer::new(set).with_v2(v2);
         let mut recs = Vec::new();
         let mut rows = 0;
         let mut sink = |id: &RowId, r: &netwarden_firmware::FlowRecord, v: &[f32]| {
@@ -290,14 +305,14 @@ pub fn write_metered_csv(
     inputs: &[PathBuf],
     out: &Path,
     set: FeatureSet,
-    learn_until: Option<u64>,
+    v2: V2Params,
 ) -> Result<Vec<MeteredSummary>, FeaturesError> {
     let inputs = inputs.to_vec();
     let out = out.to_path_buf();
     std::thread::Builder::new()
         .name("features-meter".into())
         .stack_size(packets::meter_stack_bytes())
-        .spawn(move || metered_csv_thread(&inputs, &out, set, learn_until))
+        .spawn(move || metered_csv_thread(&inputs, &out, set, v2))
         .map_err(FeaturesError::Thread)?
         .join()
         .unwrap_or_else(|_| {
@@ -311,7 +326,7 @@ fn metered_csv_thread(
     inputs: &[PathBuf],
     out_name: &Path,
     set: FeatureSet,
-    learn_until: Option<u64>,
+    v2: V2Params,
 ) -> Result<Vec<MeteredSummary>, FeaturesError> {
     let werr = |error| FeaturesError::Write {
         path: out_name.to_path_buf(),
@@ -333,7 +348,7 @@ fn metered_csv_thread(
             .unwrap_or_default();
         let origin = format!("pcap:{name}");
         let mut meter = GatewayMeter::new(packets::CaptureTimeouts::default().meter_config());
-        let mut featurizer = Featurizer::new(set).with_learn_until(learn_until);
+        let mut featurizer = Featurizer::new(set).with_v2(v2);
         let mut batch = RecordBatch::with_capacity(packets::RECORDS_PER_BATCH);
         let mut rows = 0;
         let mut write_error = None;

@@ -1,6 +1,7 @@
 //! `netwarden samples export --out FILE`: writes the reservoir of feature rows kept for
-//! central training (`[samples]`, docs/operations.md) as CSV: `ts_ms`, the identity columns
-//! when they were kept, the `flow-v1` features, `score`. The daemon must not be running on the
+//! central training (`[samples]`, docs/operations.md) as CSV: `ts_ms`, `schema`, the identity
+//! columns when they were kept, the features of the active flow model's schema (`flow-v1` or
+//! `flow-v2`; `--schema` for others), `score`. The daemon must not be running on the
 //! data directory (sled locks it); while it runs, `GET /samples` serves the same CSV.
 
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ pub enum SamplesCommand {
         /// Output CSV file, or - for standard output.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Which rows: `flow-v1`, `flow-v2`, `all` (both, for inspection: a site model trains
+        /// on one), or `active` (the flow model's the daemon ran last).
+        #[arg(long, value_name = "SCHEMA", default_value = "active")]
+        schema: String,
     },
     /// Central side: ask a gateway for its samples over MQTT (chunked, checksummed,
     /// acknowledged; docs/fleet.md) and write them as CSV.
@@ -32,8 +37,12 @@ pub enum SamplesCommand {
 }
 
 pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
-    let (data_dir, out) = match args.command {
-        SamplesCommand::Export { data_dir, out } => (data_dir, out),
+    let (data_dir, out, schema) = match args.command {
+        SamplesCommand::Export {
+            data_dir,
+            out,
+            schema,
+        } => (data_dir, out, schema),
         #[cfg(feature = "central")]
         SamplesCommand::Fetch(f) => return super::samples_fetch::execute(f),
     };
@@ -52,10 +61,14 @@ pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
     }
     let store = super::history::open(&data_dir)
         .with_context(|| format!("cannot open {}", data_dir.display()))?;
-    let buckets = store
-        .sample_buckets()
+    let active = store
+        .samples_schema()
         .context("cannot read the stored samples")?;
-    let (text, stats) = crate::records::samples::csv(&buckets);
+    let pick = crate::records::samples::SchemaPick::parse(&schema, active)
+        .map_err(|e| anyhow::anyhow!("--schema: {e}"))?;
+    let (text, stats) = store
+        .samples_csv(Some(pick))
+        .context("cannot read the stored samples")?;
     if out.as_os_str() == "-" {
         use std::io::Write;
         std::io::stdout().lock().write_all(text.as_bytes())?;
@@ -63,9 +76,18 @@ pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
     }
     eprintln!(
-        "{} rows from {} buckets{}",
+        "{} {} rows from {} buckets{}{}",
         stats.rows,
+        stats.schema.map_or("mixed", |s| s.name()),
         stats.buckets,
+        if stats.other_rows > 0 {
+            format!(
+                " ({} rows of another schema left out: --schema all)",
+                stats.other_rows
+            )
+        } else {
+            String::new()
+        },
         if stats.damaged > 0 {
             format!(
                 " ({} damaged: their readable rows are included)",

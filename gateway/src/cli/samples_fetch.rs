@@ -47,6 +47,13 @@ pub struct FetchArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Which rows: `flow-v1`, `flow-v2` or `all` [default: the gateway's active flow model's].
+    #[arg(long, value_name = "SCHEMA", value_parser = parse_schema)]
+    pub schema: Option<String>,
+}
+
+fn parse_schema(s: &str) -> Result<String, String> {
+    crate::records::samples::SchemaPick::parse(s, None).map(|_| s.to_string())
 }
 
 pub fn execute(args: FetchArgs) -> anyhow::Result<ExitCode> {
@@ -85,6 +92,7 @@ async fn fetch(args: &FetchArgs) -> anyhow::Result<(Vec<u8>, String)> {
         chunk_bytes: args.chunk_bytes,
         window: args.window,
         from,
+        schema: args.schema.clone().filter(|s| s != "active"),
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout.max(1));
     let (mut received, mut refused, mut asked) = (0u64, 0u64, 0u32);

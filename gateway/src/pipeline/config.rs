@@ -23,6 +23,8 @@ pub struct RawDetector {
     pub graph_model: Option<PathBuf>,
     /// Endpoints (`IP:port`) the graph keeps, least recently used evicted (default 65536).
     pub graph_endpoints: Option<usize>,
+    /// `flow-v2`: how long a record waits for its reverse direction (default "500ms").
+    pub pair_wait: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +45,29 @@ pub struct DetectorConfig {
     pub graph_model: Option<PathBuf>,
     /// Endpoints the graph tracks at most.
     pub graph_endpoints: usize,
+    /// `flow-v2`: how long a record waits for its reverse direction (arrival time).
+    pub pair_wait: Duration,
+}
+
+/// The default `[detector] pair_wait`.
+pub const DEFAULT_PAIR_WAIT: Duration =
+    Duration::from_millis(netwarden_firmware::features_v2::DEFAULT_PAIR_WAIT_MS);
+
+/// The longest `pair_wait`: records wait in a table of `PAIR_SLOTS` (2,048), so a longer wait
+/// would mostly evict (and delay every unanswered record's alert by as much).
+pub const MAX_PAIR_WAIT: Duration = Duration::from_secs(60);
+
+/// Parses a pairing wait: a humantime span (`500ms`, `2s`) from 0 to [`MAX_PAIR_WAIT`].
+pub fn parse_pair_wait(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration (e.g. \"500ms\", \"2s\"): {e}"))?;
+    if d > MAX_PAIR_WAIT {
+        return Err(format!(
+            "{s:?} is longer than {}s (the pairing table holds 2048 records)",
+            MAX_PAIR_WAIT.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -105,7 +130,16 @@ impl RawDetector {
                 format!("{graph_endpoints} is not between 2 and 16777216"),
             );
         }
+        let pair_wait = match self.pair_wait.as_deref().map(parse_pair_wait) {
+            None => DEFAULT_PAIR_WAIT,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                problem("detector.pair_wait", e);
+                DEFAULT_PAIR_WAIT
+            }
+        };
         DetectorConfig {
+            pair_wait,
             graph: self.graph.unwrap_or(false) || self.graph_model.is_some(),
             graph_model: self.graph_model.clone(),
             graph_endpoints: graph_endpoints.clamp(2, 16_777_216),
@@ -123,5 +157,37 @@ impl RawAlerting {
         AlertingConfig {
             dedupe_window: Duration::from_secs(self.dedupe_window_secs.unwrap_or(60)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pair_wait: Option<&str>) -> (Duration, Vec<String>) {
+        let raw = RawDetector {
+            pair_wait: pair_wait.map(str::to_string),
+            ..RawDetector::default()
+        };
+        let mut problems = Vec::new();
+        let cfg = raw.validate(&mut |k, m| problems.push(format!("{k}: {m}")));
+        (cfg.pair_wait, problems)
+    }
+
+    #[test]
+    fn pair_wait_defaults_to_500ms_and_nonsense_is_named() {
+        assert_eq!(check(None), (Duration::from_millis(500), vec![]));
+        assert_eq!(check(Some("2s")), (Duration::from_secs(2), vec![]));
+        assert_eq!(check(Some("0ms")), (Duration::ZERO, vec![]));
+        for bad in ["soon", "-1s", "", "10m"] {
+            let (d, problems) = check(Some(bad));
+            assert_eq!(d, DEFAULT_PAIR_WAIT, "{bad}");
+            assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+            assert!(
+                problems[0].starts_with("detector.pair_wait: "),
+                "{problems:?}"
+            );
+        }
+        assert!(check(Some("10m")).1[0].contains("longer than 60s"));
     }
 }

@@ -111,6 +111,8 @@ pub struct FlowPipeline {
     learning_changed: bool,
     /// Feature rows kept for central training.
     reservoir: Option<reservoir::Reservoir>,
+    /// `flow-v2` novelty waits for the learning period's first record to know its end.
+    novelty_pending: bool,
 }
 
 impl FlowPipeline {
@@ -154,6 +156,7 @@ impl FlowPipeline {
             learner: None,
             learning_changed: false,
             reservoir: None,
+            novelty_pending: false,
         }
     }
 
@@ -178,10 +181,15 @@ impl FlowPipeline {
         if let Some(f) = &learner.status().fitted {
             self.detector.threshold = f.threshold;
         }
-        // `flow-v2` novelty learns the services seen during the period. The filter is not
-        // persisted, so a learner resumed after its period leaves novelty off (0).
+        // `flow-v2` novelty learns the services seen during the period. A learner resumed after
+        // its period has novelty on only once its saved filter is restored
+        // ([`FlowPipeline::restore_novelty`]); without one it stays off (0).
         if learner.learning() {
             self.novelty_from(learner.status());
+            self.novelty_pending = self
+                .pairs
+                .as_ref()
+                .is_some_and(|p| p.learn_until().is_none());
         }
         self.learner = Some(learner);
         self
@@ -192,6 +200,39 @@ impl FlowPipeline {
         if let (Some(p), Some(start)) = (self.pairs.as_mut(), status.start_ms) {
             p.set_learn_until(Some(start.saturating_add(status.period_ms)));
         }
+    }
+
+    /// Restores the `flow-v2` services learnt before a restart (bytes that
+    /// [`FlowPipeline::novelty_state`] gave) and turns novelty on for the learner's period;
+    /// returns how many are learnt now. `None` (nothing changed) without a `flow-v2` model, a
+    /// learner that has started, or with bytes of the wrong size.
+    pub fn restore_novelty(&mut self, bytes: &[u8]) -> Option<u32> {
+        let status = self.learner.as_ref()?.status().clone();
+        status.start_ms?;
+        let p = self.pairs.as_mut()?;
+        if !p.restore_novelty(bytes) {
+            return None;
+        }
+        self.novelty_from(&status);
+        self.pairs.as_ref().map(|p| p.novelty_learnt())
+    }
+
+    /// The `flow-v2` novelty filter to save with the learning state (`None`: no `flow-v2`
+    /// model, or novelty not learning).
+    pub fn novelty_state(&self) -> Option<Vec<u8>> {
+        let p = self.pairs.as_ref().filter(|p| p.learn_until().is_some())?;
+        let mut out = [0u8; netwarden_firmware::features_v2::NOVELTY_BYTES];
+        p.save_novelty(&mut out);
+        Some(out.to_vec())
+    }
+
+    /// `flow-v2`: records wait this long (arrival time) for their reverse direction
+    /// (`[detector] pair_wait`). No effect on a `flow-v1` bundle.
+    pub fn with_pair_wait(mut self, wait: std::time::Duration) -> Self {
+        if let Some(p) = self.pairs.as_mut() {
+            p.set_wait_ms(wait.as_millis().min(u64::MAX as u128) as u64);
+        }
+        self
     }
 
     /// `flow-v2` novelty learnt until `until_ms` of event time, whatever the threshold does
@@ -212,6 +253,14 @@ impl FlowPipeline {
     /// The feature set the model reads.
     pub fn feature_set(&self) -> FlowSet {
         self.detector.set()
+    }
+
+    /// The feature set of the rows the reservoir keeps now (the active model's).
+    pub fn sample_schema(&self) -> crate::records::samples::SampleSchema {
+        match self.detector.set() {
+            FlowSet::V1 => crate::records::samples::SampleSchema::FlowV1,
+            FlowSet::V2 => crate::records::samples::SampleSchema::FlowV2,
+        }
     }
 
     fn arrival(&self) -> u64 {
@@ -310,6 +359,12 @@ impl FlowPipeline {
                 });
             }
             Some(pairs) => {
+                if std::mem::take(&mut self.novelty_pending) {
+                    // The period starts at this record (the learner takes the first scored
+                    // one's time, at most a pairing wait later): services learnt from here.
+                    let period = self.learner.as_ref().map_or(0, |l| l.status().period_ms);
+                    pairs.set_learn_until(Some(flow.last_ms.saturating_add(period)));
+                }
                 let now = self.arrival_ms.unwrap_or_else(crate::now_ms);
                 let (pending, scaler) = (&mut self.pending, self.detector.scaler());
                 pairs.push(&flow, v1, exporter, now, &mut |r, v, origin| {
@@ -383,13 +438,14 @@ impl FlowPipeline {
         let now_ms = (self.now_ms)();
         let width = self.detector.width();
         let names = self.detector.set().names();
+        let sample_schema = self.sample_schema();
         self.active_scores.clear();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(width)) {
             let verdict = Verdict::judge_first(&p.scaled, width, out, threshold, high);
             self.active_scores
                 .push((verdict.error, verdict.severity.is_some()));
             if let Some(r) = self.reservoir.as_mut() {
-                r.observe(&p.flow, &v1_part(&p.raw), verdict.error);
+                r.observe(&p.flow, sample_schema, &p.raw, verdict.error);
             }
             if let Some(l) = self.learner.as_mut() {
                 let initiator = orient::orient(&p.flow).initiator;
@@ -460,32 +516,10 @@ impl FlowPipeline {
             );
             self.pair_stats_reported = now;
         }
-        // A learner that saw its first record now knows when novelty learning ends.
-        if self
-            .pairs
-            .as_ref()
-            .is_some_and(|p| p.learn_until().is_none())
-        {
-            if let Some(status) = self
-                .learner
-                .as_ref()
-                .filter(|l| l.learning())
-                .map(|l| l.status().clone())
-            {
-                self.novelty_from(&status);
-            }
-        }
     }
 
     /// The `flow-v2` pairing counters (`None` with a `flow-v1` bundle).
     pub fn pair_stats(&self) -> Option<FlowV2Stats> {
         self.pairs.as_ref().map(|p| p.stats())
     }
-}
-
-/// The `flow-v1` part of a row (the reservoir keeps `flow-v1` rows).
-fn v1_part(row: &FlowRow) -> netwarden_firmware::FlowFeatures {
-    let mut v = [0.0; netwarden_firmware::features::FLOW_WIDTH];
-    v.copy_from_slice(&row[..netwarden_firmware::features::FLOW_WIDTH]);
-    v
 }

@@ -7,13 +7,16 @@
 //!
 //! Records arrive in the exporter's expiry order: a record whose bucket is older than the open
 //! one joins the open one (its time is kept), a newer one closes it.
+//!
+//! Rows carry the active flow model's feature set ([`SampleSchema`]); a bucket holds one. A
+//! record of another schema (the gateway restarted with a model of the other set) closes the
+//! open bucket and starts a new one, stored under its own key, so schemas never mix in a bucket.
 
 use std::time::Duration;
 
-use netwarden_firmware::features::{FlowFeatures, FLOW_WIDTH};
 use netwarden_firmware::FlowRecord;
 
-use crate::records::samples::{Identity, SampleRow};
+use crate::records::samples::{Identity, SampleRow, SampleSchema, MAX_WIDTH};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReservoirConfig {
@@ -40,6 +43,8 @@ impl Default for ReservoirConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
     pub start_ms: u64,
+    /// The feature set of every row.
+    pub schema: SampleSchema,
     /// Records offered to this bucket (the sample holds at most `per_bucket` of them).
     pub seen: u64,
     pub rows: Vec<SampleRow>,
@@ -52,8 +57,6 @@ pub struct Reservoir {
     closed: Vec<Bucket>,
     rng: u64,
 }
-
-const _: () = assert!(FLOW_WIDTH == crate::records::samples::WIDTH);
 
 impl Reservoir {
     pub fn new(cfg: ReservoirConfig) -> Self {
@@ -69,12 +72,12 @@ impl Reservoir {
         &self.cfg
     }
 
-    /// Offers one scored record.
-    pub fn observe(&mut self, flow: &FlowRecord, raw: &FlowFeatures, score: f32) {
+    /// Offers one scored record: its `schema`'s features (`raw`, at least its width).
+    pub fn observe(&mut self, flow: &FlowRecord, schema: SampleSchema, raw: &[f32], score: f32) {
         let width = (self.cfg.bucket.as_millis() as u64).max(1);
         let start = flow.last_ms / width * width;
         match &self.open {
-            Some(b) if start > b.start_ms => {
+            Some(b) if start > b.start_ms || b.schema != schema => {
                 if let Some(b) = self.open.take() {
                     self.closed.push(b);
                 }
@@ -84,6 +87,7 @@ impl Reservoir {
         let per_bucket = self.cfg.per_bucket.max(1);
         let b = self.open.get_or_insert_with(|| Bucket {
             start_ms: start,
+            schema,
             seen: 0,
             rows: Vec::with_capacity(per_bucket.min(1024)),
         });
@@ -100,8 +104,12 @@ impl Reservoir {
         let Some(slot) = slot else {
             return;
         };
+        let mut features = [0.0; MAX_WIDTH];
+        let n = schema.width().min(raw.len());
+        features[..n].copy_from_slice(&raw[..n]);
         let row = SampleRow {
             ts_ms: flow.last_ms,
+            schema,
             identity: self.cfg.identity.then_some(Identity {
                 src: flow.src_addr,
                 dst: flow.dst_addr,
@@ -109,7 +117,7 @@ impl Reservoir {
                 dst_port: flow.dst_port,
                 protocol: flow.protocol,
             }),
-            features: *raw,
+            features,
             score,
         };
         if slot == b.rows.len() {
@@ -134,6 +142,8 @@ impl Reservoir {
 mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
+
+    const V1: SampleSchema = SampleSchema::FlowV1;
 
     fn flow(t: u64) -> FlowRecord {
         FlowRecord {
@@ -160,12 +170,12 @@ mod tests {
         // A busy minute (10,000 records), then a quiet one (10), then a record of the first
         // minute arriving late.
         for i in 0..10_000u64 {
-            r.observe(&flow(i * 6), &[i as f32; 8], 0.1);
+            r.observe(&flow(i * 6), V1, &[i as f32; 8], 0.1);
         }
         for i in 0..10u64 {
-            r.observe(&flow(60_000 + i), &[1.0; 8], 0.2);
+            r.observe(&flow(60_000 + i), V1, &[1.0; 8], 0.2);
         }
-        r.observe(&flow(59_000), &[2.0; 8], 0.3);
+        r.observe(&flow(59_000), V1, &[2.0; 8], 0.3);
         let closed = r.take_closed();
         assert_eq!(closed.len(), 1);
         let busy = &closed[0];
@@ -198,8 +208,26 @@ mod tests {
             identity: true,
             ..ReservoirConfig::default()
         });
-        r.observe(&flow(1), &[0.0; 8], 0.0);
+        r.observe(&flow(1), V1, &[0.0; 8], 0.0);
         let row = r.open_bucket().expect("open").rows[0];
         assert_eq!(row.identity.expect("identity").dst_port, 443);
+    }
+
+    #[test]
+    fn a_schema_change_starts_a_new_bucket_rather_than_mixing() {
+        let mut r = Reservoir::new(ReservoirConfig::default());
+        r.observe(&flow(1_000), V1, &[1.0; 8], 0.1);
+        r.observe(&flow(2_000), V1, &[1.0; 8], 0.1);
+        // Restarted with a flow-v2 model, same hour.
+        r.observe(&flow(3_000), SampleSchema::FlowV2, &[2.0; 17], 0.2);
+        let closed = r.take_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].schema, closed[0].rows.len()), (V1, 2));
+        let open = r.open_bucket().expect("open");
+        assert_eq!(
+            (open.schema, open.start_ms, open.rows.len()),
+            (SampleSchema::FlowV2, 0, 1)
+        );
+        assert_eq!(open.rows[0].values(), &[2.0; 17]);
     }
 }

@@ -1,13 +1,70 @@
 //! Feature rows kept for central training (issue 18): the reservoir's rows, their bytes in sled
-//! and their CSV. A row is one scored flow record: its event time, optionally its identity
-//! (addresses, ports, protocol; left out unless `[samples] identity = true`), the `flow-v1`
-//! features and the score.
+//! and their CSV. A row is one scored flow record: its event time, the feature set it carries
+//! (the active flow model's: `flow-v1` or `flow-v2`), optionally its identity (addresses, ports,
+//! protocol; left out unless `[samples] identity = true`), the features and the score.
+//!
+//! A CSV carries one schema unless asked for all ([`SchemaPick`]): by default the active
+//! model's, so a site model is trained on the rows its gateway's model reads, never on a mix.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// Features per row (`flow-v1`).
+use netwarden_firmware::features::FLOW_FEATURES;
+use netwarden_firmware::features_v2::FLOW_V2_FEATURES;
+
+/// Features per `flow-v1` row.
 pub const WIDTH: usize = 8;
+
+/// Features a row holds at most (`flow-v2`).
+pub const MAX_WIDTH: usize = FLOW_V2_FEATURES.len();
+
+/// The feature set of a row (the flow model's `features.schema` when it was scored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SampleSchema {
+    #[default]
+    FlowV1,
+    FlowV2,
+}
+
+impl SampleSchema {
+    pub const ALL: [SampleSchema; 2] = [SampleSchema::FlowV1, SampleSchema::FlowV2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleSchema::FlowV1 => "flow-v1",
+            SampleSchema::FlowV2 => "flow-v2",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SampleSchema> {
+        SampleSchema::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            SampleSchema::FlowV1 => &FLOW_FEATURES,
+            SampleSchema::FlowV2 => &FLOW_V2_FEATURES,
+        }
+    }
+
+    pub fn width(self) -> usize {
+        self.names().len()
+    }
+
+    /// The row tag's base in [`encode`]'s bytes (plus 1 with identity).
+    fn tag(self) -> u8 {
+        match self {
+            SampleSchema::FlowV1 => 0,
+            SampleSchema::FlowV2 => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for SampleSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Identity {
@@ -21,9 +78,18 @@ pub struct Identity {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SampleRow {
     pub ts_ms: u64,
+    pub schema: SampleSchema,
     pub identity: Option<Identity>,
-    pub features: [f32; WIDTH],
+    /// The first `schema.width()` are the row's features; the rest are 0.
+    pub features: [f32; MAX_WIDTH],
     pub score: f32,
+}
+
+impl SampleRow {
+    /// The row's features (its schema's width).
+    pub fn values(&self) -> &[f32] {
+        &self.features[..self.schema.width()]
+    }
 }
 
 fn put_ip(out: &mut Vec<u8>, ip: &IpAddr) {
@@ -39,12 +105,13 @@ fn put_ip(out: &mut Vec<u8>, ip: &IpAddr) {
     }
 }
 
-/// Rows as bytes: per row a tag (0: no identity, 1: identity), ts (u64 LE), the identity
-/// (two tagged addresses, ports, protocol), the features and the score (f32 LE).
+/// Rows as bytes: per row a tag (`flow-v1` 0: no identity, 1: identity; `flow-v2` 2 and 3),
+/// ts (u64 LE), the identity (two tagged addresses, ports, protocol), the schema's features and
+/// the score (f32 LE). Rows stored before `flow-v2` rows existed read as `flow-v1`.
 pub fn encode(rows: &[SampleRow]) -> Vec<u8> {
     let mut out = Vec::with_capacity(rows.len() * (9 + 4 * (WIDTH + 1)));
     for r in rows {
-        out.push(u8::from(r.identity.is_some()));
+        out.push(r.schema.tag() + u8::from(r.identity.is_some()));
         out.extend_from_slice(&r.ts_ms.to_le_bytes());
         if let Some(id) = &r.identity {
             put_ip(&mut out, &id.src);
@@ -53,7 +120,7 @@ pub fn encode(rows: &[SampleRow]) -> Vec<u8> {
             out.extend_from_slice(&id.dst_port.to_le_bytes());
             out.push(id.protocol);
         }
-        for v in r.features.iter().chain(std::iter::once(&r.score)) {
+        for v in r.values().iter().chain(std::iter::once(&r.score)) {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
@@ -79,25 +146,30 @@ impl Reader<'_> {
 
     fn row(&mut self) -> Option<SampleRow> {
         let tag = self.take::<1>()?[0];
+        let schema = match tag {
+            0 | 1 => SampleSchema::FlowV1,
+            2 | 3 => SampleSchema::FlowV2,
+            _ => return None,
+        };
         let ts_ms = u64::from_le_bytes(self.take()?);
-        let identity = match tag {
+        let identity = match tag % 2 {
             0 => None,
-            1 => Some(Identity {
+            _ => Some(Identity {
                 src: self.ip()?,
                 dst: self.ip()?,
                 src_port: u16::from_le_bytes(self.take()?),
                 dst_port: u16::from_le_bytes(self.take()?),
                 protocol: self.take::<1>()?[0],
             }),
-            _ => return None,
         };
-        let mut features = [0f32; WIDTH];
-        for f in &mut features {
+        let mut features = [0f32; MAX_WIDTH];
+        for f in &mut features[..schema.width()] {
             *f = f32::from_le_bytes(self.take()?);
         }
         let score = f32::from_le_bytes(self.take()?);
         Some(SampleRow {
             ts_ms,
+            schema,
             identity,
             features,
             score,
@@ -119,9 +191,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<SampleRow>, Vec<SampleRow>> {
     Ok(rows)
 }
 
-/// The CSV header: `ts_ms`, the identity columns when `identity`, the feature names, `score`.
+/// The CSV header: `ts_ms`, `schema`, the identity columns when `identity`, the feature names,
+/// `score`.
 pub fn csv_header(feature_names: &[&str], identity: bool) -> String {
-    let mut h = String::from("ts_ms");
+    let mut h = String::from("ts_ms,schema");
     if identity {
         h.push_str(",src_addr,dst_addr,src_port,dst_port,protocol");
     }
@@ -133,9 +206,10 @@ pub fn csv_header(feature_names: &[&str], identity: bool) -> String {
     h
 }
 
-/// One CSV line (identity columns empty for a row without identity, when `identity`).
-pub fn csv_line(out: &mut String, r: &SampleRow, identity: bool) {
-    let _ = write!(out, "{}", r.ts_ms);
+/// One CSV line of `width` feature columns (identity columns empty for a row without identity,
+/// when `identity`; feature columns beyond the row's schema empty).
+pub fn csv_line(out: &mut String, r: &SampleRow, identity: bool, width: usize) {
+    let _ = write!(out, "{},{}", r.ts_ms, r.schema);
     if identity {
         match &r.identity {
             Some(i) => {
@@ -148,10 +222,44 @@ pub fn csv_line(out: &mut String, r: &SampleRow, identity: bool) {
             None => out.push_str(",,,,,"),
         }
     }
-    for v in &r.features {
-        let _ = write!(out, ",{v}");
+    let values = r.values();
+    for i in 0..width {
+        match values.get(i) {
+            Some(v) => {
+                let _ = write!(out, ",{v}");
+            }
+            None => out.push(','),
+        }
     }
     let _ = writeln!(out, ",{}", r.score);
+}
+
+/// Which rows a CSV carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaPick {
+    /// The active flow model's schema (`active`), else the newest stored row's.
+    Active(Option<SampleSchema>),
+    /// Only this schema's rows.
+    Only(SampleSchema),
+    /// Every row; with both schemas the columns are `flow-v2`'s and `flow-v1` rows leave the
+    /// last ones empty (a trainer refuses such a mix: it is for inspection).
+    All,
+}
+
+impl SchemaPick {
+    /// `flow-v1`, `flow-v2` or `all` (a query value, a request field, a CLI flag); `active`
+    /// (or nothing) is the active model's, known only where the rows are read.
+    pub fn parse(s: &str, active: Option<SampleSchema>) -> Result<SchemaPick, String> {
+        match s {
+            "all" => Ok(SchemaPick::All),
+            "" | "active" => Ok(SchemaPick::Active(active)),
+            other => SampleSchema::from_name(other)
+                .map(SchemaPick::Only)
+                .ok_or_else(|| {
+                    format!("schema {other:?} is not one of flow-v1, flow-v2, all, active")
+                }),
+        }
+    }
 }
 
 /// What [`csv`] wrote.
@@ -161,11 +269,15 @@ pub struct CsvStats {
     pub rows: usize,
     /// Buckets whose bytes were damaged (their good rows are still written).
     pub damaged: usize,
+    /// The schema of the rows written (`None`: all, or nothing stored).
+    pub schema: Option<SampleSchema>,
+    /// Stored rows of another schema, left out.
+    pub other_rows: usize,
 }
 
-/// The stored buckets as one CSV (`flow-v1` column names; identity columns when any row has
-/// them), oldest first.
-pub fn csv(buckets: &[(u64, Vec<u8>)]) -> (String, CsvStats) {
+/// The stored buckets as one CSV (identity columns when any row has them), oldest first,
+/// with the rows `pick` asks for.
+pub fn csv(buckets: &[(u64, Vec<u8>)], pick: SchemaPick) -> (String, CsvStats) {
     let mut stats = CsvStats::default();
     let mut all = Vec::new();
     for (_, bytes) in buckets {
@@ -179,11 +291,34 @@ pub fn csv(buckets: &[(u64, Vec<u8>)]) -> (String, CsvStats) {
         }
     }
     all.sort_by_key(|r| r.ts_ms);
+    let only = match pick {
+        SchemaPick::Only(s) => Some(s),
+        SchemaPick::Active(Some(s)) => Some(s),
+        // Buckets are stored oldest first; the newest row's schema is what the gateway
+        // records now.
+        SchemaPick::Active(None) => all.last().map(|r| r.schema),
+        SchemaPick::All => None,
+    };
+    if let Some(s) = only {
+        let before = all.len();
+        all.retain(|r| r.schema == s);
+        stats.other_rows = before - all.len();
+    }
+    stats.schema = only.or_else(|| {
+        let first = all.first()?.schema;
+        all.iter().all(|r| r.schema == first).then_some(first)
+    });
     stats.rows = all.len();
     let identity = all.iter().any(|r| r.identity.is_some());
-    let mut out = csv_header(&netwarden_firmware::features::FLOW_FEATURES, identity);
+    let widest = stats.schema.unwrap_or_else(|| {
+        all.iter()
+            .map(|r| r.schema)
+            .max()
+            .unwrap_or(SampleSchema::FlowV1)
+    });
+    let mut out = csv_header(widest.names(), identity);
     for r in &all {
-        csv_line(&mut out, r, identity);
+        csv_line(&mut out, r, identity, widest.width());
     }
     (out, stats)
 }
@@ -193,8 +328,11 @@ mod tests {
     use super::*;
 
     fn row(ts: u64, identity: bool) -> SampleRow {
+        let mut features = [0.0; MAX_WIDTH];
+        features[..8].copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 0.0, 5.0, 6.5, 7.0]);
         SampleRow {
             ts_ms: ts,
+            schema: SampleSchema::FlowV1,
             identity: identity.then(|| Identity {
                 src: "10.0.0.1".parse().expect("ip"),
                 dst: "fe80::2".parse().expect("ip"),
@@ -202,8 +340,22 @@ mod tests {
                 dst_port: 443,
                 protocol: 6,
             }),
-            features: [1.0, 2.0, 3.0, 4.0, 0.0, 5.0, 6.5, 7.0],
+            features,
             score: 0.25,
+        }
+    }
+
+    fn v2_row(ts: u64) -> SampleRow {
+        let mut features = [0.0; MAX_WIDTH];
+        for (i, f) in features.iter_mut().enumerate() {
+            *f = i as f32 + 0.5;
+        }
+        SampleRow {
+            ts_ms: ts,
+            schema: SampleSchema::FlowV2,
+            identity: None,
+            features,
+            score: 0.5,
         }
     }
 
@@ -216,17 +368,63 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = 7;
         assert_eq!(decode(&bad), Err(vec![]));
+        // flow-v2 rows keep their 17 values and their schema, beside flow-v1 ones.
+        let mixed = [row(1, true), v2_row(2), row(3, false)];
+        let bytes = encode(&mixed);
+        assert_eq!(bytes[0], 1);
+        assert_eq!(decode(&bytes), Ok(mixed.to_vec()));
+        assert_eq!(decode(&bytes).expect("rows")[1].values().len(), 17);
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_csv_carries_the_active_schema_unless_all_are_asked_for() {
+        let old = encode(&[row(1, false), row(2, false)]);
+        let new = encode(&[v2_row(3)]);
+        let buckets = vec![(0, old), (0, new)];
+        let (text, stats) = csv(&buckets, SchemaPick::Active(None));
+        assert_eq!((stats.rows, stats.other_rows), (1, 2));
+        assert_eq!(stats.schema, Some(SampleSchema::FlowV2));
+        let mut lines = text.lines();
+        let header = lines.next().expect("header");
+        assert!(header.starts_with("ts_ms,schema,bidirectional_packets,"));
+        assert!(header.ends_with(",svc_novel,score"), "{header}");
+        assert_eq!(lines.next().expect("row").split(',').count(), 2 + 17 + 1);
+        assert!(text
+            .lines()
+            .nth(1)
+            .expect("row")
+            .starts_with("3,flow-v2,0.5,"));
+        // The daemon says flow-v1 is active: the older rows.
+        let (text, stats) = csv(&buckets, SchemaPick::Active(Some(SampleSchema::FlowV1)));
+        assert_eq!((stats.rows, stats.other_rows), (2, 1));
+        assert_eq!(
+            text.lines().next().expect("h").split(',').count(),
+            2 + 8 + 1
+        );
+        // All: flow-v2 columns, flow-v1 rows leave the last nine empty.
+        let (text, stats) = csv(&buckets, SchemaPick::All);
+        assert_eq!((stats.rows, stats.schema), (3, None));
+        let first = text.lines().nth(1).expect("row");
+        assert_eq!(first, "1,flow-v1,1,2,3,4,0,5,6.5,7,,,,,,,,,,0.25");
+        assert_eq!(csv(&[], SchemaPick::Active(None)).1.rows, 0);
     }
 
     #[test]
     fn csv_has_identity_columns_only_when_asked() {
         let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
-        assert_eq!(csv_header(&names, false), "ts_ms,a,b,c,d,e,f,g,h,score\n");
+        assert_eq!(
+            csv_header(&names, false),
+            "ts_ms,schema,a,b,c,d,e,f,g,h,score\n"
+        );
         let mut s = String::new();
-        csv_line(&mut s, &row(5, true), true);
-        assert_eq!(s, "5,10.0.0.1,fe80::2,40000,443,6,1,2,3,4,0,5,6.5,7,0.25\n");
+        csv_line(&mut s, &row(5, true), true, 8);
+        assert_eq!(
+            s,
+            "5,flow-v1,10.0.0.1,fe80::2,40000,443,6,1,2,3,4,0,5,6.5,7,0.25\n"
+        );
         s.clear();
-        csv_line(&mut s, &row(5, false), true);
-        assert_eq!(s, "5,,,,,,1,2,3,4,0,5,6.5,7,0.25\n");
+        csv_line(&mut s, &row(5, false), true, 8);
+        assert_eq!(s, "5,flow-v1,,,,,,1,2,3,4,0,5,6.5,7,0.25\n");
     }
 }

@@ -85,6 +85,32 @@ fn ip_learner(
     }
 }
 
+/// Gives a `flow-v2` flow pipeline back the services it learnt before a restart (its novelty
+/// filter, saved with the learning state).
+pub(super) fn restore_novelty(pipeline: &mut FlowPipeline, store: &Store) {
+    let saved = match store.load_novelty(FLOW_DETECTOR) {
+        Ok(Some(b)) => b,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the saved flow-v2 novelty; services learnt afresh");
+            return;
+        }
+    };
+    match pipeline.restore_novelty(&saved) {
+        Some(services) => tracing::info!(
+            services,
+            "Restored the flow-v2 services learnt on this site"
+        ),
+        None if pipeline.feature_set() == crate::models::flow_scorer::FlowSet::V2 => {
+            tracing::warn!(
+                bytes = saved.len(),
+                "Saved flow-v2 novelty not used (learning restarted, or damaged)"
+            );
+        }
+        None => {}
+    }
+}
+
 /// The series detector's learner, by the flow learner's rules; its scores are saved as JSON
 /// (a few per interface and poll).
 pub(super) fn series_learner(
@@ -139,6 +165,8 @@ pub(super) struct LearningSaver {
     last_save: Instant,
     last_samples: Instant,
     last_graph_save: Instant,
+    /// The active model's sample schema is recorded in the store.
+    schema_saved: bool,
 }
 
 impl LearningSaver {
@@ -148,6 +176,7 @@ impl LearningSaver {
             last_save: Instant::now(),
             last_samples: Instant::now(),
             last_graph_save: Instant::now(),
+            schema_saved: false,
         }
     }
 
@@ -185,15 +214,26 @@ impl LearningSaver {
             return;
         }
         self.last_save = Instant::now();
-        if let Err(e) = store.save_learning(l.status(), &encode_samples(l.samples())) {
+        let novelty = pipeline.novelty_state();
+        if let Err(e) =
+            store.save_learning_with(l.status(), &encode_samples(l.samples()), novelty.as_deref())
+        {
             tracing::warn!(error = %e, "Cannot save the learning state");
         }
     }
 
     fn samples(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
+        let schema = pipeline.sample_schema();
         let Some(r) = pipeline.reservoir_mut() else {
             return;
         };
+        if !self.schema_saved {
+            // What `samples export`, `GET /samples` and the MQTT fetch carry by default.
+            match store.set_samples_schema(schema) {
+                Ok(()) => self.schema_saved = true,
+                Err(e) => tracing::warn!(error = %e, "Cannot record the samples' schema"),
+            }
+        }
         let max = r.config().max_buckets;
         let mut buckets = r.take_closed();
         if force || self.last_samples.elapsed() >= SAVE_EVERY {
@@ -202,7 +242,7 @@ impl LearningSaver {
         }
         for b in buckets {
             let bytes = crate::records::samples::encode(&b.rows);
-            if let Err(e) = store.put_sample_bucket(b.start_ms, &bytes, max) {
+            if let Err(e) = store.put_sample_bucket(b.start_ms, b.schema, &bytes, max) {
                 tracing::warn!(error = %e, "Cannot store the feature samples");
             }
         }

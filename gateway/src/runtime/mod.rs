@@ -227,12 +227,14 @@ pub async fn run(cfg: Config) -> Result<(), RuntimeError> {
         &cfg.device,
         cfg.alerting.dedupe_window,
         metrics.clone(),
-    );
+    )
+    .with_pair_wait(cfg.detector.pair_wait);
     if let Some(c) = cfg.samples {
         pipeline = pipeline.with_reservoir(c);
     }
     if let Some(l) = learning::flow_learner(&store, &cfg.learning, shipped_threshold) {
         pipeline = pipeline.with_learning(l);
+        learning::restore_novelty(&mut pipeline, &store);
     }
     let fleet_changed = Arc::new(Notify::new());
     let (candidate_tx, candidate_rx) = sync_channel(2);

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 DEFAULT_FLEET_BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "flow-ae"
+DEFAULT_FLEET_BUNDLE_V2 = Path(__file__).resolve().parents[2] / "bundles" / "flow-ae-v2"
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,8 +16,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="BUNDLE_DIR")
     p.add_argument("--work", metavar="DIR", help="dataset, run and site.json (default BUNDLE_DIR.work)")
     p.add_argument("--site", default="site", help="the site's name (manifest note, bundle name)")
-    p.add_argument("--fleet-bundle", metavar="DIR", default=str(DEFAULT_FLEET_BUNDLE),
-                   help="the fleet flow bundle to fine-tune (default: models/bundles/flow-ae)")
+    p.add_argument("--fleet-bundle", metavar="DIR", default=None,
+                   help="the fleet flow bundle to fine-tune, of the samples' schema (default: "
+                   "models/bundles/flow-ae for flow-v1 rows, models/bundles/flow-ae-v2 for flow-v2)")
     p.add_argument("--mode", choices=("auto", "finetune", "scratch"), default="auto")
     p.add_argument("--scratch-rows", type=int, default=20000,
                    help="auto: from scratch with at least this many rows (20000)")

@@ -163,10 +163,7 @@ def site_loop(args) -> dict:
                 threads=train.get("threads", 1), quantize=train.get("quantize", False),
                 version=None, sign_key=_rel(base, cfg.get("sign_key")),
                 no_gateway_check=False, seed=args.seed, quiet=args.quiet)
-            if targs.fleet_bundle is None:
-                from .args import DEFAULT_FLEET_BUNDLE
-
-                targs.fleet_bundle = str(DEFAULT_FLEET_BUNDLE)
+            # No fleet bundle: site_train takes the default of the samples' schema.
             entry["train"] = site_train(targs)
             if not args.no_publish:
                 if "mqtt" not in broker:

@@ -1,7 +1,9 @@
 """The ``site-train`` command: a site's samples to a signed site bundle.
 
 1. Read the samples (CSV from the gateway, or Parquet) and split them, seeded: ``--holdout``
-   of the rows are held out for the threshold, 10 % of the rest stop the training early.
+   of the rows are held out for the threshold, 10 % of the rest stop the training early. Their
+   ``schema`` picks the kind: `flow-v1` rows make a ``flow_ae`` bundle, `flow-v2` rows a
+   ``flow_ae`` bundle of schema `flow-v2` (kind ``flow_ae_v2``); rows of both are refused.
 2. Fine-tune the fleet model (``--fleet-bundle``: its weights and its scaling), or train from
    scratch (scaling fitted on this site's rows) when there are ``--scratch-rows`` rows or more
    (``--mode`` forces either).
@@ -38,7 +40,10 @@ from ..log import say
 from ..train.run import RUN_JSON, WEIGHTS, _accelerator_name
 from ..train.trainer import FitConfig, fit, seed_everything
 from . import samples as site_samples
-from .args import DEFAULT_FLEET_BUNDLE  # noqa: F401  (re-exported for callers)
+from .args import DEFAULT_FLEET_BUNDLE, DEFAULT_FLEET_BUNDLE_V2
+
+KINDS = {"flow-v1": "flow_ae", "flow-v2": "flow_ae_v2"}
+FLEET_BUNDLES = {"flow-v1": DEFAULT_FLEET_BUNDLE, "flow-v2": DEFAULT_FLEET_BUNDLE_V2}
 
 MIN_ROWS = 50
 MAX_RATIO = 1.5  # the gateway's rule when SPOT has too few peaks (pipeline/learning/mod.rs)
@@ -85,8 +90,14 @@ def fleet_start(bundle: Path, kind) -> tuple[torch.nn.Module, FeatureScaling, di
     from onnx import numpy_helper
 
     manifest = json.loads((bundle / "manifest.json").read_text())
-    if manifest.get("kind") != kind.name:
-        raise ValueError(f"{bundle}: a {manifest.get('kind')} bundle, not {kind.name}")
+    want = getattr(kind, "manifest_kind", kind.name)
+    if manifest.get("kind") != want:
+        raise ValueError(f"{bundle}: a {manifest.get('kind')} bundle, not {want}")
+    schema = manifest.get("features", {}).get("schema")
+    if schema != kind.schema:
+        raise ValueError(f"{bundle}: the fleet bundle reads {schema} rows and the samples are "
+                         f"{kind.schema}: fine-tune a {kind.schema} bundle (--fleet-bundle), or "
+                         "--mode scratch")
     variant = manifest.get("training", {}).get("variant", kind.default_variant)
     model = kind.build(variant)
     state = model.state_dict()
@@ -109,12 +120,14 @@ def hardware() -> dict:
 def site_train(args) -> dict:
     t0 = time.monotonic()
     stages: dict[str, float] = {}
-    kind = registry.get("flow_ae")
     out = Path(args.out)
-    work = Path(args.work or f"{out}.work")
-    work.mkdir(parents=True, exist_ok=True)
     src = Path(args.samples)
     rows = site_samples.read(src)
+    kind = registry.get(KINDS[rows.schema])
+    if getattr(args, "fleet_bundle", None) is None:
+        args.fleet_bundle = str(FLEET_BUNDLES[rows.schema])
+    work = Path(args.work or f"{out}.work")
+    work.mkdir(parents=True, exist_ok=True)
     n = len(rows)
     if n < MIN_ROWS:
         raise ValueError(f"{src}: {n} rows; a site model needs at least {MIN_ROWS}")
@@ -199,7 +212,7 @@ def site_train(args) -> dict:
         threshold_split=TEST, threshold_fn=site_threshold(args.risk)))
     stages["bundle_s"] = time.monotonic() - t
     report = {
-        "site": args.site, "samples": str(src), "rows": n,
+        "site": args.site, "samples": str(src), "rows": n, "schema": rows.schema,
         "split": {SPLIT_NAMES[s]: int(np.sum(split == s)) for s in (TRAIN, VAL, TEST)},
         "mode": mode, **start, "epochs": result.epochs_run, "device": result.device,
         "hardware": hardware(), "bundle": str(out), "version": manifest["version"],
@@ -208,7 +221,7 @@ def site_train(args) -> dict:
         | {"total_s": round(time.monotonic() - t0, 3)},
     }
     (work / "site.json").write_text(json.dumps(report, indent=2) + "\n")
-    say(args.quiet, f"site {args.site}: {n} rows, {mode}, {result.epochs_run} epochs on "
+    say(args.quiet, f"site {args.site}: {n} {rows.schema} rows, {mode}, {result.epochs_run} epochs on "
         f"{result.device} ({report['hardware']['cuda'] or report['hardware']['cpu']}), threshold "
         f"{manifest['threshold']['value']:.6g} ({manifest['threshold']['method']} on "
         f"{manifest['threshold']['n']} held-out rows), {report['seconds']['total_s']:.1f} s: {out}")

@@ -105,6 +105,8 @@ pub struct FlowAeDetector {
     /// Learn the threshold for this span of event time from this start (epoch ms) first
     /// (`None`: the bundle's).
     pub learn: Option<(u64, Duration)>,
+    /// `flow-v2`: the wait for a record's reverse direction (`[detector] pair_wait`).
+    pub pair_wait: Duration,
 }
 
 impl FlowAeDetector {
@@ -122,7 +124,8 @@ impl FlowAeDetector {
             Arc::new(Metrics::default()),
         )
         .with_clock(|| 0)
-        .keep_scores();
+        .keep_scores()
+        .with_pair_wait(self.pair_wait);
         // `flow-v2` novelty: the services used in the learning window are known.
         match self.learn {
             Some((start_ms, period)) => {

@@ -176,6 +176,7 @@ pub fn run(args: &EvalArgs) -> Result<Report, EvalError> {
         trust: cfg.trust.clone(),
         dedupe: cfg.alerting.dedupe_window,
         learn: learn_period(args, &phases),
+        pair_wait: cfg.detector.pair_wait,
     };
     // Refuse a broken bundle before reading any capture.
     flow_ae.load()?;

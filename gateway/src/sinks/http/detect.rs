@@ -6,21 +6,24 @@
 //! Request (one of `flows`, `windows`, `sequence`):
 //! ```json
 //! {"detector": "flow_ae", "flows": [[8 raw flow-v1 values], ...]}
+//! {"detector": "flow_ae", "schema": "flow-v2", "flows": [[17 raw flow-v2 values], ...]}
 //! {"detector": "series_ae", "windows": [[[8 raw series-v1 values] x 50], ...]}
 //! {"detector": "series_ae", "sequence": [[8 values] x 50]}
 //! ```
-//! `series_lstm`, the series detector's name before issue 14, is accepted as `series_ae`.
+//! `series_lstm`, the series detector's name before issue 14, is accepted as `series_ae`. Flow
+//! rows are of one schema (`schema`, else told by the first row's width) and must be the active
+//! flow model's: a mismatch is refused (400 `wrong_schema`), naming the schema it wants.
 //! Reply: `{"detector", "model": {"name", "version"}, "threshold", "results": [{"is_anomaly",
 //! "error", "threshold", "severity"}]}`, one result per row or window, in order.
 
 use std::sync::{Arc, Mutex};
 
-use netwarden_firmware::features::{FLOW_FEATURES, FLOW_WIDTH};
 use netwarden_firmware::series::{judge_window, SeriesRow, SERIES_WIDTH, WINDOW_STEPS};
 use netwarden_firmware::Verdict;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::models::flow_scorer::{FlowRow, FlowSet, ROW};
 use crate::models::{Bundle, ModelSources, SeriesBundle};
 use crate::records::{canonical_detector, FLOW_DETECTOR, SERIES_DETECTOR};
 
@@ -50,7 +53,8 @@ impl DetectorKind {
 /// A checked request: finite raw feature values, whole rows or windows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DetectRequest {
-    Flows(Vec<[f32; FLOW_WIDTH]>),
+    /// Rows of one schema (its width used, the rest 0).
+    Flows(FlowSet, Vec<FlowRow>),
     /// Each window is [`WINDOW_STEPS`] rows, oldest first.
     Windows(Vec<Vec<SeriesRow>>),
 }
@@ -58,7 +62,7 @@ pub enum DetectRequest {
 impl DetectRequest {
     pub fn kind(&self) -> DetectorKind {
         match self {
-            DetectRequest::Flows(_) => DetectorKind::Flow,
+            DetectRequest::Flows(..) => DetectorKind::Flow,
             DetectRequest::Windows(_) => DetectorKind::Series,
         }
     }
@@ -97,6 +101,15 @@ pub enum DetectError {
     },
     #[error("nothing to score: {0} is empty")]
     Empty(&'static str),
+    #[error("unknown schema {0:?} (known: \"flow-v1\", \"flow-v2\")")]
+    UnknownSchema(String),
+    #[error("the active flow model reads {want} rows ({width} values: {names}); this request sent {sent} rows: send {want} rows (\"schema\": \"{want}\")")]
+    WrongSchema {
+        want: &'static str,
+        width: usize,
+        names: String,
+        sent: &'static str,
+    },
     #[error("body is larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
     #[error("model unavailable: {0}")]
@@ -113,6 +126,7 @@ impl DetectError {
             DetectError::MissingDetector | DetectError::UnknownDetector(_) => "unknown_detector",
             DetectError::UnknownField(_) | DetectError::MissingItems { .. } => "bad_request",
             DetectError::Shape { .. } | DetectError::Empty(_) => "wrong_shape",
+            DetectError::UnknownSchema(_) | DetectError::WrongSchema { .. } => "wrong_schema",
             DetectError::NotFinite { .. } => "not_finite",
             DetectError::TooMany { .. } | DetectError::TooLarge => "too_large",
             DetectError::Unavailable(_) => "unavailable",
@@ -143,10 +157,12 @@ pub fn parse_detect(body: &[u8]) -> Result<DetectRequest, DetectError> {
         Some(Value::String(s)) => return Err(DetectError::UnknownDetector(s.clone())),
         Some(other) => return Err(DetectError::UnknownDetector(other.to_string())),
     };
-    if let Some(k) = obj
-        .keys()
-        .find(|k| !matches!(k.as_str(), "detector" | "flows" | "windows" | "sequence"))
-    {
+    if let Some(k) = obj.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "detector" | "schema" | "flows" | "windows" | "sequence"
+        )
+    }) {
         return Err(DetectError::UnknownField(k.clone()));
     }
     match detector {
@@ -154,7 +170,7 @@ pub fn parse_detect(body: &[u8]) -> Result<DetectRequest, DetectError> {
             let Some(flows) = obj.get("flows") else {
                 return Err(DetectError::MissingItems {
                     detector: FLOW_DETECTOR,
-                    expected: "\"flows\": an array of rows of 8 flow-v1 values",
+                    expected: "\"flows\": an array of rows of 8 flow-v1 (or 17 flow-v2) values",
                 });
             };
             let rows = array(flows, "flows")?;
@@ -168,15 +184,20 @@ pub fn parse_detect(body: &[u8]) -> Result<DetectRequest, DetectError> {
                     max: MAX_FLOWS,
                 });
             }
+            let set = match obj.get("schema") {
+                None if rows[0].as_array().map(Vec::len) == Some(ROW) => FlowSet::V2,
+                None => FlowSet::V1,
+                Some(v) => v.as_str().and_then(FlowSet::from_schema).ok_or_else(|| {
+                    DetectError::UnknownSchema(v.as_str().map_or(v.to_string(), str::to_string))
+                })?,
+            };
             let mut out = Vec::with_capacity(rows.len());
             for (i, r) in rows.iter().enumerate() {
-                out.push(row::<FLOW_WIDTH>(
-                    r,
-                    &format!("flows[{i}]"),
-                    &FLOW_FEATURES,
-                )?);
+                let mut row = [0f32; ROW];
+                values(r, &format!("flows[{i}]"), set.names(), &mut row)?;
+                out.push(row);
             }
-            Ok(DetectRequest::Flows(out))
+            Ok(DetectRequest::Flows(set, out))
         }
         DetectorKind::Series => {
             let windows: Vec<(&Value, String)> = match (obj.get("windows"), obj.get("sequence")) {
@@ -218,7 +239,9 @@ pub fn parse_detect(body: &[u8]) -> Result<DetectRequest, DetectError> {
                 }
                 let mut win = Vec::with_capacity(WINDOW_STEPS);
                 for (j, r) in rows.iter().enumerate() {
-                    win.push(row::<SERIES_WIDTH>(r, &format!("{path}[{j}]"), &names)?);
+                    let mut row = [0f32; SERIES_WIDTH];
+                    values(r, &format!("{path}[{j}]"), &names, &mut row)?;
+                    win.push(row);
                 }
                 out.push(win);
             }
@@ -245,19 +268,19 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn row<const N: usize>(v: &Value, path: &str, names: &[&str; N]) -> Result<[f32; N], DetectError> {
-    let items = array(v, path)?;
-    if items.len() != N {
+/// One row of `names.len()` finite values into `out`'s first ones.
+fn values(v: &Value, path: &str, names: &[&str], out: &mut [f32]) -> Result<(), DetectError> {
+    let (items, n) = (array(v, path)?, names.len());
+    if items.len() != n {
         return Err(DetectError::Shape {
             path: path.to_string(),
             message: format!(
-                "a row has {N} values ({}), not {}",
+                "a row has {n} values ({}), not {}",
                 names.join(", "),
                 items.len()
             ),
         });
     }
-    let mut out = [0f32; N];
     for (i, x) in items.iter().enumerate() {
         let f = x.as_f64().map(|f| f as f32);
         match f {
@@ -269,7 +292,7 @@ fn row<const N: usize>(v: &Value, path: &str, names: &[&str; N]) -> Result<[f32;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn kind_or_value(v: &Value) -> String {
@@ -321,7 +344,7 @@ impl Scorer {
     pub fn score(&self, req: &DetectRequest) -> Result<DetectReply, DetectError> {
         let unavailable = |e: &dyn std::fmt::Display| DetectError::Unavailable(e.to_string());
         match req {
-            DetectRequest::Flows(rows) => {
+            DetectRequest::Flows(set, rows) => {
                 let mut guard = self.flow.lock().unwrap_or_else(|p| p.into_inner());
                 if guard.is_none() {
                     let b = self
@@ -332,27 +355,25 @@ impl Scorer {
                 }
                 let b = guard.as_mut().ok_or_else(|| unavailable(&"not loaded"))?;
                 let det = &mut b.detector;
-                // Rows are `flow-v1` vectors; a `flow-v2` row needs the reverse direction and
-                // the service context, which a request of single rows does not carry.
-                if det.width() != FLOW_WIDTH {
-                    return Err(unavailable(&format!(
-                        "the flow model reads {} rows; /detect scores flow-v1 rows only",
-                        det.set().schema()
-                    )));
+                if *set != det.set() {
+                    return Err(DetectError::WrongSchema {
+                        want: det.set().schema(),
+                        width: det.width(),
+                        names: det.set().names().join(", "),
+                        sent: set.schema(),
+                    });
                 }
-                let scaled: Vec<crate::models::flow_scorer::FlowRow> = rows
-                    .iter()
-                    .map(|r| det.scaler().scale(&crate::models::flow_scorer::row_of(r)))
-                    .collect();
-                let mut out = Vec::with_capacity(rows.len() * FLOW_WIDTH);
+                let width = det.width();
+                let scaled: Vec<FlowRow> = rows.iter().map(|r| det.scaler().scale(r)).collect();
+                let mut out = Vec::with_capacity(rows.len() * width);
                 det.run_scaled(&scaled, &mut out)
                     .map_err(|e| unavailable(&e))?;
                 let (threshold, high) = (det.threshold, det.high_ratio);
                 let results = scaled
                     .iter()
-                    .zip(out.chunks(FLOW_WIDTH))
+                    .zip(out.chunks(width))
                     .map(|(s, o)| {
-                        let v = Verdict::judge_first(s, FLOW_WIDTH, o, threshold, high);
+                        let v = Verdict::judge_first(s, width, o, threshold, high);
                         result(v.error, v.severity, threshold)
                     })
                     .collect();
@@ -433,8 +454,22 @@ mod tests {
             parse_detect(br#"{"detector":"flow_ae","flows":[[1,2,3,4,5,6,7,8]]}"#).expect("valid");
         assert_eq!(
             ok,
-            DetectRequest::Flows(vec![[1., 2., 3., 4., 5., 6., 7., 8.]])
+            DetectRequest::Flows(
+                FlowSet::V1,
+                vec![crate::models::flow_scorer::row_of(&[
+                    1., 2., 3., 4., 5., 6., 7., 8.
+                ])]
+            )
         );
+        let v2 = br#"{"detector":"flow_ae","flows":[[1,2,3,4,5,6,7,8,9,0,1,2,3,4,5,6,7]]}"#;
+        assert!(matches!(
+            parse_detect(v2),
+            Ok(DetectRequest::Flows(FlowSet::V2, _))
+        ));
+        let e = err(r#"{"detector":"flow_ae","schema":"flow-v2","flows":[[1,2,3,4,5,6,7,8]]}"#);
+        assert!(e.to_string().contains("a row has 17 values"), "{e}");
+        let e = err(r#"{"detector":"flow_ae","schema":"flow-v3","flows":[[1]]}"#);
+        assert_eq!(e.code(), "wrong_schema");
         let e = err(r#"{"detector":"flow_ae","flows":[[1,2,3]]}"#);
         assert_eq!(e.code(), "wrong_shape");
         assert!(
@@ -530,14 +565,23 @@ mod tests {
 
     #[test]
     fn scoring_with_the_builtin_models_flags_an_outlier() {
+        use crate::models::flow_scorer::row_of;
         let scorer = Scorer::new(ModelSources::default());
         let m = crate::models::bundle::BUILTIN_MANIFEST;
         let manifest: crate::models::Manifest = serde_json::from_str(m).expect("manifest");
         let normal: Vec<f32> = manifest.golden.inputs[0].clone();
-        let normal: [f32; FLOW_WIDTH] = normal.try_into().expect("8 values");
+        assert_eq!(normal.len(), 8);
         let weird = [1e9f32, 1e12, 0.0, 1e6, 1e5, 0.0, 1e4, 0.0];
+        let rows = vec![row_of(&normal), row_of(&weird)];
+        let e = scorer
+            .score(&DetectRequest::Flows(FlowSet::V2, rows.clone()))
+            .expect_err("flow-v2 rows to a flow-v1 model");
+        assert!(
+            e.to_string().contains("reads flow-v1 rows (8 values"),
+            "{e}"
+        );
         let reply = scorer
-            .score(&DetectRequest::Flows(vec![normal, weird]))
+            .score(&DetectRequest::Flows(FlowSet::V1, rows))
             .expect("scored");
         assert_eq!(reply.results.len(), 2);
         assert!((reply.threshold - manifest.threshold.value).abs() < 1e-9);

@@ -23,6 +23,7 @@ pub mod prom;
 mod prom_capture;
 mod prom_eve;
 pub mod query;
+mod samples;
 
 pub use config::{HttpConfig, RawHttp, Token};
 
@@ -97,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/models/fleet", get(fleet::status))
         .route("/models/fleet/activate", post(fleet::activate))
         .route("/models/fleet/rollback", post(fleet::rollback))
-        .route("/samples", get(samples))
+        .route("/samples", get(samples::samples))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/", get(dashboard::index))
@@ -179,20 +180,6 @@ async fn health(State(s): State<AppState>) -> Response {
         "learning": learning_view(&s.learning),
     }))
     .into_response()
-}
-
-/// `GET /samples`: the reservoir of feature rows for central training, as CSV (what
-/// `netwarden samples export` writes).
-async fn samples(State(s): State<AppState>) -> Response {
-    let store = s.store.clone();
-    match tokio::task::spawn_blocking(move || store.sample_buckets()).await {
-        Ok(Ok(buckets)) => {
-            let (text, _) = crate::records::samples::csv(&buckets);
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
-        }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
-    }
 }
 
 /// Each learning detector's status with its progress (0 to 1).
@@ -567,6 +554,7 @@ async fn detect(State(s): State<AppState>, body: axum::body::Body) -> Response {
             } else {
                 StatusCode::BAD_REQUEST
             };
+            s.metrics.add(&s.metrics.http_bad_requests, 1);
             return error(status, e.code(), &e);
         }
     };
@@ -574,6 +562,10 @@ async fn detect(State(s): State<AppState>, body: axum::body::Body) -> Response {
     let reply = tokio::task::spawn_blocking(move || scorer.score(&req)).await;
     let r = match reply {
         Ok(Ok(reply)) => Json(reply).into_response(),
+        Ok(Err(e @ detect::DetectError::WrongSchema { .. })) => {
+            s.metrics.add(&s.metrics.http_bad_requests, 1);
+            error(StatusCode::BAD_REQUEST, e.code(), &e)
+        }
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
     };

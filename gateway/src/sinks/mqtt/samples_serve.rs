@@ -92,17 +92,21 @@ impl SamplesServer {
                                     .add(&self.metrics.samples_transfers_abandoned, 1);
                             }
                             let store = self.store.clone();
-                            let csv = tokio::task::spawn_blocking(move || {
-                                store
-                                    .sample_buckets()
-                                    .map(|b| crate::records::samples::csv(&b))
-                            })
-                            .await;
+                            // Checked in `Request::decode`.
+                            let pick = r.schema.as_deref().and_then(|s| {
+                                crate::records::samples::SchemaPick::parse(s, None).ok()
+                            });
+                            let pick = pick.filter(|p| {
+                                !matches!(p, crate::records::samples::SchemaPick::Active(_))
+                            });
+                            let csv =
+                                tokio::task::spawn_blocking(move || store.samples_csv(pick)).await;
                             match csv {
                                 Ok(Ok((text, stats))) => {
                                     tracing::info!(
                                         id = %r.id,
                                         rows = stats.rows,
+                                        schema = stats.schema.map_or("all", |s| s.name()),
                                         bytes = text.len(),
                                         "Samples requested over MQTT"
                                     );

@@ -1,7 +1,8 @@
 //! The learning period's state in sled (tree `learning`), so a restart resumes it: per
 //! detector its [`LearningStatus`] (JSON, key `status/<detector>`) and the scores it keeps
-//! (opaque bytes the pipeline encodes, key `samples/<detector>`). `netwarden learn --restart`
-//! clears the tree.
+//! (opaque bytes the pipeline encodes, key `samples/<detector>`), and for a `flow-v2` flow model
+//! the services learnt (its novelty filter, key `novelty/<detector>`). `netwarden learn
+//! --restart` clears the tree.
 
 use crate::records::learning::LearningStatus;
 
@@ -12,6 +13,16 @@ const TREE: &str = "learning";
 impl Store {
     /// Saves one detector's state (status and samples in one batch, then flushed).
     pub fn save_learning(&self, status: &LearningStatus, samples: &[u8]) -> Result<(), StoreError> {
+        self.save_learning_with(status, samples, None)
+    }
+
+    /// [`Store::save_learning`], with the `flow-v2` novelty filter in the same batch when given.
+    pub fn save_learning_with(
+        &self,
+        status: &LearningStatus,
+        samples: &[u8],
+        novelty: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let tree = self.db.open_tree(TREE)?;
         let mut batch = sled::Batch::default();
         batch.insert(
@@ -19,6 +30,9 @@ impl Store {
             serde_json::to_vec(status)?,
         );
         batch.insert(format!("samples/{}", status.detector).as_bytes(), samples);
+        if let Some(n) = novelty {
+            batch.insert(format!("novelty/{}", status.detector).as_bytes(), n);
+        }
         tree.apply_batch(batch)?;
         tree.flush()?;
         Ok(())
@@ -39,6 +53,14 @@ impl Store {
             .map(|v| v.to_vec())
             .unwrap_or_default();
         Ok(Some((status, samples)))
+    }
+
+    /// One detector's saved `flow-v2` novelty filter, if any.
+    pub fn load_novelty(&self, detector: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tree = self.db.open_tree(TREE)?;
+        Ok(tree
+            .get(format!("novelty/{detector}").as_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     /// Every detector's saved state.
@@ -90,7 +112,17 @@ mod tests {
         let (st, samples) = s.load_learning("flow_ae").expect("load").expect("saved");
         assert_eq!((st, samples), (status("learning"), vec![1, 2, 3]));
         assert_eq!(s.learning_statuses().expect("all").len(), 1);
+        assert!(s.load_novelty("flow_ae").expect("novelty").is_none());
+        s.save_learning_with(&status("done"), &[], Some(&[9; 16]))
+            .expect("save with novelty");
+        drop(s);
+        let s = Store::open(dir.path(), 1 << 20, 100).expect("reopen");
+        assert_eq!(
+            s.load_novelty("flow_ae").expect("novelty"),
+            Some(vec![9; 16])
+        );
         s.reset_learning().expect("reset");
         assert!(s.load_learning("flow_ae").expect("load").is_none());
+        assert!(s.load_novelty("flow_ae").expect("novelty").is_none());
     }
 }

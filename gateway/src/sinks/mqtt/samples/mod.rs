@@ -51,6 +51,8 @@ pub enum SamplesWireError {
     Window(u32),
     #[error("chunk: {0}")]
     Chunk(&'static str),
+    #[error("{0}")]
+    Schema(String),
     #[error("topic {0:?} is not a samples topic of this gateway")]
     Topic(String),
 }
@@ -81,6 +83,9 @@ pub struct Request {
     /// Resume from this chunk (0: from the start).
     #[serde(default)]
     pub from: u32,
+    /// Which rows: `flow-v1`, `flow-v2` or `all`; absent: the active flow model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 impl Request {
@@ -97,6 +102,10 @@ impl Request {
         }
         if !(1..=MAX_WINDOW).contains(&r.window) {
             return Err(SamplesWireError::Window(r.window));
+        }
+        if let Some(s) = &r.schema {
+            crate::records::samples::SchemaPick::parse(s, None)
+                .map_err(SamplesWireError::Schema)?;
         }
         Ok(r)
     }
@@ -234,6 +243,7 @@ mod tests {
             chunk_bytes: chunk,
             window,
             from: 0,
+            schema: None,
         }
     }
 
@@ -244,8 +254,18 @@ mod tests {
     #[test]
     fn requests_and_acks_are_bounded_and_checked() {
         let r = req("t-1", 4096, 8);
-        assert_eq!(Request::decode(&r.encode()), Ok(r));
-        let cases: [(&str, &str); 7] = [
+        assert_eq!(Request::decode(&r.encode()), Ok(r.clone()));
+        assert!(!String::from_utf8_lossy(&r.encode()).contains("schema"));
+        let v2 = Request {
+            schema: Some("flow-v2".into()),
+            ..r
+        };
+        assert_eq!(Request::decode(&v2.encode()), Ok(v2));
+        let cases: [(&str, &str); 8] = [
+            (
+                r#"{"format":1,"id":"a","chunk_bytes":4096,"window":8,"schema":"flow-v9"}"#,
+                "schema \"flow-v9\" is not one of",
+            ),
             (
                 r#"{"format":2,"id":"a","chunk_bytes":4096,"window":8}"#,
                 "format 2",
