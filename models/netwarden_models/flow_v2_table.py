@@ -15,6 +15,18 @@ MODELS = {"shipped": "built-in flow-v1", "v1": "lab flow-v1", "v2": "lab flow-v2
 KEY_KINDS = ("scan", "flood", "exfiltration")  # the issue's "every scan, flood and exfiltration"
 
 
+def first_alert_cells(result: dict) -> tuple[str, str]:
+    """The slowest first alert (flow time) over the detected scan/flood/exfiltration phases but
+    scan_slow, and scan_slow's own first alert, as table cells ("-" when not detected)."""
+    key = [p for p in result["phases"] if p["kind"].split("_")[0] in KEY_KINDS]
+    hit = [p["first_alert_flow_s"] for p in key if p["kind"] != "scan_slow"
+           and p["detected"] and p["first_alert_flow_s"] is not None]
+    slowest = f"{max(hit):.2f} s" if hit else "-"
+    ss = [p for p in key if p["kind"] == "scan_slow"]
+    slow = f'{ss[0]["first_alert_flow_s"]:.1f} s' if ss and ss[0]["detected"] else "-"
+    return slowest, slow
+
+
 def rows(eval_dir: Path, runs: list[str]) -> list[str]:
     out = ["| run | model | threshold | path | phases | scan/flood/exfil | incidents opened | false "
            "| false / h | benign over threshold | ROC-AUC | slowest 1st alert (flow), scan/flood/exfil "
@@ -28,11 +40,7 @@ def rows(eval_dir: Path, runs: list[str]) -> list[str]:
                     if r["detector"] != "flow_ae":
                         continue
                     key = [p for p in r["phases"] if p["kind"].split("_")[0] in KEY_KINDS]
-                    hit = [p["first_alert_flow_s"] for p in key if p["kind"] != "scan_slow"
-                           and p["detected"] and p["first_alert_flow_s"] is not None]
-                    slow = f"{max(hit):.2f} s" if hit else "-"
-                    ss = [p for p in key if p["kind"] == "scan_slow"]
-                    ss = f'{ss[0]["first_alert_flow_s"]:.1f} s' if ss and ss[0]["detected"] else "-"
+                    slow, ss = first_alert_cells(r)
                     c = r["flows"]["confusion"]
                     benign = c["fp"] + c["tn"]
                     a = r["alerts"]

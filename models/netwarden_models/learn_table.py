@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from .flow_v2_table import first_alert_cells
+
 KEY_KINDS = ("scan", "flood", "exfiltration")  # the "every scan, flood and exfiltration"
 
 HEADER = ("| run / setting | detector | path | threshold | fit | phases | scan/flood/exfil "
@@ -46,11 +48,7 @@ def fit_text(result: dict) -> str:
 
 def row(label: str, report: dict, result: dict) -> str:
     key = [p for p in result["phases"] if p["kind"].split("_")[0] in KEY_KINDS]
-    hit = [p["first_alert_flow_s"] for p in key if p["kind"] != "scan_slow"
-           and p["detected"] and p["first_alert_flow_s"] is not None]
-    slowest = f"{max(hit):.2f} s" if hit else "-"
-    slow = [p for p in key if p["kind"] == "scan_slow"]
-    slow = f'{slow[0]["first_alert_flow_s"]:.1f} s' if slow and slow[0]["detected"] else "-"
+    slowest, slow = first_alert_cells(result)
     c = result["flows"]["confusion"]
     benign = c["fp"] + c["tn"]
     a = result["alerts"]
