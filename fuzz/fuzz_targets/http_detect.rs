@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if text.len() <= 256 {
             let _ = parse_time(text, 1_800_000_000_000);
-            let _ = SchemaPick::parse(text, None);
+            let _ = SchemaPick::parse(text);
         }
     }
 });

@@ -61,13 +61,10 @@ pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
     }
     let store = super::history::open(&data_dir)
         .with_context(|| format!("cannot open {}", data_dir.display()))?;
-    let active = store
-        .samples_schema()
-        .context("cannot read the stored samples")?;
-    let pick = crate::records::samples::SchemaPick::parse(&schema, active)
+    let pick = crate::records::samples::SchemaPick::parse(&schema)
         .map_err(|e| anyhow::anyhow!("--schema: {e}"))?;
     let (text, stats) = store
-        .samples_csv(Some(pick))
+        .samples_csv(pick)
         .context("cannot read the stored samples")?;
     if out.as_os_str() == "-" {
         use std::io::Write;
@@ -78,7 +75,7 @@ pub fn execute(args: SamplesArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "{} {} rows from {} buckets{}{}",
         stats.rows,
-        stats.schema.map_or("mixed", |s| s.name()),
+        stats.schema.map_or("mixed", |s| s.schema()),
         stats.buckets,
         if stats.other_rows > 0 {
             format!(

@@ -53,7 +53,7 @@ pub struct FetchArgs {
 }
 
 fn parse_schema(s: &str) -> Result<String, String> {
-    crate::records::samples::SchemaPick::parse(s, None).map(|_| s.to_string())
+    crate::records::samples::SchemaPick::parse(s).map(|_| s.to_string())
 }
 
 pub fn execute(args: FetchArgs) -> anyhow::Result<ExitCode> {

@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use netwarden_firmware::features::{FLOW_FEATURES, FLOW_SCHEMA, FLOW_WIDTH};
-use netwarden_firmware::features_v2::{FLOW_V2_FEATURES, FLOW_V2_SCHEMA, FLOW_V2_WIDTH};
+use netwarden_firmware::features_v2::FLOW_V2_WIDTH;
 use netwarden_firmware::Scaler;
 use tract_onnx::prelude::*;
 
@@ -40,48 +39,10 @@ type Plan = Arc<TypedRunnableModel>;
 /// Values a pipeline row carries: the widest feature set's.
 pub const ROW: usize = FLOW_V2_WIDTH;
 
-/// One flow's raw or scaled values; a `flow-v1` model uses the first [`FLOW_WIDTH`].
+/// One flow's raw or scaled values; a `flow-v1` model uses the first `FLOW_WIDTH` (8).
 pub type FlowRow = [f32; ROW];
 
-/// The flow feature set a bundle was trained on (its manifest's `schema`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowSet {
-    V1,
-    V2,
-}
-
-impl FlowSet {
-    pub fn from_schema(schema: &str) -> Option<FlowSet> {
-        match schema {
-            FLOW_SCHEMA => Some(FlowSet::V1),
-            FLOW_V2_SCHEMA => Some(FlowSet::V2),
-            _ => None,
-        }
-    }
-
-    pub const fn schema(self) -> &'static str {
-        match self {
-            FlowSet::V1 => FLOW_SCHEMA,
-            FlowSet::V2 => FLOW_V2_SCHEMA,
-        }
-    }
-
-    /// Values per row the model reads and reconstructs.
-    pub const fn width(self) -> usize {
-        match self {
-            FlowSet::V1 => FLOW_WIDTH,
-            FlowSet::V2 => FLOW_V2_WIDTH,
-        }
-    }
-
-    /// Feature names in row order (`width()` of them).
-    pub fn names(self) -> &'static [&'static str] {
-        match self {
-            FlowSet::V1 => &FLOW_FEATURES,
-            FlowSet::V2 => &FLOW_V2_FEATURES,
-        }
-    }
-}
+pub use crate::records::FlowSet;
 
 /// A `flow-v1` vector as a row (the rest zero).
 pub fn row_of(values: &[f32]) -> FlowRow {

@@ -255,14 +255,6 @@ impl FlowPipeline {
         self.detector.set()
     }
 
-    /// The feature set of the rows the reservoir keeps now (the active model's).
-    pub fn sample_schema(&self) -> crate::records::samples::SampleSchema {
-        match self.detector.set() {
-            FlowSet::V1 => crate::records::samples::SampleSchema::FlowV1,
-            FlowSet::V2 => crate::records::samples::SampleSchema::FlowV2,
-        }
-    }
-
     fn arrival(&self) -> u64 {
         self.arrival_ms.unwrap_or_else(crate::now_ms)
     }
@@ -438,7 +430,7 @@ impl FlowPipeline {
         let now_ms = (self.now_ms)();
         let width = self.detector.width();
         let names = self.detector.set().names();
-        let sample_schema = self.sample_schema();
+        let sample_schema = self.feature_set();
         self.active_scores.clear();
         for (p, out) in self.pending.iter().zip(self.outputs.chunks(width)) {
             let verdict = Verdict::judge_first(&p.scaled, width, out, threshold, high);

@@ -8,7 +8,7 @@
 //! Records arrive in the exporter's expiry order: a record whose bucket is older than the open
 //! one joins the open one (its time is kept), a newer one closes it.
 //!
-//! Rows carry the active flow model's feature set ([`SampleSchema`]); a bucket holds one. A
+//! Rows carry the active flow model's feature set ([`FlowSet`]); a bucket holds one. A
 //! record of another schema (the gateway restarted with a model of the other set) closes the
 //! open bucket and starts a new one, stored under its own key, so schemas never mix in a bucket.
 
@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use netwarden_firmware::FlowRecord;
 
-use crate::records::samples::{Identity, SampleRow, SampleSchema, MAX_WIDTH};
+use crate::records::samples::{Identity, SampleRow, MAX_WIDTH};
+use crate::records::FlowSet;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReservoirConfig {
@@ -44,7 +45,7 @@ impl Default for ReservoirConfig {
 pub struct Bucket {
     pub start_ms: u64,
     /// The feature set of every row.
-    pub schema: SampleSchema,
+    pub schema: FlowSet,
     /// Records offered to this bucket (the sample holds at most `per_bucket` of them).
     pub seen: u64,
     pub rows: Vec<SampleRow>,
@@ -73,7 +74,7 @@ impl Reservoir {
     }
 
     /// Offers one scored record: its `schema`'s features (`raw`, at least its width).
-    pub fn observe(&mut self, flow: &FlowRecord, schema: SampleSchema, raw: &[f32], score: f32) {
+    pub fn observe(&mut self, flow: &FlowRecord, schema: FlowSet, raw: &[f32], score: f32) {
         let width = (self.cfg.bucket.as_millis() as u64).max(1);
         let start = flow.last_ms / width * width;
         match &self.open {
@@ -143,7 +144,7 @@ mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
 
-    const V1: SampleSchema = SampleSchema::FlowV1;
+    const V1: FlowSet = FlowSet::V1;
 
     fn flow(t: u64) -> FlowRecord {
         FlowRecord {
@@ -219,14 +220,14 @@ mod tests {
         r.observe(&flow(1_000), V1, &[1.0; 8], 0.1);
         r.observe(&flow(2_000), V1, &[1.0; 8], 0.1);
         // Restarted with a flow-v2 model, same hour.
-        r.observe(&flow(3_000), SampleSchema::FlowV2, &[2.0; 17], 0.2);
+        r.observe(&flow(3_000), FlowSet::V2, &[2.0; 17], 0.2);
         let closed = r.take_closed();
         assert_eq!(closed.len(), 1);
         assert_eq!((closed[0].schema, closed[0].rows.len()), (V1, 2));
         let open = r.open_bucket().expect("open");
         assert_eq!(
             (open.schema, open.start_ms, open.rows.len()),
-            (SampleSchema::FlowV2, 0, 1)
+            (FlowSet::V2, 0, 1)
         );
         assert_eq!(open.rows[0].values(), &[2.0; 17]);
     }

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod eve;
 pub mod flow;
 pub mod flow_ledger;
+pub mod flow_set;
 pub mod learning;
 pub mod rate;
 pub mod samples;
@@ -24,6 +25,7 @@ pub use alert::{
     GRAPH_DETECTOR, SERIES_DETECTOR, SERIES_DETECTOR_ALIAS,
 };
 pub use flow::{Datagram, FlowInput, FlowOrigin};
+pub use flow_set::FlowSet;
 pub use rate::RateSample;
 pub use status::{ExporterBoard, ExporterStats, StatusBoard, TargetStatus};
 pub use summary::{FlowSummary, HostSummary, ScoreSummary};

@@ -9,60 +9,16 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use netwarden_firmware::features::FLOW_FEATURES;
-use netwarden_firmware::features_v2::FLOW_V2_FEATURES;
-
-/// Features per `flow-v1` row.
-pub const WIDTH: usize = 8;
+use super::FlowSet;
 
 /// Features a row holds at most (`flow-v2`).
-pub const MAX_WIDTH: usize = FLOW_V2_FEATURES.len();
+pub const MAX_WIDTH: usize = FlowSet::V2.width();
 
-/// The feature set of a row (the flow model's `features.schema` when it was scored).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SampleSchema {
-    #[default]
-    FlowV1,
-    FlowV2,
-}
-
-impl SampleSchema {
-    pub const ALL: [SampleSchema; 2] = [SampleSchema::FlowV1, SampleSchema::FlowV2];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SampleSchema::FlowV1 => "flow-v1",
-            SampleSchema::FlowV2 => "flow-v2",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<SampleSchema> {
-        SampleSchema::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    pub fn names(self) -> &'static [&'static str] {
-        match self {
-            SampleSchema::FlowV1 => &FLOW_FEATURES,
-            SampleSchema::FlowV2 => &FLOW_V2_FEATURES,
-        }
-    }
-
-    pub fn width(self) -> usize {
-        self.names().len()
-    }
-
-    /// The row tag's base in [`encode`]'s bytes (plus 1 with identity).
-    fn tag(self) -> u8 {
-        match self {
-            SampleSchema::FlowV1 => 0,
-            SampleSchema::FlowV2 => 2,
-        }
-    }
-}
-
-impl std::fmt::Display for SampleSchema {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+/// The row tag's base in [`encode`]'s bytes (plus 1 with identity).
+fn tag(set: FlowSet) -> u8 {
+    match set {
+        FlowSet::V1 => 0,
+        FlowSet::V2 => 2,
     }
 }
 
@@ -78,7 +34,7 @@ pub struct Identity {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SampleRow {
     pub ts_ms: u64,
-    pub schema: SampleSchema,
+    pub schema: FlowSet,
     pub identity: Option<Identity>,
     /// The first `schema.width()` are the row's features; the rest are 0.
     pub features: [f32; MAX_WIDTH],
@@ -109,9 +65,9 @@ fn put_ip(out: &mut Vec<u8>, ip: &IpAddr) {
 /// ts (u64 LE), the identity (two tagged addresses, ports, protocol), the schema's features and
 /// the score (f32 LE). Rows stored before `flow-v2` rows existed read as `flow-v1`.
 pub fn encode(rows: &[SampleRow]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rows.len() * (9 + 4 * (WIDTH + 1)));
+    let mut out = Vec::with_capacity(rows.iter().map(|r| 9 + 4 * (r.schema.width() + 1)).sum());
     for r in rows {
-        out.push(r.schema.tag() + u8::from(r.identity.is_some()));
+        out.push(tag(r.schema) + u8::from(r.identity.is_some()));
         out.extend_from_slice(&r.ts_ms.to_le_bytes());
         if let Some(id) = &r.identity {
             put_ip(&mut out, &id.src);
@@ -147,8 +103,8 @@ impl Reader<'_> {
     fn row(&mut self) -> Option<SampleRow> {
         let tag = self.take::<1>()?[0];
         let schema = match tag {
-            0 | 1 => SampleSchema::FlowV1,
-            2 | 3 => SampleSchema::FlowV2,
+            0 | 1 => FlowSet::V1,
+            2 | 3 => FlowSet::V2,
             _ => return None,
         };
         let ts_ms = u64::from_le_bytes(self.take()?);
@@ -238,9 +194,9 @@ pub fn csv_line(out: &mut String, r: &SampleRow, identity: bool, width: usize) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemaPick {
     /// The active flow model's schema (`active`), else the newest stored row's.
-    Active(Option<SampleSchema>),
+    Active(Option<FlowSet>),
     /// Only this schema's rows.
-    Only(SampleSchema),
+    Only(FlowSet),
     /// Every row; with both schemas the columns are `flow-v2`'s and `flow-v1` rows leave the
     /// last ones empty (a trainer refuses such a mix: it is for inspection).
     All,
@@ -248,12 +204,13 @@ pub enum SchemaPick {
 
 impl SchemaPick {
     /// `flow-v1`, `flow-v2` or `all` (a query value, a request field, a CLI flag); `active`
-    /// (or nothing) is the active model's, known only where the rows are read.
-    pub fn parse(s: &str, active: Option<SampleSchema>) -> Result<SchemaPick, String> {
+    /// (or nothing) is the active model's, known only where the rows are read
+    /// (`SchemaPick::Active(None)`, resolved by the store).
+    pub fn parse(s: &str) -> Result<SchemaPick, String> {
         match s {
             "all" => Ok(SchemaPick::All),
-            "" | "active" => Ok(SchemaPick::Active(active)),
-            other => SampleSchema::from_name(other)
+            "" | "active" => Ok(SchemaPick::Active(None)),
+            other => FlowSet::from_schema(other)
                 .map(SchemaPick::Only)
                 .ok_or_else(|| {
                     format!("schema {other:?} is not one of flow-v1, flow-v2, all, active")
@@ -270,7 +227,7 @@ pub struct CsvStats {
     /// Buckets whose bytes were damaged (their good rows are still written).
     pub damaged: usize,
     /// The schema of the rows written (`None`: all, or nothing stored).
-    pub schema: Option<SampleSchema>,
+    pub schema: Option<FlowSet>,
     /// Stored rows of another schema, left out.
     pub other_rows: usize,
 }
@@ -310,12 +267,9 @@ pub fn csv(buckets: &[(u64, Vec<u8>)], pick: SchemaPick) -> (String, CsvStats) {
     });
     stats.rows = all.len();
     let identity = all.iter().any(|r| r.identity.is_some());
-    let widest = stats.schema.unwrap_or_else(|| {
-        all.iter()
-            .map(|r| r.schema)
-            .max()
-            .unwrap_or(SampleSchema::FlowV1)
-    });
+    let widest = stats
+        .schema
+        .unwrap_or_else(|| all.iter().map(|r| r.schema).max().unwrap_or(FlowSet::V1));
     let mut out = csv_header(widest.names(), identity);
     for r in &all {
         csv_line(&mut out, r, identity, widest.width());
@@ -332,7 +286,7 @@ mod tests {
         features[..8].copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 0.0, 5.0, 6.5, 7.0]);
         SampleRow {
             ts_ms: ts,
-            schema: SampleSchema::FlowV1,
+            schema: FlowSet::V1,
             identity: identity.then(|| Identity {
                 src: "10.0.0.1".parse().expect("ip"),
                 dst: "fe80::2".parse().expect("ip"),
@@ -352,7 +306,7 @@ mod tests {
         }
         SampleRow {
             ts_ms: ts,
-            schema: SampleSchema::FlowV2,
+            schema: FlowSet::V2,
             identity: None,
             features,
             score: 0.5,
@@ -384,7 +338,7 @@ mod tests {
         let buckets = vec![(0, old), (0, new)];
         let (text, stats) = csv(&buckets, SchemaPick::Active(None));
         assert_eq!((stats.rows, stats.other_rows), (1, 2));
-        assert_eq!(stats.schema, Some(SampleSchema::FlowV2));
+        assert_eq!(stats.schema, Some(FlowSet::V2));
         let mut lines = text.lines();
         let header = lines.next().expect("header");
         assert!(header.starts_with("ts_ms,schema,bidirectional_packets,"));
@@ -396,7 +350,7 @@ mod tests {
             .expect("row")
             .starts_with("3,flow-v2,0.5,"));
         // The daemon says flow-v1 is active: the older rows.
-        let (text, stats) = csv(&buckets, SchemaPick::Active(Some(SampleSchema::FlowV1)));
+        let (text, stats) = csv(&buckets, SchemaPick::Active(Some(FlowSet::V1)));
         assert_eq!((stats.rows, stats.other_rows), (2, 1));
         assert_eq!(
             text.lines().next().expect("h").split(',').count(),

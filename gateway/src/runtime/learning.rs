@@ -223,7 +223,7 @@ impl LearningSaver {
     }
 
     fn samples(&mut self, pipeline: &mut FlowPipeline, store: &Store, force: bool) {
-        let schema = pipeline.sample_schema();
+        let schema = pipeline.feature_set();
         let Some(r) = pipeline.reservoir_mut() else {
             return;
         };

@@ -14,11 +14,12 @@ pub(super) async fn samples(
     State(s): State<AppState>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let pick = match q.get("schema").map(|v| SchemaPick::parse(v, None)) {
-        None => None,
-        Some(Ok(SchemaPick::Active(_))) => None,
-        Some(Ok(p)) => Some(p),
-        Some(Err(e)) => {
+    let pick = match q
+        .get("schema")
+        .map_or(Ok(SchemaPick::Active(None)), |v| SchemaPick::parse(v))
+    {
+        Ok(p) => p,
+        Err(e) => {
             s.metrics.add(&s.metrics.http_bad_requests, 1);
             return error(StatusCode::BAD_REQUEST, "bad_query", e);
         }
@@ -26,7 +27,7 @@ pub(super) async fn samples(
     let store = s.store.clone();
     match tokio::task::spawn_blocking(move || store.samples_csv(pick)).await {
         Ok(Ok((text, stats))) => {
-            let schema = stats.schema.map_or("all", |s| s.name());
+            let schema = stats.schema.map_or("all", |s| s.schema());
             (
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

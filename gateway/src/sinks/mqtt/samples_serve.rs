@@ -93,12 +93,11 @@ impl SamplesServer {
                             }
                             let store = self.store.clone();
                             // Checked in `Request::decode`.
-                            let pick = r.schema.as_deref().and_then(|s| {
-                                crate::records::samples::SchemaPick::parse(s, None).ok()
-                            });
-                            let pick = pick.filter(|p| {
-                                !matches!(p, crate::records::samples::SchemaPick::Active(_))
-                            });
+                            let pick = r
+                                .schema
+                                .as_deref()
+                                .and_then(|s| crate::records::samples::SchemaPick::parse(s).ok())
+                                .unwrap_or(crate::records::samples::SchemaPick::Active(None));
                             let csv =
                                 tokio::task::spawn_blocking(move || store.samples_csv(pick)).await;
                             match csv {
@@ -106,7 +105,7 @@ impl SamplesServer {
                                     tracing::info!(
                                         id = %r.id,
                                         rows = stats.rows,
-                                        schema = stats.schema.map_or("all", |s| s.name()),
+                                        schema = stats.schema.map_or("all", |s| s.schema()),
                                         bytes = text.len(),
                                         "Samples requested over MQTT"
                                     );

@@ -4,16 +4,17 @@
 //! `max_buckets` are kept, so the tree stays bounded. Tree `samples_meta` key `schema` holds
 //! the active flow model's schema, the rows a CSV carries by default.
 
-use crate::records::samples::SampleSchema;
+use crate::records::samples::SchemaPick;
+use crate::records::FlowSet;
 
 use super::{Store, StoreError};
 
 const TREE: &str = "samples";
 const META: &str = "samples_meta";
 
-fn bucket_key(start_ms: u64, schema: SampleSchema) -> Vec<u8> {
+fn bucket_key(start_ms: u64, schema: FlowSet) -> Vec<u8> {
     let mut k = start_ms.to_be_bytes().to_vec();
-    if schema != SampleSchema::FlowV1 {
+    if schema != FlowSet::V1 {
         k.push(2);
     }
     k
@@ -24,7 +25,7 @@ impl Store {
     pub fn put_sample_bucket(
         &self,
         start_ms: u64,
-        schema: SampleSchema,
+        schema: FlowSet,
         rows: &[u8],
         max_buckets: usize,
     ) -> Result<(), StoreError> {
@@ -52,35 +53,33 @@ impl Store {
     }
 
     /// Records the active flow model's schema (the rows the reservoir keeps from now on).
-    pub fn set_samples_schema(&self, schema: SampleSchema) -> Result<(), StoreError> {
+    pub fn set_samples_schema(&self, schema: FlowSet) -> Result<(), StoreError> {
         let tree = self.db.open_tree(META)?;
-        if tree.get(b"schema")?.as_deref() != Some(schema.name().as_bytes()) {
-            tree.insert(b"schema", schema.name().as_bytes())?;
+        if tree.get(b"schema")?.as_deref() != Some(schema.schema().as_bytes()) {
+            tree.insert(b"schema", schema.schema().as_bytes())?;
         }
         Ok(())
     }
 
-    /// The stored rows as CSV ([`crate::records::samples::csv`]); `pick` `None`: the active
-    /// model's schema as recorded.
+    /// The stored rows as CSV ([`crate::records::samples::csv`]); `SchemaPick::Active(None)`
+    /// is the active model's schema as recorded.
     pub fn samples_csv(
         &self,
-        pick: Option<crate::records::samples::SchemaPick>,
+        pick: SchemaPick,
     ) -> Result<(String, crate::records::samples::CsvStats), StoreError> {
         let pick = match pick {
-            Some(p) => p,
-            None => crate::records::samples::SchemaPick::Active(self.samples_schema()?),
+            SchemaPick::Active(None) => SchemaPick::Active(self.samples_schema()?),
+            p => p,
         };
         Ok(crate::records::samples::csv(&self.sample_buckets()?, pick))
     }
 
     /// The schema [`Store::set_samples_schema`] recorded last (`None`: never, or unknown).
-    pub fn samples_schema(&self) -> Result<Option<SampleSchema>, StoreError> {
+    pub fn samples_schema(&self) -> Result<Option<FlowSet>, StoreError> {
         let tree = self.db.open_tree(META)?;
-        Ok(tree.get(b"schema")?.and_then(|v| {
-            std::str::from_utf8(&v)
-                .ok()
-                .and_then(SampleSchema::from_name)
-        }))
+        Ok(tree
+            .get(b"schema")?
+            .and_then(|v| std::str::from_utf8(&v).ok().and_then(FlowSet::from_schema)))
     }
 }
 
@@ -92,7 +91,7 @@ mod tests {
     fn buckets_are_replaced_and_only_the_newest_kept() {
         let dir = tempfile::tempdir().expect("tmp");
         let s = Store::open(dir.path(), 1 << 20, 100).expect("open");
-        let v1 = SampleSchema::FlowV1;
+        let v1 = FlowSet::V1;
         s.put_sample_bucket(3_600_000, v1, b"a", 2).expect("put");
         s.put_sample_bucket(3_600_000, v1, b"ab", 2)
             .expect("replace");
@@ -103,7 +102,7 @@ mod tests {
             vec![(3_600_000, b"ab".to_vec()), (7_200_000, b"new".to_vec())]
         );
         // A flow-v2 bucket of the same hour is kept beside the flow-v1 one, after it.
-        s.put_sample_bucket(7_200_000, SampleSchema::FlowV2, b"v2", 3)
+        s.put_sample_bucket(7_200_000, FlowSet::V2, b"v2", 3)
             .expect("put");
         assert_eq!(
             s.sample_buckets().expect("list"),
@@ -114,10 +113,7 @@ mod tests {
             ]
         );
         assert_eq!(s.samples_schema().expect("meta"), None);
-        s.set_samples_schema(SampleSchema::FlowV2).expect("set");
-        assert_eq!(
-            s.samples_schema().expect("meta"),
-            Some(SampleSchema::FlowV2)
-        );
+        s.set_samples_schema(FlowSet::V2).expect("set");
+        assert_eq!(s.samples_schema().expect("meta"), Some(FlowSet::V2));
     }
 }

@@ -104,8 +104,7 @@ impl Request {
             return Err(SamplesWireError::Window(r.window));
         }
         if let Some(s) = &r.schema {
-            crate::records::samples::SchemaPick::parse(s, None)
-                .map_err(SamplesWireError::Schema)?;
+            crate::records::samples::SchemaPick::parse(s).map_err(SamplesWireError::Schema)?;
         }
         Ok(r)
     }
