@@ -202,34 +202,39 @@ pub fn proto_name(p: u8) -> String {
 /// incident's counts and duration, its id and update, e.g. `high port_scan 10.0.0.1 ->
 /// 10.0.0.99: 12 flows, 3 ports (22,80,443), 5 s (incident X, update 2)`.
 pub fn incident_headline(emit: &Emit) -> String {
+    use std::fmt::Write as _;
     let inc = &emit.incident;
-    let ports = inc
-        .ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let more = if inc.ports_distinct as usize > inc.ports.len() {
-        ",..."
-    } else {
-        ""
-    };
-    format!(
-        "{} {} {} -> {}: {} flows, {} ports ({ports}{more}), {} s (incident {}, {})",
+    let mut s = String::with_capacity(160);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        s,
+        "{} {} {} -> {}: {} flows, {} ports (",
         emit.severity,
         inc.pattern,
         inc.initiator,
         inc.target.as_deref().unwrap_or("many hosts"),
         inc.flows,
         inc.ports_distinct,
+    );
+    for (i, p) in inc.ports.iter().enumerate() {
+        let _ = write!(s, "{}{p}", if i == 0 { "" } else { "," });
+    }
+    if inc.ports_distinct as usize > inc.ports.len() {
+        s.push_str(",...");
+    }
+    let _ = write!(
+        s,
+        "), {} s (incident {}, ",
         inc.last_ms.saturating_sub(inc.first_ms).div_ceil(1000),
-        inc.id,
-        if inc.update == 0 {
-            "opened".to_string()
-        } else {
-            format!("update {}", inc.update)
-        },
-    )
+        inc.id
+    );
+    match inc.update {
+        0 => s.push_str("opened)"),
+        n => {
+            let _ = write!(s, "update {n})");
+        }
+    }
+    s
 }
 
 /// Turns findings into incident alerts; pure logic, the caller supplies ids and clock.

@@ -165,7 +165,8 @@ type Key = (IpAddr, Option<IpAddr>);
 #[derive(Debug)]
 pub struct IncidentTracker {
     cfg: TrackerConfig,
-    open: HashMap<Key, Vec<Open>>,
+    /// Hashed with foldhash, seeded per process (the keys are hosts outside parties choose).
+    open: HashMap<Key, Vec<Open>, foldhash::fast::RandomState>,
     count: usize,
     now_ms: u64,
     next_sweep_ms: u64,
@@ -177,7 +178,7 @@ impl IncidentTracker {
     pub fn new(cfg: TrackerConfig) -> Self {
         IncidentTracker {
             cfg,
-            open: HashMap::new(),
+            open: HashMap::default(),
             count: 0,
             now_ms: 0,
             next_sweep_ms: 0,
@@ -277,8 +278,8 @@ impl IncidentTracker {
         self.next_sweep_ms = now.saturating_add(idle / 4 + 1);
     }
 
-    /// Over `max_open`: drops the stalest eighth at once (one sort), so a flood of new
-    /// incidents (spoofed sources) costs a sort per `max_open / 8` of them, not a scan each.
+    /// Over `max_open`: drops the stalest eighth at once (one selection), so a flood of new
+    /// incidents (spoofed sources) costs one pass per `max_open / 8` of them, not a scan each.
     fn drop_stalest(&mut self) {
         self.sweep();
         if self.count <= self.cfg.max_open {
@@ -289,13 +290,13 @@ impl IncidentTracker {
             .values()
             .flat_map(|l| l.iter().map(|o| o.last_ms))
             .collect();
-        times.sort_unstable();
         let target = self.cfg.max_open - self.cfg.max_open / 8;
         let excess = self.count.saturating_sub(target);
-        let cut = times
-            .get(excess.saturating_sub(1))
-            .copied()
-            .unwrap_or(u64::MAX);
+        // The excess-th stalest time: a selection, not a sort (a flood calls this often).
+        let cut = match excess.checked_sub(1) {
+            Some(n) if n < times.len() => *times.select_nth_unstable(n).1,
+            _ => u64::MAX,
+        };
         let mut left = excess;
         self.open.retain(|_, list| {
             list.retain(|o| {

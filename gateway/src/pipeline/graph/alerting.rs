@@ -108,13 +108,27 @@ impl EdgeAlerter {
         };
         let (alert_id, emit) = self.alerts.observe(&ev, id)?;
         let attacker_opened = !ATTACKER_LISTENS.contains(&f.pattern);
-        let (a_ip, a_port, t_ip, t_port) = if attacker_opened {
-            (opener, opener_port, receiver, receiver_port)
+        let (a_port, t_port) = if attacker_opened {
+            (opener_port, receiver_port)
         } else {
-            (receiver, receiver_port, opener, opener_port)
+            (receiver_port, opener_port)
         };
-        let attacker = format!("{a_ip}:{a_port}");
-        let target = format!("{t_ip}:{t_port}");
+        // The incident already spells both hosts (initiator = opener, target = receiver):
+        // reuse those strings rather than format the addresses again (a spoofed flood opens an
+        // incident, and so builds an alert, on nearly every edge).
+        let opener_s = emit.incident.initiator.clone();
+        let receiver_s = emit
+            .incident
+            .target
+            .clone()
+            .unwrap_or_else(|| receiver.to_string());
+        let (a_s, t_s) = if attacker_opened {
+            (opener_s, receiver_s)
+        } else {
+            (receiver_s, opener_s)
+        };
+        let attacker = format!("{a_s}:{a_port}");
+        let target = format!("{t_s}:{t_port}");
         let opened = if attacker_opened {
             format!("{attacker} opened it")
         } else {
@@ -135,8 +149,8 @@ impl EdgeAlerter {
             subject: Subject::Edge(EdgeSubject {
                 flow: FlowSubject {
                     exporter: f.origin.to_string(),
-                    src_addr: a_ip.to_string(),
-                    dst_addr: t_ip.to_string(),
+                    src_addr: a_s,
+                    dst_addr: t_s,
                     src_port: a_port,
                     dst_port: t_port,
                     protocol: r.protocol,
