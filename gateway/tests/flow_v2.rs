@@ -77,10 +77,29 @@ fn a_flow_v2_bundle_scores_paired_records_and_names_the_scanner() {
     }
 }
 
+/// The built-in bundle is the committed `flow-v2` one (`models/bundles/flow-ae-v2`), byte for
+/// byte.
+#[test]
+fn the_built_in_bundle_is_the_flow_v2_one() {
+    let builtin = Bundle::builtin(64).expect("built-in bundle");
+    let committed = v2_bundle();
+    assert_eq!(builtin.detector.set(), FlowSet::V2);
+    assert_eq!(builtin.manifest.name, committed.manifest.name);
+    assert_eq!(builtin.manifest.version, committed.manifest.version);
+    assert_eq!(
+        builtin.manifest.model.sha256,
+        committed.manifest.model.sha256
+    );
+}
+
+/// The `flow-v1` bundle (the built-in one before `flow-v2`, `models/bundles/flow-ae`) still
+/// loads, reads 8 values and pairs nothing.
 #[test]
 fn flow_v1_bundles_keep_loading_and_skip_pairing() {
-    let b = Bundle::builtin(64).expect("built-in bundle");
+    let b = Bundle::load_dir(&repo("models/bundles/flow-ae"), 64, &Trust::none())
+        .expect("flow-v1 bundle loads");
     assert_eq!(b.detector.set(), FlowSet::V1);
+    assert_eq!(b.manifest.features.schema, "flow-v1");
     let (_, m, stage) = replay(b, "tests/data/netflow/softflowd-v5-scan-mixed.pcap");
     assert_eq!(m.snapshot().flows_scored, 2446);
     assert_eq!(m.snapshot().flow_pairs_paired, 0);

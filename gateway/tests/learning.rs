@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use netwarden::models::flow_scorer::FlowSet;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_netwarden"))
 }
@@ -151,7 +153,8 @@ fn a_learnt_threshold_survives_sigkill_is_reused_and_a_restart_forgets_it() {
 }
 
 /// The reservoir: a clean stop stores the open bucket; `netwarden samples export` writes it as
-/// CSV without identity columns, a uniform sample of at most `per_bucket` (500) rows per hour.
+/// CSV without identity columns, a uniform sample of at most `per_bucket` (500) rows per hour,
+/// in the built-in model's feature set (`flow-v2`).
 #[test]
 fn samples_are_kept_bounded_and_exported_as_csv() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -173,13 +176,12 @@ fn samples_are_kept_bounded_and_exported_as_csv() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("ts_ms,schema,bidirectional_packets,bidirectional_bytes,bidirectional_duration_ms,bidirectional_mean_ps,tcp_syn_without_ack,src_flows_window,src_distinct_dst_ports_window,src_distinct_dst_addrs_window,score")
-    );
+    let set = FlowSet::V2;
+    let header = format!("ts_ms,schema,{},score", set.names().join(","));
+    assert_eq!(lines.next(), Some(header.as_str()));
     let rows: Vec<Vec<f64>> = lines
         .map(|l| {
-            let (ts, rest) = l.split_once(",flow-v1,").expect("flow-v1 rows");
+            let (ts, rest) = l.split_once(",flow-v2,").expect("flow-v2 rows");
             std::iter::once(ts)
                 .chain(rest.split(','))
                 .map(|v| v.parse().expect("number"))
@@ -192,14 +194,15 @@ fn samples_are_kept_bounded_and_exported_as_csv() {
         "{} rows",
         rows.len()
     );
-    assert!(rows.iter().all(|r| r.len() == 10 && r[9] >= 0.0));
+    let width = set.width() + 2; // time, features, score
+    assert!(rows.iter().all(|r| r.len() == width && r[width - 1] >= 0.0));
     assert!(
         rows.windows(2).all(|w| w[0][0] <= w[1][0]),
         "sorted by time"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("{} flow-v1 rows", rows.len())),
+        stderr.contains(&format!("{} flow-v2 rows", rows.len())),
         "{stderr}"
     );
 }
@@ -242,7 +245,7 @@ fn flow_v2_services_learnt_survive_sigkill() {
 }
 
 /// With a `flow-v2` model the reservoir keeps `flow-v2` rows; after a restart with the
-/// `flow-v1` model the export carries the active (`flow-v1`) rows only, and `--schema` picks.
+/// `flow-v1` model (`models/bundles/flow-ae`) the export carries the active (`flow-v1`) rows only, and `--schema` picks.
 #[test]
 fn samples_carry_the_active_models_schema_and_never_mix() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -291,8 +294,16 @@ fn samples_carry_the_active_models_schema_and_never_mix() {
         .skip(1)
         .all(|l| l.split(',').nth(1) == Some("flow-v2")));
     assert!(err.contains("flow-v2 rows"), "{err}");
-    // The same hour, now with the built-in flow-v1 model: new rows, the old kept apart.
-    run_then(&data, &args, replayed, linger, true);
+    // The same hour, now with the flow-v1 model: new rows, the old kept apart.
+    let v1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/bundles/flow-ae");
+    let v1 = v1.to_str().expect("path");
+    run_then(
+        &data,
+        &[&args[..], &["--flow-model", v1]].concat(),
+        replayed,
+        linger,
+        true,
+    );
     let (ok, text, err) = export("active");
     assert!(ok, "{err}");
     assert!(text

@@ -26,8 +26,8 @@ use crate::models::flow_scorer::{row_of, DetectorError, FlowAe, FlowRow};
 use crate::models::series_scorer::{SeriesAe, SeriesDetectorError};
 
 /// The bundle the gateway ships with, compiled in so that `netwarden run` needs no files.
-pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
-pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/bundles/flow-ae/model.onnx");
+pub const BUILTIN_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae-v2/manifest.json");
+pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../../models/bundles/flow-ae-v2/model.onnx");
 /// The default interface-series bundle, used when SNMP targets are polled and no
 /// `detector.series_model` is configured.
 pub const BUILTIN_SERIES_MANIFEST: &str =
@@ -104,7 +104,7 @@ pub struct Bundle {
 
 /// Where a bundle came from, for messages.
 pub fn describe_builtin() -> String {
-    "built-in flow-ae bundle".to_string()
+    "built-in flow-ae-v2 bundle".to_string()
 }
 
 impl Bundle {

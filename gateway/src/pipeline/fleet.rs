@@ -294,12 +294,15 @@ mod tests {
 
     use super::*;
     use crate::metrics::Metrics;
-    use crate::models::bundle::BUILTIN_MANIFEST;
     use crate::models::manifest::check_flow_manifest;
     use crate::models::{Bundle, SignatureStatus};
     use crate::records::FlowOrigin;
 
     const LATE_NAN: &[u8] = include_bytes!("../../../tests/data/fleet/late-nan.onnx");
+    /// The `flow-v1` bundle (the built-in one before `flow-v2`): the fleet's test models
+    /// (`late-nan.onnx` among them) read its 8 values.
+    const V1_MANIFEST: &str = include_str!("../../../models/bundles/flow-ae/manifest.json");
+    const V1_MODEL: &[u8] = include_bytes!("../../../models/bundles/flow-ae/model.onnx");
 
     fn policy(watch_secs: u64) -> Policy {
         Policy {
@@ -313,7 +316,7 @@ mod tests {
 
     fn pipeline(watch_secs: u64) -> (FlowPipeline, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        let bundle = Bundle::builtin(64).expect("built-in");
+        let bundle = Bundle::from_parts(V1_MANIFEST, V1_MODEL, "t".into(), 64).expect("flow-v1");
         let p = FlowPipeline::new(bundle, "s", "d", Duration::from_secs(60), metrics.clone())
             .with_fleet_policy(policy(watch_secs));
         (p, metrics)
@@ -322,7 +325,7 @@ mod tests {
     /// The built-in manifest around another model, without the golden check (a model made
     /// to fail later must still load here).
     fn candidate(model: &'static [u8], version: &str) -> Candidate {
-        let mut m: serde_json::Value = serde_json::from_str(BUILTIN_MANIFEST).expect("json");
+        let mut m: serde_json::Value = serde_json::from_str(V1_MANIFEST).expect("json");
         m["model"]["sha256"] = crate::models::fleet::wire::hex(&sha2::Sha256::digest(model)).into();
         m["version"] = version.into();
         let text = m.to_string();
@@ -364,7 +367,7 @@ mod tests {
     fn a_candidate_is_promoted_between_batches_and_every_record_scored_once() {
         let (mut p, metrics) = pipeline(0);
         feed(&mut p, 70, 4_000);
-        p.offer_candidate(candidate(crate::models::bundle::BUILTIN_MODEL, "2026.1.1"));
+        p.offer_candidate(candidate(V1_MODEL, "2026.1.1"));
         feed(&mut p, 400, 4_000);
         let outcomes = p.take_fleet_outcomes();
         let kinds: Vec<&str> = outcomes
@@ -419,7 +422,7 @@ mod tests {
     fn an_operator_activation_swaps_at_once_and_ends_a_shadow() {
         let (mut p, _) = pipeline(0);
         p.offer_candidate(candidate(LATE_NAN, "2026.1.3"));
-        let mut c = candidate(crate::models::bundle::BUILTIN_MODEL, "2026.1.4");
+        let mut c = candidate(V1_MODEL, "2026.1.4");
         c.immediate = true;
         p.offer_candidate(c);
         let o = p.take_fleet_outcomes();

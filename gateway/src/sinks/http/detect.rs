@@ -569,19 +569,20 @@ mod tests {
         let scorer = Scorer::new(ModelSources::default());
         let m = crate::models::bundle::BUILTIN_MANIFEST;
         let manifest: crate::models::Manifest = serde_json::from_str(m).expect("manifest");
-        let normal: Vec<f32> = manifest.golden.inputs[0].clone();
-        assert_eq!(normal.len(), 8);
-        let weird = [1e9f32, 1e12, 0.0, 1e6, 1e5, 0.0, 1e4, 0.0];
-        let rows = vec![row_of(&normal), row_of(&weird)];
-        let e = scorer
-            .score(&DetectRequest::Flows(FlowSet::V2, rows.clone()))
-            .expect_err("flow-v2 rows to a flow-v1 model");
-        assert!(
-            e.to_string().contains("reads flow-v1 rows (8 values"),
-            "{e}"
-        );
+        let set = FlowSet::from_schema(&manifest.features.schema).expect("a flow schema");
+        let other = [FlowSet::V1, FlowSet::V2].into_iter().find(|s| *s != set);
+        let weird = [
+            1e9f32, 1e12, 0., 1e6, 1e5, 0., 1e4, 0., 0., 0., 0., 1., 0., 0., 500., 1., 1.,
+        ];
+        let rows = vec![
+            row_of(&manifest.golden.inputs[0]),
+            row_of(&weird[..set.width()]),
+        ];
+        let e = scorer.score(&DetectRequest::Flows(other.expect("other"), rows.clone()));
+        let want = format!("reads {} rows ({} values", set.schema(), set.width());
+        assert!(e.expect_err("other schema").to_string().contains(&want));
         let reply = scorer
-            .score(&DetectRequest::Flows(FlowSet::V1, rows))
+            .score(&DetectRequest::Flows(set, rows))
             .expect("scored");
         assert_eq!(reply.results.len(), 2);
         assert!((reply.threshold - manifest.threshold.value).abs() < 1e-9);
