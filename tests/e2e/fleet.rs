@@ -21,7 +21,7 @@ use netwarden_e2e::fleet::{
     Signer,
 };
 use netwarden_e2e::{
-    capture_payloads, fixture, gateway_in, tempdir, wait_for, Broker, Gateway, Mosquitto,
+    capture_payloads, fixture, gateway_in, repo_root, tempdir, wait_for, Broker, Gateway, Mosquitto,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -30,15 +30,40 @@ const WAIT: Duration = Duration::from_secs(90);
 // is loose (20x) because debug builds share two cores with the rest of the test command (the
 // 4x default is unit-tested in models/fleet/shadow.rs).
 
-fn config(port: u16, device: &str, keys: &[&str], fleet: &str) -> String {
+fn config(port: u16, device: &str, keys: &[&str], fleet: &str, base: &V1Base) -> String {
     let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
     format!(
         "site = \"lab\"\ndevice = \"{device}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\
          [bundles]\ntrusted_keys = [{}]\n[fleet]\nenabled = true\nshadow_secs = 0\n\
          assembly_timeout_secs = 3\nlatency_factor = 20\n{fleet}\n\
-         [netflow]\nshards = 2\n",
-        keys.join(", ")
+         [netflow]\nshards = 2\n[detector]\nflow_model = {:?}\n",
+        keys.join(", "),
+        base.path.display().to_string()
     )
+}
+
+/// The gateways run the `flow-v1` bundle (`models/bundles/flow-ae`, built in until issue 18),
+/// signed here with a trusted test key (a gateway that trusts keys loads only signed bundles):
+/// the bundles pushed are made from it (`make_bundle`), and the fleet swaps in only a
+/// candidate of the active model's schema.
+struct V1Base {
+    _dir: tempdir::Dir,
+    path: std::path::PathBuf,
+}
+
+fn v1_base(signer: &Signer) -> anyhow::Result<V1Base> {
+    let dir = tempdir::Dir::new("fleet-v1")?;
+    let text = std::fs::read_to_string(repo_root().join("models/bundles/flow-ae/manifest.json"))?;
+    let m: serde_json::Value = serde_json::from_str(&text)?;
+    let version = m["version"].as_str().context("version")?.to_string();
+    let path = make_bundle(
+        &dir.path().join("flow-ae"),
+        &shipped_model()?,
+        &version,
+        signer,
+        |_| {},
+    )?;
+    Ok(V1Base { _dir: dir, path })
 }
 
 /// Replays the benign capture to every address in `to` until stopped (at most 5 minutes).
@@ -252,15 +277,28 @@ fn good_bundle_promoted_on_two_gateways_broken_ones_refused_acl_enforced() -> an
 
     // Two keys trusted (rotation); the good bundle is signed with the second.
     let (old_key, new_key, rogue) = (Signer::new()?, Signer::new()?, Signer::new()?);
+    let base = v1_base(&old_key)?;
     let keys = [old_key.public.as_str(), new_key.public.as_str()];
     let gw1 = gateway_in(
         tempdir::Dir::new("fleet-gw1")?,
-        &config(port, "gw1", &keys, "min_records = 300\nwatch_secs = 0"),
+        &config(
+            port,
+            "gw1",
+            &keys,
+            "min_records = 300\nwatch_secs = 0",
+            &base,
+        ),
         &[],
     )?;
     let gw2 = gateway_in(
         tempdir::Dir::new("fleet-gw2")?,
-        &config(port, "gw2", &keys, "min_records = 300\nwatch_secs = 0"),
+        &config(
+            port,
+            "gw2",
+            &keys,
+            "min_records = 300\nwatch_secs = 0",
+            &base,
+        ),
         &[],
     )?;
     let mut traffic = Traffic::start(vec![gw1.netflow, gw2.netflow])?;
@@ -456,6 +494,7 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
     let broker = Mosquitto::start()?;
     let port = broker.port;
     let key = Signer::new()?;
+    let base = v1_base(&key)?;
     let keys = [key.public.as_str()];
     let gw1 = gateway_in(
         tempdir::Dir::new("fleet-r1")?,
@@ -464,6 +503,7 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
             "r1",
             &keys,
             "min_records = 300\nwatch_secs = 100000000",
+            &base,
         ),
         &[],
     )?;
@@ -551,7 +591,13 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
     // A gateway that was offline during the push gets the retained set when it comes up.
     let gw2 = gateway_in(
         tempdir::Dir::new("fleet-r2")?,
-        &config(port, "r2", &keys, "min_records = 300\nwatch_secs = 0"),
+        &config(
+            port,
+            "r2",
+            &keys,
+            "min_records = 300\nwatch_secs = 0",
+            &base,
+        ),
         &[],
     )?;
     traffic.add(gw2.netflow);
@@ -582,6 +628,7 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
         "r3",
         &keys,
         "min_records = 1000000000\nwatch_secs = 0",
+        &base,
     );
     let gw3 = gateway_in(tempdir::Dir::new("fleet-r3")?, &forever, &[])?;
     traffic.add(gw3.netflow);
@@ -593,7 +640,13 @@ fn flood_rejected_in_shadow_bad_after_promotion_rolled_back_offline_and_restart(
     let dir = gw3.stop_keeping_dir();
     let gw3 = gateway_in(
         dir,
-        &config(port, "r3", &keys, "min_records = 300\nwatch_secs = 0"),
+        &config(
+            port,
+            "r3",
+            &keys,
+            "min_records = 300\nwatch_secs = 0",
+            &base,
+        ),
         &[],
     )?;
     traffic.add(gw3.netflow);
@@ -645,6 +698,7 @@ fn operator_rolls_back_and_activates_over_http_and_offline() -> anyhow::Result<(
     let broker = Mosquitto::start()?;
     let port = broker.port;
     let key = Signer::new()?;
+    let base = v1_base(&key)?;
     let keys = [key.public.as_str()];
     let dir = tempdir::Dir::new("fleet-op")?;
     let token = dir.path().join("token");
@@ -655,7 +709,7 @@ fn operator_rolls_back_and_activates_over_http_and_offline() -> anyhow::Result<(
         "min_records = 300\nwatch_secs = 0\n[http]\nlisten = \"127.0.0.1:{http_port}\"\ntoken_file = \"{}\"",
         token.display()
     );
-    let gw = gateway_in(dir, &config(port, "op", &keys, &extra), &[])?;
+    let gw = gateway_in(dir, &config(port, "op", &keys, &extra, &base), &[])?;
     let mut traffic = Traffic::start(vec![gw.netflow])?;
     let bundles = tempdir::Dir::new("fleet-bundles3")?;
     // A canary of 0% leaves this gateway out: nothing happens.
@@ -749,7 +803,7 @@ fn operator_rolls_back_and_activates_over_http_and_offline() -> anyhow::Result<(
     model_cli(&["activate", "2026.12.5.2", "--data-dir", data])?;
     let err = model_cli(&["activate", "2027.1.1", "--data-dir", data]).expect_err("not on disk");
     assert!(err.to_string().contains("not on disk"), "{err}");
-    let gw = gateway_in(dir, &config(port, "op", &keys, &extra), &[])?;
+    let gw = gateway_in(dir, &config(port, "op", &keys, &extra, &base), &[])?;
     wait_for(
         Duration::from_secs(10),
         "the delivered model loaded at start",

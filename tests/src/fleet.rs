@@ -1,5 +1,5 @@
 //! Fleet model delivery helpers (tests/e2e/fleet.rs): signing keys, bundles made from the
-//! shipped flow-ae bundle around any model (golden vectors recomputed in tract, then signed),
+//! flow-v1 bundle models/bundles/flow-ae (built in until issue 18) around any model (golden vectors recomputed in tract, then signed),
 //! raw publishing with `mosquitto_pub` (for what `netwarden fleet publish` would never send),
 //! and the appliances' retained state read with `netwarden fleet status --json`.
 
@@ -45,7 +45,8 @@ impl Signer {
     }
 }
 
-/// The shipped flow model.
+/// The flow-v1 bundle's model (models/bundles/flow-ae, built in until issue 18; the fleet
+/// tests' gateways run it).
 pub fn shipped_model() -> anyhow::Result<Vec<u8>> {
     Ok(std::fs::read(
         repo_root().join("models/bundles/flow-ae/model.onnx"),
