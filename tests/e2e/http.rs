@@ -255,15 +255,16 @@ fn api_and_dashboard_show_the_scan_alert_and_the_interface_plots() -> anyhow::Re
         "{text}"
     );
 
-    // /detect: scores, and clear 400s.
-    let row = "[1.0, 60.0, 0.0, 60.0, 1.0, 1.0, 1.0, 0.0]";
+    // /detect: scores, and clear 400s. The built-in flow model reads flow-v2 rows (17 values):
+    // a DNS-like answered exchange, and an outlier.
+    let row = "[2, 150, 1, 75, 0, 3, 2, 2, 1, 1, 90, 0.6, 0, 0, 2, 0, 0]";
+    let outlier = "[1e6, 1e9, 0, 1e3, 500, 400, 300, 0, 0, 0, 0, 1, 0, 0, 500, 1, 1]";
     let (status, _, body) = http(
         port,
         "POST",
         "/detect",
         None,
-        format!(r#"{{"detector":"flow_ae","flows":[{row},[1e6,1e9,0,1e3,500,400,300,0]]}}"#)
-            .as_bytes(),
+        format!(r#"{{"detector":"flow_ae","flows":[{row},{outlier}]}}"#).as_bytes(),
     )?;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let d: serde_json::Value = serde_json::from_slice(&body)?;
@@ -291,11 +292,11 @@ fn api_and_dashboard_show_the_scan_alert_and_the_interface_plots() -> anyhow::Re
             r#"{"detector":"isolation_forest","flows":[]}"#.to_string(),
             "unknown_detector",
         ),
-        // flow-v2 rows to the built-in flow-v1 model: refused, naming what it reads.
+        // flow-v1 rows to the built-in flow-v2 model: refused, naming what it reads.
         (
             format!(
                 r#"{{"detector":"flow_ae","flows":[[{}]]}}"#,
-                ["1"; 17].join(",")
+                ["1"; 8].join(",")
             ),
             "wrong_schema",
         ),
@@ -306,7 +307,7 @@ fn api_and_dashboard_show_the_scan_alert_and_the_interface_plots() -> anyhow::Re
         assert_eq!(e["error"]["code"], code, "{e}");
         if code == "wrong_schema" {
             let m = e["error"]["message"].as_str().unwrap_or("");
-            assert!(m.contains("reads flow-v1 rows (8 values"), "{e}");
+            assert!(m.contains("reads flow-v2 rows (17 values"), "{e}");
         }
     }
     let (status, _, _) = http(port, "POST", "/detect", None, &vec![b' '; 2 << 20])?;
