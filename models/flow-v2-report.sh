@@ -5,7 +5,8 @@
 #      flow-v2 novelty learnt on each run's benign lead-in), train, export, bundle;
 #   2. `netwarden eval` on the unseen runs, three NetFlow/capture paths, with the shipped
 #      threshold and with the threshold (and flow-v2 novelty) learnt on the lead-in, for the
-#      built-in flow-v1 bundle and both new bundles; prints the markdown table.
+#      fixture-trained flow-v1 bundle models/bundles/flow-ae (built in until issue 18 made
+#      flow-ae-v2 the built-in one) and both new bundles; prints the markdown table.
 #
 #   models/flow-v2-report.sh [OUT_DIR]        (default models/runs/flow-v2-<time>)
 #
@@ -43,7 +44,8 @@ done
 
 for run in "${test[@]}"; do
     for m in shipped v1 v2; do
-        model=(); [[ $m != shipped ]] && model=(--flow-model "$out/$m-bundle")
+        model=(--flow-model "$root/models/bundles/flow-ae")
+        [[ $m != shipped ]] && model=(--flow-model "$out/$m-bundle")
         for mode in shipped learn; do
             learn=(); [[ $mode == learn ]] && learn=(--learn-lead-in)
             "$NETWARDEN_BIN" eval "$lab/$run" --no-graph --paths v9,ipfix,capture \

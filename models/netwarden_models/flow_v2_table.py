@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-MODELS = {"shipped": "built-in flow-v1", "v1": "lab flow-v1", "v2": "lab flow-v2"}
+# "shipped": models/bundles/flow-ae, the built-in bundle until issue 18 made flow-ae-v2 built in.
+MODELS = {"shipped": "fixture flow-v1", "v1": "lab flow-v1", "v2": "lab flow-v2"}
 KEY_KINDS = ("scan", "flood", "exfiltration")  # the issue's "every scan, flood and exfiltration"
 
 
