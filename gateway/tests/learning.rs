@@ -245,7 +245,8 @@ fn flow_v2_services_learnt_survive_sigkill() {
 }
 
 /// With a `flow-v2` model the reservoir keeps `flow-v2` rows; after a restart with the
-/// `flow-v1` model (`models/bundles/flow-ae`) the export carries the active (`flow-v1`) rows only, and `--schema` picks.
+/// `flow-v1` model (`models/bundles/flow-ae`) the export carries the active (`flow-v1`) rows
+/// only, and `--schema` picks.
 #[test]
 fn samples_carry_the_active_models_schema_and_never_mix() {
     let dir = tempfile::tempdir().expect("tmp");
