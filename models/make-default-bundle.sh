@@ -52,6 +52,8 @@ if [[ $schema == flow-v2 ]]; then
                 exit 2
             fi
         done
+    done
+    for r in "${train[@]}"; do
         [[ -f $lab/$r/netflow-v9.pcap && -f $lab/$r/flow-labels.csv ]] || {
             echo "make-default-bundle: $lab/$r is not a lab run (netflow-v9.pcap, flow-labels.csv)" >&2
             exit 1
