@@ -423,10 +423,10 @@ fn log_times_parse() {
 fn full_outbox_reports_its_drops_over_mqtt() -> anyhow::Result<()> {
     let mut broker = Broker::start("allow_anonymous true\n")?;
     broker.kill();
-    // Each datagram's 5 alerts reach the outbox as one batch: the built-in flow-v2 model would
-    // otherwise hold records up to its pairing wait (500 ms) and score several datagrams'
-    // together, and a batch larger than the outbox is stored whole (make_room in
-    // sinks/store/outbox.rs only drops older entries: seen here as 15 stored with a cap of 5).
+    // Each datagram's 5 alerts reach the outbox as one batch, in datagram order: the built-in
+    // flow-v2 model would otherwise hold records up to its pairing wait (500 ms) and score
+    // several datagrams' together. (A batch larger than the outbox keeps it at its cap too:
+    // the store's unit test a_batch_larger_than_the_outbox_keeps_it_at_its_cap.)
     let config = format!(
         "site = \"ovf\"\ndevice = \"gw\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[store]\noutbox_max_alerts = 5\n[detector]\npair_wait = \"0ms\"\n",
         broker.port

@@ -10,8 +10,9 @@ use super::{Store, StoreError};
 use crate::records::Alert;
 use crate::sinks::history::{Kind, TimeRange};
 
-/// One alert of a batch: history key, outbox seq, alert JSON, outbox entry, event time.
-type AlertRow = ([u8; 16], u64, String, Vec<u8>, u64);
+/// One alert of a batch: history key, outbox seq, alert JSON, outbox entry, event time, and
+/// whether it enters the outbox (false only for the part of a batch larger than the outbox).
+type AlertRow = ([u8; 16], u64, String, Vec<u8>, u64, bool);
 
 fn transaction_error(e: TransactionError<()>) -> StoreError {
     match e {
@@ -43,13 +44,35 @@ impl Store {
             })?;
             let seq = self.db.generate_id()?;
             let akey = crate::sinks::history::time_key(alert.ts_ms, seq);
-            rows.push((akey, seq, json, entry, alert.ts_ms));
+            rows.push((akey, seq, json, entry, alert.ts_ms, true));
         }
-        let dropped = self.make_room(rows.len())?;
+        // A batch larger than the whole outbox: its oldest alerts (non-high first) never enter
+        // it. They stay in the history and count as dropped, like any other overflow, so the
+        // outbox never holds more than its cap.
+        let excess = rows.len().saturating_sub(self.outbox_cap);
+        let mut dropped = excess as u64;
+        if excess > 0 {
+            let mut report = super::OverflowReport::default();
+            let order = (0..rows.len())
+                .filter(|&i| alerts[i].0.severity != "high")
+                .chain((0..rows.len()).filter(|&i| alerts[i].0.severity == "high"));
+            for i in order.take(excess) {
+                rows[i].5 = false;
+                report.dropped_total += 1;
+                if alerts[i].0.severity == "high" {
+                    report.dropped_high += 1;
+                } else {
+                    report.dropped_other += 1;
+                }
+                report.last_dropped_alert_ts_ms = report.last_dropped_alert_ts_ms.max(rows[i].4);
+            }
+            self.note_overflow(&report)?;
+        }
+        dropped += self.make_room(rows.len() - excess)?;
         let low: Vec<u64> = rows
             .iter()
             .zip(alerts)
-            .filter(|(_, (a, _))| a.severity != "high")
+            .filter(|(r, (a, _))| r.5 && a.severity != "high")
             .map(|(r, _)| r.1)
             .collect();
         // One transaction per history bucket the batch touches (almost always one).
@@ -63,12 +86,13 @@ impl Store {
             let (group, tail) = rest.split_at(n);
             let in_history = self.append_group(first.4, group)?;
             if in_history {
-                for (akey, _, json, _, ts) in group {
+                for (akey, _, json, _, ts, _) in group {
                     self.history
                         .account(Kind::Alerts, *ts, akey.len() + json.len());
                 }
             }
-            self.outbox_len.fetch_add(group.len(), Ordering::Relaxed);
+            let queued = group.iter().filter(|r| r.5).count();
+            self.outbox_len.fetch_add(queued, Ordering::Relaxed);
             rest = tail;
         }
         if let Ok(mut set) = self.low.lock() {
@@ -89,9 +113,11 @@ impl Store {
         for _ in 0..TRIES {
             let bucket = self.history.tree_for(Kind::Alerts, ts_ms)?;
             let written = (&bucket, &self.outbox).transaction(|(a, o)| {
-                for (akey, seq, json, entry, _) in group {
+                for (akey, seq, json, entry, _, queued) in group {
                     a.insert(&akey[..], json.as_bytes())?;
-                    o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
+                    if *queued {
+                        o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
+                    }
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             });
@@ -103,7 +129,7 @@ impl Store {
         }
         self.outbox
             .transaction(|o| {
-                for (_, seq, _, entry, _) in group {
+                for (_, seq, _, entry, _, _) in group.iter().filter(|r| r.5) {
                     o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())

@@ -66,9 +66,9 @@ pub(super) fn load_index(
 }
 
 impl Store {
-    /// Makes the outbox hold at most `cap - incoming` entries (a batch larger than the cap
-    /// empties it and overshoots by the difference until the next append): the oldest entry
-    /// that is not `high` goes first, then the oldest `high` one.
+    /// Makes the outbox hold at most `cap - incoming` entries: the oldest entry that is not
+    /// `high` goes first, then the oldest `high` one. (`append_alerts` never asks for more room
+    /// than the cap: the excess of a larger batch stays out of the outbox.)
     pub(super) fn make_room(&self, incoming: usize) -> Result<u64, StoreError> {
         let mut report = OverflowReport::default();
         while self.outbox_len.load(Ordering::Relaxed) > 0
@@ -102,27 +102,34 @@ impl Store {
                 report.last_dropped_alert_ts_ms = report.last_dropped_alert_ts_ms.max(ts);
             }
         }
-        if report.dropped_total > 0 {
-            let mut o = self
-                .overflow
-                .lock()
-                .map_err(|_| sled::Error::Unsupported("overflow lock poisoned".into()))?;
-            o.dropped_total += report.dropped_total;
-            o.dropped_high += report.dropped_high;
-            o.dropped_other += report.dropped_other;
-            o.last_dropped_alert_ts_ms = o
-                .last_dropped_alert_ts_ms
-                .max(report.last_dropped_alert_ts_ms);
-            o.last_drop_ms = crate::now_ms();
-            self.meta.insert(OVERFLOW_KEY, serde_json::to_vec(&*o)?)?;
-            tracing::warn!(
-                dropped = report.dropped_total,
-                dropped_total = o.dropped_total,
-                outbox_max_alerts = self.outbox_cap,
-                "Outbox full: oldest unpublished alerts (non-high first) left it; they stay in the history"
-            );
-        }
+        self.note_overflow(&report)?;
         Ok(report.dropped_total)
+    }
+
+    /// Adds alerts that left (or never entered) the full outbox to the persisted report.
+    pub(super) fn note_overflow(&self, report: &OverflowReport) -> Result<(), StoreError> {
+        if report.dropped_total == 0 {
+            return Ok(());
+        }
+        let mut o = self
+            .overflow
+            .lock()
+            .map_err(|_| sled::Error::Unsupported("overflow lock poisoned".into()))?;
+        o.dropped_total += report.dropped_total;
+        o.dropped_high += report.dropped_high;
+        o.dropped_other += report.dropped_other;
+        o.last_dropped_alert_ts_ms = o
+            .last_dropped_alert_ts_ms
+            .max(report.last_dropped_alert_ts_ms);
+        o.last_drop_ms = crate::now_ms();
+        self.meta.insert(OVERFLOW_KEY, serde_json::to_vec(&*o)?)?;
+        tracing::warn!(
+            dropped = report.dropped_total,
+            dropped_total = o.dropped_total,
+            outbox_max_alerts = self.outbox_cap,
+            "Outbox full: oldest unpublished alerts (non-high first) left it; they stay in the history"
+        );
+        Ok(())
     }
 
     /// Alerts dropped from the full outbox so far.
@@ -265,5 +272,48 @@ mod tests {
             5,
             "durable after reopen"
         );
+    }
+
+    /// A batch larger than the whole outbox (an alert storm scored in one go) leaves the
+    /// outbox at its cap: the batch's oldest non-high alerts stay out, then its oldest high
+    /// ones, all counted; the history keeps every alert, and the counts survive a restart.
+    #[test]
+    fn a_batch_larger_than_the_outbox_keeps_it_at_its_cap() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), 1 << 20, 5).expect("open");
+        s.append_alert(&alert(0, "medium"), "t").expect("a");
+        let batch: Vec<_> = (1..=15)
+            .map(|n| alert(n, if n % 3 == 0 { "high" } else { "medium" }))
+            .collect();
+        let rows: Vec<_> = batch.iter().map(|a| (a, "t".to_string())).collect();
+        // 10 of the batch never enter the outbox, and id-0 leaves it.
+        assert_eq!(s.append_alerts(&rows).expect("batch"), 11);
+        assert_eq!(s.outbox_len(), 5);
+        // The five high ones (3, 6, 9, 12, 15) outrank the ten medium ones.
+        assert_eq!(outbox_ids(&s), ["id-3", "id-6", "id-9", "id-12", "id-15"]);
+        let o = s.overflow();
+        assert_eq!(
+            (o.dropped_total, o.dropped_high, o.dropped_other),
+            (11, 0, 11)
+        );
+        assert_eq!(o.last_dropped_alert_ts_ms, 1014, "id-14, the newest medium");
+        assert_eq!(s.alerts(0, 100).expect("alerts").len(), 16);
+        // Larger still: high ones go too, oldest first.
+        let batch: Vec<_> = (20..27).map(|n| alert(n, "high")).collect();
+        let rows: Vec<_> = batch.iter().map(|a| (a, "t".to_string())).collect();
+        assert_eq!(s.append_alerts(&rows).expect("batch"), 7);
+        assert_eq!(
+            outbox_ids(&s),
+            ["id-22", "id-23", "id-24", "id-25", "id-26"]
+        );
+        drop(s);
+        let s = Store::open(dir.path(), 1 << 20, 5).expect("reopen");
+        assert_eq!(s.outbox_len(), 5);
+        let o = s.overflow();
+        assert_eq!(
+            (o.dropped_total, o.dropped_high, o.dropped_other),
+            (18, 7, 11)
+        );
+        assert_eq!(s.alerts(0, 100).expect("alerts").len(), 23);
     }
 }
