@@ -19,13 +19,35 @@ import onnx
 from .onnx_export import INPUT_NAME, OUTPUT_NAME
 
 
-def ort_session(path: str | Path, threads: int = 1):
+# Ops of a quantized file (static QDQ or dynamic int8).
+QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
+                       "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv"})
+
+
+def is_quantized(path: str | Path) -> bool:
+    return any(n.op_type in QUANT_OPS for n in onnx.load(str(path)).graph.node)
+
+
+def ort_session(path: str | Path, threads: int = 1, *, fused: bool = False):
+    """An onnxruntime session on the CPU provider: the reference the other runtimes are
+    checked against.
+
+    For a quantized file the reference runs the graph as written (no graph optimisations:
+    QuantizeLinear, DequantizeLinear and the float op between them), which is what the file
+    means on every CPU. With optimisations on, ORT fuses QDQ pairs into int8 kernels that,
+    on x86 CPUs without VNNI, multiply u8 by s8 with VPMADDUBSW, whose 16-bit pair sums
+    saturate (onnxruntime's quantization docs): on such a CPU the series kind's conv and
+    edge int8 files came out 4.4e-2 and 8.0e-3 off, while tract (32-bit sums) matched the
+    graph as written to 0.0. ``fused=True`` keeps ORT's optimisations (the bench times ORT at
+    its fastest). fp32 files get every optimisation either way."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = threads  # tiny models: threads only add overhead
     opts.inter_op_num_threads = 1
+    if not fused and is_quantized(path):
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
