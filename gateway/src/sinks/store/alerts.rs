@@ -10,9 +10,21 @@ use super::{Store, StoreError};
 use crate::records::Alert;
 use crate::sinks::history::{Kind, TimeRange};
 
-/// One alert of a batch: history key, outbox seq, alert JSON, outbox entry, event time, and
-/// whether it enters the outbox (false only for the part of a batch larger than the outbox).
-type AlertRow = ([u8; 16], u64, String, Vec<u8>, u64, bool);
+/// One alert of a batch, as it is written.
+struct AlertRow {
+    /// History key (event time, seq).
+    key: [u8; 16],
+    /// Outbox key.
+    seq: u64,
+    json: String,
+    /// The outbox entry (topic, payload, severity).
+    entry: Vec<u8>,
+    ts_ms: u64,
+    high: bool,
+    /// Whether it enters the outbox (false only for the part of a batch larger than the
+    /// outbox).
+    queued: bool,
+}
 
 fn transaction_error(e: TransactionError<()>) -> StoreError {
     match e {
@@ -37,14 +49,22 @@ impl Store {
         let mut rows = Vec::with_capacity(alerts.len());
         for (alert, topic) in alerts {
             let json = serde_json::to_string(alert)?;
+            let high = alert.severity == "high";
             let entry = serde_json::to_vec(&super::OutboxEntry {
                 topic: topic.clone(),
                 payload: json.clone(),
-                high: alert.severity == "high",
+                high,
             })?;
             let seq = self.db.generate_id()?;
-            let akey = crate::sinks::history::time_key(alert.ts_ms, seq);
-            rows.push((akey, seq, json, entry, alert.ts_ms, true));
+            rows.push(AlertRow {
+                key: crate::sinks::history::time_key(alert.ts_ms, seq),
+                seq,
+                json,
+                entry,
+                ts_ms: alert.ts_ms,
+                high,
+                queued: true,
+            });
         }
         // A batch larger than the whole outbox: its oldest alerts (non-high first) never enter
         // it. They stay in the history and count as dropped, like any other overflow, so the
@@ -54,44 +74,39 @@ impl Store {
         if excess > 0 {
             let mut report = super::OverflowReport::default();
             let order = (0..rows.len())
-                .filter(|&i| alerts[i].0.severity != "high")
-                .chain((0..rows.len()).filter(|&i| alerts[i].0.severity == "high"));
-            for i in order.take(excess) {
-                rows[i].5 = false;
-                report.dropped_total += 1;
-                if alerts[i].0.severity == "high" {
-                    report.dropped_high += 1;
-                } else {
-                    report.dropped_other += 1;
-                }
-                report.last_dropped_alert_ts_ms = report.last_dropped_alert_ts_ms.max(rows[i].4);
+                .filter(|&i| !rows[i].high)
+                .chain((0..rows.len()).filter(|&i| rows[i].high))
+                .take(excess)
+                .collect::<Vec<_>>();
+            for i in order {
+                rows[i].queued = false;
+                report.count(rows[i].high, rows[i].ts_ms);
             }
             self.note_overflow(&report)?;
         }
         dropped += self.make_room(rows.len() - excess)?;
         let low: Vec<u64> = rows
             .iter()
-            .zip(alerts)
-            .filter(|(r, (a, _))| r.5 && a.severity != "high")
-            .map(|(r, _)| r.1)
+            .filter(|r| r.queued && !r.high)
+            .map(|r| r.seq)
             .collect();
         // One transaction per history bucket the batch touches (almost always one).
         let mut rest = rows.as_slice();
         while let Some(first) = rest.first() {
-            let start = self.history.bucket_start(first.4);
+            let start = self.history.bucket_start(first.ts_ms);
             let n = rest
                 .iter()
-                .take_while(|r| self.history.bucket_start(r.4) == start)
+                .take_while(|r| self.history.bucket_start(r.ts_ms) == start)
                 .count();
             let (group, tail) = rest.split_at(n);
-            let in_history = self.append_group(first.4, group)?;
+            let in_history = self.append_group(first.ts_ms, group)?;
             if in_history {
-                for (akey, _, json, _, ts, _) in group {
+                for r in group {
                     self.history
-                        .account(Kind::Alerts, *ts, akey.len() + json.len());
+                        .account(Kind::Alerts, r.ts_ms, r.key.len() + r.json.len());
                 }
             }
-            let queued = group.iter().filter(|r| r.5).count();
+            let queued = group.iter().filter(|r| r.queued).count();
             self.outbox_len.fetch_add(queued, Ordering::Relaxed);
             rest = tail;
         }
@@ -113,10 +128,10 @@ impl Store {
         for _ in 0..TRIES {
             let bucket = self.history.tree_for(Kind::Alerts, ts_ms)?;
             let written = (&bucket, &self.outbox).transaction(|(a, o)| {
-                for (akey, seq, json, entry, _, queued) in group {
-                    a.insert(&akey[..], json.as_bytes())?;
-                    if *queued {
-                        o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
+                for r in group {
+                    a.insert(&r.key[..], r.json.as_bytes())?;
+                    if r.queued {
+                        o.insert(&r.seq.to_be_bytes()[..], r.entry.as_slice())?;
                     }
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
@@ -129,8 +144,8 @@ impl Store {
         }
         self.outbox
             .transaction(|o| {
-                for (_, seq, _, entry, _, _) in group.iter().filter(|r| r.5) {
-                    o.insert(&seq.to_be_bytes()[..], entry.as_slice())?;
+                for r in group.iter().filter(|r| r.queued) {
+                    o.insert(&r.seq.to_be_bytes()[..], r.entry.as_slice())?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })

@@ -29,6 +29,20 @@ pub struct OverflowReport {
     pub outbox_max_alerts: u64,
 }
 
+impl OverflowReport {
+    /// Counts one alert that left (or never entered) the outbox; `alert_ts_ms` is its event
+    /// time (0 when unknown).
+    pub(super) fn count(&mut self, high: bool, alert_ts_ms: u64) {
+        self.dropped_total += 1;
+        if high {
+            self.dropped_high += 1;
+        } else {
+            self.dropped_other += 1;
+        }
+        self.last_dropped_alert_ts_ms = self.last_dropped_alert_ts_ms.max(alert_ts_ms);
+    }
+}
+
 const OVERFLOW_KEY: &[u8] = b"outbox_overflow";
 
 /// What `open` reads back of the outbox: its length, the seqs of its non-high entries (the
@@ -88,19 +102,12 @@ impl Store {
                 continue;
             };
             self.outbox_len.fetch_sub(1, Ordering::Relaxed);
-            report.dropped_total += 1;
             let entry: Option<OutboxEntry> = serde_json::from_slice(&v).ok();
-            if entry.as_ref().is_some_and(|e| e.high) {
-                report.dropped_high += 1;
-            } else {
-                report.dropped_other += 1;
-            }
-            if let Some(ts) = entry
+            let high = entry.as_ref().is_some_and(|e| e.high);
+            let ts = entry
                 .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.payload).ok())
-                .and_then(|a| a["ts_ms"].as_u64())
-            {
-                report.last_dropped_alert_ts_ms = report.last_dropped_alert_ts_ms.max(ts);
-            }
+                .and_then(|a| a["ts_ms"].as_u64());
+            report.count(high, ts.unwrap_or(0));
         }
         self.note_overflow(&report)?;
         Ok(report.dropped_total)
