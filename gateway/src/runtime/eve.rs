@@ -242,8 +242,11 @@ fn deliver(ctx: &Ctx, origin: &FlowOrigin, out: EveOutput) {
                 })
             })
             .collect();
-        if let Err(e) = ctx.store.append_window_results(&rows) {
-            tracing::error!(error = %e, results = rows.len(), "Cannot store EVE window results");
+        match ctx.store.append_window_results(&rows) {
+            Ok(dropped) => m.add(&m.outbox_dropped_full, dropped),
+            Err(e) => {
+                tracing::error!(error = %e, results = rows.len(), "Cannot store EVE window results")
+            }
         }
     }
     if !out.flow_records.is_empty() {

@@ -29,22 +29,42 @@ impl Store {
         Ok(self.db.open_tree("eve_positions")?)
     }
 
-    /// Stores window results (and queues the published ones), durably.
-    pub fn append_window_results(&self, rows: &[WindowRow]) -> Result<(), StoreError> {
+    /// Stores window results (and queues the published ones), durably. Returns how many
+    /// entries had to leave (or could not enter) the full outbox: like alerts, a batch with
+    /// more published results than the whole outbox keeps its first ones out of it (they stay
+    /// stored), and older non-high entries leave to make room for the rest.
+    pub fn append_window_results(&self, rows: &[WindowRow]) -> Result<u64, StoreError> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let tree = self.db.open_tree("eve_windows")?;
         let published = rows.iter().filter(|r| r.topic.is_some()).count();
-        if published > 0 {
-            self.make_room(published)?;
+        let excess = published.saturating_sub(self.outbox_cap);
+        let mut dropped = excess as u64;
+        if excess > 0 {
+            let mut report = super::OverflowReport::default();
+            for _ in 0..excess {
+                report.count(false, 0); // not an alert: no alert time
+            }
+            self.note_overflow(&report)?;
+        }
+        if published > excess {
+            dropped += self.make_room(published - excess)?;
         }
         let mut prepared = Vec::with_capacity(rows.len());
+        let mut kept_out = 0;
         for r in rows {
             let seq = self.db.generate_id()?;
             let mut key = r.window_end_ms.to_be_bytes().to_vec();
             key.extend_from_slice(&seq.to_be_bytes());
-            let entry = match &r.topic {
+            let topic = match &r.topic {
+                Some(_) if kept_out < excess => {
+                    kept_out += 1;
+                    None
+                }
+                t => t.as_ref(),
+            };
+            let entry = match topic {
                 Some(topic) => Some(serde_json::to_vec(&OutboxEntry {
                     topic: topic.clone(),
                     payload: r.json.clone(),
@@ -70,7 +90,8 @@ impl Store {
                     StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
                 }
             })?;
-        self.outbox_len.fetch_add(published, Ordering::Relaxed);
+        self.outbox_len
+            .fetch_add(published - excess, Ordering::Relaxed);
         if let Ok(mut low) = self.low.lock() {
             low.extend(prepared.iter().filter(|p| p.3.is_some()).map(|p| p.1));
         }
@@ -80,7 +101,7 @@ impl Store {
             }
         }
         self.db.flush()?;
-        Ok(())
+        Ok(dropped)
     }
 
     /// Stored window results whose window ended at or after `since_ms`, oldest first.
@@ -121,5 +142,32 @@ mod tests {
         assert_eq!(s.outbox_len(), 1);
         let queued = s.outbox_from(0, 10).expect("outbox");
         assert_eq!(queued[0].1.topic, "netwarden/s/d/eve/windows/dhcp");
+    }
+
+    #[test]
+    fn more_published_results_than_the_outbox_holds_keep_it_at_its_cap() {
+        let d = tempfile::tempdir().expect("dir");
+        let s = Store::open(d.path(), 1 << 20, 3).expect("store");
+        let row = |i: u64| WindowRow {
+            json: format!(r#"{{"view":"dns","key":"{i}"}}"#),
+            window_end_ms: 1_000 * i,
+            topic: Some("netwarden/s/d/eve/windows/dns".into()),
+        };
+        assert_eq!(s.append_window_results(&[row(1)]).expect("append"), 0);
+        // Five more into an outbox of three holding one: two of the batch stay out, and the
+        // older entry leaves for the other three.
+        let dropped = s
+            .append_window_results(&(2..7).map(row).collect::<Vec<_>>())
+            .expect("append");
+        assert_eq!(dropped, 3);
+        assert_eq!(s.outbox_len(), 3);
+        let queued = s.outbox_from(0, 10).expect("outbox");
+        let keys: Vec<&str> = queued.iter().map(|(_, e)| e.payload.as_str()).collect();
+        assert!(keys[0].contains(r#""key":"4""#), "{keys:?}");
+        assert!(keys[2].contains(r#""key":"6""#), "{keys:?}");
+        assert_eq!(s.overflow().dropped_total, 3);
+        assert_eq!(s.overflow().dropped_other, 3);
+        // Every result is still stored.
+        assert_eq!(s.window_results(0, 10).expect("read").len(), 6);
     }
 }
