@@ -4,48 +4,13 @@
 //!
 //! The firmware crate is `no_std` and has no allocator at all on a microcontroller; this test
 //! checks the same property for the host build the gateway uses.
-// A counting global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
-#![allow(unsafe_code)]
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use counting_alloc::allocations_in;
 use netwarden_firmware::meter::{Meter, MeterConfig};
 use netwarden_firmware::synth::{write_frame, SynthLink, Traffic};
 use netwarden_firmware::wire::LinkType;
-
-thread_local! {
-    // `const` thread-locals need no lazy initialisation, so reading them cannot allocate.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-fn count() {
-    COUNTING.with(|on| {
-        if on.get() {
-            ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 #[test]
 fn metering_allocates_nothing() {
@@ -84,19 +49,17 @@ fn metering_allocates_nothing() {
     let mut emitted = 0u64;
     let mut packets = 0u64;
 
-    COUNTING.with(|c| c.set(true));
-    let mut emit = |f: &netwarden_firmware::BiFlow| {
-        emitted += 1;
-        packets += f.bidirectional_packets();
-    };
-    for (ts, frame) in &frames {
-        let _ = meter.observe(LinkType::Ethernet, *ts, frame, &mut emit);
-    }
-    meter.expire(u64::MAX / 2, &mut emit);
-    meter.flush(&mut emit);
-    COUNTING.with(|c| c.set(false));
-
-    let allocations = ALLOCATIONS.with(|n| n.get());
+    let (allocations, ()) = allocations_in(|| {
+        let mut emit = |f: &netwarden_firmware::BiFlow| {
+            emitted += 1;
+            packets += f.bidirectional_packets();
+        };
+        for (ts, frame) in &frames {
+            let _ = meter.observe(LinkType::Ethernet, *ts, frame, &mut emit);
+        }
+        meter.expire(u64::MAX / 2, &mut emit);
+        meter.flush(&mut emit);
+    });
     let s = meter.stats();
     // The run exercised what it claims to: evictions from the full table, idle and active
     // timeouts, a refused frame.
@@ -135,14 +98,13 @@ fn arp_accounting_allocates_nothing() {
     frames.push(cut[..30].to_vec());
     let mut meter: Box<ArpMeter<64>> = Box::new(ArpMeter::new(ArpConfig::DEFAULT));
     let mut notable = 0u64;
-    COUNTING.with(|c| c.set(true));
-    for (k, frame) in frames.iter().enumerate() {
-        if let Ok(e) = meter.observe(LinkType::Ethernet, 1_700_000_000_000 + k as u64, frame) {
-            notable += u64::from(e.notable());
+    let (allocations, ()) = allocations_in(|| {
+        for (k, frame) in frames.iter().enumerate() {
+            if let Ok(e) = meter.observe(LinkType::Ethernet, 1_700_000_000_000 + k as u64, frame) {
+                notable += u64::from(e.notable());
+            }
         }
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.with(|n| n.get());
+    });
     let s = meter.stats();
     assert!(s.bindings_evicted > 0 && s.bindings_changed > 0, "{s:?}");
     assert!(s.unsolicited_replies >= 200 && notable > 0, "{s:?}");

@@ -1,8 +1,8 @@
 //! The temporal graph detector on one core: the endpoint table alone (edge in, row gathered),
 //! the whole graph pipeline (table, batches of 512 in tract, alerting) with the built-in
 //! `graph-tgat` bundle, and the resident memory of a table tracking 100,000 endpoints.
-//! Synthetic edges: 20 % from 300 "servers" to clients, the rest between 250,000 random
-//! `IP:port` endpoints, so the table fills and evicts as on a busy network.
+//! Synthetic edges (`pipeline::graph::synth`): 20 % from 300 "servers" to clients, the rest
+//! between 250,000 random `IP:port` endpoints, so the table fills and evicts as on a busy network.
 //!
 //! A fourth case runs tract alone on rows the table gathered, so the model's share of the
 //! pipeline is measured, not guessed. Each case prints wall time and the thread's CPU time
@@ -12,55 +12,17 @@
 //! `GRAPH_BUNDLE=DIR` the pipeline and tract cases run that bundle instead of the built-in one
 //! (to compare a candidate model without rebuilding).
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netwarden::metrics::Metrics;
 use netwarden::models::graph_scorer::GraphBundle;
 use netwarden::models::Trust;
-use netwarden::pipeline::graph::{column_names, EndpointTable, GraphPipeline, INPUT_WIDTH};
+use netwarden::pipeline::graph::{column_names, synth, EndpointTable, GraphPipeline, INPUT_WIDTH};
 use netwarden::records::FlowOrigin;
-use netwarden_firmware::FlowRecord;
 
 const EDGES: usize = 400_000;
 const ENDPOINTS: usize = 100_000;
-
-fn edges(n: usize) -> Vec<FlowRecord> {
-    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
-    (0..n)
-        .map(|i| {
-            let a = next();
-            let b = next();
-            let mut r = FlowRecord::empty();
-            let host = |x: u64| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (x as u32 & 0x3fff)));
-            if a % 5 == 0 {
-                r.src_addr = host(b % 300);
-                r.src_port = [22, 53, 80, 443, 5432][(b % 5) as usize];
-                r.dst_addr = host(a >> 20);
-                r.dst_port = 32768 + (a >> 40) as u16 % 28000;
-            } else {
-                r.src_addr = host(a >> 8);
-                r.src_port = 1024 + (a >> 30) as u16 % 16;
-                r.dst_addr = host(b >> 8);
-                r.dst_port = 1024 + (b >> 30) as u16 % 16;
-            }
-            r.protocol = if a % 7 == 0 { 17 } else { 6 };
-            r.packets = 1 + b % 40;
-            r.bytes = r.packets * (40 + a % 1400);
-            r.first_ms = 1_000_000 + i as u64 * 2;
-            r.last_ms = r.first_ms + b % 5000;
-            r.tcp_flags = if r.protocol == 6 { 0x1b } else { 0 };
-            r
-        })
-        .collect()
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -117,7 +79,7 @@ fn load_bundle(names: &[String], batch: usize) -> GraphBundle {
 }
 
 fn main() {
-    let data = edges(EDGES);
+    let data = synth::edges(EDGES, 0x9e37_79b9_7f4a_7c15);
 
     // 1. The table alone, and its memory with ENDPOINTS tracked.
     let before = rss_kib();

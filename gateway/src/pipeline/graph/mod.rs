@@ -6,6 +6,7 @@
 pub mod alerting;
 pub mod detector;
 pub mod edge;
+pub mod synth;
 pub mod table;
 
 pub use detector::{GraphPipeline, ScoredEdge};
