@@ -66,25 +66,13 @@ impl Store {
                 queued: true,
             });
         }
-        // A batch larger than the whole outbox: its oldest alerts (non-high first) never enter
-        // it. They stay in the history and count as dropped, like any other overflow, so the
-        // outbox never holds more than its cap.
-        let excess = rows.len().saturating_sub(self.outbox_cap);
-        let mut dropped = excess as u64;
-        if excess > 0 {
-            let mut report = super::OverflowReport::default();
-            let order = (0..rows.len())
-                .filter(|&i| !rows[i].high)
-                .chain((0..rows.len()).filter(|&i| rows[i].high))
-                .take(excess)
-                .collect::<Vec<_>>();
-            for i in order {
-                rows[i].queued = false;
-                report.count(rows[i].high, rows[i].ts_ms);
-            }
-            self.note_overflow(&report)?;
+        // A batch larger than the whole outbox keeps its oldest alerts (non-high first) out of
+        // it: they stay in the history and count as dropped.
+        let batch: Vec<(bool, u64)> = rows.iter().map(|r| (r.high, r.ts_ms)).collect();
+        let (queued, dropped) = self.admit(&batch)?;
+        for (r, q) in rows.iter_mut().zip(queued) {
+            r.queued = q;
         }
-        dropped += self.make_room(rows.len() - excess)?;
         let low: Vec<u64> = rows
             .iter()
             .filter(|r| r.queued && !r.high)

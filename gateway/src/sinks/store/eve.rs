@@ -38,32 +38,20 @@ impl Store {
             return Ok(0);
         }
         let tree = self.db.open_tree("eve_windows")?;
+        // Published results enter the outbox as non-high entries with no alert time, under the
+        // same rule as alerts: a batch larger than the outbox keeps its first ones out.
         let published = rows.iter().filter(|r| r.topic.is_some()).count();
-        let excess = published.saturating_sub(self.outbox_cap);
-        let mut dropped = excess as u64;
-        if excess > 0 {
-            let mut report = super::OverflowReport::default();
-            for _ in 0..excess {
-                report.count(false, 0); // not an alert: no alert time
-            }
-            self.note_overflow(&report)?;
-        }
-        if published > excess {
-            dropped += self.make_room(published - excess)?;
-        }
+        let (admitted, dropped) = self.admit(&vec![(false, 0); published])?;
+        let mut admitted = admitted.into_iter();
         let mut prepared = Vec::with_capacity(rows.len());
-        let mut kept_out = 0;
         for r in rows {
             let seq = self.db.generate_id()?;
             let mut key = r.window_end_ms.to_be_bytes().to_vec();
             key.extend_from_slice(&seq.to_be_bytes());
-            let topic = match &r.topic {
-                Some(_) if kept_out < excess => {
-                    kept_out += 1;
-                    None
-                }
-                t => t.as_ref(),
-            };
+            let topic = r
+                .topic
+                .as_ref()
+                .filter(|_| admitted.next().unwrap_or(false));
             let entry = match topic {
                 Some(topic) => Some(serde_json::to_vec(&OutboxEntry {
                     topic: topic.clone(),
@@ -90,8 +78,8 @@ impl Store {
                     StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
                 }
             })?;
-        self.outbox_len
-            .fetch_add(published - excess, Ordering::Relaxed);
+        let queued = prepared.iter().filter(|p| p.3.is_some()).count();
+        self.outbox_len.fetch_add(queued, Ordering::Relaxed);
         if let Ok(mut low) = self.low.lock() {
             low.extend(prepared.iter().filter(|p| p.3.is_some()).map(|p| p.1));
         }

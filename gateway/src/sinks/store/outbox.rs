@@ -80,9 +80,38 @@ pub(super) fn load_index(
 }
 
 impl Store {
+    /// Admits a batch of new outbox entries, given as `(high, alert ts_ms)` in batch order (0:
+    /// no alert time): returns, per entry, whether it enters the outbox, and how many entries
+    /// left or could not enter. A batch larger than the whole outbox keeps its oldest non-high
+    /// entries, then its oldest high ones, out (their callers still store them), counted as
+    /// drops; room is then made for the rest ([`Store::make_room`]). The caller inserts the
+    /// admitted entries and adds them to `outbox_len`.
+    pub(super) fn admit(&self, batch: &[(bool, u64)]) -> Result<(Vec<bool>, u64), StoreError> {
+        let mut queued = vec![true; batch.len()];
+        let excess = batch.len().saturating_sub(self.outbox_cap);
+        if excess > 0 {
+            let mut report = OverflowReport::default();
+            let order = (0..batch.len())
+                .filter(|&i| !batch[i].0)
+                .chain((0..batch.len()).filter(|&i| batch[i].0))
+                .take(excess);
+            for i in order {
+                queued[i] = false;
+                report.count(batch[i].0, batch[i].1);
+            }
+            self.note_overflow(&report)?;
+        }
+        let made_room = if batch.len() > excess {
+            self.make_room(batch.len() - excess)?
+        } else {
+            0
+        };
+        Ok((queued, excess as u64 + made_room))
+    }
+
     /// Makes the outbox hold at most `cap - incoming` entries: the oldest entry that is not
-    /// `high` goes first, then the oldest `high` one. (`append_alerts` never asks for more room
-    /// than the cap: the excess of a larger batch stays out of the outbox.)
+    /// `high` goes first, then the oldest `high` one. ([`Store::admit`] never asks for more
+    /// room than the cap: the excess of a larger batch stays out of the outbox.)
     pub(super) fn make_room(&self, incoming: usize) -> Result<u64, StoreError> {
         let mut report = OverflowReport::default();
         while self.outbox_len.load(Ordering::Relaxed) > 0
